@@ -1,0 +1,112 @@
+package proxy
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// clientReader is what a session's resp.Reader reads from. While a
+// blocking command waits, a watcher goroutine reads the client socket to
+// notice it closing; any bytes it catches are kept here and returned first.
+type clientReader struct {
+	nc     net.Conn
+	peeked []byte
+	err    error // the watcher saw the client go; returned once peeked is empty
+
+	gone   chan struct{} // closed by the watcher when the client went away
+	exited chan struct{} // closed when the watcher returns
+}
+
+func (cr *clientReader) Read(p []byte) (int, error) {
+	if len(cr.peeked) > 0 {
+		n := copy(p, cr.peeked)
+		cr.peeked = cr.peeked[n:]
+		return n, nil
+	}
+	if cr.err != nil {
+		return 0, cr.err
+	}
+	return cr.nc.Read(p)
+}
+
+// watch starts the watcher and returns a channel closed if the client
+// goes away. stopWatch must follow.
+func (cr *clientReader) watch() <-chan struct{} {
+	cr.gone = make(chan struct{})
+	cr.exited = make(chan struct{})
+	go func() {
+		defer close(cr.exited)
+		buf := make([]byte, 512)
+		n, err := cr.nc.Read(buf)
+		cr.peeked = append(cr.peeked, buf[:n]...)
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			cr.err = err
+			close(cr.gone)
+		}
+	}()
+	return cr.gone
+}
+
+// stopWatch ends the watcher by expiring its read and waits for it.
+func (cr *clientReader) stopWatch() {
+	cr.nc.SetReadDeadline(time.Now())
+	<-cr.exited
+	cr.nc.SetReadDeadline(time.Time{})
+}
+
+// clientWriter writes to a client from two goroutines in tunnel mode: the
+// backend pump and the session. Writes are bounded by a deadline, so a
+// client that stops reading is disconnected rather than buffered for.
+type clientWriter struct {
+	// mu guards buf and serialises writes to nc.
+	mu      sync.Mutex
+	nc      net.Conn
+	buf     []byte
+	timeout time.Duration
+	err     error
+}
+
+// maxClientBuffer is the most a clientWriter holds before writing, bytes.
+const maxClientBuffer = 64 << 10
+
+func (w *clientWriter) write(b []byte, flush bool) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	w.buf = append(w.buf, b...)
+	if flush || len(w.buf) >= maxClientBuffer {
+		return w.flushLocked()
+	}
+	return nil
+}
+
+func (w *clientWriter) flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	return w.flushLocked()
+}
+
+func (w *clientWriter) flushLocked() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
+	_, err := w.nc.Write(w.buf)
+	w.buf = w.buf[:0]
+	if err != nil {
+		w.err = err
+	}
+	return err
+}
+
+func (w *clientWriter) closeConn() {
+	w.nc.Close()
+}

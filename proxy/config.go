@@ -1,0 +1,111 @@
+package proxy
+
+import (
+	"time"
+
+	"github.com/pnats/switchyard/resp"
+	"go.uber.org/zap"
+)
+
+// Config configures the front end of one Redis group. A zero field means
+// the default its comment gives.
+type Config struct {
+	// Group names the group in logs and errors. Default "default".
+	Group string
+
+	// PoolSize is the number of pipelined connections the proxy keeps to
+	// the master for each distinct set of session settings (database,
+	// protocol, user). Default 2.
+	PoolSize int
+	// MaxIdleDedicated is how many idle dedicated connections (for
+	// transactions and blocking commands) are kept per pool for reuse.
+	// Default 8.
+	MaxIdleDedicated int
+
+	// DialTimeout bounds connecting to a backend and its handshake
+	// (AUTH, HELLO, SELECT). Default 2s.
+	DialTimeout time.Duration
+	// DialBackoff is how long a pool fails fast after a failed dial before
+	// it dials again. Default 100ms.
+	DialBackoff time.Duration
+	// ReadTimeout is the longest the proxy waits for progress on a reply to
+	// a non-blocking command before it declares the backend connection
+	// dead. Blocking commands and Pub/Sub wait without limit. Default 10s.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writes to a backend. Default 5s.
+	WriteTimeout time.Duration
+	// KeepAlive is the TCP keepalive period for client and backend
+	// connections. Default 15s; negative turns keepalive off.
+	KeepAlive time.Duration
+
+	// ClientWriteTimeout is how long a write to a client may block. A
+	// client that reads nothing for this long is disconnected, so a stalled
+	// client holds at most one batch of replies. Default 30s.
+	ClientWriteTimeout time.Duration
+	// HoldTimeout is how long a command waits for a verified master when
+	// none is known (for example during a failover) before it gets
+	// -TRYAGAIN. Default 2s.
+	HoldTimeout time.Duration
+
+	// ClientBufferSize is the initial read buffer of a client connection,
+	// in bytes; it grows for large requests and shrinks back. Default 4096.
+	ClientBufferSize int
+	// BackendBufferSize is the read and write buffer of a backend
+	// connection, in bytes. Default 65536.
+	BackendBufferSize int
+	// Limits bounds what clients may send. Zero fields take Redis's
+	// defaults (see resp.Limits).
+	Limits resp.Limits
+
+	// Username and Password authenticate the proxy's own backend
+	// connections. Default none. A client's own AUTH replaces them for its
+	// session.
+	Username string
+	Password string
+
+	// Logger receives events (not individual commands). Default: discard.
+	Logger *zap.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Group == "" {
+		c.Group = "default"
+	}
+	if c.PoolSize <= 0 {
+		c.PoolSize = 2
+	}
+	if c.MaxIdleDedicated <= 0 {
+		c.MaxIdleDedicated = 8
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 2 * time.Second
+	}
+	if c.DialBackoff <= 0 {
+		c.DialBackoff = 100 * time.Millisecond
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 10 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 5 * time.Second
+	}
+	if c.KeepAlive == 0 {
+		c.KeepAlive = 15 * time.Second
+	}
+	if c.ClientWriteTimeout <= 0 {
+		c.ClientWriteTimeout = 30 * time.Second
+	}
+	if c.HoldTimeout <= 0 {
+		c.HoldTimeout = 2 * time.Second
+	}
+	if c.ClientBufferSize <= 0 {
+		c.ClientBufferSize = 4096
+	}
+	if c.BackendBufferSize <= 0 {
+		c.BackendBufferSize = 64 << 10
+	}
+	c.Limits = c.Limits.WithDefaults()
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+}

@@ -1,0 +1,58 @@
+package proxy
+
+import (
+	"errors"
+	"net"
+)
+
+// Errors the data path reports. Their client-facing text is chosen by
+// clientError, kept apart from the Go error text.
+var (
+	// ErrServerClosed is returned by Serve after Close or Shutdown.
+	ErrServerClosed = errors.New("proxy: server closed")
+	// errNoMaster: no verified master within HoldTimeout. Nothing was sent.
+	errNoMaster = errors.New("proxy: no verified master")
+	// errFenced: the generation the connection belonged to was replaced.
+	errFenced = errors.New("proxy: master changed")
+	// errClientGone: the client went away while its command was blocked.
+	errClientGone = errors.New("proxy: client closed the connection")
+	// errPoolClosed: the session's pool went away under it.
+	errPoolClosed = errors.New("proxy: pool closed")
+)
+
+// ReplyError is an error reply Redis gave during a backend handshake, for
+// example to AUTH or SELECT. The client gets it verbatim.
+type ReplyError struct{ Msg string }
+
+func (e *ReplyError) Error() string { return "proxy: redis replied: " + e.Msg }
+
+// dialError wraps a failure to connect: nothing was sent, so a retry is safe.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return "proxy: dial: " + e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+// clientError turns a Go error into the RESP error text a client gets
+// (without the leading '-'). Errors for commands that were never sent use
+// TRYAGAIN, which clients may retry; errors for commands whose outcome is
+// unknown use ERR, so that a non-idempotent write is not retried blindly.
+func clientError(err error) string {
+	var re *ReplyError
+	if errors.As(err, &re) {
+		return re.Msg
+	}
+	var de *dialError
+	switch {
+	case errors.Is(err, errNoMaster):
+		return "TRYAGAIN switchyard: no verified master for this group, try again"
+	case errors.As(err, &de):
+		return "TRYAGAIN switchyard: master unreachable, try again"
+	case errors.Is(err, errFenced):
+		return "ERR switchyard: master changed before the reply; the command may or may not have run"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "ERR switchyard: timed out waiting for the master; the command may or may not have run"
+	}
+	return "ERR switchyard: lost the connection to the master before the reply; the command may or may not have run"
+}

@@ -1,0 +1,80 @@
+package proxy
+
+import (
+	"sync"
+)
+
+// generation is one master of the group, identified by an epoch. Every
+// backend connection belongs to exactly one generation, and closing the
+// generation closes them all: that is how the old master is fenced.
+type generation struct {
+	epoch uint64
+	addr  string
+	cfg   *Config
+
+	// mu guards pools, the pools' refs, and closed.
+	mu     sync.Mutex
+	pools  map[poolKey]*pool
+	closed bool
+	why    error
+}
+
+func newGeneration(epoch uint64, addr string, cfg *Config) *generation {
+	return &generation{epoch: epoch, addr: addr, cfg: cfg, pools: make(map[poolKey]*pool)}
+}
+
+// acquire returns the pool for key, creating it, and counts the caller as
+// a user until release. On a closed generation it returns a closed pool.
+func (g *generation) acquire(key poolKey) *pool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	p := g.pools[key]
+	if p == nil {
+		p = newPool(g.addr, key, g.cfg)
+		if g.closed {
+			p.closed, p.why = true, g.why
+			return p
+		}
+		g.pools[key] = p
+	}
+	p.refs++
+	return p
+}
+
+// release drops a user of p. A pool nobody uses is closed, except the
+// default one, which most sessions return to.
+func (g *generation) release(p *pool) {
+	g.mu.Lock()
+	p.refs--
+	drop := p.refs <= 0 && p.key != defaultKey && g.pools[p.key] == p
+	if drop {
+		delete(g.pools, p.key)
+	}
+	g.mu.Unlock()
+	if drop {
+		p.close(errPoolClosed)
+	}
+}
+
+// close fences the generation: every connection to its node is closed.
+func (g *generation) close(why error) {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return
+	}
+	g.closed = true
+	g.why = why
+	pools := g.pools
+	g.pools = make(map[poolKey]*pool)
+	g.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range pools {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.close(why)
+		}()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,119 @@
+package proxy_test
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/pnats/switchyard/internal/lab"
+	"github.com/pnats/switchyard/internal/lab/labtest"
+	"github.com/pnats/switchyard/proxy"
+	"github.com/redis/go-redis/v9"
+)
+
+// startProxy serves a proxy.Server on a free loopback port, with master as
+// its upstream, and closes it at cleanup.
+func startProxy(t testing.TB, master string, cfg proxy.Config) (*proxy.Server, string) {
+	t.Helper()
+	srv := proxy.New(cfg)
+	if master != "" {
+		srv.SetMaster(1, master)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	t.Cleanup(func() {
+		srv.Close()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Error("Serve did not return after Close")
+		}
+	})
+	return srv, l.Addr().String()
+}
+
+// setup starts a redis-server and a proxy in front of it.
+func setup(t testing.TB, cfg proxy.Config, args ...string) (*lab.Server, *proxy.Server, string) {
+	t.Helper()
+	rs := labtest.Server(t, lab.ServerOptions{Args: args})
+	srv, addr := startProxy(t, rs.Addr, cfg)
+	return rs, srv, addr
+}
+
+func client(t testing.TB, addr string, opt ...func(*redis.Options)) *redis.Client {
+	t.Helper()
+	o := &redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
+	for _, f := range opt {
+		f(o)
+	}
+	c := redis.NewClient(o)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// rawConn is a plain TCP client for byte-exact protocol checks.
+type rawConn struct {
+	t  testing.TB
+	nc net.Conn
+	br *bufio.Reader
+}
+
+func dialRaw(t testing.TB, addr string) *rawConn {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return &rawConn{t: t, nc: nc, br: bufio.NewReader(nc)}
+}
+
+func (c *rawConn) send(s string) {
+	c.t.Helper()
+	c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.nc.Write([]byte(s)); err != nil {
+		c.t.Fatalf("write %q: %v", s, err)
+	}
+}
+
+// line reads one line, without its CRLF.
+func (c *rawConn) line() string {
+	c.t.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	s, err := c.br.ReadString('\n')
+	if err != nil {
+		c.t.Fatalf("read: %v (got %q)", err, s)
+	}
+	return s[:len(s)-2]
+}
+
+// closed reports whether the peer closed the connection within 5 s.
+func (c *rawConn) closed() bool {
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := c.br.ReadByte()
+	return err != nil && !isTimeout(err)
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// waitFor polls cond until it returns nil, for up to 10 s.
+func waitFor(t testing.TB, cond func() error) {
+	t.Helper()
+	labtest.Eventually(t, 10*time.Second, cond)
+}
+

@@ -1,0 +1,198 @@
+package proxy
+
+import (
+	"bytes"
+	"strconv"
+
+	"github.com/pnats/switchyard/resp"
+	"github.com/pnats/switchyard/router"
+)
+
+// handleLocal answers the commands that change session settings or the
+// session itself. Settings are honoured by moving the session to a pool
+// whose connections carry them, so shared connections never change state.
+func (s *session) handleLocal(class router.Class, args [][]byte, raw []byte) {
+	switch class {
+	case router.Quit:
+		s.reply(replyOK)
+		s.closing = true
+	case router.Reset:
+		s.reset()
+	case router.Select:
+		s.selectDB(args)
+	case router.Auth:
+		s.auth(args)
+	case router.Hello:
+		s.hello(args)
+	case router.ClientSetName:
+		s.clientSetName(args)
+	case router.ClientGetName:
+		if s.name == "" {
+			s.reply(resp.AppendNull(nil, s.key.proto))
+		} else {
+			s.reply(resp.AppendBulkString(nil, s.name))
+		}
+	case router.Unsupported:
+		s.replyError("ERR switchyard: '" + string(upperName(args)) + "' is not supported through the proxy")
+	default:
+		s.replyError("ERR switchyard: internal routing error")
+	}
+}
+
+func arityError(name string) string {
+	return "ERR wrong number of arguments for '" + name + "' command"
+}
+
+func (s *session) selectDB(args [][]byte) {
+	if len(args) != 2 {
+		s.replyError(arityError("select"))
+		return
+	}
+	db, ok := resp.ParseInt(args[1])
+	if !ok || db < 0 || db > 1<<31-1 {
+		if ok {
+			s.replyError("ERR DB index is out of range")
+		} else {
+			s.replyError("ERR value is not an integer or out of range")
+		}
+		return
+	}
+	key := s.key
+	key.db = int(db)
+	if _, err := s.setKey(key); err != nil {
+		s.replyError(clientError(err))
+		return
+	}
+	s.reply(replyOK)
+}
+
+func (s *session) auth(args [][]byte) {
+	if len(args) != 2 && len(args) != 3 {
+		s.replyError(arityError("auth"))
+		return
+	}
+	key := s.key
+	key.clientAuth = true
+	key.user, key.pass = "", string(args[len(args)-1])
+	if len(args) == 3 {
+		key.user = string(args[1])
+	}
+	if _, err := s.setKey(key); err != nil {
+		s.replyError(clientError(err))
+		return
+	}
+	s.reply(replyOK)
+}
+
+// hello handles HELLO [protover [AUTH user pass] [SETNAME name]]. The
+// reply comes from Redis itself, on a connection speaking the new protocol.
+func (s *session) hello(args [][]byte) {
+	key := s.key
+	name, setName := "", false
+	if len(args) >= 2 {
+		v, ok := resp.ParseInt(args[1])
+		if !ok {
+			s.replyError("ERR Protocol version is not an integer or out of range")
+			return
+		}
+		if v != 2 && v != 3 {
+			s.replyError("NOPROTO unsupported protocol version")
+			return
+		}
+		key.proto = int(v)
+		for i := 2; i < len(args); i++ {
+			more := len(args) - i - 1
+			switch {
+			case bytes.EqualFold(args[i], []byte("AUTH")) && more >= 2:
+				key.clientAuth = true
+				key.user, key.pass = string(args[i+1]), string(args[i+2])
+				i += 2
+			case bytes.EqualFold(args[i], []byte("SETNAME")) && more >= 1:
+				if !validClientName(args[i+1]) {
+					s.replyError(badClientName)
+					return
+				}
+				name, setName = string(args[i+1]), true
+				i++
+			default:
+				s.replyError("ERR Syntax error in HELLO option '" + string(args[i]) + "'")
+				return
+			}
+		}
+	}
+	prev := s.key
+	c, err := s.setKey(key)
+	if err != nil {
+		s.replyError(clientError(err))
+		return
+	}
+	var reply []byte
+	hello := [][]byte{[]byte("HELLO"), []byte(strconv.Itoa(key.proto))}
+	if err := s.roundTrip(c, resp.AppendCommand(nil, hello), &reply); err != nil {
+		s.setKey(prev)
+		s.replyError(clientError(err))
+		return
+	}
+	if setName {
+		s.name = name
+	}
+	s.reply(reply)
+}
+
+const badClientName = "ERR Client names cannot contain spaces, newlines or special characters."
+
+func validClientName(b []byte) bool {
+	for _, c := range b {
+		if c < '!' || c > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// clientSetName keeps the name on the session. Shared backend connections
+// cannot carry one client's name, so CLIENT GETNAME is answered here.
+func (s *session) clientSetName(args [][]byte) {
+	if len(args) != 3 {
+		s.replyError(arityError("client|setname"))
+		return
+	}
+	if !validClientName(args[2]) {
+		s.replyError(badClientName)
+		return
+	}
+	s.name = string(args[2])
+	s.reply(replyOK)
+}
+
+// reset does what RESET does on Redis: leave any transaction, WATCH or
+// subscription, go back to database 0, RESP2, the default user and no name.
+func (s *session) reset() {
+	s.flush()
+	if s.ded != nil {
+		s.dropDedicated(false)
+	}
+	s.name = ""
+	if s.key != defaultKey && s.gen != nil {
+		if _, err := s.setKey(defaultKey); err != nil {
+			s.gen.release(s.pool)
+			s.pool = s.gen.acquire(defaultKey)
+			s.key = defaultKey
+			s.shared = nil
+		}
+	}
+	s.key = defaultKey
+	s.reply(replyReset)
+}
+
+// upperName returns the command name in upper case, for error messages.
+func upperName(args [][]byte) []byte {
+	if len(args) == 0 {
+		return nil
+	}
+	name := bytes.ToUpper(args[0])
+	if bytes.Equal(name, []byte("CLIENT")) && len(args) > 1 {
+		name = append(append(name, ' '), bytes.ToUpper(args[1])...)
+	}
+	return name
+}

@@ -1,0 +1,235 @@
+package proxy
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// poolKey is the set of session settings a backend connection carries.
+// Sessions with equal keys can share connections.
+type poolKey struct {
+	db    int
+	proto int // 2 or 3
+	// clientAuth is set once a client authenticated itself; user and pass
+	// then replace the configured backend credentials.
+	clientAuth bool
+	user, pass string
+}
+
+var defaultKey = poolKey{proto: 2}
+
+// slot holds one shared connection, or the dial that will produce it.
+type slot struct {
+	conn    *backendConn
+	dialing chan struct{} // non-nil while a dial is in flight; closed when it ends
+}
+
+// pool is the set of connections to one node for one poolKey: a few shared
+// pipelined connections and a small stack of idle dedicated ones.
+type pool struct {
+	addr   string
+	key    poolKey
+	cfg    *Config
+	ctx    context.Context // cancelled on close, aborting dials
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // dials and connection goroutines
+
+	refs int // sessions using the pool; guarded by the generation's mu
+
+	// mu guards the fields below.
+	mu      sync.Mutex
+	slots   []slot
+	next    uint32
+	idle    []*backendConn
+	active  map[*backendConn]struct{} // dedicated connections in use
+	dialErr error                     // the last dial's failure
+	retryAt time.Time                 // no new dial before this, after a failure
+	closed  bool
+	why     error
+}
+
+func newPool(addr string, key poolKey, cfg *Config) *pool {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &pool{
+		addr:   addr,
+		key:    key,
+		cfg:    cfg,
+		ctx:    ctx,
+		cancel: cancel,
+		slots:  make([]slot, cfg.PoolSize),
+		active: make(map[*backendConn]struct{}),
+	}
+}
+
+// shared returns a live pipelined connection, dialing one if none is live.
+func (p *pool) shared() (*backendConn, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, p.why
+	}
+	n := uint32(len(p.slots))
+	start := p.next % n
+	p.next++
+	home := &p.slots[start]
+	if home.conn == nil || !home.conn.alive() {
+		p.startDial(home)
+	}
+	for i := uint32(0); i < n; i++ {
+		if c := p.slots[(start+i)%n].conn; c != nil && c.alive() {
+			p.mu.Unlock()
+			return c, nil
+		}
+	}
+	wait := home.dialing
+	if wait == nil {
+		err := p.dialErr
+		p.mu.Unlock()
+		if err == nil {
+			err = errPoolClosed
+		}
+		return nil, err
+	}
+	p.mu.Unlock()
+
+	<-wait
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c := home.conn; c != nil && c.alive() {
+		return c, nil
+	}
+	if p.closed {
+		return nil, p.why
+	}
+	if p.dialErr != nil {
+		return nil, p.dialErr
+	}
+	return nil, errPoolClosed
+}
+
+// startDial begins a dial for s unless one is running or the pool is
+// backing off after a failure. p.mu is held.
+func (p *pool) startDial(s *slot) {
+	if s.dialing != nil || p.closed || time.Now().Before(p.retryAt) {
+		return
+	}
+	ch := make(chan struct{})
+	s.dialing = ch
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		c, err := p.dial()
+		p.mu.Lock()
+		s.dialing = nil
+		switch {
+		case err != nil:
+		case p.closed:
+			c.close(p.why)
+		default:
+			s.conn = c
+		}
+		p.mu.Unlock()
+		close(ch)
+	}()
+}
+
+// dial connects, records the outcome for backoff, and starts the
+// connection's goroutines under the pool's WaitGroup.
+func (p *pool) dial() (*backendConn, error) {
+	c, err := dialBackend(p.ctx, p.addr, p.key, p.cfg)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		p.dialErr = err
+		p.retryAt = time.Now().Add(p.cfg.DialBackoff)
+		return nil, err
+	}
+	p.dialErr = nil
+	p.wg.Add(1)
+	c.onExit = p.wg.Done
+	go c.run()
+	return c, nil
+}
+
+// dedicated returns a connection for one session's exclusive use. The
+// session gives it back with put.
+func (p *pool) dedicated() (*backendConn, error) {
+	p.mu.Lock()
+	for len(p.idle) > 0 && !p.closed {
+		c := p.idle[len(p.idle)-1]
+		p.idle = p.idle[:len(p.idle)-1]
+		if c.alive() {
+			p.active[c] = struct{}{}
+			p.mu.Unlock()
+			return c, nil
+		}
+	}
+	if p.closed {
+		p.mu.Unlock()
+		return nil, p.why
+	}
+	if time.Now().Before(p.retryAt) && p.dialErr != nil {
+		err := p.dialErr
+		p.mu.Unlock()
+		return nil, err
+	}
+	p.mu.Unlock()
+
+	c, err := p.dial()
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		c.close(p.why)
+		return nil, p.why
+	}
+	p.active[c] = struct{}{}
+	return c, nil
+}
+
+// put takes back a dedicated connection. A connection whose state is
+// unknown (reuse false) is closed instead of kept.
+func (p *pool) put(c *backendConn, reuse bool) {
+	p.mu.Lock()
+	delete(p.active, c)
+	if reuse && !p.closed && c.alive() && len(p.idle) < p.cfg.MaxIdleDedicated {
+		p.idle = append(p.idle, c)
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	c.close(errPoolClosed)
+}
+
+// close ends every connection of the pool, shared, idle and in use, with
+// why, and waits for their goroutines.
+func (p *pool) close(why error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		p.wg.Wait()
+		return
+	}
+	p.closed = true
+	p.why = why
+	var conns []*backendConn
+	for _, s := range p.slots {
+		if s.conn != nil {
+			conns = append(conns, s.conn)
+		}
+	}
+	conns = append(conns, p.idle...)
+	for c := range p.active {
+		conns = append(conns, c)
+	}
+	p.idle = nil
+	p.mu.Unlock()
+	p.cancel()
+	for _, c := range conns {
+		c.close(why)
+	}
+	p.wg.Wait()
+}

@@ -1,0 +1,248 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Server is the front end of one Redis group: it accepts clients on any
+// number of listeners and forwards their commands to the group's current
+// master, which the owner sets with SetMaster.
+type Server struct {
+	cfg Config
+	log *zap.Logger
+
+	gen atomic.Pointer[generation]
+
+	// mu guards the fields below.
+	mu        sync.Mutex
+	published chan struct{} // closed and replaced when a generation is published
+	listeners map[net.Listener]struct{}
+	sessions  map[*session]struct{}
+	closed    bool
+	draining  bool // Shutdown began: listeners are closed on purpose
+
+	wg sync.WaitGroup // sessions
+}
+
+// New returns a Server with cfg's defaults applied. It has no master until
+// SetMaster is called; until then commands wait and then fail closed.
+func New(cfg Config) *Server {
+	cfg.setDefaults()
+	return &Server{
+		cfg:       cfg,
+		log:       cfg.Logger.With(zap.String("group", cfg.Group)),
+		published: make(chan struct{}),
+		listeners: make(map[net.Listener]struct{}),
+		sessions:  make(map[*session]struct{}),
+	}
+}
+
+// SetMaster makes addr, at epoch, the node that receives commands. If it
+// differs from the current master, the old generation is closed: every
+// connection to the old node ends, and sessions pinned to it are closed.
+func (s *Server) SetMaster(epoch uint64, addr string) {
+	if cur := s.gen.Load(); cur != nil && cur.addr == addr && cur.epoch == epoch {
+		return
+	}
+	s.publish(newGeneration(epoch, addr, &s.cfg))
+}
+
+// ClearMaster withdraws the master: new commands wait for the next
+// SetMaster (up to HoldTimeout) and connections to the old one close.
+func (s *Server) ClearMaster() {
+	s.publish(nil)
+}
+
+func (s *Server) publish(g *generation) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	old := s.gen.Swap(g)
+	if g != nil {
+		close(s.published)
+		s.published = make(chan struct{})
+	}
+	s.mu.Unlock()
+	if old != nil {
+		if g != nil {
+			s.log.Info("master changed", zap.String("old", old.addr), zap.String("new", g.addr), zap.Uint64("epoch", g.epoch))
+		} else {
+			s.log.Warn("master withdrawn", zap.String("old", old.addr))
+		}
+		old.close(errFenced)
+	}
+}
+
+// Master returns the current master's address and epoch; ok is false when
+// there is none.
+func (s *Server) Master() (addr string, epoch uint64, ok bool) {
+	g := s.gen.Load()
+	if g == nil {
+		return "", 0, false
+	}
+	return g.addr, g.epoch, true
+}
+
+func (s *Server) current() *generation { return s.gen.Load() }
+
+// waitMaster waits up to d for a generation to be published.
+func (s *Server) waitMaster(d time.Duration) *generation {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		ch := s.published
+		s.mu.Unlock()
+		if g := s.gen.Load(); g != nil {
+			return g
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return s.gen.Load()
+		}
+	}
+}
+
+// Serve accepts clients on l until l fails or the server is closed, when
+// it returns ErrServerClosed. Temporary accept errors are retried with
+// backoff, as net/http does.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", zap.Error(err), zap.Duration("backoff", backoff))
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		s.serveConn(nc)
+	}
+}
+
+// isTemporary reports accept errors worth retrying, such as running out
+// of file descriptors.
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+func (s *Server) serveConn(nc net.Conn) {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+		if s.cfg.KeepAlive > 0 {
+			tc.SetKeepAlive(true)
+			tc.SetKeepAlivePeriod(s.cfg.KeepAlive)
+		}
+	}
+	sess := newSession(s, nc)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	s.sessions[sess] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		defer func() {
+			s.mu.Lock()
+			delete(s.sessions, sess)
+			s.mu.Unlock()
+		}()
+		sess.serve()
+	}()
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed || s.draining
+}
+
+// Close stops the listeners, closes every client and backend connection
+// at once and waits for the sessions to end.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.wg.Wait()
+		return nil
+	}
+	s.closed = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	for sess := range s.sessions {
+		sess.nc.Close()
+	}
+	g := s.gen.Swap(nil)
+	s.mu.Unlock()
+	if g != nil {
+		g.close(ErrServerClosed)
+	}
+	s.wg.Wait()
+	return nil
+}
+
+// Shutdown stops accepting clients and waits for connected clients to
+// leave until ctx ends, then closes the rest as Close does.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return s.Close()
+}
+
+// Clients returns the number of connected clients.
+func (s *Server) Clients() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}

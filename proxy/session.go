@@ -1,0 +1,476 @@
+package proxy
+
+import (
+	"errors"
+	"net"
+	"time"
+
+	"github.com/pnats/switchyard/resp"
+	"github.com/pnats/switchyard/router"
+	"go.uber.org/zap"
+)
+
+// session serves one client connection. Its goroutine reads every command
+// the client has buffered, forwards runs of them as segments, waits for the
+// replies, and writes them back in one syscall: a batch.
+type session struct {
+	srv *Server
+	nc  net.Conn
+	in  clientReader
+	rd  *resp.Reader
+	cmd resp.Command
+	out []byte // replies of the current batch
+
+	gen  *generation
+	pool *pool
+	key  poolKey
+	name string
+
+	// shared is the pipelined connection used by the current batch.
+	shared *backendConn
+	// ded is the session's own connection while it holds state there.
+	ded          *backendConn
+	multi, watch bool
+	// poisoned: the proxy refused a command inside MULTI that Redis never
+	// saw, so EXEC must fail as Redis fails a transaction with a bad
+	// command in it.
+	poisoned bool
+	// sink is set in tunnel mode (Pub/Sub, MONITOR, tracking): the backend
+	// writes to the client directly and the session only forwards.
+	sink    *clientWriter
+	closing bool
+
+	seg segment
+	req request
+}
+
+// segment is a run of commands bound for one backend connection.
+type segment struct {
+	conn     *backendConn
+	parts    [][]byte
+	n        int
+	blocking bool
+}
+
+var (
+	replyOK    = []byte("+OK\r\n")
+	replyReset = []byte("+RESET\r\n")
+)
+
+func newSession(srv *Server, nc net.Conn) *session {
+	s := &session{srv: srv, nc: nc, key: defaultKey}
+	s.in.nc = nc
+	s.rd = resp.NewReader(&s.in, srv.cfg.ClientBufferSize, srv.cfg.Limits)
+	s.req.done = make(chan struct{}, 1)
+	return s
+}
+
+func (s *session) serve() {
+	defer s.cleanup()
+	for !s.closing {
+		if err := s.rd.ReadCommand(&s.cmd); err != nil {
+			s.readFailed(err)
+			return
+		}
+		s.shared = nil
+		s.handle(&s.cmd)
+		for !s.closing {
+			ok, err := s.rd.BufferedCommand(&s.cmd)
+			if err != nil {
+				s.readFailed(err)
+				return
+			}
+			if !ok {
+				break
+			}
+			s.handle(&s.cmd)
+			if err := s.bound(); err != nil {
+				return
+			}
+		}
+		s.flush()
+		if err := s.writeOut(); err != nil {
+			return
+		}
+	}
+}
+
+// maxSegment is the most commands forwarded before their replies are
+// collected; with the 64 KiB write threshold it bounds what one client's
+// pipeline can make the proxy hold in memory.
+const maxSegment = 64
+
+// bound collects replies and writes them out mid-batch once a client has
+// pipelined enough that holding more would grow memory without limit. The
+// write blocks on a client that does not read: that is the backpressure.
+func (s *session) bound() error {
+	if s.seg.n >= maxSegment {
+		s.flush()
+	}
+	if len(s.out) >= maxClientBuffer && len(s.seg.parts) == 0 {
+		return s.writeOut()
+	}
+	return nil
+}
+
+// readFailed ends the session after a read error. A protocol error is
+// answered the way Redis answers it, after the replies of every command
+// before it, and the connection is then closed.
+func (s *session) readFailed(err error) {
+	var pe *resp.ProtocolError
+	if !errors.As(err, &pe) {
+		return
+	}
+	s.flush()
+	s.reply(resp.AppendError(nil, "ERR "+pe.Msg))
+	s.writeOut()
+	s.srv.log.Debug("client protocol error", zap.String("client", s.nc.RemoteAddr().String()), zap.String("error", pe.Msg))
+}
+
+func (s *session) writeOut() error {
+	if s.sink != nil {
+		return s.sink.flush()
+	}
+	if len(s.out) == 0 {
+		return nil
+	}
+	s.nc.SetWriteDeadline(time.Now().Add(s.srv.cfg.ClientWriteTimeout))
+	_, err := s.nc.Write(s.out)
+	if cap(s.out) > maxClientBuffer {
+		s.out = nil // do not pin a large reply's buffer to an idle client
+	} else {
+		s.out = s.out[:0]
+	}
+	return err
+}
+
+// reply adds a locally produced reply after everything forwarded so far.
+func (s *session) reply(b []byte) {
+	s.flush()
+	if s.sink != nil {
+		s.sink.write(b, false)
+		return
+	}
+	s.out = append(s.out, b...)
+}
+
+func (s *session) replyError(msg string) {
+	s.reply(resp.AppendError(nil, msg))
+}
+
+func (s *session) handle(cmd *resp.Command) {
+	raw := cmd.Raw
+	if cmd.Inline {
+		// Redis would parse the inline line itself, but it ignores empty
+		// lines and would count replies differently; a multibulk copy is
+		// unambiguous. Inline commands are for humans, so the copy is fine.
+		raw = resp.AppendCommand(nil, cmd.Args)
+	}
+	class := router.Classify(cmd.Args)
+	if s.sink != nil {
+		s.handleTunnel(class, raw)
+		return
+	}
+	if s.ded != nil && (s.multi || s.watch) {
+		s.handlePinned(class, cmd.Args, raw)
+		return
+	}
+	switch class {
+	case router.Forward:
+		c, err := s.sharedConn()
+		if err != nil {
+			s.replyError(clientError(err))
+			return
+		}
+		s.forward(c, raw, false)
+	case router.Blocking:
+		c, err := s.dedicated()
+		if err != nil {
+			s.replyError(clientError(err))
+			return
+		}
+		s.forward(c, raw, true)
+		s.flush()
+	case router.Multi, router.Watch:
+		c, err := s.dedicated()
+		if err != nil {
+			s.replyError(clientError(err))
+			return
+		}
+		s.forward(c, raw, false)
+		s.multi = class == router.Multi
+		s.watch = class == router.Watch
+	case router.Exec, router.Discard, router.Unwatch:
+		// Outside a transaction Redis answers these itself (an error, or
+		// OK for UNWATCH) and no state changes: any shared connection will do.
+		c, err := s.sharedConn()
+		if err != nil {
+			s.replyError(clientError(err))
+			return
+		}
+		s.forward(c, raw, false)
+	case router.Subscribe, router.Monitor, router.Tracking:
+		s.enterTunnel(raw)
+	default:
+		s.handleLocal(class, cmd.Args, raw)
+	}
+}
+
+// handlePinned routes a command while the session holds a transaction or
+// WATCH on its dedicated connection.
+func (s *session) handlePinned(class router.Class, args [][]byte, raw []byte) {
+	switch class {
+	case router.Select, router.Hello, router.Auth, router.Reset, router.Quit,
+		router.ClientSetName, router.ClientGetName, router.Unsupported:
+		if class == router.Select || class == router.Hello || class == router.Auth {
+			if s.multi {
+				s.poisoned = true
+			}
+			s.replyError("ERR switchyard: " + string(upperName(args)) + " inside MULTI or after WATCH is not supported; send it before")
+			return
+		}
+		s.handleLocal(class, args, raw)
+		return
+	case router.Subscribe, router.Monitor, router.Tracking:
+		if !s.multi {
+			s.enterTunnel(raw)
+			return
+		}
+	case router.Exec:
+		if s.multi && s.poisoned {
+			s.abortPoisoned()
+			return
+		}
+	}
+	s.forward(s.ded, raw, false)
+	switch class {
+	case router.Multi:
+		s.multi = true
+	case router.Exec, router.Discard:
+		if s.multi {
+			s.multi, s.watch, s.poisoned = false, false, false
+		}
+	case router.Watch:
+		if !s.multi {
+			s.watch = true
+		}
+	case router.Unwatch:
+		if !s.multi {
+			s.watch = false
+		}
+	}
+}
+
+// abortPoisoned ends a transaction in which the proxy refused a command:
+// Redis discards the transaction and the client gets EXECABORT, exactly as
+// if Redis had refused the command itself.
+func (s *session) abortPoisoned() {
+	s.flush()
+	var scratch []byte
+	err := s.roundTrip(s.ded, resp.AppendCommand(nil, [][]byte{[]byte("DISCARD")}), &scratch)
+	s.multi, s.watch, s.poisoned = false, false, false
+	if err != nil {
+		s.replyError(clientError(err))
+		s.closing = true
+		return
+	}
+	s.replyError("EXECABORT Transaction discarded because of previous errors.")
+}
+
+// forward appends raw to the current segment, first finishing the
+// segment if it is bound for another connection.
+func (s *session) forward(c *backendConn, raw []byte, blocking bool) {
+	if s.seg.conn != c || blocking {
+		s.flush()
+		s.seg.conn = c
+	}
+	s.seg.parts = append(s.seg.parts, raw)
+	if s.sink == nil {
+		s.seg.n++
+	}
+	s.seg.blocking = blocking
+}
+
+// flush sends the current segment and waits until its replies are in
+// s.out (or, in a tunnel, until its bytes are handed to the backend).
+func (s *session) flush() {
+	seg := &s.seg
+	if len(seg.parts) == 0 {
+		return
+	}
+	r := &s.req
+	r.parts, r.n, r.out, r.blocking, r.err = seg.parts, seg.n, &s.out, seg.blocking, nil
+	if err := seg.conn.enqueue(r); err != nil {
+		r.err = err
+	} else if seg.blocking {
+		s.waitBlocking(r, seg.conn)
+	} else {
+		<-r.done
+	}
+	conn := seg.conn
+	clear(seg.parts)
+	seg.parts = seg.parts[:0]
+	seg.n = 0
+	seg.blocking = false
+	seg.conn = nil
+	if r.err != nil {
+		for i := 0; i < r.n; i++ {
+			s.out = resp.AppendError(s.out, clientError(r.err))
+		}
+		if conn == s.ded {
+			// The client's transaction, blocked command or subscription
+			// is gone with the connection; it must see that, not carry on
+			// as if its state were still there.
+			s.dropDedicated(false)
+			s.closing = true
+		}
+	}
+	if s.ded != nil && !s.multi && !s.watch && s.sink == nil {
+		s.dropDedicated(true)
+	}
+}
+
+// waitBlocking waits for a blocking command's reply while watching the
+// client: if it disconnects, the backend connection is closed, which is
+// how Redis itself learns that nobody waits for the reply any more.
+func (s *session) waitBlocking(r *request, c *backendConn) {
+	gone := s.in.watch()
+	select {
+	case <-r.done:
+	case <-gone:
+		c.close(errClientGone)
+		<-r.done
+		s.closing = true
+	}
+	s.in.stopWatch()
+}
+
+// roundTrip sends one command on c outside the client's reply stream and
+// puts its reply in *out.
+func (s *session) roundTrip(c *backendConn, raw []byte, out *[]byte) error {
+	r := &s.req
+	r.parts = append(r.parts[:0], raw)
+	r.n, r.out, r.blocking, r.err = 1, out, false, nil
+	if err := c.enqueue(r); err != nil {
+		return err
+	}
+	<-r.done
+	r.parts = r.parts[:0]
+	return r.err
+}
+
+// sharedConn returns the pipelined connection for this batch.
+func (s *session) sharedConn() (*backendConn, error) {
+	if s.shared != nil && s.shared.alive() {
+		return s.shared, nil
+	}
+	p, err := s.currentPool()
+	if err != nil {
+		return nil, err
+	}
+	c, err := p.shared()
+	if err != nil {
+		return nil, err
+	}
+	s.shared = c
+	return c, nil
+}
+
+// dedicated returns the session's own connection, taking one from the
+// pool if it holds none.
+func (s *session) dedicated() (*backendConn, error) {
+	if s.ded != nil && s.ded.alive() {
+		return s.ded, nil
+	}
+	p, err := s.currentPool()
+	if err != nil {
+		return nil, err
+	}
+	c, err := p.dedicated()
+	if err != nil {
+		return nil, err
+	}
+	s.ded = c
+	return c, nil
+}
+
+// dropDedicated gives the dedicated connection back; reuse says its state
+// is clean enough for another session.
+func (s *session) dropDedicated(reuse bool) {
+	if s.ded == nil {
+		return
+	}
+	s.flushIfOn(s.ded)
+	s.pool.put(s.ded, reuse && s.sink == nil)
+	s.ded = nil
+	s.multi, s.watch, s.poisoned = false, false, false
+}
+
+func (s *session) flushIfOn(c *backendConn) {
+	if s.seg.conn == c && len(s.seg.parts) > 0 {
+		s.flush()
+	}
+}
+
+// currentPool returns the pool for the session's settings in the current
+// generation, waiting up to HoldTimeout for a master if none is known.
+func (s *session) currentPool() (*pool, error) {
+	g := s.srv.current()
+	if g == nil {
+		g = s.srv.waitMaster(s.srv.cfg.HoldTimeout)
+		if g == nil {
+			return nil, errNoMaster
+		}
+	}
+	if g != s.gen {
+		s.moveTo(g)
+	}
+	return s.pool, nil
+}
+
+// moveTo switches the session to generation g. Dedicated state from the old
+// generation cannot follow: such a session is ended.
+func (s *session) moveTo(g *generation) {
+	if s.ded != nil {
+		s.flushIfOn(s.ded)
+		s.dropDedicated(false)
+		s.closing = true
+	}
+	if s.pool != nil {
+		s.gen.release(s.pool)
+	}
+	s.gen = g
+	s.pool = g.acquire(s.key)
+	s.shared = nil
+}
+
+// setKey switches the session to other settings, verifying them by getting
+// a connection with them first. On error nothing changes.
+func (s *session) setKey(key poolKey) (*backendConn, error) {
+	if _, err := s.currentPool(); err != nil {
+		return nil, err
+	}
+	p := s.gen.acquire(key)
+	c, err := p.shared()
+	if err != nil {
+		s.gen.release(p)
+		return nil, err
+	}
+	s.gen.release(s.pool)
+	s.pool = p
+	s.key = key
+	s.shared = c
+	return c, nil
+}
+
+func (s *session) cleanup() {
+	s.flush()
+	if s.ded != nil {
+		s.dropDedicated(false)
+	}
+	if s.pool != nil {
+		s.gen.release(s.pool)
+		s.pool = nil
+	}
+	s.nc.Close()
+}

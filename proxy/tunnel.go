@@ -1,0 +1,40 @@
+package proxy
+
+import "github.com/pnats/switchyard/router"
+
+// enterTunnel gives the session a backend connection of its own that
+// streams to the client unprompted: Pub/Sub, MONITOR, CLIENT TRACKING.
+// The session stays in tunnel mode until the client or the backend
+// connection goes away; the backend itself enforces what a subscribed
+// client may send.
+func (s *session) enterTunnel(raw []byte) {
+	c, err := s.dedicated()
+	if err != nil {
+		s.replyError(clientError(err))
+		return
+	}
+	s.flush()
+	// Replies to everything before this command must reach the client
+	// before anything the pump copies.
+	if err := s.writeOut(); err != nil {
+		s.closing = true
+		return
+	}
+	s.sink = &clientWriter{nc: s.nc, timeout: s.srv.cfg.ClientWriteTimeout}
+	c.startTunnel(s.sink)
+	s.forward(c, raw, false)
+}
+
+// handleTunnel forwards everything: in a tunnel the backend connection is
+// the client's own, so Redis itself tracks SELECT, HELLO, AUTH and names.
+func (s *session) handleTunnel(class router.Class, raw []byte) {
+	if class == router.Unsupported {
+		s.replyError("ERR switchyard: command is not supported through the proxy")
+		return
+	}
+	if class == router.Reset {
+		s.name = ""
+		s.key = defaultKey
+	}
+	s.forward(s.ded, raw, false)
+}

@@ -1,0 +1,170 @@
+package router
+
+import "bytes"
+
+// Class says how the proxy must treat one command.
+type Class uint8
+
+const (
+	// Forward is a stateless command: it may share a pipelined backend
+	// connection with other clients. Unknown commands are Forward too, so
+	// the master's own error reaches the client.
+	Forward Class = iota
+	// Blocking holds a backend connection until its reply arrives (BLPOP,
+	// XREAD … BLOCK, WAIT). It needs a connection of its own for that time,
+	// or it would stall every client sharing the connection.
+	Blocking
+	// Multi, Exec, Discard, Watch and Unwatch open and close a transaction,
+	// which lives on one backend connection.
+	Multi
+	Exec
+	Discard
+	Watch
+	Unwatch
+	// Subscribe enters Pub/Sub: the backend connection then sends messages
+	// the client did not ask for, so it becomes the client's own tunnel.
+	Subscribe
+	// Monitor and Tracking also make the backend push unsolicited data.
+	Monitor
+	Tracking
+	// Session settings the proxy tracks and applies to the connections it
+	// hands the client.
+	Select
+	Hello
+	Auth
+	ClientSetName
+	ClientGetName
+	// Quit and Reset end or reset the session as Redis does.
+	Quit
+	Reset
+	// Unsupported commands would corrupt a shared connection's state or the
+	// proxy's reply accounting (CLIENT REPLY, replication handshakes). The
+	// proxy refuses them with an error rather than forwarding them.
+	Unsupported
+)
+
+var classNames = [...]string{
+	Forward: "forward", Blocking: "blocking", Multi: "multi", Exec: "exec",
+	Discard: "discard", Watch: "watch", Unwatch: "unwatch", Subscribe: "subscribe",
+	Monitor: "monitor", Tracking: "tracking", Select: "select", Hello: "hello",
+	Auth: "auth", ClientSetName: "client-setname", ClientGetName: "client-getname",
+	Quit: "quit", Reset: "reset", Unsupported: "unsupported",
+}
+
+func (c Class) String() string {
+	if int(c) < len(classNames) {
+		return classNames[c]
+	}
+	return "unknown"
+}
+
+// Pinned reports whether the class opens state that ties the client to one
+// backend connection beyond the command itself.
+func (c Class) Pinned() bool {
+	switch c {
+	case Multi, Watch, Subscribe, Monitor, Tracking:
+		return true
+	}
+	return false
+}
+
+// byName holds the commands whose class does not depend on their arguments.
+// Keys are upper case.
+var byName = map[string]Class{
+	"BLPOP": Blocking, "BRPOP": Blocking, "BLMOVE": Blocking, "BLMPOP": Blocking,
+	"BZPOPMIN": Blocking, "BZPOPMAX": Blocking, "BZMPOP": Blocking,
+	"BRPOPLPUSH": Blocking, "WAIT": Blocking, "WAITAOF": Blocking,
+
+	"MULTI": Multi, "EXEC": Exec, "DISCARD": Discard, "WATCH": Watch, "UNWATCH": Unwatch,
+
+	"SUBSCRIBE": Subscribe, "PSUBSCRIBE": Subscribe, "SSUBSCRIBE": Subscribe,
+	"MONITOR": Monitor,
+
+	"SELECT": Select, "HELLO": Hello, "AUTH": Auth,
+	"QUIT": Quit, "RESET": Reset,
+
+	// Replication handshakes make the connection a replica stream.
+	"SYNC": Unsupported, "PSYNC": Unsupported, "REPLCONF": Unsupported,
+}
+
+// maxName is longer than any Redis command name; longer names are unknown.
+const maxName = 32
+
+// Classify returns the class of the command whose arguments are args
+// (args[0] is the name, in any case). It does not allocate.
+func Classify(args [][]byte) Class {
+	if len(args) == 0 {
+		return Forward
+	}
+	var buf [maxName]byte
+	name, ok := upper(&buf, args[0])
+	if !ok {
+		return Forward
+	}
+	switch string(name) {
+	case "XREAD", "XREADGROUP":
+		if hasBlockOption(args[1:]) {
+			return Blocking
+		}
+		return Forward
+	case "CLIENT":
+		return classifyClient(args[1:])
+	}
+	return byName[string(name)]
+}
+
+// classifyClient sorts the CLIENT subcommands that touch the connection's
+// own state.
+func classifyClient(args [][]byte) Class {
+	if len(args) == 0 {
+		return Forward
+	}
+	sub := args[0]
+	switch {
+	case bytes.EqualFold(sub, []byte("SETNAME")):
+		return ClientSetName
+	case bytes.EqualFold(sub, []byte("GETNAME")):
+		return ClientGetName
+	case bytes.EqualFold(sub, []byte("TRACKING")):
+		if len(args) > 1 && bytes.EqualFold(args[1], []byte("ON")) {
+			return Tracking
+		}
+		return Forward
+	case bytes.EqualFold(sub, []byte("REPLY")),
+		bytes.EqualFold(sub, []byte("NO-EVICT")),
+		bytes.EqualFold(sub, []byte("NO-TOUCH")):
+		// These change how a connection replies or is treated; on a
+		// shared connection they would leak to other clients.
+		return Unsupported
+	}
+	return Forward
+}
+
+// hasBlockOption reports whether XREAD/XREADGROUP options contain BLOCK
+// before STREAMS (after STREAMS come key names, which may be "block").
+func hasBlockOption(args [][]byte) bool {
+	for _, a := range args {
+		if bytes.EqualFold(a, []byte("STREAMS")) {
+			return false
+		}
+		if bytes.EqualFold(a, []byte("BLOCK")) {
+			return true
+		}
+	}
+	return false
+}
+
+// upper copies name into buf in upper case. ok is false when it is too long
+// to be a known command.
+func upper(buf *[maxName]byte, name []byte) ([]byte, bool) {
+	if len(name) > maxName {
+		return nil, false
+	}
+	for i, c := range name {
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	return buf[:len(name)], true
+}

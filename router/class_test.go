@@ -1,0 +1,93 @@
+package router
+
+import (
+	"strings"
+	"testing"
+)
+
+func args(s string) [][]byte {
+	var out [][]byte
+	for _, f := range strings.Fields(s) {
+		out = append(out, []byte(f))
+	}
+	return out
+}
+
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		name string
+		cmd  string
+		want Class
+	}{
+		{"plain get", "GET k", Forward},
+		{"lower case", "get k", Forward},
+		{"unknown is forwarded", "NOSUCHCOMMAND x", Forward},
+		{"empty", "", Forward},
+		{"blpop", "blpop q 0", Blocking},
+		{"bzmpop", "BZMPOP 1 1 z MIN", Blocking},
+		{"wait", "WAIT 1 100", Blocking},
+		{"xread without block", "XREAD COUNT 1 STREAMS s 0", Forward},
+		{"xread with block", "XREAD BLOCK 0 STREAMS s $", Blocking},
+		{"xread key named block", "XREAD STREAMS block 0", Forward},
+		{"xreadgroup block", "XREADGROUP GROUP g c BLOCK 10 STREAMS s >", Blocking},
+		{"multi", "multi", Multi},
+		{"exec", "EXEC", Exec},
+		{"discard", "DISCARD", Discard},
+		{"watch", "WATCH a b", Watch},
+		{"unwatch", "UNWATCH", Unwatch},
+		{"subscribe", "SUBSCRIBE c", Subscribe},
+		{"psubscribe", "psubscribe c*", Subscribe},
+		{"ssubscribe", "SSUBSCRIBE c", Subscribe},
+		{"monitor", "MONITOR", Monitor},
+		{"tracking on", "CLIENT TRACKING on", Tracking},
+		{"tracking off", "CLIENT TRACKING OFF", Forward},
+		{"setname", "client setname app", ClientSetName},
+		{"getname", "CLIENT GETNAME", ClientGetName},
+		{"client id", "CLIENT ID", Forward},
+		{"client reply", "CLIENT REPLY OFF", Unsupported},
+		{"client bare", "CLIENT", Forward},
+		{"select", "SELECT 1", Select},
+		{"hello", "HELLO 3", Hello},
+		{"auth", "AUTH pw", Auth},
+		{"quit", "quit", Quit},
+		{"reset", "RESET", Reset},
+		{"psync", "PSYNC ? -1", Unsupported},
+		{"too long name", strings.Repeat("A", 40), Forward},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Classify(args(tt.cmd)); got != tt.want {
+				t.Errorf("Classify(%q) = %v, want %v", tt.cmd, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPinned(t *testing.T) {
+	for c := Forward; c <= Unsupported; c++ {
+		want := c == Multi || c == Watch || c == Subscribe || c == Monitor || c == Tracking
+		if c.Pinned() != want {
+			t.Errorf("%v.Pinned() = %v", c, c.Pinned())
+		}
+	}
+}
+
+func TestClassifyDoesNotAllocate(t *testing.T) {
+	cmds := [][][]byte{args("GET key"), args("xread block 0 streams s $"), args("client setname x")}
+	allocs := testing.AllocsPerRun(100, func() {
+		for _, c := range cmds {
+			Classify(c)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("Classify allocates %.1f times per run", allocs)
+	}
+}
+
+func BenchmarkClassify(b *testing.B) {
+	cmd := args("get somekey")
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		Classify(cmd)
+	}
+}
