@@ -116,4 +116,3 @@ func waitFor(t testing.TB, cond func() error) {
 	t.Helper()
 	labtest.Eventually(t, 10*time.Second, cond)
 }
-
