@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -27,6 +28,8 @@ type request struct {
 	blocking bool
 	// err is set when the connection failed before all n replies came.
 	err error
+	// readonly is set when a reply was -READONLY: the node is a replica.
+	readonly bool
 	// done receives one value per enqueue, when the request is finished.
 	done chan struct{}
 }
@@ -349,6 +352,9 @@ func (c *backendConn) readLoop() {
 			// belong to cur; handing it out would shift every later reply
 			// onto the wrong command.
 			continue
+		}
+		if raw[0] == resp.TypeError && bytes.HasPrefix(raw, readonlyPrefix) {
+			cur.readonly = true
 		}
 		*cur.out = append(*cur.out, raw...)
 		cur.n--

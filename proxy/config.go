@@ -63,6 +63,11 @@ type Config struct {
 	Username string
 	Password string
 
+	// OnReadonly is called when the master answers -READONLY, meaning it
+	// has been demoted; the owner should re-check the topology at once.
+	// It must not block. Default: nothing.
+	OnReadonly func()
+
 	// Logger receives events (not individual commands). Default: discard.
 	Logger *zap.Logger
 }

@@ -93,11 +93,15 @@ func (c *rawConn) line() string {
 	return s[:len(s)-2]
 }
 
-// closed reports whether the peer closed the connection within 5 s.
+// closed reports whether the peer closed the connection within 5 s,
+// after whatever it still had to say (an error reply, say).
 func (c *rawConn) closed() bool {
 	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, err := c.br.ReadByte()
-	return err != nil && !isTimeout(err)
+	for {
+		if _, err := c.br.ReadByte(); err != nil {
+			return !isTimeout(err)
+		}
+	}
 }
 
 func isTimeout(err error) bool {

@@ -19,6 +19,9 @@ type Server struct {
 	log *zap.Logger
 
 	gen atomic.Pointer[generation]
+	// held is set while a failover is in progress: the current generation
+	// stays open for what is already in flight, but nothing new is sent.
+	held atomic.Bool
 
 	// mu guards the fields below.
 	mu        sync.Mutex
@@ -54,6 +57,35 @@ func (s *Server) SetMaster(epoch uint64, addr string) {
 	s.publish(newGeneration(epoch, addr, &s.cfg))
 }
 
+// Hold stops new commands from reaching the current master, from the
+// moment a failover starts: they wait (up to HoldTimeout) for Release or
+// SetMaster. Commands already sent complete normally.
+func (s *Server) Hold() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.held.Load() {
+		return
+	}
+	s.held.Store(true)
+	if g := s.gen.Load(); g != nil {
+		s.log.Info("holding commands: failover in progress", zap.String("master", g.addr))
+	}
+}
+
+// Release ends a Hold without a change of master (an aborted failover):
+// held commands go to the current master.
+func (s *Server) Release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.held.Load() {
+		return
+	}
+	s.held.Store(false)
+	close(s.published)
+	s.published = make(chan struct{})
+	s.log.Info("released held commands to the current master")
+}
+
 // ClearMaster withdraws the master: new commands wait for the next
 // SetMaster (up to HoldTimeout) and connections to the old one close.
 func (s *Server) ClearMaster() {
@@ -67,6 +99,7 @@ func (s *Server) publish(g *generation) {
 		return
 	}
 	old := s.gen.Swap(g)
+	s.held.Store(false)
 	if g != nil {
 		close(s.published)
 		s.published = make(chan struct{})
@@ -92,23 +125,34 @@ func (s *Server) Master() (addr string, epoch uint64, ok bool) {
 	return g.addr, g.epoch, true
 }
 
-func (s *Server) current() *generation { return s.gen.Load() }
+// current returns the generation commands may be sent to, or nil while
+// there is none or a failover holds them.
+func (s *Server) current() *generation {
+	if s.held.Load() {
+		return nil
+	}
+	return s.gen.Load()
+}
 
-// waitMaster waits up to d for a generation to be published.
-func (s *Server) waitMaster(d time.Duration) *generation {
+// waitMaster waits up to d for a generation other than not to become
+// current, and returns it, or nil.
+func (s *Server) waitMaster(not *generation, d time.Duration) *generation {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	for {
 		s.mu.Lock()
 		ch := s.published
 		s.mu.Unlock()
-		if g := s.gen.Load(); g != nil {
+		if g := s.current(); g != nil && g != not {
 			return g
 		}
 		select {
 		case <-ch:
 		case <-t.C:
-			return s.gen.Load()
+			if g := s.current(); g != nil && g != not {
+				return g
+			}
+			return nil
 		}
 	}
 }

@@ -299,13 +299,19 @@ func (s *session) flush() {
 		return
 	}
 	r := &s.req
-	r.parts, r.n, r.out, r.blocking, r.err = seg.parts, seg.n, &s.out, seg.blocking, nil
-	if err := seg.conn.enqueue(r); err != nil {
+	r.parts, r.n, r.out, r.blocking, r.err, r.readonly = seg.parts, seg.n, &s.out, seg.blocking, nil, false
+	start := len(s.out)
+	if err := s.awaitRelease(); err != nil {
+		r.err = err
+	} else if err := seg.conn.enqueue(r); err != nil {
 		r.err = err
 	} else if seg.blocking {
 		s.waitBlocking(r, seg.conn)
 	} else {
 		<-r.done
+	}
+	if r.readonly && r.err == nil && seg.conn != s.ded {
+		s.retryReadonly(start, seg.parts)
 	}
 	conn := seg.conn
 	clear(seg.parts)
@@ -417,7 +423,7 @@ func (s *session) flushIfOn(c *backendConn) {
 func (s *session) currentPool() (*pool, error) {
 	g := s.srv.current()
 	if g == nil {
-		g = s.srv.waitMaster(s.srv.cfg.HoldTimeout)
+		g = s.srv.waitMaster(nil, s.srv.cfg.HoldTimeout)
 		if g == nil {
 			return nil, errNoMaster
 		}

@@ -1,0 +1,50 @@
+# Switchyard. `make demo` runs a local lab; `make test` runs every test.
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+BIN      := bin/switchyard
+# Integration tests start real redis-server/redis-sentinel processes.
+TEST_TIMEOUT ?= 20m
+
+.PHONY: build test test-short demo bench lint fuzz image clean redis-deps
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/switchyard
+
+test:
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# Unit tests only: no Redis processes.
+test-short:
+	$(GO) test -short -count=1 ./...
+
+# Runs each fuzz target for FUZZTIME.
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzReadCommand$$' -fuzztime $(FUZZTIME) ./resp/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadReply$$' -fuzztime $(FUZZTIME) ./resp/
+
+redis-deps:
+	@command -v redis-server >/dev/null && command -v redis-sentinel >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing redis-server, redis-sentinel and redis-tools with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-sentinel redis-tools >/dev/null; \
+	  else \
+	    echo "redis-server and redis-sentinel are needed: sudo apt-get install redis-server redis-sentinel redis-tools" >&2; exit 1; \
+	  fi; }
+
+demo: redis-deps build
+	$(GO) run ./cmd/demo -switchyard $(BIN)
+
+bench: redis-deps build
+	$(GO) run ./bench/harness -switchyard $(BIN)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+image:
+	docker build --build-arg VERSION=$(VERSION) -t switchyard:$(VERSION) .
+
+clean:
+	rm -rf bin

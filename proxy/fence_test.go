@@ -1,0 +1,252 @@
+package proxy_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pnats/switchyard/internal/lab"
+	"github.com/pnats/switchyard/internal/lab/labtest"
+	"github.com/pnats/switchyard/proxy"
+)
+
+// commandCount returns how many times node executed cmd, from its own
+// INFO commandstats.
+func commandCount(t testing.TB, node *lab.Server, cmd string) int {
+	t.Helper()
+	c := node.Client()
+	defer c.Close()
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatalf("INFO commandstats on %s: %v", node.Addr, err)
+	}
+	for _, l := range strings.Split(info, "\r\n") {
+		if rest, ok := strings.CutPrefix(l, "cmdstat_"+cmd+":calls="); ok {
+			n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+			return n
+		}
+	}
+	return 0
+}
+
+// TestNewGenerationFencesOldMaster switches the master under load: after
+// SetMaster returns, the old node receives no command, stateless clients
+// carry on against the new one, and pinned sessions end.
+func TestNewGenerationFencesOldMaster(t *testing.T) {
+	oldM := labtest.Server(t, lab.ServerOptions{})
+	newM := labtest.Server(t, lab.ServerOptions{})
+	srv, addr := startProxy(t, oldM.Addr, proxy.Config{})
+	ctx := ctxT(t)
+
+	// A transaction with a queued write, a blocked BLPOP and a subscriber,
+	// all on the old master.
+	tx := dialRaw(t, addr)
+	tx.send("MULTI\r\nSET fenced:tx queued\r\n")
+	if tx.line() != "+OK" || tx.line() != "+QUEUED" {
+		t.Fatal("MULTI/SET")
+	}
+	blocked := dialRaw(t, addr)
+	blocked.send("BLPOP fenced:q 0\r\n")
+	sub := dialRaw(t, addr)
+	sub.send("SUBSCRIBE fenced:ch\r\n")
+	for i := 0; i < 6; i++ {
+		sub.line()
+	}
+	waitFor(t, func() error {
+		if n := blockedClients(t, oldM.Client()); n != 1 {
+			return fmt.Errorf("blocked_clients %d", n)
+		}
+		return nil
+	})
+
+	// Writers keep writing through the switch.
+	var acked atomic.Int64
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c := client(t, addr)
+			for j := 0; ; j++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if c.Set(ctx, fmt.Sprintf("w:%d:%d", i, j), j, 0).Err() == nil {
+					acked.Add(1)
+				}
+			}
+		}(i)
+	}
+	waitFor(t, func() error {
+		if acked.Load() < 100 {
+			return errors.New("writers not running")
+		}
+		return nil
+	})
+
+	srv.SetMaster(2, newM.Addr)
+	setsOnOld := commandCount(t, oldM, "set")
+	after := acked.Load()
+	waitFor(t, func() error {
+		if acked.Load() < after+500 {
+			return fmt.Errorf("writes stalled after the switch (%d acked since)", acked.Load()-after)
+		}
+		return nil
+	})
+	close(stop)
+	wg.Wait()
+
+	if got := commandCount(t, oldM, "set"); got != setsOnOld {
+		t.Fatalf("old master executed %d SETs after the switch", got-setsOnOld)
+	}
+	if commandCount(t, newM, "set") == 0 {
+		t.Fatal("no SET reached the new master")
+	}
+	if got := commandCount(t, oldM, "exec"); got != 0 {
+		t.Fatalf("EXEC ran on the old master %d times", got)
+	}
+
+	// The pinned clients see their connections end.
+	tx.send("EXEC\r\n")
+	if !tx.closed() {
+		t.Fatal("transaction client still connected after the switch")
+	}
+	if !blocked.closed() {
+		t.Fatal("blocked client still connected after the switch")
+	}
+	if !sub.closed() {
+		t.Fatal("subscriber still connected after the switch")
+	}
+	if v, err := oldM.Client().Exists(ctx, "fenced:tx").Result(); err != nil || v != 0 {
+		t.Fatalf("queued transaction write applied on the old master (exists=%d, %v)", v, err)
+	}
+	if got := commandCount(t, oldM, "exec"); got != 0 {
+		t.Fatalf("EXEC ran on the old master %d times", got)
+	}
+}
+
+// TestHoldThenSwitch: commands sent while a failover holds the group go to
+// the new master, never to the old one.
+func TestHoldThenSwitch(t *testing.T) {
+	oldM := labtest.Server(t, lab.ServerOptions{})
+	newM := labtest.Server(t, lab.ServerOptions{})
+	srv, addr := startProxy(t, oldM.Addr, proxy.Config{HoldTimeout: 10 * time.Second})
+	ctx := ctxT(t)
+	c := client(t, addr)
+	if err := c.Set(ctx, "before", "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	srv.Hold()
+	done := make(chan error, 1)
+	go func() { done <- c.Set(ctx, "held", "1", 0).Err() }()
+	select {
+	case err := <-done:
+		t.Fatalf("SET completed during the hold: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	srv.SetMaster(2, newM.Addr)
+	if err := <-done; err != nil {
+		t.Fatalf("held SET: %v", err)
+	}
+	if n, _ := newM.Client().Exists(ctx, "held").Result(); n != 1 {
+		t.Fatal("held write did not reach the new master")
+	}
+	if n, _ := oldM.Client().Exists(ctx, "held").Result(); n != 0 {
+		t.Fatal("held write reached the old master")
+	}
+}
+
+func TestHoldReleaseAndTimeout(t *testing.T) {
+	rs := labtest.Server(t, lab.ServerOptions{})
+	srv, addr := startProxy(t, rs.Addr, proxy.Config{HoldTimeout: 300 * time.Millisecond})
+	ctx := ctxT(t)
+	c := client(t, addr)
+
+	srv.Hold()
+	start := time.Now()
+	err := c.Set(ctx, "k", "v", 0).Err()
+	if err == nil || !strings.HasPrefix(err.Error(), "TRYAGAIN") {
+		t.Fatalf("SET during an unreleased hold: %v, want TRYAGAIN", err)
+	}
+	if time.Since(start) < 250*time.Millisecond {
+		t.Fatal("hold gave up before HoldTimeout")
+	}
+	if n, _ := rs.Client().Exists(ctx, "k").Result(); n != 0 {
+		t.Fatal("a write refused with TRYAGAIN was applied")
+	}
+
+	done := make(chan error, 1)
+	go func() { done <- c.Set(ctx, "k", "v", 0).Err() }()
+	srv.Release()
+	if err := <-done; err != nil {
+		t.Fatalf("SET after Release: %v", err)
+	}
+}
+
+func TestNoMasterFailsClosed(t *testing.T) {
+	srv, addr := startProxy(t, "", proxy.Config{HoldTimeout: 100 * time.Millisecond})
+	err := client(t, addr).Set(ctxT(t), "k", "v", 0).Err()
+	if err == nil || !strings.HasPrefix(err.Error(), "TRYAGAIN") {
+		t.Fatalf("SET with no master: %v", err)
+	}
+	if _, _, ok := srv.Master(); ok {
+		t.Fatal("Master reports ok with none set")
+	}
+}
+
+// TestReadonlyReplyIsRetriedOnNewMaster: the node the proxy believes is
+// master was demoted; its -READONLY means nothing was written, so the
+// proxy asks for a re-check and replays the rest of the pipeline on the
+// new master.
+func TestReadonlyReplyIsRetriedOnNewMaster(t *testing.T) {
+	newM := labtest.Server(t, lab.ServerOptions{})
+	demoted := labtest.Server(t, lab.ServerOptions{})
+	var srv *proxy.Server
+	var rechecks atomic.Int32
+	srv, addr := startProxy(t, demoted.Addr, proxy.Config{
+		HoldTimeout: 5 * time.Second,
+		OnReadonly: func() {
+			rechecks.Add(1)
+			go srv.SetMaster(2, newM.Addr) // what the Sentinel watcher would do
+		},
+	})
+	ctx := ctxT(t)
+	c := client(t, addr)
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := demoted.Client().SlaveOf(ctx, "127.0.0.1", strconv.Itoa(newM.Port)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() error {
+		role, err := demoted.Client().Do(ctx, "ROLE").Slice()
+		if err != nil || role[0] != "slave" {
+			return fmt.Errorf("not a replica yet: %v %v", role, err)
+		}
+		return nil
+	})
+	pipe := c.Pipeline()
+	set := pipe.Set(ctx, "ro:k", "new", 0)
+	get := pipe.Get(ctx, "ro:k")
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatalf("pipeline after demotion: %v", err)
+	}
+	if set.Err() != nil || get.Val() != "new" {
+		t.Fatalf("SET %v, GET %q: the pipeline was not replayed in order", set.Err(), get.Val())
+	}
+	if rechecks.Load() == 0 {
+		t.Fatal("OnReadonly not called")
+	}
+	if v, _ := newM.Client().Get(ctx, "ro:k").Result(); v != "new" {
+		t.Fatalf("new master has %q", v)
+	}
+}
