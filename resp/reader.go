@@ -1,0 +1,142 @@
+package resp
+
+import "io"
+
+const defaultBufSize = 4096
+
+// maxEmptyReads is how many (0, nil) reads in a row fill accepts before it
+// gives up with io.ErrNoProgress, so a broken io.Reader cannot spin a
+// goroutine forever (bufio uses the same guard).
+const maxEmptyReads = 100
+
+// A buffer grown for large frames goes back to the initial one at once when
+// it is over keepMax bytes, so one 64 MiB value does not pin 64 MiB for the
+// life of the connection. One of up to keepMax bytes is kept until keepReads
+// reads in a row have left no more buffered than the initial buffer holds,
+// so that a stream of, say, 64 KiB values reuses one buffer instead of
+// allocating one per value; an idle connection then pins at most keepMax
+// bytes.
+const (
+	keepMax   = 256 << 10
+	keepReads = 16
+)
+
+// Reader reads RESP frames from an io.Reader into a buffer of its own. It
+// reads either requests (ReadCommand, BufferedCommand) or replies
+// (ReadReply): one connection carries one or the other, and a Reader must
+// not switch between them in the middle of a frame.
+//
+// A Reader is not safe for concurrent use.
+type Reader struct {
+	rd  io.Reader
+	err error // the error rd returned; reported once the buffered frames run out
+
+	// buf[r:w] is read but not yet returned; the frame being parsed starts
+	// at r, and every offset in cmd and reply is relative to r, so moving
+	// the data to another buffer leaves them valid.
+	buf  []byte
+	r, w int
+	// small is the initial buffer. Once large frames are consumed the Reader
+	// returns to it (see keepMax), and going back costs no allocation.
+	small []byte
+	// smallReads counts the reads in a row after which the buffered data
+	// would have fit in small.
+	smallReads int
+
+	lim      Limits
+	maxFrame int // lim.MaxFrameLen as an int
+
+	cmd   cmdState
+	reply replyState
+}
+
+// NewReader returns a Reader that reads from rd with an initial buffer of size
+// bytes (4096 when size <= 0). The buffer grows to hold one whole frame and
+// goes back to its initial size once large frames have been consumed: at
+// once for a buffer over 256 KiB, after 16 reads that did not need it for a
+// smaller one.
+func NewReader(rd io.Reader, size int, lim Limits) *Reader {
+	if size <= 0 {
+		size = defaultBufSize
+	}
+	lim = lim.WithDefaults()
+	b := make([]byte, size)
+	return &Reader{
+		rd:       rd,
+		buf:      b,
+		small:    b,
+		lim:      lim,
+		maxFrame: int(lim.MaxFrameLen),
+	}
+}
+
+// Reset makes r read from rd, dropping buffered data and any partly read
+// frame. It keeps the buffer, so a pooled Reader is reused without
+// allocating.
+func (r *Reader) Reset(rd io.Reader) {
+	r.rd = rd
+	r.err = nil
+	r.r, r.w = 0, 0
+	r.cmd.reset()
+	r.reply.reset()
+}
+
+// Buffered returns the number of bytes read from the underlying reader but
+// not yet returned as frames.
+func (r *Reader) Buffered() int { return r.w - r.r }
+
+// fill reads from rd once, first making room for the frame at r to reach
+// need bytes (need is more than is buffered). It moves the data, so it
+// invalidates every slice returned before; only the Read methods call it.
+func (r *Reader) fill(need int) error {
+	if r.err != nil {
+		return r.readErr()
+	}
+	n := r.w - r.r
+	switch {
+	case len(r.buf) > len(r.small) && need <= len(r.small) && (len(r.buf) > keepMax || r.smallReads >= keepReads):
+		// The large frames that grew the buffer are consumed.
+		copy(r.small, r.buf[r.r:r.w])
+		r.buf = r.small
+	case need > len(r.buf):
+		// Grow in one step to what is known to be needed (a whole bulk
+		// payload, say), doubling at least so that frames of unknown
+		// length cost amortised constant copying per byte.
+		b := make([]byte, max(need, min(2*len(r.buf), r.maxFrame)))
+		copy(b, r.buf[r.r:r.w])
+		r.buf = b
+	case r.r > 0:
+		copy(r.buf, r.buf[r.r:r.w])
+	}
+	r.r, r.w = 0, n
+
+	for range maxEmptyReads {
+		m, err := r.rd.Read(r.buf[r.w:])
+		r.w += m
+		if r.w > len(r.small) {
+			r.smallReads = 0
+		} else if m > 0 {
+			r.smallReads++
+		}
+		if err != nil {
+			r.err = err
+			if m > 0 {
+				return nil
+			}
+			return r.readErr()
+		}
+		if m > 0 {
+			return nil
+		}
+	}
+	return io.ErrNoProgress
+}
+
+// readErr is the error to report once rd has failed and the buffered data
+// holds no complete frame: EOF in the middle of a frame is unexpected.
+func (r *Reader) readErr() error {
+	if r.err == io.EOF && r.w > r.r {
+		return io.ErrUnexpectedEOF
+	}
+	return r.err
+}

@@ -1,0 +1,319 @@
+package resp
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// readSizes records how much room each Read was given.
+type readSizes struct {
+	rd    io.Reader
+	sizes []int
+}
+
+func (s *readSizes) Read(p []byte) (int, error) {
+	s.sizes = append(s.sizes, len(p))
+	return s.rd.Read(p)
+}
+
+func TestBufferShrinksAfterLargeFrame(t *testing.T) {
+	const size = 64
+	big := AppendBulk(nil, bytes.Repeat([]byte("x"), 1<<20))
+	t.Run("reply", func(t *testing.T) {
+		in := append(append([]byte("+a\r\n"), big...), "+b\r\n+c\r\n"...)
+		r := NewReader(bytes.NewReader(in), size, Limits{})
+		for i := range 4 {
+			if _, _, err := r.ReadReply(); err != nil {
+				t.Fatal(err)
+			}
+			if i == 1 && len(r.buf) < len(big) {
+				t.Fatalf("buffer %d bytes holds a %d-byte reply", len(r.buf), len(big))
+			}
+		}
+		if len(r.buf) != size {
+			t.Errorf("buffer %d bytes after the large reply was consumed, want %d", len(r.buf), size)
+		}
+	})
+	t.Run("command", func(t *testing.T) {
+		in := append(AppendCommand(nil, [][]byte{[]byte("SET"), []byte("k"), bytes.Repeat([]byte("x"), 1<<20)}), "PING\r\n"...)
+		r := NewReader(bytes.NewReader(in), size, Limits{})
+		var c Command
+		if err := r.ReadCommand(&c); err != nil {
+			t.Fatal(err)
+		}
+		if len(r.buf) < 1<<20 {
+			t.Fatalf("buffer %d bytes holds a 1 MiB command", len(r.buf))
+		}
+		if err := r.ReadCommand(&c); err != nil || string(c.Raw) != "PING\r\n" {
+			t.Fatalf("ReadCommand = %q, %v", c.Raw, err)
+		}
+		if len(r.buf) != size {
+			t.Errorf("buffer %d bytes after the large command was consumed, want %d", len(r.buf), size)
+		}
+	})
+}
+
+// TestBufferKeptForLargeFrames checks that a stream of large (but not huge)
+// frames reuses one grown buffer, which still goes back to the initial size
+// once small frames have followed for a while.
+func TestBufferKeptForLargeFrames(t *testing.T) {
+	const size = 64
+	big := AppendBulk(nil, bytes.Repeat([]byte("x"), 100<<10))
+	var in []byte
+	for range 5 {
+		in = append(in, big...)
+	}
+	for range keepReads + 1 {
+		in = append(in, "+a\r\n"...)
+	}
+	// Reads of up to 64 KiB for the large replies, then one read per
+	// small reply.
+	src := &chunkReader{data: in, max: 4}
+	for left := 5 * len(big); left > 0; left -= 64 << 10 {
+		src.sizes = append(src.sizes, min(left, 64<<10))
+	}
+	r := NewReader(src, size, Limits{})
+	var first *byte
+	for i := range 5 {
+		if _, _, err := r.ReadReply(); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = &r.buf[0]
+		} else if &r.buf[0] != first {
+			t.Fatalf("large reply %d was read into a new buffer", i)
+		}
+	}
+	for range keepReads + 1 {
+		if _, _, err := r.ReadReply(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(r.buf) != size {
+		t.Errorf("buffer %d bytes after %d small reads, want %d", len(r.buf), keepReads, size)
+	}
+}
+
+// TestReadAllocs checks that reading frames allocates nothing in steady
+// state, buffers and scratch having reached their size.
+func TestReadAllocs(t *testing.T) {
+	get := pipeline(AppendCommand(nil, args("GET", "key")), 50)
+	inline := pipeline([]byte("SET k \"a b\" 'c'\r\n"), 50)
+	replies := []byte("+OK\r\n$3\r\nabc\r\n*2\r\n:1\r\n%1\r\n+a\r\n_\r\n|1\r\n+a\r\n+b\r\n>1\r\n$?\r\n;1\r\na\r\n;0\r\n")
+	var c Command
+	tests := []struct {
+		name string
+		src  []byte
+		read func(r *Reader) error
+	}{
+		{"ReadCommand", get, func(r *Reader) error { return r.ReadCommand(&c) }},
+		{"ReadCommand inline", inline, func(r *Reader) error { return r.ReadCommand(&c) }},
+		{"BufferedCommand", get, func(r *Reader) error {
+			ok, err := r.BufferedCommand(&c)
+			if err == nil && !ok {
+				err = r.ReadCommand(&c)
+			}
+			return err
+		}},
+		{"ReadReply", replies, func(r *Reader) error { _, _, err := r.ReadReply(); return err }},
+		{"ReadReply 100 KiB bulk", AppendBulk(nil, make([]byte, 100<<10)), func(r *Reader) error { _, _, err := r.ReadReply(); return err }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewReader(&loopReader{data: tt.src}, 0, Limits{})
+			for range 100 { // warm up: grow the buffer and the scratch
+				if err := tt.read(r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			allocs := testing.AllocsPerRun(1000, func() {
+				if err := tt.read(r); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if allocs != 0 {
+				t.Errorf("%v allocations per frame, want 0", allocs)
+			}
+		})
+	}
+}
+
+// TestBulkGrowsInOneStep checks that a bulk of known length gets room for all
+// of it with the next read, instead of the buffer doubling its way there.
+func TestBulkGrowsInOneStep(t *testing.T) {
+	payload := bytes.Repeat([]byte("v"), 1<<20)
+	for _, tt := range []struct {
+		name string
+		in   []byte
+	}{
+		{"reply", AppendBulk(nil, payload)},
+		{"command", AppendCommand(nil, [][]byte{[]byte("SET"), payload})},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			src := &readSizes{rd: &chunkReader{data: tt.in, sizes: []int{32}}}
+			r := NewReader(src, 32, Limits{})
+			var err error
+			if tt.name == "reply" {
+				_, _, err = r.ReadReply()
+			} else {
+				err = r.ReadCommand(new(Command))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(src.sizes) != 2 || src.sizes[1] < len(tt.in)-32 {
+				t.Errorf("reads were given %v bytes of room; want the second to take the rest (%d)", src.sizes, len(tt.in)-32)
+			}
+		})
+	}
+}
+
+// hookReader calls before ahead of every Read.
+type hookReader struct {
+	rd     io.Reader
+	before func()
+}
+
+func (h *hookReader) Read(p []byte) (int, error) {
+	h.before()
+	return h.rd.Read(p)
+}
+
+// TestScanResumes checks that a frame arriving in many reads is scanned once:
+// whenever the Reader reads more, its scan position is within a line (8
+// bytes here) of the end of the data, not back at the frame start.
+func TestScanResumes(t *testing.T) {
+	const n = 20000
+	check := func(t *testing.T, r *Reader, pos *int) func() {
+		return func() {
+			if buffered := r.w - r.r; *pos+8 < buffered {
+				t.Fatalf("reading more with the scan at %d of %d buffered bytes", *pos, buffered)
+			}
+		}
+	}
+	t.Run("reply", func(t *testing.T) {
+		in := AppendArrayLen(nil, n)
+		for i := range n {
+			in = AppendInt(in, int64(i%10))
+		}
+		h := &hookReader{rd: &chunkReader{data: in, max: 7}}
+		r := NewReader(h, 16, Limits{})
+		h.before = check(t, r, &r.reply.pos)
+		if raw, _, err := r.ReadReply(); err != nil || len(raw) != len(in) {
+			t.Fatalf("ReadReply = %d bytes, %v", len(raw), err)
+		}
+	})
+	t.Run("command", func(t *testing.T) {
+		a := make([][]byte, n)
+		for i := range a {
+			a[i] = []byte{'a' + byte(i%26)}
+		}
+		in := AppendCommand(nil, a)
+		h := &hookReader{rd: &chunkReader{data: in, max: 7}}
+		r := NewReader(h, 16, Limits{})
+		h.before = check(t, r, &r.cmd.pos)
+		var c Command
+		if err := r.ReadCommand(&c); err != nil || !equalArgs(c.Args, a) {
+			t.Fatalf("ReadCommand = %d args, %v", len(c.Args), err)
+		}
+	})
+}
+
+func TestLargeArrayInSmallReads(t *testing.T) {
+	const n = 1_000_000
+	in := AppendArrayLen(nil, n)
+	for range n {
+		in = AppendBulkString(in, "v")
+	}
+	r := NewReader(iotest.HalfReader(bytes.NewReader(in)), 0, Limits{})
+	raw, typ, err := r.ReadReply()
+	if err != nil || typ != TypeArray || len(raw) != len(in) {
+		t.Fatalf("ReadReply = %d bytes, %c, %v", len(raw), typ, err)
+	}
+}
+
+func TestReaderSources(t *testing.T) {
+	in := "*1\r\n$4\r\nPING\r\nECHO a\r\n"
+	tests := []struct {
+		name string
+		rd   io.Reader
+	}{
+		{"one byte at a time", iotest.OneByteReader(strings.NewReader(in))},
+		{"EOF with the last data", iotest.DataErrReader(strings.NewReader(in))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmds, err := readAllCommands(t, NewReader(tt.rd, 1, Limits{}))
+			if err != io.EOF || len(cmds) != 2 || string(cmds[1].Raw) != "ECHO a\r\n" {
+				t.Fatalf("got %d commands, %v", len(cmds), err)
+			}
+		})
+	}
+}
+
+func TestReadErrorInsideFrame(t *testing.T) {
+	r := NewReader(iotest.TimeoutReader(strings.NewReader("*1\r\n$4\r\nPI")), 4, Limits{})
+	var c Command
+	if err := r.ReadCommand(&c); err != iotest.ErrTimeout {
+		t.Fatalf("ReadCommand = %v, want %v", err, iotest.ErrTimeout)
+	}
+	if err := r.ReadCommand(&c); err != iotest.ErrTimeout {
+		t.Fatalf("ReadCommand again = %v, want the same error", err)
+	}
+}
+
+type emptyReader struct{}
+
+func (emptyReader) Read([]byte) (int, error) { return 0, nil }
+
+func TestNoProgress(t *testing.T) {
+	r := NewReader(emptyReader{}, 0, Limits{})
+	if _, _, err := r.ReadReply(); !errors.Is(err, io.ErrNoProgress) {
+		t.Fatalf("ReadReply = %v, want io.ErrNoProgress", err)
+	}
+}
+
+func TestReset(t *testing.T) {
+	r := NewReader(strings.NewReader("*2\r\n$3\r\nGET\r\n$3\r\nke"), 0, Limits{})
+	var c Command
+	if err := r.ReadCommand(&c); err != io.ErrUnexpectedEOF {
+		t.Fatalf("ReadCommand = %v", err)
+	}
+	r.Reset(strings.NewReader("PING\r\n"))
+	if r.Buffered() != 0 {
+		t.Fatalf("Buffered() = %d after Reset", r.Buffered())
+	}
+	if err := r.ReadCommand(&c); err != nil || string(c.Raw) != "PING\r\n" {
+		t.Fatalf("after Reset: %q, %v", c.Raw, err)
+	}
+}
+
+func TestBuffered(t *testing.T) {
+	r := NewReader(strings.NewReader("+a\r\n+b\r\n+c"), 0, Limits{})
+	for _, want := range []int{6, 2} {
+		if _, _, err := r.ReadReply(); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.Buffered(); got != want {
+			t.Errorf("Buffered() = %d, want %d", got, want)
+		}
+	}
+}
+
+func TestLimitsWithDefaults(t *testing.T) {
+	got := Limits{MaxDepth: 7, MaxBulkLen: -1}.WithDefaults()
+	want := Limits{
+		MaxBulkLen:      512 << 20,
+		MaxMultiBulkLen: 2147483647,
+		MaxInlineLen:    64 << 10,
+		MaxDepth:        7,
+		MaxFrameLen:     1 << 30,
+	}
+	if got != want {
+		t.Errorf("WithDefaults() = %+v, want %+v", got, want)
+	}
+}
