@@ -1,11 +1,11 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -39,26 +39,29 @@ func (r *request) finish(err error) {
 	r.done <- struct{}{}
 }
 
-// backendConn is one connection to a Redis node. A writer goroutine copies
-// queued requests into a buffered writer and flushes when the queue is
-// empty; a reader goroutine reads replies in order and hands each to the
-// request at the head of the pending queue. Both end when the connection
-// fails or is closed, and every request still queued then gets an error.
+// backendConn is one connection to a Redis node. Sessions write to it
+// directly: a request's bytes are appended to a shared buffer under mu,
+// and the session that finds no write in progress becomes the flusher and
+// writes until the buffer is empty, so requests that arrive during a write
+// go out together in the next one. A reader goroutine reads replies in
+// order and hands each to the request at the head of the pending queue.
+// When the connection fails or is closed, every request still queued gets
+// an error.
 type backendConn struct {
 	nc  net.Conn
 	cfg *Config
 	rd  *resp.Reader
-	bw  *bufio.Writer
 	dr  deadlineReader
 	dw  deadlineWriter
 
-	// mu guards queue and dead.
-	mu    sync.Mutex
-	queue []*request
-	dead  bool
+	// mu guards the fields below, and orders sends on pending with the
+	// bytes in wbuf, so replies match requests.
+	mu       sync.Mutex
+	wbuf     []byte // bytes waiting to be written
+	wspare   []byte // the flusher's empty buffer, swapped with wbuf
+	flushing bool   // a session is writing wbuf
+	dead     bool
 
-	spare   []*request // the writer's empty queue, swapped with queue
-	wake    chan struct{}
 	pending chan *request
 	tunnel  chan *clientWriter
 
@@ -77,7 +80,6 @@ func newBackendConn(nc net.Conn, cfg *Config) *backendConn {
 	c := &backendConn{
 		nc:      nc,
 		cfg:     cfg,
-		wake:    make(chan struct{}, 1),
 		pending: make(chan *request, maxPending),
 		tunnel:  make(chan *clientWriter, 1),
 		closing: make(chan struct{}),
@@ -91,7 +93,6 @@ func newBackendConn(nc net.Conn, cfg *Config) *backendConn {
 	lim.MaxFrameLen = 0
 	lim.MaxBulkLen = 0
 	c.rd = resp.NewReader(&c.dr, cfg.BackendBufferSize, lim.WithDefaults())
-	c.bw = bufio.NewWriterSize(&c.dw, cfg.BackendBufferSize)
 	return c
 }
 
@@ -207,21 +208,80 @@ func (c *backendConn) close(err error) {
 	})
 }
 
-// enqueue hands r to the writer. It fails at once if the connection is
-// already dead; otherwise r is guaranteed to be finished exactly once.
+// enqueue writes r's bytes to the connection, joining a write already in
+// progress if there is one. It fails at once if the connection is dead;
+// otherwise r is finished exactly once. When enqueue returns, r.parts are
+// no longer referenced, so the session may reuse its buffer.
 func (c *backendConn) enqueue(r *request) error {
 	c.mu.Lock()
-	if c.dead {
+	if c.dead || !c.alive() {
 		c.mu.Unlock()
-		return c.err
+		return c.closedErr()
 	}
-	c.queue = append(c.queue, r)
+	if r.n > 0 {
+		select {
+		case c.pending <- r:
+		default:
+			// Too many replies outstanding: wait for the reader, but not
+			// for a connection that is going away.
+			select {
+			case c.pending <- r:
+			case <-c.closing:
+				c.mu.Unlock()
+				return c.closedErr()
+			}
+		}
+	}
+	for _, p := range r.parts {
+		c.wbuf = append(c.wbuf, p...)
+	}
+	if r.n == 0 {
+		r.finish(nil) // a tunnel write needs no reply, only the copy
+	}
+	if c.flushing {
+		c.mu.Unlock()
+		return nil
+	}
+	c.flushing = true
+	// Replies usually arrive in bursts that wake many sessions at once;
+	// yielding once lets those already runnable add their requests, so
+	// they share this write and Redis reads them with one syscall.
 	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	runtime.Gosched()
+	c.mu.Lock()
+	for len(c.wbuf) > 0 {
+		buf := c.wbuf
+		c.wbuf = c.wspare[:0]
+		c.mu.Unlock()
+		_, err := c.dw.Write(buf)
+		c.mu.Lock()
+		if cap(buf) <= maxWriteBuffer {
+			c.wspare = buf[:0]
+		}
+		if err != nil {
+			c.flushing = false
+			c.mu.Unlock()
+			c.close(fmt.Errorf("proxy: write to %s: %w", c.nc.RemoteAddr(), err))
+			return nil // r is pending: the drain finishes it
+		}
 	}
+	c.flushing = false
+	c.mu.Unlock()
 	return nil
+}
+
+// maxWriteBuffer is the largest write buffer kept for reuse, bytes; one
+// large value must not pin its size to the connection.
+const maxWriteBuffer = 1 << 20
+
+// closedErr is the error for a request that arrives after the end.
+func (c *backendConn) closedErr() error {
+	select {
+	case <-c.closing:
+		return c.err
+	default:
+		return errPoolClosed
+	}
 }
 
 // startTunnel turns the connection into a client's own: from now on every
@@ -230,25 +290,14 @@ func (c *backendConn) startTunnel(w *clientWriter) {
 	c.tunnel <- w
 }
 
-// run owns the connection's goroutines. It returns when both have ended
-// and every request has been finished.
+// run owns the reader goroutine. It returns when the connection has
+// ended and every request has been finished.
 func (c *backendConn) run() {
-	readerDone := make(chan struct{})
-	go func() {
-		defer close(readerDone)
-		c.readLoop()
-	}()
-	c.writeLoop()
-	<-readerDone
-
+	c.readLoop()
+	c.close(errPoolClosed) // no-op if already closed, with the real reason
 	c.mu.Lock()
 	c.dead = true
-	queued := c.queue
-	c.queue = nil
 	c.mu.Unlock()
-	for _, r := range queued {
-		r.finish(c.err)
-	}
 	for {
 		select {
 		case r := <-c.pending:
@@ -261,62 +310,6 @@ func (c *backendConn) run() {
 			return
 		}
 	}
-}
-
-func (c *backendConn) writeLoop() {
-	for {
-		select {
-		case <-c.wake:
-		case <-c.closing:
-			return
-		}
-		for {
-			c.mu.Lock()
-			batch := c.queue
-			c.queue = c.spare[:0]
-			c.mu.Unlock()
-			if len(batch) == 0 {
-				c.spare = batch
-				break
-			}
-			if !c.writeBatch(batch) {
-				return
-			}
-			clear(batch)
-			c.spare = batch[:0]
-		}
-		if err := c.bw.Flush(); err != nil {
-			c.close(fmt.Errorf("proxy: write to %s: %w", c.nc.RemoteAddr(), err))
-			return
-		}
-	}
-}
-
-// writeBatch copies batch into the write buffer. On failure it finishes
-// the requests the reader will never see and reports false.
-func (c *backendConn) writeBatch(batch []*request) bool {
-	for i, r := range batch {
-		// Once r is pending the reader owns its counters and may finish
-		// it at any moment, so decide everything about r before that.
-		replied := r.n > 0
-		if replied {
-			select {
-			case c.pending <- r:
-			case <-c.closing:
-				for _, r := range batch[i:] {
-					r.finish(c.err)
-				}
-				return false
-			}
-		}
-		for _, p := range r.parts {
-			c.bw.Write(p) // the error is sticky and checked at Flush
-		}
-		if !replied {
-			r.finish(nil)
-		}
-	}
-	return true
 }
 
 func (c *backendConn) readLoop() {

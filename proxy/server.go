@@ -52,6 +52,8 @@ func New(cfg Config) *Server {
 // connection to the old node ends, and sessions pinned to it are closed.
 func (s *Server) SetMaster(epoch uint64, addr string) {
 	if cur := s.gen.Load(); cur != nil && cur.addr == addr && cur.epoch == epoch {
+		// The same master verified again, e.g. after an aborted failover.
+		s.Release()
 		return
 	}
 	s.publish(newGeneration(epoch, addr, &s.cfg))
