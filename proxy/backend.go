@@ -144,9 +144,10 @@ func (c *backendConn) handshake(key poolKey) error {
 		buf = resp.AppendCommand(buf, [][]byte{[]byte("SELECT"), []byte(strconv.Itoa(key.db))})
 		replies++
 	}
-	if replies == 0 {
-		return nil
-	}
+	// Named so that CLIENT LIST on a node shows which connections are the
+	// proxy's, for operators and for the fencing tests.
+	buf = resp.AppendCommand(buf, [][]byte{[]byte("CLIENT"), []byte("SETNAME"), []byte(BackendName)})
+	replies++
 	deadline := time.Now().Add(c.cfg.DialTimeout)
 	c.nc.SetDeadline(deadline)
 	defer c.nc.SetDeadline(time.Time{})
@@ -167,6 +168,9 @@ func (c *backendConn) handshake(key poolKey) error {
 	}
 	return first
 }
+
+// BackendName is the CLIENT SETNAME of every backend connection.
+const BackendName = "switchyard"
 
 // errorText extracts the message of a raw error reply (-ERR … or !len …).
 func errorText(raw []byte) string {

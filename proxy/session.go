@@ -3,7 +3,6 @@ package proxy
 import (
 	"errors"
 	"net"
-	"time"
 
 	"github.com/pnats/switchyard/resp"
 	"github.com/pnats/switchyard/router"
@@ -17,6 +16,7 @@ type session struct {
 	srv *Server
 	nc  net.Conn
 	in  clientReader
+	cw  deadlineWriter // bounds each write by ClientWriteTimeout
 	rd  *resp.Reader
 	cmd resp.Command
 	out []byte // replies of the current batch
@@ -60,6 +60,7 @@ var (
 func newSession(srv *Server, nc net.Conn) *session {
 	s := &session{srv: srv, nc: nc, key: defaultKey}
 	s.in.nc = nc
+	s.cw = deadlineWriter{nc: nc, timeout: srv.cfg.ClientWriteTimeout}
 	s.rd = resp.NewReader(&s.in, srv.cfg.ClientBufferSize, srv.cfg.Limits)
 	s.req.done = make(chan struct{}, 1)
 	return s
@@ -134,8 +135,7 @@ func (s *session) writeOut() error {
 	if len(s.out) == 0 {
 		return nil
 	}
-	s.nc.SetWriteDeadline(time.Now().Add(s.srv.cfg.ClientWriteTimeout))
-	_, err := s.nc.Write(s.out)
+	_, err := s.cw.Write(s.out)
 	if cap(s.out) > maxClientBuffer {
 		s.out = nil // do not pin a large reply's buffer to an idle client
 	} else {

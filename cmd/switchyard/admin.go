@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/pnats/switchyard/proxy"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 )
@@ -20,9 +19,9 @@ func (a *adminServer) Close() {
 	}
 }
 
-// startAdmin serves /healthz (the process runs), /readyz (a master is
-// set) and /metrics on addr; an empty addr turns it off.
-func startAdmin(addr string, p *proxy.Server, log *zap.Logger) (*adminServer, error) {
+// startAdmin serves /healthz (the process runs), /readyz (every group has
+// a master) and /metrics on addr; an empty addr turns it off.
+func startAdmin(addr string, groups []*group, log *zap.Logger) (*adminServer, error) {
 	if addr == "" {
 		return &adminServer{}, nil
 	}
@@ -31,11 +30,14 @@ func startAdmin(addr string, p *proxy.Server, log *zap.Logger) (*adminServer, er
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		if addr, _, ok := p.Master(); ok {
-			fmt.Fprintln(w, "ready: master", addr)
-			return
+		// Ready once every group has a verified master.
+		for _, g := range groups {
+			if _, _, ok := g.srv.Master(); !ok {
+				http.Error(w, fmt.Sprintf("not ready: group %s has no verified master", g.cfg.Name), http.StatusServiceUnavailable)
+				return
+			}
 		}
-		http.Error(w, "not ready: no verified master", http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("/metrics", promhttp.Handler())
 	l, err := net.Listen("tcp", addr)

@@ -1,90 +1,291 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caarlos0/env/v11"
-	"github.com/pnats/switchyard/proxy"
+	"go.yaml.in/yaml/v3"
 )
 
-// config is the single-group environment configuration the sidecar uses.
+// config is everything the binary runs: global settings and the groups.
+// It comes from a YAML file (SWITCHYARD_CONFIG or -config) or, with no
+// file, from the single-group environment variables the sidecar uses.
 type config struct {
-	// Listen is the client address. Default 127.0.0.1:6379.
-	Listen string `env:"SWITCHYARD_LISTEN" envDefault:"127.0.0.1:6379"`
-	// AdminListen serves /healthz, /readyz and /metrics; empty turns it off.
-	// Default 127.0.0.1:9190.
-	AdminListen string `env:"SWITCHYARD_ADMIN_LISTEN" envDefault:"127.0.0.1:9190"`
-
-	// RedisHost and RedisPort name a fixed upstream.
-	RedisHost string `env:"REDIS_HOST"`
-	RedisPort int    `env:"REDIS_PORT" envDefault:"6379"`
-
-	// SocketTimeout, in seconds as the seed gives it, bounds dialing and
-	// waiting for a reply from the upstream. 0 keeps the proxy defaults.
-	SocketTimeout float64 `env:"REDIS_SOCKET_TIMEOUT"`
-	// PoolSize is the pipelined connections per settings key. Default 2.
-	PoolSize int `env:"SWITCHYARD_POOL_SIZE" envDefault:"2"`
-	// HoldTimeout is how long a command waits for a master. Default 2s.
-	HoldTimeout time.Duration `env:"SWITCHYARD_HOLD_TIMEOUT" envDefault:"2s"`
+	// AdminListen serves /healthz, /readyz and /metrics; empty turns it
+	// off. Default 127.0.0.1:9190.
+	AdminListen string `yaml:"admin_listen"`
 	// DrainTimeout bounds a graceful shutdown. Default 10s.
-	DrainTimeout time.Duration `env:"SWITCHYARD_DRAIN_TIMEOUT" envDefault:"10s"`
-
-	LogLevel  string `env:"SWITCHYARD_LOG_LEVEL" envDefault:"info"`
-	LogFormat string `env:"SWITCHYARD_LOG_FORMAT" envDefault:"json"`
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	Log          logConfig     `yaml:"log"`
+	Groups       []groupConfig `yaml:"groups"`
 }
 
-func loadConfig() (*config, error) {
+type logConfig struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is json or console. Default json.
+	Format string `yaml:"format"`
+}
+
+// groupConfig is one Redis group behind one listener.
+type groupConfig struct {
+	// Name labels the group in logs and metrics. Required.
+	Name string `yaml:"name"`
+	// Listen is the client address, host:port. Required.
+	Listen string `yaml:"listen"`
+	// Upstream is a fixed master host:port; exclusive with Sentinel.
+	Upstream string `yaml:"upstream"`
+	// Sentinel makes the group follow Sentinel; exclusive with Upstream.
+	Sentinel *sentinelConfig `yaml:"sentinel"`
+
+	// PoolSize is the pipelined connections per settings key. Default 2.
+	PoolSize int `yaml:"pool_size"`
+	// DialTimeout bounds connecting to Redis. Default 2s.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// ReadTimeout bounds waiting for a non-blocking reply. Default 10s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writes to Redis. Default 5s.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// HoldTimeout is how long a command waits for a verified master,
+	// during a failover for example, before -TRYAGAIN. Default 2s.
+	HoldTimeout time.Duration `yaml:"hold_timeout"`
+	// ClientWriteTimeout disconnects clients that stop reading. Default 30s.
+	ClientWriteTimeout time.Duration `yaml:"client_write_timeout"`
+}
+
+type sentinelConfig struct {
+	// MasterName is Sentinel's name for the group. Required.
+	MasterName string `yaml:"master_name"`
+	// Addrs are Sentinel host:port addresses (at least one).
+	Addrs []string `yaml:"addrs"`
+	// Discover also follows the Sentinels that the given ones know of, so
+	// one Service address still yields a majority. Default true.
+	Discover *bool `yaml:"discover"`
+	// PollInterval is how often Sentinels are queried and the master's
+	// ROLE re-checked. Default 500ms.
+	PollInterval time.Duration `yaml:"poll_interval"`
+	// FailoverHold is the longest a detected failover holds writes
+	// without a promotion before it counts as aborted. Default 15s.
+	FailoverHold time.Duration `yaml:"failover_hold"`
+}
+
+// envConfig is the sidecar's contract: the variables its pods already have.
+type envConfig struct {
+	ConfigFile  string `env:"SWITCHYARD_CONFIG"`
+	Listen      string `env:"SWITCHYARD_LISTEN" envDefault:"127.0.0.1:6379"`
+	AdminListen string `env:"SWITCHYARD_ADMIN_LISTEN"`
+	LogLevel    string `env:"SWITCHYARD_LOG_LEVEL"`
+	LogFormat   string `env:"SWITCHYARD_LOG_FORMAT"`
+
+	RedisHost      string   `env:"REDIS_HOST"`
+	RedisPort      int      `env:"REDIS_PORT" envDefault:"6379"`
+	SentinelHosts  []string `env:"REDIS_SENTINEL_HOSTS" envSeparator:","`
+	SentinelMaster string   `env:"REDIS_SENTINEL_MASTER"`
+	// SocketTimeout is in seconds, as the seed gives it ("0.1").
+	SocketTimeout  float64 `env:"REDIS_SOCKET_TIMEOUT"`
+	MaxConnections int     `env:"REDIS_MAX_CONNECTIONS"`
+}
+
+// loadConfig reads the file named by path (or SWITCHYARD_CONFIG), else
+// the environment, applies defaults and validates.
+func loadConfig(path string) (*config, error) {
+	var e envConfig
+	if err := env.Parse(&e); err != nil {
+		return nil, fmt.Errorf("environment: %w", err)
+	}
+	if path == "" {
+		path = e.ConfigFile
+	}
+	var c *config
+	var err error
+	if path != "" {
+		c, err = readFile(path)
+	} else {
+		c, err = fromEnv(e)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Global environment variables override the file.
+	if e.AdminListen != "" {
+		c.AdminListen = e.AdminListen
+	}
+	if e.LogLevel != "" {
+		c.Log.Level = e.LogLevel
+	}
+	if e.LogFormat != "" {
+		c.Log.Format = e.LogFormat
+	}
+	c.setDefaults()
+	return c, c.validate()
+}
+
+func readFile(path string) (*config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true) // a misspelt setting must not be silently ignored
 	var c config
-	if err := env.Parse(&c); err != nil {
-		return nil, fmt.Errorf("configuration: %w", err)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
 	}
-	return &c, c.validate()
+	return &c, nil
 }
 
-func (c *config) validate() error {
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return fmt.Errorf("SWITCHYARD_LISTEN=%q: want host:port (%v)", c.Listen, err)
+// fromEnv builds the single group the sidecar variables describe.
+func fromEnv(e envConfig) (*config, error) {
+	g := groupConfig{Name: "default", Listen: e.Listen}
+	switch {
+	case len(e.SentinelHosts) > 0 || e.SentinelMaster != "":
+		if len(e.SentinelHosts) == 0 || e.SentinelMaster == "" {
+			return nil, errors.New("REDIS_SENTINEL_HOSTS and REDIS_SENTINEL_MASTER must be set together")
+		}
+		if e.RedisHost != "" {
+			return nil, errors.New("set either REDIS_HOST or REDIS_SENTINEL_HOSTS, not both")
+		}
+		g.Name = e.SentinelMaster
+		hosts := make([]string, 0, len(e.SentinelHosts))
+		for _, h := range e.SentinelHosts {
+			if h = strings.TrimSpace(h); h != "" {
+				hosts = append(hosts, h)
+			}
+		}
+		g.Sentinel = &sentinelConfig{MasterName: e.SentinelMaster, Addrs: hosts}
+	case e.RedisHost != "":
+		if e.RedisPort < 1 || e.RedisPort > 65535 {
+			return nil, fmt.Errorf("REDIS_PORT=%d: want 1-65535", e.RedisPort)
+		}
+		g.Upstream = net.JoinHostPort(e.RedisHost, strconv.Itoa(e.RedisPort))
+	default:
+		return nil, errors.New("no upstream: set REDIS_SENTINEL_HOSTS and REDIS_SENTINEL_MASTER, or REDIS_HOST and REDIS_PORT, or SWITCHYARD_CONFIG to a config file")
 	}
-	if c.AdminListen != "" {
-		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
-			return fmt.Errorf("SWITCHYARD_ADMIN_LISTEN=%q: want host:port or empty (%v)", c.AdminListen, err)
+	if e.SocketTimeout < 0 {
+		return nil, fmt.Errorf("REDIS_SOCKET_TIMEOUT=%v: want seconds, zero or more", e.SocketTimeout)
+	}
+	if e.SocketTimeout > 0 {
+		d := time.Duration(e.SocketTimeout * float64(time.Second))
+		g.DialTimeout, g.ReadTimeout = d, d
+	}
+	if e.MaxConnections < 0 {
+		return nil, fmt.Errorf("REDIS_MAX_CONNECTIONS=%d: want zero or more", e.MaxConnections)
+	}
+	return &config{AdminListen: "127.0.0.1:9190", Groups: []groupConfig{g}}, nil
+}
+
+func (c *config) setDefaults() {
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 10 * time.Second
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+	for i := range c.Groups {
+		if s := c.Groups[i].Sentinel; s != nil && s.Discover == nil {
+			t := true
+			s.Discover = &t
 		}
 	}
-	if c.RedisHost == "" {
-		return fmt.Errorf("REDIS_HOST is empty: set REDIS_HOST (and REDIS_PORT) to the upstream Redis")
-	}
-	if c.RedisPort < 1 || c.RedisPort > 65535 {
-		return fmt.Errorf("REDIS_PORT=%d: want 1-65535", c.RedisPort)
-	}
-	if _, err := durationSeconds("REDIS_SOCKET_TIMEOUT", c.SocketTimeout); err != nil {
-		return err
-	}
-	if c.PoolSize < 1 || c.PoolSize > 64 {
-		return fmt.Errorf("SWITCHYARD_POOL_SIZE=%d: want 1-64", c.PoolSize)
-	}
-	if c.HoldTimeout < 0 {
-		return fmt.Errorf("SWITCHYARD_HOLD_TIMEOUT=%v: must not be negative", c.HoldTimeout)
+}
+
+// validate stops start-up on the first invalid value, naming the field,
+// the value and what is allowed.
+func (c *config) validate() error {
+	if c.AdminListen != "" {
+		if err := checkAddr("admin_listen", c.AdminListen); err != nil {
+			return err
+		}
 	}
 	if c.DrainTimeout < 0 {
-		return fmt.Errorf("SWITCHYARD_DRAIN_TIMEOUT=%v: must not be negative", c.DrainTimeout)
+		return fmt.Errorf("drain_timeout=%v: must not be negative", c.DrainTimeout)
+	}
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		return fmt.Errorf("log.format=%q: want json or console", c.Log.Format)
+	}
+	if len(c.Groups) == 0 {
+		return errors.New("groups: at least one group is required")
+	}
+	names := map[string]bool{}
+	listens := map[string]string{}
+	for i, g := range c.Groups {
+		field := fmt.Sprintf("groups[%d]", i)
+		if g.Name == "" {
+			return fmt.Errorf("%s.name is empty: every group needs a name", field)
+		}
+		field = fmt.Sprintf("groups[%d] (%s)", i, g.Name)
+		if names[g.Name] {
+			return fmt.Errorf("%s.name=%q: names must be unique", field, g.Name)
+		}
+		names[g.Name] = true
+		if err := checkAddr(field+".listen", g.Listen); err != nil {
+			return err
+		}
+		if other, dup := listens[g.Listen]; dup {
+			return fmt.Errorf("%s.listen=%q: already used by group %q", field, g.Listen, other)
+		}
+		listens[g.Listen] = g.Name
+		switch {
+		case g.Upstream != "" && g.Sentinel != nil:
+			return fmt.Errorf("%s: set either upstream or sentinel, not both", field)
+		case g.Upstream != "":
+			if err := checkAddr(field+".upstream", g.Upstream); err != nil {
+				return err
+			}
+		case g.Sentinel != nil:
+			s := g.Sentinel
+			if s.MasterName == "" {
+				return fmt.Errorf("%s.sentinel.master_name is empty", field)
+			}
+			if len(s.Addrs) == 0 {
+				return fmt.Errorf("%s.sentinel.addrs is empty: give at least one Sentinel host:port", field)
+			}
+			for j, a := range s.Addrs {
+				if err := checkAddr(fmt.Sprintf("%s.sentinel.addrs[%d]", field, j), a); err != nil {
+					return err
+				}
+			}
+			if s.PollInterval < 0 || s.FailoverHold < 0 {
+				return fmt.Errorf("%s.sentinel: poll_interval and failover_hold must not be negative", field)
+			}
+		default:
+			return fmt.Errorf("%s: no upstream: set upstream (host:port) or sentinel (master_name, addrs)", field)
+		}
+		if g.PoolSize < 0 || g.PoolSize > 64 {
+			return fmt.Errorf("%s.pool_size=%d: want 1-64 (0 for the default, 2)", field, g.PoolSize)
+		}
+		for name, d := range map[string]time.Duration{
+			"dial_timeout": g.DialTimeout, "read_timeout": g.ReadTimeout, "write_timeout": g.WriteTimeout,
+			"hold_timeout": g.HoldTimeout, "client_write_timeout": g.ClientWriteTimeout,
+		} {
+			if d < 0 {
+				return fmt.Errorf("%s.%s=%v: must not be negative", field, name, d)
+			}
+		}
 	}
 	return nil
 }
 
-func (c *config) upstream() string {
-	return net.JoinHostPort(c.RedisHost, strconv.Itoa(c.RedisPort))
-}
-
-func (c *config) proxyConfig() proxy.Config {
-	timeout, _ := durationSeconds("REDIS_SOCKET_TIMEOUT", c.SocketTimeout)
-	return proxy.Config{
-		Group:       c.upstream(),
-		PoolSize:    c.PoolSize,
-		DialTimeout: timeout,
-		ReadTimeout: timeout,
-		HoldTimeout: c.HoldTimeout,
+func checkAddr(field, addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%s=%q: want host:port", field, addr)
 	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%s=%q: port must be 0-65535", field, addr)
+	}
+	_ = host
+	return nil
 }

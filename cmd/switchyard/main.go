@@ -1,19 +1,18 @@
 // Command switchyard is a Sentinel-aware Redis proxy. See the README for
 // its configuration; this file wires configuration, logging, the admin
-// endpoint and signals around the proxy package.
+// endpoint and signals around the proxy and sentinel packages.
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
-	"time"
 
-	"github.com/pnats/switchyard/proxy"
 	"go.uber.org/zap"
 )
 
@@ -21,112 +20,136 @@ import (
 var version = "dev"
 
 func main() {
-	args := os.Args[1:]
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
 	cmd := "serve"
-	if len(args) > 0 {
-		cmd = args[0]
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("switchyard "+cmd, flag.ContinueOnError)
+	path := fs.String("config", "", "YAML configuration file (default: $SWITCHYARD_CONFIG, else the environment)")
+	if err := fs.Parse(args); err != nil {
+		return 2
 	}
 	switch cmd {
 	case "serve":
-		if err := serve(); err != nil {
+		if err := serve(*path); err != nil {
 			fmt.Fprintln(os.Stderr, "switchyard:", err)
-			os.Exit(1)
+			return 1
 		}
-	case "version", "-version", "--version":
+	case "version":
 		fmt.Println("switchyard", version)
 	case "check-config":
-		if _, err := loadConfig(); err != nil {
-			fmt.Fprintln(os.Stderr, "switchyard:", err)
-			os.Exit(1)
+		c, err := loadConfig(*path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "switchyard: invalid configuration:", err)
+			return 1
 		}
-		fmt.Println("configuration OK")
+		fmt.Printf("configuration OK: %d group(s)\n", len(c.Groups))
 	default:
 		fmt.Fprintf(os.Stderr, "switchyard: unknown command %q (want serve, check-config or version)\n", cmd)
-		os.Exit(2)
+		return 2
 	}
+	return 0
 }
 
-func serve() error {
-	cfg, err := loadConfig()
+func serve(path string) error {
+	cfg, err := loadConfig(path)
 	if err != nil {
-		return err
+		return fmt.Errorf("invalid configuration: %w", err)
 	}
-	log, err := newLogger(cfg.LogLevel, cfg.LogFormat)
+	log, err := newLogger(cfg.Log)
 	if err != nil {
 		return err
 	}
 	defer log.Sync()
 
-	pcfg := cfg.proxyConfig()
-	pcfg.Logger = log
-	srv := proxy.New(pcfg)
-	srv.SetMaster(1, cfg.upstream())
-
-	l, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on SWITCHYARD_LISTEN=%q: %w", cfg.Listen, err)
+	var groups []*group
+	closeAll := func() {
+		for _, g := range groups {
+			g.l.Close()
+		}
 	}
-	log.Info("serving", zap.String("listen", l.Addr().String()), zap.String("upstream", cfg.upstream()), zap.String("version", version))
-
-	admin, err := startAdmin(cfg.AdminListen, srv, log)
+	for _, gc := range cfg.Groups {
+		g, err := newGroup(gc, log)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		groups = append(groups, g)
+	}
+	admin, err := startAdmin(cfg.AdminListen, groups, log)
 	if err != nil {
-		l.Close()
+		closeAll()
 		return err
 	}
+	defer admin.Close()
 
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	failed := make(chan error, len(groups))
+	for _, g := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := g.run(ctx); err != nil {
+				failed <- fmt.Errorf("group %q: %w", g.cfg.Name, err)
+			}
+		}()
+	}
+	log.Info("started", zap.String("version", version), zap.Int("groups", len(groups)))
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	var runErr error
 	select {
-	case err := <-served:
-		if !errors.Is(err, proxy.ErrServerClosed) {
-			srv.Close()
-			admin.Close()
-			return err
-		}
+	case runErr = <-failed:
+		log.Error("stopping", zap.Error(runErr))
 	case sig := <-sigs:
 		log.Info("draining", zap.String("signal", sig.String()), zap.Duration("drain_timeout", cfg.DrainTimeout))
-		ctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
 		go func() {
 			// A second signal means: stop now.
 			<-sigs
 			log.Warn("second signal: exiting at once")
 			os.Exit(1)
 		}()
-		srv.Shutdown(ctx)
-		cancel()
 	}
-	admin.Close()
+	drain, cancelDrain := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+	defer cancelDrain()
+	var sd sync.WaitGroup
+	for _, g := range groups {
+		sd.Add(1)
+		go func() {
+			defer sd.Done()
+			g.srv.Shutdown(drain)
+		}()
+	}
+	sd.Wait()
+	cancel()
+	wg.Wait()
 	log.Info("stopped")
-	return nil
+	if errors.Is(runErr, context.Canceled) {
+		return nil
+	}
+	return runErr
 }
 
-func newLogger(level, format string) (*zap.Logger, error) {
+func newLogger(c logConfig) (*zap.Logger, error) {
 	var zc zap.Config
-	switch format {
-	case "json", "":
-		zc = zap.NewProductionConfig()
+	switch c.Format {
 	case "console":
 		zc = zap.NewDevelopmentConfig()
 	default:
-		return nil, fmt.Errorf("SWITCHYARD_LOG_FORMAT=%q: want json or console", format)
+		zc = zap.NewProductionConfig()
 	}
-	lvl, err := zap.ParseAtomicLevel(level)
+	lvl, err := zap.ParseAtomicLevel(c.Level)
 	if err != nil {
-		return nil, fmt.Errorf("SWITCHYARD_LOG_LEVEL=%q: want debug, info, warn or error", level)
+		return nil, fmt.Errorf("log.level=%q: want debug, info, warn or error", c.Level)
 	}
 	zc.Level = lvl
 	zc.DisableStacktrace = true
 	return zc.Build()
-}
-
-// durationSeconds parses seconds as the seed's variables give them
-// ("0.1"), into a duration.
-func durationSeconds(name string, v float64) (time.Duration, error) {
-	if v < 0 {
-		return 0, fmt.Errorf("%s=%v: must be zero or more seconds", name, v)
-	}
-	return time.Duration(v * float64(time.Second)), nil
 }

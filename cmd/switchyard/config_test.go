@@ -1,0 +1,114 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// setEnv clears every variable the binary reads, then sets kv.
+func setEnv(t *testing.T, kv map[string]string) {
+	t.Helper()
+	for _, k := range []string{"SWITCHYARD_CONFIG", "SWITCHYARD_LISTEN", "SWITCHYARD_ADMIN_LISTEN",
+		"SWITCHYARD_LOG_LEVEL", "SWITCHYARD_LOG_FORMAT", "REDIS_HOST", "REDIS_PORT",
+		"REDIS_SENTINEL_HOSTS", "REDIS_SENTINEL_MASTER", "REDIS_SOCKET_TIMEOUT", "REDIS_MAX_CONNECTIONS"} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	for k, v := range kv {
+		t.Setenv(k, v)
+	}
+}
+
+func TestEnvConfig(t *testing.T) {
+	t.Run("fixed upstream", func(t *testing.T) {
+		setEnv(t, map[string]string{"REDIS_HOST": "10.0.0.5", "REDIS_PORT": "6380", "REDIS_SOCKET_TIMEOUT": "0.1"})
+		c, err := loadConfig("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := c.Groups[0]
+		if g.Upstream != "10.0.0.5:6380" || g.Listen != "127.0.0.1:6379" || g.Sentinel != nil {
+			t.Fatalf("group = %+v", g)
+		}
+		if g.ReadTimeout != 100*time.Millisecond || g.DialTimeout != 100*time.Millisecond {
+			t.Fatalf("REDIS_SOCKET_TIMEOUT=0.1 gave read %v dial %v", g.ReadTimeout, g.DialTimeout)
+		}
+		if c.AdminListen != "127.0.0.1:9190" {
+			t.Fatalf("admin default %q", c.AdminListen)
+		}
+	})
+	t.Run("sentinel", func(t *testing.T) {
+		setEnv(t, map[string]string{
+			"REDIS_SENTINEL_HOSTS":  "platform-kv-sentinel.platform.svc:26379, other:26379",
+			"REDIS_SENTINEL_MASTER": "platform-kv-master",
+			"SWITCHYARD_LISTEN":     "127.0.0.1:7000",
+		})
+		c, err := loadConfig("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := c.Groups[0]
+		if g.Sentinel == nil || g.Sentinel.MasterName != "platform-kv-master" || len(g.Sentinel.Addrs) != 2 ||
+			g.Sentinel.Addrs[1] != "other:26379" || !*g.Sentinel.Discover || g.Listen != "127.0.0.1:7000" {
+			t.Fatalf("group = %+v sentinel %+v", g, g.Sentinel)
+		}
+	})
+}
+
+func TestConfigErrorsNameFieldAndValue(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		file string
+		want []string
+	}{
+		{name: "nothing set", env: map[string]string{}, want: []string{"REDIS_SENTINEL_HOSTS", "REDIS_HOST"}},
+		{name: "sentinel without master", env: map[string]string{"REDIS_SENTINEL_HOSTS": "s:26379"}, want: []string{"REDIS_SENTINEL_MASTER"}},
+		{name: "bad port", env: map[string]string{"REDIS_HOST": "h", "REDIS_PORT": "70000"}, want: []string{"REDIS_PORT=70000"}},
+		{name: "bad listen", env: map[string]string{"REDIS_HOST": "h", "SWITCHYARD_LISTEN": "nonsense"}, want: []string{"listen", "nonsense", "host:port"}},
+		{name: "negative timeout", env: map[string]string{"REDIS_HOST": "h", "REDIS_SOCKET_TIMEOUT": "-1"}, want: []string{"REDIS_SOCKET_TIMEOUT=-1"}},
+		{name: "bad log format", env: map[string]string{"REDIS_HOST": "h", "SWITCHYARD_LOG_FORMAT": "xml"}, want: []string{"log.format", "xml", "json or console"}},
+		{name: "file unknown field", file: "groups:\n  - name: a\n    listen: 127.0.0.1:1\n    upstrem: x:1\n", want: []string{"upstrem"}},
+		{name: "file both upstreams", file: "groups:\n  - name: a\n    listen: 127.0.0.1:1\n    upstream: x:1\n    sentinel: {master_name: m, addrs: [s:1]}\n", want: []string{"groups[0] (a)", "not both"}},
+		{name: "file duplicate listen", file: "groups:\n  - {name: a, listen: '127.0.0.1:1', upstream: 'x:1'}\n  - {name: b, listen: '127.0.0.1:1', upstream: 'x:1'}\n", want: []string{"groups[1] (b).listen", "already used by group \"a\""}},
+		{name: "file pool size", file: "groups:\n  - {name: a, listen: '127.0.0.1:1', upstream: 'x:1', pool_size: 100}\n", want: []string{"pool_size=100", "1-64"}},
+		{name: "file no groups", file: "admin_listen: 127.0.0.1:9\n", want: []string{"at least one group"}},
+		{name: "file sentinel without addrs", file: "groups:\n  - {name: a, listen: '127.0.0.1:1', sentinel: {master_name: m}}\n", want: []string{"sentinel.addrs is empty"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			setEnv(t, tt.env)
+			path := ""
+			if tt.file != "" {
+				path = filepath.Join(t.TempDir(), "c.yaml")
+				os.WriteFile(path, []byte(tt.file), 0o600)
+			}
+			_, err := loadConfig(path)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestExampleConfigIsValid(t *testing.T) {
+	setEnv(t, nil)
+	c, err := loadConfig("../../deploy/switchyard.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Groups) != 2 || c.Groups[0].Listen != "0.0.0.0:6379" || c.Groups[1].Listen != "0.0.0.0:6380" {
+		t.Fatalf("example groups: %+v", c.Groups)
+	}
+	if c.Groups[0].Sentinel.MasterName != "platform-kv-master" || c.Groups[1].Sentinel.MasterName != "cache-kv-master" {
+		t.Fatal("example master names")
+	}
+}
