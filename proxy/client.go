@@ -16,6 +16,11 @@ type clientReader struct {
 	peeked []byte
 	err    error // the watcher saw the client go; returned once peeked is empty
 
+	// idle bounds how long a Read may wait for the client (0: no bound);
+	// deadline is the read deadline currently set.
+	idle     time.Duration
+	deadline time.Time
+
 	gone   chan struct{} // closed by the watcher when the client went away
 	exited chan struct{} // closed when the watcher returns
 }
@@ -29,12 +34,16 @@ func (cr *clientReader) Read(p []byte) (int, error) {
 	if cr.err != nil {
 		return 0, cr.err
 	}
+	cr.deadline = refreshDeadline(cr.nc.SetReadDeadline, cr.deadline, cr.idle)
 	return cr.nc.Read(p)
 }
 
 // watch starts the watcher and returns a channel closed if the client
 // goes away. stopWatch must follow.
 func (cr *clientReader) watch() <-chan struct{} {
+	// A blocked client is exempt from the idle timeout, as in Redis.
+	cr.nc.SetReadDeadline(time.Time{})
+	cr.deadline = time.Time{}
 	cr.gone = make(chan struct{})
 	cr.exited = make(chan struct{})
 	go func() {
@@ -55,6 +64,7 @@ func (cr *clientReader) stopWatch() {
 	cr.nc.SetReadDeadline(time.Now())
 	<-cr.exited
 	cr.nc.SetReadDeadline(time.Time{})
+	cr.deadline = time.Time{}
 }
 
 // clientWriter writes to a client from two goroutines in tunnel mode: the

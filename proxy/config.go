@@ -42,6 +42,20 @@ type Config struct {
 	// client that reads nothing for this long is disconnected, so a stalled
 	// client holds at most one batch of replies. Default 30s.
 	ClientWriteTimeout time.Duration
+	// PubSubWriteTimeout is the same bound for clients in Pub/Sub,
+	// MONITOR or tracking mode, whose messages the proxy never buffers
+	// beyond 64 KiB: a slow consumer is disconnected after this long.
+	// Default: ClientWriteTimeout.
+	PubSubWriteTimeout time.Duration
+	// MaxClients is the most clients connected at once, across all of the
+	// server's listeners; more are refused with Redis's own
+	// "-ERR max number of clients reached". Default 10000; negative means
+	// no limit.
+	MaxClients int
+	// IdleTimeout closes a client that sends nothing for this long, as
+	// Redis's timeout setting does; subscribed and blocked clients are
+	// exempt. Default 0: never.
+	IdleTimeout time.Duration
 	// HoldTimeout is how long a command waits for a verified master when
 	// none is known (for example during a failover) before it gets
 	// -TRYAGAIN. Default 2s.
@@ -99,6 +113,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.ClientWriteTimeout <= 0 {
 		c.ClientWriteTimeout = 30 * time.Second
+	}
+	if c.PubSubWriteTimeout <= 0 {
+		c.PubSubWriteTimeout = c.ClientWriteTimeout
+	}
+	if c.MaxClients == 0 {
+		c.MaxClients = 10000
 	}
 	if c.HoldTimeout <= 0 {
 		c.HoldTimeout = 2 * time.Second

@@ -220,6 +220,12 @@ func (s *Server) serveConn(nc net.Conn) {
 		nc.Close()
 		return
 	}
+	if s.cfg.MaxClients > 0 && len(s.sessions) >= s.cfg.MaxClients {
+		s.mu.Unlock()
+		s.log.Warn("client refused: max clients reached", zap.Int("max_clients", s.cfg.MaxClients))
+		go refuse(nc, s.cfg.ClientWriteTimeout)
+		return
+	}
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -232,6 +238,15 @@ func (s *Server) serveConn(nc net.Conn) {
 		}()
 		sess.serve()
 	}()
+}
+
+// refuse tells a client why it is turned away, as Redis does, and closes
+// it. It runs on its own goroutine so a slow client cannot stall Accept;
+// the write deadline bounds it.
+func refuse(nc net.Conn, timeout time.Duration) {
+	nc.SetWriteDeadline(time.Now().Add(timeout))
+	nc.Write([]byte("-ERR max number of clients reached\r\n"))
+	nc.Close()
 }
 
 func (s *Server) isClosed() bool {

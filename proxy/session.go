@@ -60,6 +60,7 @@ var (
 func newSession(srv *Server, nc net.Conn) *session {
 	s := &session{srv: srv, nc: nc, key: defaultKey}
 	s.in.nc = nc
+	s.in.idle = srv.cfg.IdleTimeout
 	s.cw = deadlineWriter{nc: nc, timeout: srv.cfg.ClientWriteTimeout}
 	s.rd = resp.NewReader(&s.in, srv.cfg.ClientBufferSize, srv.cfg.Limits)
 	s.req.done = make(chan struct{}, 1)

@@ -20,7 +20,8 @@ func (s *session) enterTunnel(raw []byte) {
 		s.closing = true
 		return
 	}
-	s.sink = &clientWriter{nc: s.nc, timeout: s.srv.cfg.ClientWriteTimeout}
+	s.sink = &clientWriter{nc: s.nc, timeout: s.srv.cfg.PubSubWriteTimeout}
+	s.in.idle = 0 // like Redis, never time out a subscriber for being quiet
 	c.startTunnel(s.sink)
 	s.forward(c, raw, false)
 }

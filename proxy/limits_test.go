@@ -1,0 +1,80 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/pnats/switchyard/proxy"
+)
+
+func TestMaxClients(t *testing.T) {
+	_, srv, addr := setup(t, proxy.Config{MaxClients: 3})
+	var conns []*rawConn
+	for i := 0; i < 3; i++ {
+		c := dialRaw(t, addr)
+		c.send("PING\r\n")
+		if l := c.line(); l != "+PONG" {
+			t.Fatalf("client %d: %q", i, l)
+		}
+		conns = append(conns, c)
+	}
+	extra := dialRaw(t, addr)
+	if l := extra.line(); l != "-ERR max number of clients reached" {
+		t.Fatalf("fourth client got %q", l)
+	}
+	if !extra.closed() {
+		t.Fatal("refused client left open")
+	}
+	conns[0].nc.Close()
+	waitFor(t, func() error {
+		if n := srv.Clients(); n != 2 {
+			return fmt.Errorf("%d clients", n)
+		}
+		return nil
+	})
+	again := dialRaw(t, addr)
+	again.send("PING\r\n")
+	if l := again.line(); l != "+PONG" {
+		t.Fatalf("after a client left: %q", l)
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	_, _, addr := setup(t, proxy.Config{IdleTimeout: 300 * time.Millisecond})
+	idle := dialRaw(t, addr)
+	idle.send("PING\r\n")
+	idle.line()
+	sub := dialRaw(t, addr)
+	sub.send("SUBSCRIBE quiet\r\n")
+	for i := 0; i < 6; i++ {
+		sub.line()
+	}
+	blocked := dialRaw(t, addr)
+	blocked.send("BLPOP idle:q 0\r\n")
+
+	start := time.Now()
+	if !idle.closed() {
+		t.Fatal("idle client not closed")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("idle client closed after %v", d)
+	}
+	// A subscriber and a blocked client are quiet by design: they stay.
+	time.Sleep(600 * time.Millisecond) // two idle periods, to prove a negative
+	if err := client(t, addr).Publish(context.Background(), "quiet", "still here").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"*3", "$7", "message", "$5", "quiet", "$10", "still here"} {
+		if l := sub.line(); l != want {
+			t.Fatalf("subscriber got %q, want %q", l, want)
+		}
+	}
+	client(t, addr).RPush(context.Background(), "idle:q", "x")
+	for _, want := range []string{"*2", "$6", "idle:q", "$1", "x"} {
+		if l := blocked.line(); l != want {
+			t.Fatalf("blocked client got %q, want %q", l, want)
+		}
+	}
+}
