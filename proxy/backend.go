@@ -299,6 +299,10 @@ func (c *backendConn) startTunnel(w *clientWriter) {
 func (c *backendConn) run() {
 	c.readLoop()
 	c.close(errPoolClosed) // no-op if already closed, with the real reason
+	if !deliberate(c.err) {
+		m := c.cfg.Metrics
+		m.add(m.BackendErrors, 1)
+	}
 	c.mu.Lock()
 	c.dead = true
 	c.mu.Unlock()

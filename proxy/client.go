@@ -20,6 +20,7 @@ type clientReader struct {
 	// deadline is the read deadline currently set.
 	idle     time.Duration
 	deadline time.Time
+	bytes    Counter // bytes read, if counted
 
 	gone   chan struct{} // closed by the watcher when the client went away
 	exited chan struct{} // closed when the watcher returns
@@ -35,7 +36,11 @@ func (cr *clientReader) Read(p []byte) (int, error) {
 		return 0, cr.err
 	}
 	cr.deadline = refreshDeadline(cr.nc.SetReadDeadline, cr.deadline, cr.idle)
-	return cr.nc.Read(p)
+	n, err := cr.nc.Read(p)
+	if cr.bytes != nil && n > 0 {
+		cr.bytes.Add(float64(n))
+	}
+	return n, err
 }
 
 // watch starts the watcher and returns a channel closed if the client
@@ -77,6 +82,7 @@ type clientWriter struct {
 	buf     []byte
 	timeout time.Duration
 	err     error
+	bytes   Counter // bytes written, if counted
 }
 
 // maxClientBuffer is the most a clientWriter holds before writing, bytes.
@@ -109,7 +115,10 @@ func (w *clientWriter) flushLocked() error {
 		return nil
 	}
 	w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
-	_, err := w.nc.Write(w.buf)
+	n, err := w.nc.Write(w.buf)
+	if w.bytes != nil && n > 0 {
+		w.bytes.Add(float64(n))
+	}
 	w.buf = w.buf[:0]
 	if err != nil {
 		w.err = err

@@ -82,6 +82,9 @@ type Config struct {
 	// It must not block. Default: nothing.
 	OnReadonly func()
 
+	// Metrics receives counters and histograms. Default: none recorded.
+	Metrics *Metrics
+
 	// Logger receives events (not individual commands). Default: discard.
 	Logger *zap.Logger
 }
@@ -130,6 +133,9 @@ func (c *Config) setDefaults() {
 		c.BackendBufferSize = 64 << 10
 	}
 	c.Limits = c.Limits.WithDefaults()
+	if c.Metrics == nil {
+		c.Metrics = &Metrics{}
+	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}

@@ -20,6 +20,13 @@ var (
 	errPoolClosed = errors.New("proxy: pool closed")
 )
 
+// deliberate reports whether a connection was closed on purpose rather
+// than lost.
+func deliberate(err error) bool {
+	return errors.Is(err, errPoolClosed) || errors.Is(err, errFenced) ||
+		errors.Is(err, ErrServerClosed) || errors.Is(err, errClientGone)
+}
+
 // ReplyError is an error reply Redis gave during a backend handshake, for
 // example to AUTH or SELECT. The client gets it verbatim.
 type ReplyError struct{ Msg string }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"sync"
+	"sync/atomic"
 )
 
 // generation is one master of the group, identified by an epoch. Every
@@ -11,6 +12,8 @@ type generation struct {
 	epoch uint64
 	addr  string
 	cfg   *Config
+	// routed is set once a command has been sent to this generation.
+	routed atomic.Bool
 
 	// mu guards pools, the pools' refs, and closed.
 	mu     sync.Mutex

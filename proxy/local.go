@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"strconv"
+	"time"
 
 	"github.com/pnats/switchyard/resp"
 	"github.com/pnats/switchyard/router"
@@ -12,6 +13,8 @@ import (
 // session itself. Settings are honoured by moving the session to a pool
 // whose connections carry them, so shared connections never change state.
 func (s *session) handleLocal(class router.Class, args [][]byte, raw []byte) {
+	id := [1]uint16{s.id}
+	defer func() { s.srv.cfg.Metrics.observe(id[:], time.Since(s.batchStart)) }()
 	switch class {
 	case router.Quit:
 		s.reply(replyOK)

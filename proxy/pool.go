@@ -138,6 +138,12 @@ func (p *pool) startDial(s *slot) {
 // connection's goroutines under the pool's WaitGroup.
 func (p *pool) dial() (*backendConn, error) {
 	c, err := dialBackend(p.ctx, p.addr, p.key, p.cfg)
+	m := p.cfg.Metrics
+	if err != nil {
+		m.add(m.BackendErrors, 1)
+	} else {
+		m.add(m.BackendConnects, 1)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil {

@@ -107,6 +107,9 @@ func (s *Server) publish(g *generation) {
 		s.published = make(chan struct{})
 	}
 	s.mu.Unlock()
+	if old != nil && g != nil && old.addr != g.addr {
+		s.cfg.Metrics.add(s.cfg.Metrics.Failovers, 1)
+	}
 	if old != nil {
 		if g != nil {
 			s.log.Info("master changed", zap.String("old", old.addr), zap.String("new", g.addr), zap.Uint64("epoch", g.epoch))
@@ -222,6 +225,7 @@ func (s *Server) serveConn(nc net.Conn) {
 	}
 	if s.cfg.MaxClients > 0 && len(s.sessions) >= s.cfg.MaxClients {
 		s.mu.Unlock()
+		s.cfg.Metrics.add(s.cfg.Metrics.ClientsRejected, 1)
 		s.log.Warn("client refused: max clients reached", zap.Int("max_clients", s.cfg.MaxClients))
 		go refuse(nc, s.cfg.ClientWriteTimeout)
 		return
@@ -229,6 +233,7 @@ func (s *Server) serveConn(nc net.Conn) {
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
+	s.cfg.Metrics.add(s.cfg.Metrics.ClientsAccepted, 1)
 	go func() {
 		defer s.wg.Done()
 		defer func() {

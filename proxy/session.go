@@ -3,6 +3,8 @@ package proxy
 import (
 	"errors"
 	"net"
+	"sync/atomic"
+	"time"
 
 	"github.com/pnats/switchyard/resp"
 	"github.com/pnats/switchyard/router"
@@ -39,15 +41,23 @@ type session struct {
 	// writes to the client directly and the session only forwards.
 	sink    *clientWriter
 	closing bool
+	// pinned mirrors ded != nil for Stats, which runs on another goroutine.
+	pinned atomic.Bool
+
+	// batchStart is when the current batch was read; command durations
+	// are measured from it.
+	batchStart time.Time
 
 	seg segment
 	req request
+	id  uint16 // the current command's metric ID
 }
 
 // segment is a run of commands bound for one backend connection.
 type segment struct {
 	conn     *backendConn
 	parts    [][]byte
+	ids      []uint16 // command IDs, for metrics
 	n        int
 	blocking bool
 }
@@ -60,6 +70,7 @@ var (
 func newSession(srv *Server, nc net.Conn) *session {
 	s := &session{srv: srv, nc: nc, key: defaultKey}
 	s.in.nc = nc
+	s.in.bytes = srv.cfg.Metrics.BytesIn
 	s.in.idle = srv.cfg.IdleTimeout
 	s.cw = deadlineWriter{nc: nc, timeout: srv.cfg.ClientWriteTimeout}
 	s.rd = resp.NewReader(&s.in, srv.cfg.ClientBufferSize, srv.cfg.Limits)
@@ -75,6 +86,7 @@ func (s *session) serve() {
 			return
 		}
 		s.shared = nil
+		s.batchStart = time.Now()
 		s.handle(&s.cmd)
 		for !s.closing {
 			ok, err := s.rd.BufferedCommand(&s.cmd)
@@ -136,7 +148,8 @@ func (s *session) writeOut() error {
 	if len(s.out) == 0 {
 		return nil
 	}
-	_, err := s.cw.Write(s.out)
+	n, err := s.cw.Write(s.out)
+	s.srv.cfg.Metrics.add(s.srv.cfg.Metrics.BytesOut, float64(n))
 	if cap(s.out) > maxClientBuffer {
 		s.out = nil // do not pin a large reply's buffer to an idle client
 	} else {
@@ -167,7 +180,8 @@ func (s *session) handle(cmd *resp.Command) {
 		// unambiguous. Inline commands are for humans, so the copy is fine.
 		raw = resp.AppendCommand(nil, cmd.Args)
 	}
-	class := router.Classify(cmd.Args)
+	class, id := router.Lookup(cmd.Args)
+	s.id = uint16(id)
 	if s.sink != nil {
 		s.handleTunnel(class, raw)
 		return
@@ -286,6 +300,7 @@ func (s *session) forward(c *backendConn, raw []byte, blocking bool) {
 		s.seg.conn = c
 	}
 	s.seg.parts = append(s.seg.parts, raw)
+	s.seg.ids = append(s.seg.ids, s.id)
 	if s.sink == nil {
 		s.seg.n++
 	}
@@ -315,8 +330,14 @@ func (s *session) flush() {
 		s.retryReadonly(start, seg.parts)
 	}
 	conn := seg.conn
+	m := s.srv.cfg.Metrics
+	m.observe(seg.ids, time.Since(s.batchStart))
+	if g := s.gen; g != nil && !g.routed.Load() && g.routed.CompareAndSwap(false, true) && m.FirstCommand != nil {
+		m.FirstCommand(g.epoch)
+	}
 	clear(seg.parts)
 	seg.parts = seg.parts[:0]
+	seg.ids = seg.ids[:0]
 	seg.n = 0
 	seg.blocking = false
 	seg.conn = nil
@@ -398,6 +419,7 @@ func (s *session) dedicated() (*backendConn, error) {
 		return nil, err
 	}
 	s.ded = c
+	s.pinned.Store(true)
 	return c, nil
 }
 
@@ -410,6 +432,7 @@ func (s *session) dropDedicated(reuse bool) {
 	s.flushIfOn(s.ded)
 	s.pool.put(s.ded, reuse && s.sink == nil)
 	s.ded = nil
+	s.pinned.Store(false)
 	s.multi, s.watch, s.poisoned = false, false, false
 }
 

@@ -20,7 +20,7 @@ func (s *session) enterTunnel(raw []byte) {
 		s.closing = true
 		return
 	}
-	s.sink = &clientWriter{nc: s.nc, timeout: s.srv.cfg.PubSubWriteTimeout}
+	s.sink = &clientWriter{nc: s.nc, timeout: s.srv.cfg.PubSubWriteTimeout, bytes: s.srv.cfg.Metrics.BytesOut}
 	s.in.idle = 0 // like Redis, never time out a subscriber for being quiet
 	c.startTunnel(s.sink)
 	s.forward(c, raw, false)

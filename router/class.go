@@ -93,24 +93,32 @@ const maxName = 32
 // Classify returns the class of the command whose arguments are args
 // (args[0] is the name, in any case). It does not allocate.
 func Classify(args [][]byte) Class {
+	c, _ := Lookup(args)
+	return c
+}
+
+// Lookup returns the command's class and its metric ID (see CommandName).
+// It does not allocate.
+func Lookup(args [][]byte) (Class, int) {
 	if len(args) == 0 {
-		return Forward
+		return Forward, 0
 	}
 	var buf [maxName]byte
 	name, ok := upper(&buf, args[0])
 	if !ok {
-		return Forward
+		return Forward, 0
 	}
+	id := int(idByName[string(name)])
 	switch string(name) {
 	case "XREAD", "XREADGROUP":
 		if hasBlockOption(args[1:]) {
-			return Blocking
+			return Blocking, id
 		}
-		return Forward
+		return Forward, id
 	case "CLIENT":
-		return classifyClient(args[1:])
+		return classifyClient(args[1:]), id
 	}
-	return byName[string(name)]
+	return byName[string(name)], id
 }
 
 // classifyClient sorts the CLIENT subcommands that touch the connection's

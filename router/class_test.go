@@ -91,3 +91,33 @@ func BenchmarkClassify(b *testing.B) {
 		Classify(cmd)
 	}
 }
+
+func TestLookupIDs(t *testing.T) {
+	tests := []struct {
+		cmd  string
+		want string
+	}{
+		{"get k", "GET"},
+		{"Set k v", "SET"},
+		{"xread block 0 streams s $", "XREAD"},
+		{"client setname x", "CLIENT"},
+		{"nosuchcommand", "other"},
+		{strings.Repeat("x", 100), "other"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.cmd, func(t *testing.T) {
+			_, id := Lookup(args(tt.cmd))
+			if got := CommandName(id); got != tt.want {
+				t.Errorf("Lookup(%q) names %q, want %q", tt.cmd, got, tt.want)
+			}
+		})
+	}
+	seen := map[string]bool{}
+	for id := 0; id < NumCommandIDs; id++ {
+		n := CommandName(id)
+		if seen[n] {
+			t.Errorf("%s listed twice", n)
+		}
+		seen[n] = true
+	}
+}

@@ -1,0 +1,104 @@
+package proxy
+
+import (
+	"time"
+
+	"github.com/pnats/switchyard/router"
+)
+
+// Counter, Gauge and Observer are what the data path records into. They
+// are declared here so that this package does not import a metrics
+// library: cmd passes Prometheus collectors, which satisfy them.
+type Counter interface{ Add(float64) }
+type Observer interface{ Observe(float64) }
+
+// Metrics are the data path's counters and histograms. A nil field is not
+// recorded. Gauges (clients, pinned sessions, backend connections, queued
+// requests) are not here: Stats reads them when they are scraped, so they
+// cost the data path nothing.
+type Metrics struct {
+	ClientsAccepted Counter // clients accepted
+	ClientsRejected Counter // clients refused at MaxClients
+	BytesIn         Counter // bytes read from clients
+	BytesOut        Counter // bytes written to clients
+	BackendConnects Counter // backend connections established
+	BackendErrors   Counter // failed dials and backend connections lost
+	Failovers       Counter // master changes (SetMaster to a new node)
+	// CommandDuration observes, per command ID (router.CommandName), the
+	// seconds from reading a command to having its reply.
+	CommandDuration [router.NumCommandIDs]Observer
+	// FirstCommand is called once per master change, when the first
+	// command is routed to the new master, with that master's epoch.
+	FirstCommand func(epoch uint64)
+}
+
+func (m *Metrics) add(c Counter, v float64) {
+	if c != nil {
+		c.Add(v)
+	}
+}
+
+// observe records one duration for each command ID in ids.
+func (m *Metrics) observe(ids []uint16, d time.Duration) {
+	secs := d.Seconds()
+	for _, id := range ids {
+		if o := m.CommandDuration[id]; o != nil {
+			o.Observe(secs)
+		}
+	}
+}
+
+// Stats is a snapshot of the server's gauges.
+type Stats struct {
+	Clients        int // connected clients
+	Pinned         int // sessions holding a dedicated backend connection
+	BackendConns   int // open backend connections to the current master
+	BackendPending int // requests written to the master and awaiting replies
+	Held           bool
+	Master         string
+	Epoch          uint64
+}
+
+// Stats returns the current gauges.
+func (s *Server) Stats() Stats {
+	var st Stats
+	s.mu.Lock()
+	st.Clients = len(s.sessions)
+	for sess := range s.sessions {
+		if sess.pinned.Load() {
+			st.Pinned++
+		}
+	}
+	s.mu.Unlock()
+	st.Held = s.held.Load()
+	if g := s.gen.Load(); g != nil {
+		st.Master, st.Epoch = g.addr, g.epoch
+		st.BackendConns, st.BackendPending = g.stats()
+	}
+	return st
+}
+
+// stats counts the generation's open connections and pending replies.
+func (g *generation) stats() (conns, pending int) {
+	g.mu.Lock()
+	pools := make([]*pool, 0, len(g.pools))
+	for _, p := range g.pools {
+		pools = append(pools, p)
+	}
+	g.mu.Unlock()
+	for _, p := range pools {
+		p.mu.Lock()
+		for _, sl := range p.slots {
+			if sl.conn != nil && sl.conn.alive() {
+				conns++
+				pending += len(sl.conn.pending)
+			}
+		}
+		conns += len(p.idle) + len(p.active)
+		for c := range p.active {
+			pending += len(c.pending)
+		}
+		p.mu.Unlock()
+	}
+	return conns, pending
+}

@@ -1,0 +1,357 @@
+package sentinel
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// view is what one Sentinel link last told the Watcher, as the decision
+// sees it (a copy, taken under the Watcher's lock).
+type view struct {
+	Addr      string // the address dialled
+	ID        string // the Sentinel's run id (SENTINEL MYID); "" if unknown
+	Attempted bool   // at least one poll has finished, successfully or not
+	Reachable bool   // last poll succeeded, recently enough
+	Master    string // what it named on its last successful poll
+	Replicas  []Replica
+	Err       string // last poll error, "" after a success
+}
+
+// roleResult is the answer of one ROLE check.
+type roleResult struct {
+	Role string // "master", "slave", "sentinel"; "" on error
+	Err  error
+}
+
+func (r roleResult) master() bool { return r.Err == nil && r.Role == "master" }
+
+func (r roleResult) String() string {
+	if r.Err != nil {
+		return "does not answer ROLE (" + r.Err.Error() + ")"
+	}
+	return "answers ROLE " + r.Role
+}
+
+// failover is a failover of the current master that the events announced.
+type failover struct {
+	old     string          // the master being failed over
+	started time.Time       // first event seen
+	trying  map[string]bool // links whose Sentinel started it and has not aborted
+	leader  string          // link whose Sentinel was elected, "" if unknown
+}
+
+// announce is a new master named by an event.
+type announce struct {
+	from, to string
+	at       time.Time // when the event was received
+	what     string    // the event's channel
+	by       string    // the link it came on
+}
+
+// brain holds the decision state. Only the Watcher's decide goroutine
+// touches it, so it needs no lock; step is deterministic given its inputs,
+// which keeps it testable with tables.
+type brain struct {
+	hold time.Duration // Config.FailoverHold
+	log  *zap.Logger
+
+	state       State
+	master      string // last verified master
+	epoch       uint64
+	reason      string
+	lastSwitch  time.Time
+	switchEvent time.Time
+
+	failover *failover
+	// pending is a new master named by +promoted-slave or +switch-master
+	// that has not answered ROLE master yet.
+	pending *announce
+	// recent is the last switch made on an event. Sentinels that were not
+	// part of the failover learn of it from hello messages a second or two
+	// later; until then they still name the old master, which also still
+	// answers ROLE master (it is demoted only ~10 s later by
+	// +convert-to-slave). Without this the Watcher would switch back.
+	recent *announce
+}
+
+func newBrain(hold time.Duration, log *zap.Logger) *brain {
+	return &brain{hold: hold, log: log, reason: "waiting for the first answer from the Sentinels"}
+}
+
+// step applies the events received since the last step, then decides the
+// state and master from the Sentinels' views and ROLE checks.
+func (b *brain) step(now time.Time, views []view, events []event, role func(addr string) roleResult) {
+	for _, ev := range events {
+		b.apply(now, ev)
+	}
+	if f := b.failover; f != nil && now.Sub(f.started) > b.hold {
+		b.log.Warn("sentinel: failover treated as aborted: no promotion within FailoverHold",
+			zap.String("master", f.old), zap.Duration("hold", b.hold))
+		b.endFailover()
+	}
+	if r := b.recent; r != nil && now.Sub(r.at) > b.hold {
+		b.recent = nil
+	}
+
+	// 1. A new master named by an event wins as soon as it is verified:
+	// this is the early path, ahead of the Sentinels' polls.
+	if p := b.pending; p != nil {
+		if p.from != b.master {
+			b.pending = nil
+		} else if r := role(p.to); r.master() {
+			b.switchTo(now, p.to, p.at, fmt.Sprintf("%s from Sentinel %s named %s and it answers ROLE master", p.what, p.by, p.to))
+			b.recent = p
+			return
+		}
+	}
+
+	t := tallyViews(views)
+	if t.reachable == 0 {
+		b.noSentinel(views, role)
+		return
+	}
+	if b.state == StateUnknown && !allAttempted(views) {
+		// Deciding on the first answer alone could pick whatever a lone
+		// Sentinel says and bump the epoch when the others answer.
+		b.reason = "waiting for the first answer from every Sentinel"
+		return
+	}
+
+	cand, named := t.majority, t.votes[t.majority]
+	note := ""
+	if r := b.recent; r != nil && b.master == r.to {
+		switch cand {
+		case r.to:
+			b.recent = nil // they caught up
+		case r.from, "":
+			note = fmt.Sprintf(" (Sentinels still naming %s have not yet learnt of %s)", r.from, r.what)
+			cand = r.to
+		default:
+			b.recent = nil // they moved on to another master
+		}
+	}
+	if cand == "" {
+		if b.failover != nil {
+			b.set(StateFailover, b.failoverReason(fmt.Sprintf("no majority of %d reachable Sentinels: %s", t.reachable, t.votesString())))
+			return
+		}
+		b.set(StateNoMaster, fmt.Sprintf("no majority of %d reachable Sentinels names a master: %s", t.reachable, t.votesString()))
+		return
+	}
+	r := role(cand)
+	if !r.master() {
+		if b.failover != nil {
+			b.set(StateFailover, b.failoverReason(fmt.Sprintf("%s %s", cand, r)))
+			return
+		}
+		b.set(StateNoMaster, fmt.Sprintf("%d of %d reachable Sentinels name %s but it %s%s", named, t.reachable, cand, r, note))
+		return
+	}
+	if f := b.failover; f != nil && cand == f.old {
+		b.set(StateFailover, b.failoverReason(fmt.Sprintf("%d of %d reachable Sentinels still name %s", named, t.reachable, cand)))
+		return
+	}
+	reason := fmt.Sprintf("%d of %d reachable Sentinels name %s and it answers ROLE master%s", named, t.reachable, cand, note)
+	if cand != b.master {
+		var at time.Time
+		if p := b.pending; p != nil && p.to == cand {
+			at = p.at
+		}
+		b.switchTo(now, cand, at, reason)
+		return
+	}
+	b.set(StateReady, reason)
+}
+
+// apply folds one event into the failover state.
+func (b *brain) apply(now time.Time, ev event) {
+	if b.master == "" {
+		return // no master verified yet: nothing to fail over from
+	}
+	switch ev.Kind {
+	case kindProgress, kindLeader:
+		if ev.Master != b.master {
+			return
+		}
+		f := b.startFailover(now, ev)
+		f.trying[ev.From] = true
+		if ev.Kind == kindLeader {
+			f.leader = ev.From
+		}
+	case kindPromoted:
+		// Only the Sentinel that won the election promotes; accept the
+		// event even if the start was missed (e.g. after a reconnect).
+		if ev.Master != b.master {
+			return
+		}
+		f := b.startFailover(now, ev)
+		f.trying[ev.From] = true
+		f.leader = ev.From
+		b.pending = &announce{from: ev.Master, to: ev.Addr, at: ev.At, what: ev.Channel, by: ev.From}
+	case kindSwitch:
+		if ev.Master != b.master || ev.Addr == b.master {
+			return
+		}
+		b.startFailover(now, ev)
+		if b.pending == nil || b.pending.to != ev.Addr {
+			b.pending = &announce{from: ev.Master, to: ev.Addr, at: ev.At, what: ev.Channel, by: ev.From}
+		}
+	case kindAbort:
+		f := b.failover
+		if f == nil || ev.Master != f.old || b.pending != nil {
+			return
+		}
+		delete(f.trying, ev.From)
+		if f.leader == ev.From {
+			f.leader = ""
+		}
+		// A Sentinel that lost the election aborts while the winner goes
+		// on: only when nobody is left trying has the failover failed.
+		if len(f.trying) == 0 {
+			b.log.Warn("sentinel: failover aborted", zap.String("master", f.old),
+				zap.String("event", ev.Channel), zap.String("sentinel", ev.From))
+			b.endFailover()
+		}
+	}
+}
+
+func (b *brain) startFailover(now time.Time, ev event) *failover {
+	if b.failover == nil {
+		b.failover = &failover{old: b.master, started: now, trying: map[string]bool{}}
+		b.log.Info("sentinel: failover started; holding writes", zap.String("master", b.master),
+			zap.String("event", ev.Channel), zap.String("sentinel", ev.From))
+	}
+	return b.failover
+}
+
+func (b *brain) endFailover() {
+	b.failover = nil
+	b.pending = nil
+}
+
+func (b *brain) failoverReason(detail string) string {
+	f := b.failover
+	who := "an unknown Sentinel"
+	if f.leader != "" {
+		who = "Sentinel " + f.leader
+	} else if len(f.trying) > 0 {
+		var ts []string
+		for t := range f.trying {
+			ts = append(ts, t)
+		}
+		sort.Strings(ts)
+		who = "Sentinel " + strings.Join(ts, ", ")
+	}
+	return fmt.Sprintf("failover of %s in progress (started by %s), holding writes; %s", f.old, who, detail)
+}
+
+// noSentinel decides with no Sentinel reachable: keep the last verified
+// master while it still says it is one.
+func (b *brain) noSentinel(views []view, role func(string) roleResult) {
+	if b.state == StateUnknown && !allAttempted(views) {
+		return
+	}
+	if b.master == "" {
+		b.set(StateNoMaster, "no Sentinel is reachable and no master was ever verified")
+		return
+	}
+	r := role(b.master)
+	switch {
+	case b.failover != nil:
+		b.set(StateFailover, b.failoverReason(fmt.Sprintf("no Sentinel is reachable; %s %s", b.master, r)))
+	case r.master():
+		b.set(StateDegraded, fmt.Sprintf("no Sentinel is reachable; last verified master %s still answers ROLE master", b.master))
+	default:
+		b.set(StateNoMaster, fmt.Sprintf("no Sentinel is reachable and last verified master %s %s", b.master, r))
+	}
+}
+
+func (b *brain) switchTo(now time.Time, addr string, eventAt time.Time, reason string) {
+	old := b.master
+	b.master = addr
+	b.epoch++
+	b.lastSwitch = now
+	b.switchEvent = eventAt
+	b.endFailover()
+	b.set(StateReady, reason)
+	b.log.Info("sentinel: master switched", zap.String("from", old), zap.String("to", addr),
+		zap.Uint64("epoch", b.epoch), zap.Bool("by_event", !eventAt.IsZero()), zap.String("reason", reason))
+}
+
+func (b *brain) set(s State, reason string) {
+	if s != b.state {
+		switch s {
+		case StateNoMaster:
+			b.log.Warn("sentinel: failing closed", zap.String("reason", reason), zap.String("last_master", b.master))
+		case StateDegraded:
+			b.log.Warn("sentinel: degraded", zap.String("reason", reason))
+		default:
+			if b.state != StateUnknown || s != StateReady {
+				b.log.Info("sentinel: state "+s.String(), zap.String("reason", reason))
+			}
+		}
+	}
+	b.state, b.reason = s, reason
+}
+
+// tally counts the votes of the reachable Sentinels, once per Sentinel.
+type tally struct {
+	reachable int
+	votes     map[string]int // master address → Sentinels naming it
+	majority  string         // named by more than half of reachable, or ""
+}
+
+func tallyViews(views []view) tally {
+	t := tally{votes: map[string]int{}}
+	seen := map[string]bool{}
+	for _, v := range views {
+		if !v.Reachable {
+			continue
+		}
+		// A Service address reaches one of the Sentinels that are also
+		// dialled directly: count each Sentinel once.
+		id := v.ID
+		if id == "" {
+			id = "addr:" + v.Addr
+		}
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		t.reachable++
+		if v.Master != "" {
+			t.votes[v.Master]++
+		}
+	}
+	for a, n := range t.votes {
+		if 2*n > t.reachable {
+			t.majority = a
+		}
+	}
+	return t
+}
+
+func (t tally) votesString() string {
+	if len(t.votes) == 0 {
+		return "none names a master"
+	}
+	var parts []string
+	for a, n := range t.votes {
+		parts = append(parts, fmt.Sprintf("%d name %s", n, a))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+func allAttempted(views []view) bool {
+	for _, v := range views {
+		if !v.Attempted {
+			return false
+		}
+	}
+	return true
+}

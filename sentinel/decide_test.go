@@ -1,0 +1,399 @@
+package sentinel
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+const (
+	nodeA = "10.0.0.1:6379"
+	nodeB = "10.0.0.2:6379"
+	nodeC = "10.0.0.3:6379"
+	s1    = "10.0.1.1:26379"
+	s2    = "10.0.1.2:26379"
+	s3    = "10.0.1.3:26379"
+)
+
+// up is a reachable Sentinel view naming master.
+func up(addr, master string) view {
+	return view{Addr: addr, ID: "id-" + addr, Attempted: true, Reachable: true, Master: master}
+}
+
+// down is an unreachable Sentinel view.
+func down(addr string) view {
+	return view{Addr: addr, Attempted: true, Err: "connection refused"}
+}
+
+func ev(kind, from, name, addr, master string, at time.Time) event {
+	return event{At: at, From: from, Channel: kind, Kind: kindOf(kind), Name: name, Addr: addr, Master: master}
+}
+
+func TestBrainStep(t *testing.T) {
+	t0 := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	evAt := t0.Add(-50 * time.Millisecond)
+	ready := func(master string, epoch uint64) *brain {
+		b := newBrain(15*time.Second, zap.NewNop())
+		b.state, b.master, b.epoch = StateReady, master, epoch
+		return b
+	}
+	inFailover := func(master string, epoch uint64, started time.Time, trying ...string) *brain {
+		b := ready(master, epoch)
+		b.state = StateFailover
+		b.failover = &failover{old: master, started: started, trying: map[string]bool{}}
+		for _, s := range trying {
+			b.failover.trying[s] = true
+		}
+		return b
+	}
+	roles := func(m map[string]string) func(string) roleResult {
+		return func(addr string) roleResult {
+			r, ok := m[addr]
+			if !ok {
+				return roleResult{Err: errors.New("connection refused")}
+			}
+			return roleResult{Role: r}
+		}
+	}
+	masterA := map[string]string{nodeA: "master", nodeB: "slave", nodeC: "slave"}
+	masterB := map[string]string{nodeA: "slave", nodeB: "master", nodeC: "slave"}
+	bothMaster := map[string]string{nodeA: "master", nodeB: "master", nodeC: "slave"}
+
+	tests := []struct {
+		name        string
+		brain       *brain
+		views       []view
+		events      []event
+		roles       map[string]string
+		state       State
+		master      string
+		epoch       uint64
+		switchEvent time.Time
+		reason      string // substring
+	}{
+		{
+			name:   "majority verified at start",
+			brain:  newBrain(15*time.Second, zap.NewNop()),
+			views:  []view{up(s1, nodeA), up(s2, nodeA), up(s3, nodeB)},
+			roles:  masterA,
+			state:  StateReady,
+			master: nodeA, epoch: 1,
+			reason: "2 of 3 reachable Sentinels name 10.0.0.1:6379 and it answers ROLE master",
+		},
+		{
+			name:   "waits for every Sentinel's first answer",
+			brain:  newBrain(15*time.Second, zap.NewNop()),
+			views:  []view{up(s1, nodeA), {Addr: s2}, {Addr: s3}},
+			roles:  masterA,
+			state:  StateUnknown,
+			reason: "waiting",
+		},
+		{
+			name:   "unreachable Sentinels do not vote",
+			brain:  newBrain(15*time.Second, zap.NewNop()),
+			views:  []view{up(s1, nodeA), down(s2), down(s3)},
+			roles:  masterA,
+			state:  StateReady,
+			master: nodeA, epoch: 1,
+			reason: "1 of 1 reachable",
+		},
+		{
+			name:   "tie fails closed",
+			brain:  ready(nodeA, 3),
+			views:  []view{up(s1, nodeA), up(s2, nodeB)},
+			roles:  bothMaster,
+			state:  StateNoMaster,
+			master: nodeA, epoch: 3,
+			reason: "no majority of 2 reachable Sentinels names a master: 1 name 10.0.0.1:6379, 1 name 10.0.0.2:6379",
+		},
+		{
+			name:   "half is not a majority",
+			brain:  ready(nodeA, 1),
+			views:  []view{up(s1, nodeA), up(s2, nodeA), up(s3, nodeB), up("10.0.1.4:26379", nodeC)},
+			roles:  masterA,
+			state:  StateNoMaster,
+			master: nodeA, epoch: 1,
+			reason: "no majority of 4",
+		},
+		{
+			name:  "one Sentinel behind two addresses counts once",
+			brain: ready(nodeA, 1),
+			views: []view{
+				up(s1, nodeB),
+				{Addr: "svc:26379", ID: "id-" + s1, Attempted: true, Reachable: true, Master: nodeB},
+				up(s2, nodeA),
+			},
+			roles:  bothMaster,
+			state:  StateNoMaster,
+			master: nodeA, epoch: 1,
+			reason: "no majority of 2",
+		},
+		{
+			name:   "majority names a replica",
+			brain:  ready(nodeA, 2),
+			views:  []view{up(s1, nodeB), up(s2, nodeB), up(s3, nodeA)},
+			roles:  masterA,
+			state:  StateNoMaster,
+			master: nodeA, epoch: 2,
+			reason: "2 of 3 reachable Sentinels name 10.0.0.2:6379 but it answers ROLE slave",
+		},
+		{
+			name:   "lone Sentinel names a replica",
+			brain:  newBrain(15*time.Second, zap.NewNop()),
+			views:  []view{up(s1, nodeB)},
+			roles:  masterA,
+			state:  StateNoMaster,
+			reason: "1 of 1 reachable Sentinels name 10.0.0.2:6379 but it answers ROLE slave",
+		},
+		{
+			name:   "master demoted under us",
+			brain:  ready(nodeA, 1),
+			views:  []view{up(s1, nodeA), up(s2, nodeA), up(s3, nodeA)},
+			roles:  masterB,
+			state:  StateNoMaster,
+			master: nodeA, epoch: 1,
+			reason: "answers ROLE slave",
+		},
+		{
+			name:   "master does not answer",
+			brain:  ready(nodeA, 1),
+			views:  []view{up(s1, nodeA), up(s2, nodeA), up(s3, nodeA)},
+			roles:  map[string]string{},
+			state:  StateNoMaster,
+			master: nodeA, epoch: 1,
+			reason: "does not answer ROLE (connection refused)",
+		},
+		{
+			name:   "majority moves: switch by polling",
+			brain:  ready(nodeA, 1),
+			views:  []view{up(s1, nodeB), up(s2, nodeB), up(s3, nodeA)},
+			roles:  bothMaster,
+			state:  StateReady,
+			master: nodeB, epoch: 2,
+		},
+		{
+			name:   "degraded keeps the verified master",
+			brain:  ready(nodeA, 4),
+			views:  []view{down(s1), down(s2), down(s3)},
+			roles:  masterA,
+			state:  StateDegraded,
+			master: nodeA, epoch: 4,
+			reason: "no Sentinel is reachable; last verified master 10.0.0.1:6379 still answers ROLE master",
+		},
+		{
+			name:   "degraded master stops being master",
+			brain:  ready(nodeA, 4),
+			views:  []view{down(s1), down(s2), down(s3)},
+			roles:  masterB,
+			state:  StateNoMaster,
+			master: nodeA, epoch: 4,
+			reason: "no Sentinel is reachable and last verified master 10.0.0.1:6379 answers ROLE slave",
+		},
+		{
+			name:   "no Sentinel and never a master",
+			brain:  newBrain(15*time.Second, zap.NewNop()),
+			views:  []view{down(s1), down(s2)},
+			roles:  masterA,
+			state:  StateNoMaster,
+			reason: "no master was ever verified",
+		},
+		{
+			name:   "try-failover holds writes",
+			brain:  ready(nodeA, 1),
+			views:  []view{up(s1, nodeA), up(s2, nodeA), up(s3, nodeA)},
+			events: []event{ev(evTryFailover, s1, "m", nodeA, nodeA, evAt)},
+			roles:  masterA,
+			state:  StateFailover,
+			master: nodeA, epoch: 1,
+			reason: "failover of 10.0.0.1:6379 in progress (started by Sentinel 10.0.1.1:26379)",
+		},
+		{
+			name:   "failover of another master is ignored",
+			brain:  ready(nodeA, 1),
+			views:  []view{up(s1, nodeA), up(s2, nodeA), up(s3, nodeA)},
+			events: []event{ev(evTryFailover, s1, "m", nodeC, nodeC, evAt)},
+			roles:  masterA,
+			state:  StateReady,
+			master: nodeA, epoch: 1,
+		},
+		{
+			name:  "promoted-slave from the leader switches at once",
+			brain: ready(nodeA, 1),
+			views: []view{up(s1, nodeA), up(s2, nodeA), up(s3, nodeA)},
+			events: []event{
+				ev(evTryFailover, s1, "m", nodeA, nodeA, evAt),
+				ev(evElectedLeader, s1, "m", nodeA, nodeA, evAt),
+				ev(evPromotedSlave, s1, "m", nodeB, nodeA, evAt),
+			},
+			roles:  bothMaster, // the old master is demoted only later
+			state:  StateReady,
+			master: nodeB, epoch: 2, switchEvent: evAt,
+			reason: "+promoted-slave from Sentinel 10.0.1.1:26379 named 10.0.0.2:6379",
+		},
+		{
+			name:  "promoted replica not yet master keeps holding",
+			brain: ready(nodeA, 1),
+			views: []view{up(s1, nodeA), up(s2, nodeA), up(s3, nodeA)},
+			events: []event{
+				ev(evTryFailover, s1, "m", nodeA, nodeA, evAt),
+				ev(evPromotedSlave, s1, "m", nodeB, nodeA, evAt),
+			},
+			roles:  masterA,
+			state:  StateFailover,
+			master: nodeA, epoch: 1,
+		},
+		{
+			name:   "switch-master from any Sentinel",
+			brain:  ready(nodeA, 7),
+			views:  []view{up(s1, nodeA), up(s2, nodeA), up(s3, nodeA)},
+			events: []event{ev(evSwitchMaster, s3, "m", nodeB, nodeA, evAt)},
+			roles:  bothMaster,
+			state:  StateReady,
+			master: nodeB, epoch: 8, switchEvent: evAt,
+		},
+		{
+			name:   "switch-master from another old master is ignored",
+			brain:  ready(nodeA, 7),
+			views:  []view{up(s1, nodeA), up(s2, nodeA), up(s3, nodeA)},
+			events: []event{ev(evSwitchMaster, s3, "m", nodeB, nodeC, evAt)},
+			roles:  bothMaster,
+			state:  StateReady,
+			master: nodeA, epoch: 7,
+		},
+		{
+			name:   "abort by the only Sentinel trying ends the hold",
+			brain:  inFailover(nodeA, 1, t0.Add(-time.Second), s1),
+			views:  []view{up(s1, nodeA), up(s2, nodeA), up(s3, nodeA)},
+			events: []event{ev(evAbortNoSlave, s1, "m", nodeA, nodeA, evAt)},
+			roles:  masterA,
+			state:  StateReady,
+			master: nodeA, epoch: 1,
+		},
+		{
+			name:  "abort by a Sentinel that lost the election keeps holding",
+			brain: inFailover(nodeA, 1, t0.Add(-time.Second), s1, s2),
+			views: []view{up(s1, nodeA), up(s2, nodeA), up(s3, nodeA)},
+			events: []event{
+				ev(evElectedLeader, s1, "m", nodeA, nodeA, evAt),
+				ev(evAbortNotElect, s2, "m", nodeA, nodeA, evAt),
+			},
+			roles:  masterA,
+			state:  StateFailover,
+			master: nodeA, epoch: 1,
+			reason: "started by Sentinel 10.0.1.1:26379",
+		},
+		{
+			name:   "no promotion within FailoverHold: back to the old master",
+			brain:  inFailover(nodeA, 1, t0.Add(-16*time.Second), s1),
+			views:  []view{up(s1, nodeA), up(s2, nodeA), up(s3, nodeA)},
+			roles:  masterA,
+			state:  StateReady,
+			master: nodeA, epoch: 1,
+		},
+		{
+			name:   "failover while the old master is dead holds rather than fails",
+			brain:  inFailover(nodeA, 1, t0.Add(-time.Second), s1),
+			views:  []view{up(s1, nodeA), up(s2, nodeA), up(s3, nodeA)},
+			roles:  map[string]string{nodeB: "slave"},
+			state:  StateFailover,
+			master: nodeA, epoch: 1,
+		},
+		{
+			name:   "failover with the Sentinels split holds",
+			brain:  inFailover(nodeA, 1, t0.Add(-time.Second), s1),
+			views:  []view{up(s1, nodeB), up(s2, nodeA)},
+			roles:  masterA,
+			state:  StateFailover,
+			master: nodeA, epoch: 1,
+		},
+		{
+			name: "stale Sentinels do not switch back after an event switch",
+			brain: func() *brain {
+				b := ready(nodeB, 2)
+				b.recent = &announce{from: nodeA, to: nodeB, at: t0.Add(-time.Second), what: evPromotedSlave, by: s1}
+				return b
+			}(),
+			views:  []view{up(s1, nodeB), up(s2, nodeA), up(s3, nodeA)},
+			roles:  bothMaster,
+			state:  StateReady,
+			master: nodeB, epoch: 2,
+			reason: "have not yet learnt of +promoted-slave",
+		},
+		{
+			name: "stale window over: the Sentinels' majority wins again",
+			brain: func() *brain {
+				b := ready(nodeB, 2)
+				b.recent = &announce{from: nodeA, to: nodeB, at: t0.Add(-20 * time.Second), what: evPromotedSlave, by: s1}
+				return b
+			}(),
+			views:  []view{up(s1, nodeB), up(s2, nodeA), up(s3, nodeA)},
+			roles:  bothMaster,
+			state:  StateReady,
+			master: nodeA, epoch: 3,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := tt.brain
+			b.step(t0, tt.views, tt.events, roles(tt.roles))
+			if b.state != tt.state || b.master != tt.master || b.epoch != tt.epoch {
+				t.Errorf("got state %v master %q epoch %d, want %v %q %d (reason %q)",
+					b.state, b.master, b.epoch, tt.state, tt.master, tt.epoch, b.reason)
+			}
+			if !b.switchEvent.Equal(tt.switchEvent) {
+				t.Errorf("switchEvent %v, want %v", b.switchEvent, tt.switchEvent)
+			}
+			if !strings.Contains(b.reason, tt.reason) {
+				t.Errorf("reason %q does not contain %q", b.reason, tt.reason)
+			}
+		})
+	}
+}
+
+// TestBrainFailoverSequence walks one failover through several steps, as
+// the events arrive, with the other Sentinels catching up afterwards.
+func TestBrainFailoverSequence(t *testing.T) {
+	b := newBrain(15*time.Second, zap.NewNop())
+	now := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	roles := map[string]string{nodeA: "master", nodeB: "slave"}
+	role := func(a string) roleResult { return roleResult{Role: roles[a]} }
+	steps := []struct {
+		name   string
+		views  []view
+		events []event
+		before func()
+		state  State
+		master string
+		epoch  uint64
+	}{
+		{name: "start", views: []view{up(s1, nodeA), up(s2, nodeA), up(s3, nodeA)}, state: StateReady, master: nodeA, epoch: 1},
+		{name: "try", views: []view{up(s1, nodeA), up(s2, nodeA), up(s3, nodeA)},
+			events: []event{ev(evTryFailover, s1, "m", nodeA, nodeA, now)}, state: StateFailover, master: nodeA, epoch: 1},
+		{name: "wait-promotion", views: []view{up(s1, nodeA), up(s2, nodeA), up(s3, nodeA)},
+			events: []event{ev(evWaitPromotion, s1, "m", nodeB, nodeA, now)}, state: StateFailover, master: nodeA, epoch: 1},
+		{name: "promoted", views: []view{up(s1, nodeA), up(s2, nodeA), up(s3, nodeA)},
+			before: func() { roles[nodeB] = "master" },
+			events: []event{ev(evPromotedSlave, s1, "m", nodeB, nodeA, now)}, state: StateReady, master: nodeB, epoch: 2},
+		{name: "others lag", views: []view{up(s1, nodeA), up(s2, nodeA), up(s3, nodeA)}, state: StateReady, master: nodeB, epoch: 2},
+		{name: "others catch up", views: []view{up(s1, nodeA), up(s2, nodeB), up(s3, nodeB)},
+			events: []event{ev(evSwitchMaster, s2, "m", nodeB, nodeA, now)}, state: StateReady, master: nodeB, epoch: 2},
+		{name: "old master demoted", before: func() { roles[nodeA] = "slave" },
+			views: []view{up(s1, nodeB), up(s2, nodeB), up(s3, nodeB)}, state: StateReady, master: nodeB, epoch: 2},
+	}
+	for _, s := range steps {
+		now = now.Add(100 * time.Millisecond)
+		if s.before != nil {
+			s.before()
+		}
+		b.step(now, s.views, s.events, role)
+		if b.state != s.state || b.master != s.master || b.epoch != s.epoch {
+			t.Fatalf("%s: got %v %q %d, want %v %q %d (reason %q)", s.name, b.state, b.master, b.epoch, s.state, s.master, s.epoch, b.reason)
+		}
+	}
+	if b.recent != nil {
+		t.Errorf("recent switch still remembered after the Sentinels caught up: %+v", b.recent)
+	}
+}

@@ -1,0 +1,127 @@
+package sentinel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// pollResult is one successful poll of one Sentinel.
+type pollResult struct {
+	ID         string // SENTINEL MYID, "" if the Sentinel does not know it
+	Master     string // get-master-addr-by-name
+	Replicas   []Replica
+	Discovered []string // SENTINEL sentinels, when Config.Discover is set
+}
+
+// pollLoop polls the link's Sentinel every PollInterval, and at once when
+// asked through pollNow. Unlike the event subscription it does not back
+// off: each poll is the heartbeat that keeps the Sentinel counted as
+// reachable, and a refused dial every PollInterval costs next to nothing.
+func (l *link) pollLoop(ctx context.Context) {
+	t := time.NewTicker(l.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		res, err := l.poll(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		l.report(res, err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-l.pollNow:
+		}
+	}
+}
+
+// poll runs one round of queries. They go one after another over the
+// client's single connection, so that through a load-balanced address the
+// run id and the answers come from the same Sentinel.
+func (l *link) poll(ctx context.Context) (pollResult, error) {
+	var res pollResult
+	qctx, cancel := context.WithTimeout(ctx, l.cfg.DialTimeout)
+	defer cancel()
+
+	myid := redis.NewStringCmd(qctx, "SENTINEL", "MYID")
+	_ = l.client.Process(qctx, myid)
+	id, err := myid.Result()
+	switch {
+	case err == nil:
+		res.ID = id
+	case isRedisError(err):
+		// Before Redis 6.2 there is no MYID; count the Sentinel by address.
+	default:
+		return res, fmt.Errorf("sentinel: %s: SENTINEL MYID: %w", l.addr, err)
+	}
+
+	m, err := l.client.GetMasterAddrByName(qctx, l.cfg.MasterName).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return res, fmt.Errorf("sentinel: %s: master name %q: %w", l.addr, l.cfg.MasterName, ErrUnknownMaster)
+	case err != nil:
+		return res, fmt.Errorf("sentinel: %s: SENTINEL get-master-addr-by-name: %w", l.addr, err)
+	case len(m) != 2:
+		return res, fmt.Errorf("sentinel: %s: SENTINEL get-master-addr-by-name: unexpected reply %.100q", l.addr, m)
+	}
+	res.Master = net.JoinHostPort(m[0], m[1])
+
+	reps, err := l.client.Replicas(qctx, l.cfg.MasterName).Result()
+	if err != nil {
+		return res, fmt.Errorf("sentinel: %s: SENTINEL replicas: %w", l.addr, err)
+	}
+	res.Replicas = parseReplicas(reps)
+
+	if l.cfg.Discover {
+		sens, err := l.client.Sentinels(qctx, l.cfg.MasterName).Result()
+		if err != nil {
+			return res, fmt.Errorf("sentinel: %s: SENTINEL sentinels: %w", l.addr, err)
+		}
+		for _, s := range sens {
+			if s["ip"] != "" && s["port"] != "" {
+				res.Discovered = append(res.Discovered, net.JoinHostPort(s["ip"], s["port"]))
+			}
+		}
+	}
+	return res, nil
+}
+
+// parseReplicas turns a SENTINEL replicas reply into Replicas, sorted by
+// address so that an unchanged set compares equal.
+func parseReplicas(reps []map[string]string) []Replica {
+	out := make([]Replica, 0, len(reps))
+	for _, r := range reps {
+		if r["ip"] == "" || r["port"] == "" {
+			continue
+		}
+		rep := Replica{
+			Addr:             net.JoinHostPort(r["ip"], r["port"]),
+			MasterLinkStatus: r["master-link-status"],
+		}
+		if f := r["flags"]; f != "" {
+			rep.Flags = strings.Split(f, ",")
+		}
+		for _, f := range rep.Flags {
+			if f == "s_down" || f == "o_down" || f == "disconnected" {
+				rep.Down = true
+			}
+		}
+		rep.ReplOffset, _ = strconv.ParseInt(r["slave-repl-offset"], 10, 64)
+		out = append(out, rep)
+	}
+	slices.SortFunc(out, func(a, b Replica) int { return strings.Compare(a.Addr, b.Addr) })
+	return out
+}
+
+func isRedisError(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && !errors.Is(err, redis.Nil)
+}

@@ -1,0 +1,195 @@
+package sentinel
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// decideLoop runs decision rounds until ctx ends: every PollInterval (the
+// ROLE re-check of the master), whenever a link reports something new, and
+// on Recheck. It is the only goroutine that touches the brain and the ROLE
+// checker.
+func (w *Watcher) decideLoop(ctx context.Context, wg *sync.WaitGroup) {
+	b := newBrain(w.cfg.FailoverHold, w.log)
+	rc := newRoleChecker(w.cfg)
+	defer rc.close()
+	reach := map[string]bool{} // per link, to log lost and regained Sentinels
+
+	tick := time.NewTicker(w.cfg.PollInterval)
+	defer tick.Stop()
+	for {
+		force := false
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-w.wake:
+		case <-w.recheck:
+			force = true
+			w.pokeLinks()
+		}
+		w.round(ctx, wg, b, rc, reach, force)
+	}
+}
+
+// round runs one decision and publishes its result if anything changed.
+func (w *Watcher) round(ctx context.Context, wg *sync.WaitGroup, b *brain, rc *roleChecker, reach map[string]bool, force bool) {
+	now := time.Now()
+	views, events, urgent, discovered := w.snapshot(now)
+	if urgent {
+		force = true
+	}
+	if len(events) > 0 {
+		// The other Sentinels have news too: hear it now, not next tick.
+		w.pokeLinks()
+	}
+	for _, a := range discovered {
+		if len(views) >= maxSentinels {
+			break
+		}
+		w.log.Info("sentinel: discovered Sentinel", zap.String("sentinel", a))
+		w.addLink(ctx, wg, a)
+		views = append(views, view{Addr: a})
+	}
+	for _, v := range views {
+		if v.Reachable != reach[v.Addr] && v.Attempted {
+			if v.Reachable {
+				w.log.Info("sentinel: Sentinel reachable", zap.String("sentinel", v.Addr), zap.String("names", v.Master))
+			} else {
+				w.log.Warn("sentinel: Sentinel lost", zap.String("sentinel", v.Addr), zap.String("error", v.Err))
+			}
+			reach[v.Addr] = v.Reachable
+		}
+	}
+
+	maxAge := w.cfg.PollInterval / 2
+	if force {
+		maxAge = 0
+	}
+	asked := map[string]roleResult{}
+	role := func(addr string) roleResult {
+		if r, ok := asked[addr]; ok {
+			return r
+		}
+		r := rc.check(ctx, addr, maxAge)
+		asked[addr] = r
+		return r
+	}
+	b.step(now, views, events, role)
+	if ctx.Err() != nil {
+		return // a ROLE check cut short by shutdown decides nothing
+	}
+	rc.prune(10 * w.cfg.PollInterval)
+	w.publish(b, views)
+}
+
+// snapshot copies the links' state for one decision and takes the queued
+// events. discovered lists Sentinel addresses not yet linked.
+func (w *Watcher) snapshot(now time.Time) (views []view, events []event, urgent bool, discovered []string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	window := w.cfg.reachWindow()
+	seen := map[string]bool{}
+	for _, a := range w.order {
+		s := w.links[a]
+		v := view{
+			Addr:      a,
+			ID:        s.id,
+			Attempted: s.attempted,
+			Reachable: s.err == "" && !s.lastOK.IsZero() && now.Sub(s.lastOK) <= window,
+			Err:       s.err,
+		}
+		if v.Reachable {
+			v.Master = s.master
+			v.Replicas = s.replicas
+		} else if v.Err == "" && v.Attempted {
+			v.Err = "no successful poll since " + s.lastOK.Format(time.RFC3339Nano)
+		}
+		views = append(views, v)
+		if w.cfg.Discover {
+			for _, d := range s.discovered {
+				if w.links[d] == nil && !seen[d] {
+					seen[d] = true
+					discovered = append(discovered, d)
+				}
+			}
+		}
+	}
+	events, w.events = w.events, nil
+	urgent, w.urgent = w.urgent, false
+	return views, events, urgent, discovered
+}
+
+func (w *Watcher) pokeLinks() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, s := range w.links {
+		s.l.poke()
+	}
+}
+
+// publish stores the brain's decision as the new Topology if it differs
+// from the last one, and signals Changes.
+func (w *Watcher) publish(b *brain, views []view) {
+	t := &Topology{
+		Epoch:       b.epoch,
+		State:       b.state,
+		Master:      b.master,
+		Reason:      b.reason,
+		LastSwitch:  b.lastSwitch,
+		SwitchEvent: b.switchEvent,
+		Sentinels:   make([]SentinelStatus, 0, len(views)),
+	}
+	for _, v := range views {
+		t.Sentinels = append(t.Sentinels, SentinelStatus{
+			Addr:      v.Addr,
+			Reachable: v.Reachable,
+			Master:    v.Master,
+			Agrees:    v.Reachable && v.Master != "" && v.Master == b.master,
+			LastError: v.Err,
+		})
+	}
+	t.Replicas = pickReplicas(views, b.master)
+	if t.equal(w.topo.Load()) {
+		return
+	}
+	w.topo.Store(t)
+	select {
+	case w.changes <- struct{}{}:
+	default:
+	}
+}
+
+// pickReplicas returns the replicas as reported by the first reachable
+// Sentinel that names master (or, failing that, by any reachable one),
+// without master itself: right after a switch a lagging Sentinel still
+// lists the new master among the old one's replicas.
+func pickReplicas(views []view, master string) []Replica {
+	var from *view
+	for i := range views {
+		v := &views[i]
+		if !v.Reachable {
+			continue
+		}
+		if v.Master == master {
+			from = v
+			break
+		}
+		if from == nil {
+			from = v
+		}
+	}
+	if from == nil {
+		return nil
+	}
+	out := make([]Replica, 0, len(from.Replicas))
+	for _, r := range from.Replicas {
+		if r.Addr != master {
+			out = append(out, r)
+		}
+	}
+	return out
+}

@@ -1,0 +1,165 @@
+package sentinel
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Watcher follows one Redis group through its Sentinels. Create it with
+// New, start it with Run; Topology, Changes and Recheck may be called at
+// any time from any goroutine, before, during and after Run.
+type Watcher struct {
+	cfg Config
+	log *zap.Logger
+
+	topo    atomic.Pointer[Topology]
+	changes chan struct{} // capacity 1; see Changes
+	recheck chan struct{} // capacity 1; see Recheck
+	wake    chan struct{} // capacity 1: a link reported something new
+	ran     atomic.Bool
+
+	// mu guards the fields below, written by the link goroutines and read
+	// by the decide goroutine. It is never held during I/O.
+	mu     sync.Mutex
+	links  map[string]*linkState
+	order  []string // link addresses in the order they were added
+	events []event  // received since the last decision
+	urgent bool     // something material changed: skip the ROLE cache
+}
+
+// linkState is what one link last reported.
+type linkState struct {
+	l          *link
+	id         string
+	attempted  bool
+	lastOK     time.Time
+	master     string
+	replicas   []Replica
+	err        string
+	discovered []string
+}
+
+// New checks cfg and returns a Watcher that has not started yet. An
+// invalid Config yields an error wrapping ErrInvalidConfig that names the
+// field and its value.
+func New(cfg Config) (*Watcher, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	w := &Watcher{
+		cfg:     cfg,
+		log:     cfg.Logger.With(zap.String("master_name", cfg.MasterName)),
+		changes: make(chan struct{}, 1),
+		recheck: make(chan struct{}, 1),
+		wake:    make(chan struct{}, 1),
+		links:   map[string]*linkState{},
+	}
+	w.topo.Store(&Topology{State: StateUnknown, Reason: "not started"})
+	return w, nil
+}
+
+// Topology returns the latest topology with one atomic load. The slices
+// are shared: callers must not modify them.
+func (w *Watcher) Topology() Topology { return *w.topo.Load() }
+
+// Changes returns a channel that receives a value whenever the Topology
+// changes in any way. Sends never block: a reader that falls behind sees
+// one pending value and must read Topology for the latest state.
+func (w *Watcher) Changes() <-chan struct{} { return w.changes }
+
+// Recheck asks for an immediate poll of every Sentinel and ROLE check of
+// the master, e.g. after a -READONLY reply. It never blocks; requests made
+// while one is pending are merged.
+func (w *Watcher) Recheck() {
+	select {
+	case w.recheck <- struct{}{}:
+	default:
+	}
+}
+
+// Run follows the group until ctx ends and returns ctx.Err() after every
+// goroutine it started has ended. A Watcher runs once; a second call
+// returns ErrRunning.
+func (w *Watcher) Run(ctx context.Context) error {
+	if !w.ran.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+
+	for _, a := range w.cfg.Sentinels {
+		w.addLink(ctx, &wg, a)
+	}
+	w.decideLoop(ctx, &wg)
+	return ctx.Err()
+}
+
+// addLink starts a link to addr, owned by Run through wg.
+func (w *Watcher) addLink(ctx context.Context, wg *sync.WaitGroup, addr string) {
+	var l *link
+	l = newLink(addr, w.cfg,
+		func(r pollResult, err error) { w.report(l, r, err) },
+		w.event)
+	w.mu.Lock()
+	w.links[addr] = &linkState{l: l}
+	w.order = append(w.order, addr)
+	w.mu.Unlock()
+	wg.Go(func() { l.run(ctx) })
+}
+
+// report records a poll result from a link.
+func (w *Watcher) report(l *link, r pollResult, err error) {
+	now := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.links[l.addr]
+	before := *s
+	s.attempted = true
+	if err != nil {
+		s.err = err.Error()
+	} else {
+		s.err = ""
+		s.lastOK = now
+		s.id = r.ID
+		s.master = r.Master
+		s.replicas = r.Replicas
+		s.discovered = r.Discovered
+	}
+	material := !before.attempted || before.err != s.err || before.master != s.master || before.id != s.id
+	if !material && slices.EqualFunc(before.replicas, s.replicas, replicaEqual) && slices.Equal(before.discovered, s.discovered) {
+		return // nothing new; the next tick re-evaluates freshness
+	}
+	if material {
+		w.urgent = true
+	}
+	w.poke()
+}
+
+// event queues an event from a link for the next decision.
+func (w *Watcher) event(ev event) {
+	w.mu.Lock()
+	w.events = append(w.events, ev)
+	w.urgent = true
+	w.mu.Unlock()
+	w.poke()
+}
+
+func (w *Watcher) poke() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func replicaEqual(a, b Replica) bool {
+	return a.Addr == b.Addr && a.Down == b.Down && a.MasterLinkStatus == b.MasterLinkStatus &&
+		a.ReplOffset == b.ReplOffset && slices.Equal(a.Flags, b.Flags)
+}

@@ -1,0 +1,312 @@
+package sentinel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pnats/switchyard/internal/lab"
+	"github.com/pnats/switchyard/internal/lab/labtest"
+)
+
+func TestWatcherGracefulFailover(t *testing.T) {
+	t.Parallel()
+	g := labtest.Group(t, lab.GroupOptions{Name: "mymaster", Replicas: 2, Sentinels: 3})
+	r := startWatcher(t, Config{Sentinels: sentinelAddrs(g.Sentinels...)})
+
+	top := r.waitTopo(t, 5*time.Second, isReady(g.Master.Addr, 1))
+	if len(top.Replicas) != 2 || len(top.Sentinels) != 3 {
+		t.Fatalf("want 2 replicas and 3 Sentinels: %s", describe(top))
+	}
+	for _, s := range top.Sentinels {
+		if !s.Reachable || !s.Agrees {
+			t.Errorf("Sentinel %s: reachable %v agrees %v", s.Addr, s.Reachable, s.Agrees)
+		}
+	}
+
+	start := time.Now()
+	nm, err := g.Failover(ctxT(t, 30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	top = r.waitTopo(t, 5*time.Second, isReady(nm.Addr, 2))
+	t.Logf("failover: Sentinels agree after %v; watcher switched %v after SENTINEL FAILOVER", time.Since(start), top.LastSwitch.Sub(start))
+	if top.SwitchEvent.IsZero() {
+		t.Errorf("SwitchEvent not set: the switch came from polling, not from an event")
+	} else {
+		t.Logf("failover: switched %v after receiving the event", top.LastSwitch.Sub(top.SwitchEvent))
+	}
+	if top.LastSwitch.Before(top.SwitchEvent) {
+		t.Errorf("LastSwitch %v before SwitchEvent %v", top.LastSwitch, top.SwitchEvent)
+	}
+
+	// The proxy must have been told to hold writes before the switch.
+	var states []string
+	sawFailover := false
+	for _, h := range r.history() {
+		states = append(states, fmt.Sprintf("%v/%d", h.State, h.Epoch))
+		if h.Epoch == 2 {
+			break
+		}
+		if h.State == StateFailover && h.Master == g.Master.Addr && h.Epoch == 1 {
+			sawFailover = true
+		}
+		if h.Epoch == 1 && h.State != StateReady && h.State != StateFailover {
+			t.Errorf("unexpected state before the switch: %s", describe(h))
+		}
+	}
+	if !sawFailover {
+		t.Errorf("no StateFailover before the switch; sequence %v", states)
+	}
+	t.Logf("sequence: %v", strings.Join(states, " "))
+
+	// The epoch stays at 2 while the other Sentinels catch up and the old
+	// master (still answering ROLE master for ~10 s) is demoted.
+	if _, err := g.WaitConverged(ctxT(t, 30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	top = r.waitTopo(t, 5*time.Second, isReady(nm.Addr, 2))
+	for _, h := range r.history() {
+		if h.Epoch > 2 {
+			t.Fatalf("epoch went past 2: %s", describe(h))
+		}
+	}
+	found := false
+	for _, rep := range top.Replicas {
+		if rep.Addr == nm.Addr {
+			t.Errorf("new master listed as replica")
+		}
+		if rep.Addr == g.Master.Addr {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("old master not listed as a replica: %s", describe(top))
+	}
+}
+
+func TestWatcherMasterKilled(t *testing.T) {
+	t.Parallel()
+	g := labtest.Group(t, lab.GroupOptions{Name: "mymaster", Replicas: 2, Sentinels: 3})
+	r := startWatcher(t, Config{Sentinels: sentinelAddrs(g.Sentinels...)})
+	r.waitTopo(t, 5*time.Second, isReady(g.Master.Addr, 1))
+
+	start := time.Now()
+	if err := g.Master.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	// With the master gone the watcher must stop sending to it at once,
+	// well before Sentinel's down-after (1 s) expires.
+	r.waitTopo(t, 2*time.Second, func(top Topology) error {
+		if top.State == StateReady {
+			return errors.New("still ready with a dead master")
+		}
+		return nil
+	})
+	t.Logf("kill: not ready after %v", time.Since(start))
+	nm, err := g.WaitMaster(ctxT(t, 30*time.Second), g.Master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := r.waitTopo(t, 5*time.Second, isReady(nm.Addr, 2))
+	t.Logf("kill: switched to %s %v after SIGKILL (event %v after SIGKILL)", nm.Addr, top.LastSwitch.Sub(start), top.SwitchEvent.Sub(start))
+	for _, h := range r.history() {
+		if h.State == StateReady && h.Master == g.Master.Addr && h.LastSwitch.After(start) {
+			t.Errorf("ready on the dead master after the kill: %s", describe(h))
+		}
+	}
+}
+
+// TestWatcherSentinelFaults kills Sentinels one by one and brings one back.
+func TestWatcherSentinelFaults(t *testing.T) {
+	t.Parallel()
+	g := labtest.Group(t, lab.GroupOptions{Name: "mymaster", Replicas: 1, Sentinels: 3})
+	r := startWatcher(t, Config{Sentinels: sentinelAddrs(g.Sentinels...)})
+	m := g.Master.Addr
+	r.waitTopo(t, 5*time.Second, isReady(m, 1))
+
+	t.Run("one Sentinel killed changes nothing", func(t *testing.T) {
+		mark := len(r.history())
+		if err := g.Sentinels[0].Kill(); err != nil {
+			t.Fatal(err)
+		}
+		r.waitTopo(t, 5*time.Second, func(top Topology) error {
+			if top.Sentinels[0].Reachable || top.Sentinels[0].LastError == "" {
+				return errors.New("killed Sentinel still reachable")
+			}
+			return isReady(m, 1)(top)
+		})
+		for _, h := range r.history()[mark:] {
+			if h.State != StateReady || h.Master != m || h.Epoch != 1 {
+				t.Errorf("topology changed: %s", describe(h))
+			}
+		}
+	})
+
+	t.Run("all Sentinels killed: degraded on the same master", func(t *testing.T) {
+		for _, s := range g.Sentinels[1:] {
+			if err := s.Kill(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		top := r.waitTopo(t, 5*time.Second, isState(StateDegraded, m, 1))
+		if !strings.Contains(top.Reason, "no Sentinel is reachable") {
+			t.Errorf("reason %q", top.Reason)
+		}
+	})
+
+	t.Run("degraded master keeps being checked with ROLE", func(t *testing.T) {
+		if err := g.Master.Pause(); err != nil {
+			t.Fatal(err)
+		}
+		top := r.waitTopo(t, 5*time.Second, isState(StateNoMaster, m, 1))
+		t.Logf("paused master: %s", top.Reason)
+		if err := g.Master.Resume(); err != nil {
+			t.Fatal(err)
+		}
+		r.waitTopo(t, 5*time.Second, isState(StateDegraded, m, 1))
+	})
+
+	t.Run("one Sentinel restarted: ready again", func(t *testing.T) {
+		if err := g.Sentinels[1].Restart(ctxT(t, 20*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		top := r.waitTopo(t, 5*time.Second, isReady(m, 1))
+		if !top.Sentinels[1].Reachable || !top.Sentinels[1].Agrees {
+			t.Errorf("restarted Sentinel: %s", describe(top))
+		}
+	})
+}
+
+// TestWatcherRecheck uses a PollInterval long enough that only Recheck can
+// explain a prompt reaction.
+func TestWatcherRecheck(t *testing.T) {
+	t.Parallel()
+	g := labtest.Group(t, lab.GroupOptions{Name: "mymaster", Replicas: 1, Sentinels: 1})
+	r := startWatcher(t, Config{Sentinels: sentinelAddrs(g.Sentinels...), PollInterval: time.Minute})
+	r.waitTopo(t, 5*time.Second, isReady(g.Master.Addr, 1))
+
+	// Demote the master behind Sentinel's back (it will not react for
+	// seconds); without Recheck the watcher would notice in a minute.
+	c := g.Master.Client()
+	defer c.Close()
+	ctx := ctxT(t, 10*time.Second)
+	if err := c.ReplicaOf(ctx, "127.0.0.1", fmt.Sprint(g.Replicas[0].Port)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.ReplicaOf(context.Background(), "NO", "ONE")
+	start := time.Now()
+	r.w.Recheck()
+	r.w.Recheck() // merged, never blocks
+	top := r.waitTopo(t, 3*time.Second, isState(StateNoMaster, g.Master.Addr, 1))
+	t.Logf("recheck: %v to %s", time.Since(start), top.Reason)
+	if !strings.Contains(top.Reason, "answers ROLE slave") {
+		t.Errorf("reason %q", top.Reason)
+	}
+}
+
+// TestWatcherRogueSentinels: Sentinels that name other servers under the
+// same master name.
+func TestWatcherRogueSentinels(t *testing.T) {
+	t.Parallel()
+	g := labtest.Group(t, lab.GroupOptions{Name: "mymaster", Replicas: 1, Sentinels: 3})
+	// A separate pair, unknown to the group: other (a master) and its
+	// replica otherReplica, each watched by a rogue Sentinel.
+	other := labtest.Server(t, lab.ServerOptions{})
+	otherReplica := labtest.Server(t, lab.ServerOptions{ReplicaOf: other.Addr})
+	rogue := labtest.Sentinel(t, lab.SentinelOptions{MasterName: "mymaster", MasterAddr: other.Addr, Quorum: 1})
+	rogueOnReplica := labtest.Sentinel(t, lab.SentinelOptions{MasterName: "mymaster", MasterAddr: otherReplica.Addr, Quorum: 1})
+
+	t.Run("outvoted", func(t *testing.T) {
+		r := startWatcher(t, Config{Sentinels: append(sentinelAddrs(g.Sentinels...), rogue.Addr)})
+		top := r.waitTopo(t, 5*time.Second, isReady(g.Master.Addr, 1))
+		if s := top.Sentinels[3]; !s.Reachable || s.Agrees || s.Master != other.Addr {
+			t.Errorf("rogue status %+v", s)
+		}
+		if !strings.Contains(top.Reason, "3 of 4") {
+			t.Errorf("reason %q", top.Reason)
+		}
+	})
+
+	t.Run("tie fails closed", func(t *testing.T) {
+		r := startWatcher(t, Config{Sentinels: []string{g.Sentinels[0].Addr, rogue.Addr}})
+		top := r.waitTopo(t, 5*time.Second, isState(StateNoMaster, "", 0))
+		if !strings.Contains(top.Reason, "no majority of 2") {
+			t.Errorf("reason %q", top.Reason)
+		}
+	})
+
+	t.Run("majority names a replica", func(t *testing.T) {
+		r := startWatcher(t, Config{Sentinels: []string{rogueOnReplica.Addr}})
+		top := r.waitTopo(t, 5*time.Second, isState(StateNoMaster, "", 0))
+		want := fmt.Sprintf("1 of 1 reachable Sentinels name %s but it answers ROLE slave", otherReplica.Addr)
+		if top.Reason != want {
+			t.Errorf("reason %q, want %q", top.Reason, want)
+		}
+	})
+
+	t.Run("minority names a replica", func(t *testing.T) {
+		r := startWatcher(t, Config{Sentinels: append(sentinelAddrs(g.Sentinels...), rogueOnReplica.Addr)})
+		r.waitTopo(t, 5*time.Second, isReady(g.Master.Addr, 1))
+	})
+
+	t.Run("discover from one address", func(t *testing.T) {
+		r := startWatcher(t, Config{Sentinels: []string{g.Sentinels[0].Addr}, Discover: true})
+		top := r.waitTopo(t, 5*time.Second, func(top Topology) error {
+			if len(top.Sentinels) != 3 {
+				return fmt.Errorf("%d Sentinels known, want 3", len(top.Sentinels))
+			}
+			return isReady(g.Master.Addr, 1)(top)
+		})
+		if !strings.Contains(top.Reason, "3 of 3") {
+			t.Errorf("reason %q", top.Reason)
+		}
+	})
+}
+
+// TestWatcherRunEnds checks that Run leaves no goroutine behind. It is not
+// parallel, so the goroutine count is this test's alone.
+func TestWatcherRunEnds(t *testing.T) {
+	g := labtest.Group(t, lab.GroupOptions{Name: "mymaster", Replicas: 1, Sentinels: 3})
+	before := runtime.NumGoroutine()
+	w, err := New(Config{MasterName: "mymaster", Sentinels: sentinelAddrs(g.Sentinels...), PollInterval: testPoll, DialTimeout: testDial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	labtest.Eventually(t, 5*time.Second, func() error {
+		if top := w.Topology(); top.State != StateReady {
+			return fmt.Errorf("state %v", top.State)
+		}
+		return nil
+	})
+	if err := w.Run(ctx); !errors.Is(err, ErrRunning) {
+		t.Errorf("second Run: %v, want ErrRunning", err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return within 5s of cancel")
+	}
+	labtest.Eventually(t, 2*time.Second, func() error {
+		if n := runtime.NumGoroutine(); n > before {
+			buf := make([]byte, 1<<16)
+			return fmt.Errorf("%d goroutines, %d before Run:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+		}
+		return nil
+	})
+	// Topology stays readable after Run.
+	if w.Topology().State != StateReady {
+		t.Errorf("topology after Run: %s", describe(w.Topology()))
+	}
+}
