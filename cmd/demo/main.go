@@ -271,4 +271,3 @@ func relay(r io.Reader) {
 func say(format string, args ...any) {
 	fmt.Printf("demo | "+format+"\n", args...)
 }
-
