@@ -77,10 +77,11 @@ type Config struct {
 	Username string
 	Password string
 
-	// OnReadonly is called when the master answers -READONLY, meaning it
-	// has been demoted; the owner should re-check the topology at once.
-	// It must not block. Default: nothing.
-	OnReadonly func()
+	// Recheck is called when the data path has reason to doubt the
+	// master: it answered -READONLY (it was demoted) or it cannot be
+	// reached. The owner should re-check the topology at once. It must not
+	// block. Default: nothing.
+	Recheck func()
 
 	// Metrics receives counters and histograms. Default: none recorded.
 	Metrics *Metrics

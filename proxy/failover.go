@@ -41,9 +41,7 @@ var readonlyPrefix = []byte("-READONLY ")
 // master is verified within HoldTimeout, the client keeps the -READONLY
 // replies, which truthfully say that nothing was written.
 func (s *session) retryReadonly(start int, parts [][]byte) {
-	if hook := s.srv.cfg.OnReadonly; hook != nil {
-		hook()
-	}
+	s.srv.recheck()
 	offsets, ok := replyOffsets(s.out[start:], len(parts))
 	if !ok {
 		return

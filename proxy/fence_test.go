@@ -214,7 +214,7 @@ func TestReadonlyReplyIsRetriedOnNewMaster(t *testing.T) {
 	var rechecks atomic.Int32
 	srv, addr := startProxy(t, demoted.Addr, proxy.Config{
 		HoldTimeout: 5 * time.Second,
-		OnReadonly: func() {
+		Recheck: func() {
 			rechecks.Add(1)
 			go srv.SetMaster(2, newM.Addr) // what the Sentinel watcher would do
 		},
@@ -244,9 +244,44 @@ func TestReadonlyReplyIsRetriedOnNewMaster(t *testing.T) {
 		t.Fatalf("SET %v, GET %q: the pipeline was not replayed in order", set.Err(), get.Val())
 	}
 	if rechecks.Load() == 0 {
-		t.Fatal("OnReadonly not called")
+		t.Fatal("Recheck not called")
 	}
 	if v, _ := newM.Client().Get(ctx, "ro:k").Result(); v != "new" {
 		t.Fatalf("new master has %q", v)
+	}
+}
+
+// TestUnreachableMasterIsRechecked: a master that refuses connections got
+// nothing, so the command waits for the re-check the proxy asks for and
+// goes to the new master instead of failing.
+func TestUnreachableMasterIsRechecked(t *testing.T) {
+	dead := labtest.Server(t, lab.ServerOptions{})
+	next := labtest.Server(t, lab.ServerOptions{})
+	var srv *proxy.Server
+	var rechecks atomic.Int32
+	srv, addr := startProxy(t, dead.Addr, proxy.Config{
+		HoldTimeout: 5 * time.Second,
+		Recheck: func() {
+			if rechecks.Add(1) == 1 {
+				go func() {
+					time.Sleep(200 * time.Millisecond) // the watcher takes a moment
+					srv.SetMaster(2, next.Addr)
+				}()
+			}
+		},
+	})
+	ctx := ctxT(t)
+	if err := dead.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	c := client(t, addr)
+	if err := c.Set(ctx, "rechecked", "1", 0).Err(); err != nil {
+		t.Fatalf("SET with an unreachable master: %v", err)
+	}
+	if rechecks.Load() == 0 {
+		t.Fatal("Recheck not called")
+	}
+	if n, _ := next.Client().Exists(ctx, "rechecked").Result(); n != 1 {
+		t.Fatal("write did not reach the new master")
 	}
 }

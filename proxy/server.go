@@ -132,6 +132,13 @@ func (s *Server) Master() (addr string, epoch uint64, ok bool) {
 
 // current returns the generation commands may be sent to, or nil while
 // there is none or a failover holds them.
+// recheck asks the owner to verify the master now.
+func (s *Server) recheck() {
+	if s.cfg.Recheck != nil {
+		s.cfg.Recheck()
+	}
+}
+
 func (s *Server) current() *generation {
 	if s.held.Load() {
 		return nil

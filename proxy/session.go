@@ -392,11 +392,7 @@ func (s *session) sharedConn() (*backendConn, error) {
 	if s.shared != nil && s.shared.alive() {
 		return s.shared, nil
 	}
-	p, err := s.currentPool()
-	if err != nil {
-		return nil, err
-	}
-	c, err := p.shared()
+	c, err := s.connect((*pool).shared)
 	if err != nil {
 		return nil, err
 	}
@@ -410,17 +406,41 @@ func (s *session) dedicated() (*backendConn, error) {
 	if s.ded != nil && s.ded.alive() {
 		return s.ded, nil
 	}
-	p, err := s.currentPool()
-	if err != nil {
-		return nil, err
-	}
-	c, err := p.dedicated()
+	c, err := s.connect((*pool).dedicated)
 	if err != nil {
 		return nil, err
 	}
 	s.ded = c
 	s.pinned.Store(true)
 	return c, nil
+}
+
+// connect gets a connection from the current pool. A master that cannot be
+// reached has received nothing, so instead of failing at once the session
+// asks for a re-check and keeps trying, on a new master as soon as one is
+// published, until HoldTimeout; then it fails closed with TRYAGAIN.
+func (s *session) connect(get func(*pool) (*backendConn, error)) (*backendConn, error) {
+	var deadline time.Time
+	for {
+		p, err := s.currentPool()
+		if err != nil {
+			return nil, err
+		}
+		c, err := get(p)
+		var de *dialError
+		if err == nil || !errors.As(err, &de) {
+			return c, err
+		}
+		now := time.Now()
+		if deadline.IsZero() {
+			deadline = now.Add(s.srv.cfg.HoldTimeout)
+			s.srv.recheck()
+		}
+		if !now.Before(deadline) {
+			return nil, err
+		}
+		s.srv.waitMaster(s.gen, min(deadline.Sub(now), s.srv.cfg.DialBackoff))
+	}
 }
 
 // dropDedicated gives the dedicated connection back; reuse says its state

@@ -51,7 +51,7 @@ func newGroup(cfg groupConfig, log *zap.Logger) (*group, error) {
 		Logger:             log,
 	}
 	if g.watcher != nil {
-		pc.OnReadonly = g.watcher.Recheck
+		pc.Recheck = g.watcher.Recheck
 	}
 	g.srv = proxy.New(pc)
 	if cfg.Upstream != "" {
