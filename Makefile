@@ -6,7 +6,7 @@ BIN      := bin/switchyard
 # Integration tests start real redis-server/redis-sentinel processes.
 TEST_TIMEOUT ?= 20m
 
-.PHONY: build test test-short demo bench lint fuzz image clean redis-deps
+.PHONY: build test test-short demo demo-check bench lint fuzz image clean redis-deps
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/switchyard
@@ -35,6 +35,10 @@ redis-deps:
 
 demo: redis-deps build
 	$(GO) run ./cmd/demo -switchyard $(BIN)
+
+# The demo, non-interactive: it exits after the failover (CI runs it).
+demo-check: redis-deps build
+	$(GO) run ./cmd/demo -switchyard $(BIN) -exit
 
 bench: redis-deps build
 	$(GO) run ./bench/harness -switchyard $(BIN)

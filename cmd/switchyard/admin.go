@@ -1,17 +1,22 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/pnats/switchyard/sentinel"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 )
 
-type adminServer struct{ srv *http.Server }
+type adminServer struct {
+	srv  *http.Server
+	addr string // the address it listens on
+}
 
 func (a *adminServer) Close() {
 	if a.srv != nil {
@@ -19,18 +24,21 @@ func (a *adminServer) Close() {
 	}
 }
 
-// startAdmin serves /healthz (the process runs), /readyz (every group has
-// a master) and /metrics on addr; an empty addr turns it off.
-func startAdmin(addr string, groups []*group, log *zap.Logger) (*adminServer, error) {
+// startAdmin serves, on addr (empty: off):
+//   - /healthz: the process is alive;
+//   - /readyz: every group has a verified master;
+//   - /status: each group's topology as JSON;
+//   - /metrics: Prometheus.
+func startAdmin(addr string, groups []*group, m *metrics, log *zap.Logger) (*adminServer, error) {
 	if addr == "" {
 		return &adminServer{}, nil
 	}
+	m.reg.MustRegister(newGroupCollector(groups))
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		// Ready once every group has a verified master.
 		for _, g := range groups {
 			if _, _, ok := g.srv.Master(); !ok {
 				http.Error(w, fmt.Sprintf("not ready: group %s has no verified master", g.cfg.Name), http.StatusServiceUnavailable)
@@ -39,10 +47,16 @@ func startAdmin(addr string, groups []*group, log *zap.Logger) (*adminServer, er
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	mux.Handle("/metrics", promhttp.Handler())
+	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(statusOf(groups))
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen on SWITCHYARD_ADMIN_LISTEN=%q: %w", addr, err)
+		return nil, fmt.Errorf("admin_listen %q: %w", addr, err)
 	}
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
@@ -51,5 +65,73 @@ func startAdmin(addr string, groups []*group, log *zap.Logger) (*adminServer, er
 		}
 	}()
 	log.Info("admin listening", zap.String("addr", l.Addr().String()))
-	return &adminServer{srv: hs}, nil
+	return &adminServer{srv: hs, addr: l.Addr().String()}, nil
+}
+
+// status is /status: what an operator needs to see about each group. It
+// never contains credentials.
+type status struct {
+	Groups []groupStatus `json:"groups"`
+}
+
+type groupStatus struct {
+	Name       string                    `json:"name"`
+	Listen     string                    `json:"listen"`
+	Mode       string                    `json:"mode"` // "sentinel" or "fixed"
+	State      string                    `json:"state"`
+	Reason     string                    `json:"reason,omitempty"`
+	Master     string                    `json:"master"`
+	Epoch      uint64                    `json:"epoch"`
+	Held       bool                      `json:"held"`
+	Degraded   bool                      `json:"degraded"`
+	LastSwitch *time.Time                `json:"last_switch,omitempty"`
+	Clients    int                       `json:"clients"`
+	Pinned     int                       `json:"pinned_sessions"`
+	Backend    int                       `json:"backend_connections"`
+	Pending    int                       `json:"backend_pending_requests"`
+	Replicas   []replicaStatus           `json:"replicas,omitempty"`
+	Sentinels  []sentinel.SentinelStatus `json:"sentinels,omitempty"`
+}
+
+type replicaStatus struct {
+	Addr       string   `json:"addr"`
+	Healthy    bool     `json:"healthy"`
+	Flags      []string `json:"flags"`
+	Link       string   `json:"master_link_status"`
+	ReplOffset int64    `json:"repl_offset"`
+}
+
+func statusOf(groups []*group) status {
+	var out status
+	for _, g := range groups {
+		st := g.srv.Stats()
+		gs := groupStatus{
+			Name: g.cfg.Name, Listen: g.l.Addr().String(), Mode: "fixed", State: "ready",
+			Master: st.Master, Epoch: st.Epoch, Held: st.Held,
+			Clients: st.Clients, Pinned: st.Pinned, Backend: st.BackendConns, Pending: st.BackendPending,
+		}
+		if st.Master == "" {
+			gs.State = "no-master"
+		}
+		if g.watcher != nil {
+			t := g.watcher.Topology()
+			gs.Mode = "sentinel"
+			gs.State = t.State.String()
+			gs.Reason = t.Reason
+			gs.Degraded = t.State == sentinel.StateDegraded
+			if !t.LastSwitch.IsZero() {
+				ls := t.LastSwitch
+				gs.LastSwitch = &ls
+			}
+			for _, r := range t.Replicas {
+				gs.Replicas = append(gs.Replicas, replicaStatus{
+					Addr: r.Addr, Healthy: !r.Down && r.MasterLinkStatus == "ok", Flags: r.Flags,
+					Link: r.MasterLinkStatus, ReplOffset: r.ReplOffset,
+				})
+			}
+			gs.Sentinels = t.Sentinels
+		}
+		out.Groups = append(out.Groups, gs)
+	}
+	return out
 }

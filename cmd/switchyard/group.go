@@ -23,7 +23,7 @@ type group struct {
 }
 
 // newGroup binds the group's listener and builds its parts; run starts them.
-func newGroup(cfg groupConfig, log *zap.Logger) (*group, error) {
+func newGroup(cfg groupConfig, log *zap.Logger, m *metrics) (*group, error) {
 	g := &group{cfg: cfg, log: log.With(zap.String("group", cfg.Name))}
 	if s := cfg.Sentinel; s != nil {
 		w, err := sentinel.New(sentinel.Config{
@@ -50,8 +50,13 @@ func newGroup(cfg groupConfig, log *zap.Logger) (*group, error) {
 		ClientWriteTimeout: cfg.ClientWriteTimeout,
 		Logger:             log,
 	}
+	var topology func() sentinel.Topology
 	if g.watcher != nil {
 		pc.Recheck = g.watcher.Recheck
+		topology = g.watcher.Topology
+	}
+	if m != nil {
+		pc.Metrics = m.forGroup(cfg.Name, topology)
 	}
 	g.srv = proxy.New(pc)
 	if cfg.Upstream != "" {

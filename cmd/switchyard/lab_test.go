@@ -22,6 +22,12 @@ import (
 // Sentinel group on a free loopback port and stops it at cleanup.
 func runGroup(t *testing.T, g *lab.Group, tweak ...func(*groupConfig)) *group {
 	t.Helper()
+	return runGroupWith(t, g, nil, tweak...)
+}
+
+// runGroupWith is runGroup with metrics recorded into m.
+func runGroupWith(t *testing.T, g *lab.Group, m *metrics, tweak ...func(*groupConfig)) *group {
+	t.Helper()
 	var addrs []string
 	for _, s := range g.Sentinels {
 		addrs = append(addrs, s.Addr)
@@ -43,7 +49,7 @@ func runGroup(t *testing.T, g *lab.Group, tweak ...func(*groupConfig)) *group {
 	for _, f := range tweak {
 		f(&gc)
 	}
-	grp, err := newGroup(gc, zaptest.NewLogger(t))
+	grp, err := newGroup(gc, zaptest.NewLogger(t), m)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 )
 
@@ -30,12 +31,27 @@ func run(args []string) int {
 	}
 	fs := flag.NewFlagSet("switchyard "+cmd, flag.ContinueOnError)
 	path := fs.String("config", "", "YAML configuration file (default: $SWITCHYARD_CONFIG, else the environment)")
+	admin := fs.String("admin", "", "status: the admin address of a running switchyard (default: admin_listen from the configuration)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	switch cmd {
 	case "serve":
 		if err := serve(*path); err != nil {
+			fmt.Fprintln(os.Stderr, "switchyard:", err)
+			return 1
+		}
+	case "status":
+		addr := *admin
+		if addr == "" {
+			c, err := loadConfig(*path)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "switchyard: status: give -admin host:port, or a valid configuration:", err)
+				return 1
+			}
+			addr = c.AdminListen
+		}
+		if err := printStatus(os.Stdout, addr); err != nil {
 			fmt.Fprintln(os.Stderr, "switchyard:", err)
 			return 1
 		}
@@ -49,7 +65,7 @@ func run(args []string) int {
 		}
 		fmt.Printf("configuration OK: %d group(s)\n", len(c.Groups))
 	default:
-		fmt.Fprintf(os.Stderr, "switchyard: unknown command %q (want serve, check-config or version)\n", cmd)
+		fmt.Fprintf(os.Stderr, "switchyard: unknown command %q (want serve, check-config, status or version)\n", cmd)
 		return 2
 	}
 	return 0
@@ -65,6 +81,9 @@ func serve(path string) error {
 		return err
 	}
 	defer log.Sync()
+	// go-redis (used to talk to Sentinels) logs on its own otherwise.
+	redis.SetLogger(goRedisLog{log.Named("go-redis")})
+	m := newMetrics()
 
 	var groups []*group
 	closeAll := func() {
@@ -73,14 +92,14 @@ func serve(path string) error {
 		}
 	}
 	for _, gc := range cfg.Groups {
-		g, err := newGroup(gc, log)
+		g, err := newGroup(gc, log, m)
 		if err != nil {
 			closeAll()
 			return err
 		}
 		groups = append(groups, g)
 	}
-	admin, err := startAdmin(cfg.AdminListen, groups, log)
+	admin, err := startAdmin(cfg.AdminListen, groups, m, log)
 	if err != nil {
 		closeAll()
 		return err
@@ -135,6 +154,14 @@ func serve(path string) error {
 		return nil
 	}
 	return runErr
+}
+
+// goRedisLog sends go-redis's own messages (reconnects to Sentinels and
+// nodes) to zap at debug level: the watcher logs the events that matter.
+type goRedisLog struct{ log *zap.Logger }
+
+func (l goRedisLog) Printf(_ context.Context, format string, v ...any) {
+	l.log.Debug(fmt.Sprintf(format, v...))
 }
 
 func newLogger(c logConfig) (*zap.Logger, error) {

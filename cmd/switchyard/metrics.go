@@ -1,0 +1,183 @@
+package main
+
+import (
+	"sync"
+	"time"
+
+	"github.com/pnats/switchyard/proxy"
+	"github.com/pnats/switchyard/router"
+	"github.com/pnats/switchyard/sentinel"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the binary's Prometheus collectors. Labels are bounded: the
+// group (configured), the role (master), the command (router's fixed list
+// plus "other") and the group state (five values).
+type metrics struct {
+	reg *prometheus.Registry
+
+	accepted, rejected, bytesIn, bytesOut *prometheus.CounterVec
+	connects, backendErrors, failovers   *prometheus.CounterVec
+	duration                             *prometheus.HistogramVec
+	firstCommand                         *prometheus.HistogramVec
+}
+
+func newMetrics() *metrics {
+	counter := func(name, help string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "switchyard", Name: name, Help: help}, []string{"group"})
+	}
+	m := &metrics{
+		reg:           prometheus.NewRegistry(),
+		accepted:      counter("client_connections_total", "Client connections accepted."),
+		rejected:      counter("client_connections_rejected_total", "Client connections refused because max clients was reached."),
+		bytesIn:       counter("client_received_bytes_total", "Bytes read from clients."),
+		bytesOut:      counter("client_sent_bytes_total", "Bytes written to clients."),
+		connects:      counter("backend_connects_total", "Backend connections established."),
+		backendErrors: counter("backend_errors_total", "Backend dials that failed and backend connections lost."),
+		failovers:     counter("failovers_total", "Master changes followed."),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "switchyard", Name: "command_duration_seconds",
+			Help:    "Time from reading a command to having its reply, by group, role and command (a fixed set of names, others as 'other').",
+			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .1, .5, 2},
+		}, []string{"group", "role", "command"}),
+		firstCommand: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "switchyard", Name: "switch_to_first_command_seconds",
+			Help:    "Time from the Sentinel event (+switch-master or +promoted-slave) that announced a new master to the first command routed to it.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"group"}),
+	}
+	m.reg.MustRegister(m.accepted, m.rejected, m.bytesIn, m.bytesOut, m.connects, m.backendErrors,
+		m.failovers, m.duration, m.firstCommand,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// forGroup returns the proxy's hooks for one group. Per-command histograms
+// are created on first use, so unused commands add no series.
+func (m *metrics) forGroup(name string, topology func() sentinel.Topology) *proxy.Metrics {
+	pm := &proxy.Metrics{
+		ClientsAccepted: m.accepted.WithLabelValues(name),
+		ClientsRejected: m.rejected.WithLabelValues(name),
+		BytesIn:         m.bytesIn.WithLabelValues(name),
+		BytesOut:        m.bytesOut.WithLabelValues(name),
+		BackendConnects: m.connects.WithLabelValues(name),
+		BackendErrors:   m.backendErrors.WithLabelValues(name),
+		Failovers:       m.failovers.WithLabelValues(name),
+	}
+	for id := range pm.CommandDuration {
+		pm.CommandDuration[id] = &lazyObserver{vec: m.duration, labels: []string{name, "master", router.CommandName(id)}}
+	}
+	if topology != nil {
+		first := m.firstCommand.WithLabelValues(name)
+		pm.FirstCommand = func(epoch uint64) {
+			t := topology()
+			if t.Epoch != epoch || t.SwitchEvent.IsZero() {
+				return // the first master, or a switch found by polling: no event to measure from
+			}
+			first.Observe(time.Since(t.SwitchEvent).Seconds())
+		}
+	}
+	return pm
+}
+
+type lazyObserver struct {
+	once   sync.Once
+	o      prometheus.Observer
+	vec    *prometheus.HistogramVec
+	labels []string
+}
+
+func (l *lazyObserver) Observe(v float64) {
+	l.once.Do(func() { l.o = l.vec.WithLabelValues(l.labels...) })
+	l.o.Observe(v)
+}
+
+// groupCollector reads each group's gauges when scraped.
+type groupCollector struct {
+	groups []*group
+
+	clients, pinned, backendConns, pending, held, epoch, lastSwitch,
+	state, sentinels, reachable, disagreeing, replicas, replicasDown *prometheus.Desc
+}
+
+func newGroupCollector(groups []*group) *groupCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("switchyard_"+name, help, append([]string{"group"}, labels...), nil)
+	}
+	return &groupCollector{
+		groups:       groups,
+		clients:      d("client_connections", "Clients connected now (compare redis_connected_clients)."),
+		pinned:       d("pinned_sessions", "Clients holding a dedicated backend connection (transaction, blocking command, Pub/Sub, MONITOR)."),
+		backendConns: d("backend_connections", "Open connections to the current master."),
+		pending:      d("backend_pending_requests", "Requests written to the master and awaiting replies: pool saturation."),
+		held:         d("commands_held", "1 while new commands are held because a failover is in progress or no master is verified."),
+		epoch:        d("master_epoch", "Epoch of the current master; it increases at every master change."),
+		lastSwitch:   d("last_switch_timestamp_seconds", "Unix time of the last master change."),
+		state:        d("group_state", "1 for the group's current state.", "state"),
+		sentinels:    d("sentinels", "Sentinels known for the group."),
+		reachable:    d("sentinels_reachable", "Sentinels that answered the last poll."),
+		disagreeing:  d("sentinels_disagreeing", "Reachable Sentinels that name a different master than the chosen one."),
+		replicas:     d("replicas", "Replicas the Sentinels report."),
+		replicasDown: d("replicas_down", "Replicas flagged s_down, o_down or disconnected."),
+	}
+}
+
+func (c *groupCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.clients, c.pinned, c.backendConns, c.pending, c.held, c.epoch,
+		c.lastSwitch, c.state, c.sentinels, c.reachable, c.disagreeing, c.replicas, c.replicasDown} {
+		ch <- d
+	}
+}
+
+func (c *groupCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	for _, g := range c.groups {
+		name := g.cfg.Name
+		st := g.srv.Stats()
+		gauge(c.clients, float64(st.Clients), name)
+		gauge(c.pinned, float64(st.Pinned), name)
+		gauge(c.backendConns, float64(st.BackendConns), name)
+		gauge(c.pending, float64(st.BackendPending), name)
+		gauge(c.held, b(st.Held), name)
+		gauge(c.epoch, float64(st.Epoch), name)
+		if g.watcher == nil {
+			continue
+		}
+		t := g.watcher.Topology()
+		if !t.LastSwitch.IsZero() {
+			gauge(c.lastSwitch, float64(t.LastSwitch.UnixNano())/1e9, name)
+		}
+		for s := sentinel.StateUnknown; s <= sentinel.StateDegraded; s++ {
+			gauge(c.state, b(t.State == s), name, s.String())
+		}
+		reach, disagree := 0, 0
+		for _, s := range t.Sentinels {
+			if s.Reachable {
+				reach++
+				if !s.Agrees {
+					disagree++
+				}
+			}
+		}
+		gauge(c.sentinels, float64(len(t.Sentinels)), name)
+		gauge(c.reachable, float64(reach), name)
+		gauge(c.disagreeing, float64(disagree), name)
+		down := 0
+		for _, r := range t.Replicas {
+			if r.Down {
+				down++
+			}
+		}
+		gauge(c.replicas, float64(len(t.Replicas)), name)
+		gauge(c.replicasDown, float64(down), name)
+	}
+}
