@@ -18,9 +18,9 @@ type metrics struct {
 	reg *prometheus.Registry
 
 	accepted, rejected, bytesIn, bytesOut *prometheus.CounterVec
-	connects, backendErrors, failovers   *prometheus.CounterVec
-	duration                             *prometheus.HistogramVec
-	firstCommand                         *prometheus.HistogramVec
+	connects, backendErrors, failovers    *prometheus.CounterVec
+	duration                              *prometheus.HistogramVec
+	firstCommand                          *prometheus.HistogramVec
 }
 
 func newMetrics() *metrics {
