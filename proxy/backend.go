@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pnats/switchyard/resp"
@@ -63,7 +64,9 @@ type backendConn struct {
 	dead     bool
 
 	pending chan *request
-	tunnel  chan *clientWriter
+	// outstanding counts requests sent and not yet finished, for Stats.
+	outstanding atomic.Int64
+	tunnel      chan *clientWriter
 
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -223,6 +226,7 @@ func (c *backendConn) enqueue(r *request) error {
 		return c.closedErr()
 	}
 	if r.n > 0 {
+		c.outstanding.Add(1)
 		select {
 		case c.pending <- r:
 		default:
@@ -231,6 +235,7 @@ func (c *backendConn) enqueue(r *request) error {
 			select {
 			case c.pending <- r:
 			case <-c.closing:
+				c.outstanding.Add(-1)
 				c.mu.Unlock()
 				return c.closedErr()
 			}
@@ -309,6 +314,7 @@ func (c *backendConn) run() {
 	for {
 		select {
 		case r := <-c.pending:
+			c.outstanding.Add(-1)
 			r.finish(c.err)
 		default:
 			close(c.done)
@@ -324,6 +330,7 @@ func (c *backendConn) readLoop() {
 	var cur *request
 	defer func() {
 		if cur != nil {
+			c.outstanding.Add(-1)
 			cur.finish(c.err)
 		}
 	}()
@@ -362,6 +369,7 @@ func (c *backendConn) readLoop() {
 		if cur.n == 0 {
 			r := cur
 			cur = nil
+			c.outstanding.Add(-1)
 			r.finish(nil)
 		}
 	}

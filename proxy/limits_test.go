@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -76,5 +77,48 @@ func TestIdleTimeout(t *testing.T) {
 		if l := blocked.line(); l != want {
 			t.Fatalf("blocked client got %q, want %q", l, want)
 		}
+	}
+}
+
+// TestShutdownDrains: Shutdown answers the command in flight, closes idle
+// and pinned clients, and returns well before its deadline.
+func TestShutdownDrains(t *testing.T) {
+	_, srv, addr := setup(t, proxy.Config{}, "--enable-debug-command", "yes")
+	idle := dialRaw(t, addr)
+	idle.send("PING\r\n")
+	idle.line()
+	sub := dialRaw(t, addr)
+	sub.send("SUBSCRIBE drain\r\n")
+	for i := 0; i < 6; i++ {
+		sub.line()
+	}
+	busy := dialRaw(t, addr)
+	busy.send("DEBUG SLEEP 0.5\r\n")
+	waitFor(t, func() error {
+		if srv.Stats().BackendPending == 0 {
+			return fmt.Errorf("DEBUG SLEEP not in flight yet")
+		}
+		return nil
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Shutdown took %v", d)
+	}
+	if l := busy.line(); l != "+OK" {
+		t.Fatalf("in-flight command got %q", l)
+	}
+	for name, c := range map[string]*rawConn{"idle": idle, "subscribed": sub, "busy": busy} {
+		if !c.closed() {
+			t.Errorf("%s client still open after Shutdown", name)
+		}
+	}
+	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		t.Error("still accepting after Shutdown")
 	}
 }

@@ -91,12 +91,12 @@ func (g *generation) stats() (conns, pending int) {
 		for _, sl := range p.slots {
 			if sl.conn != nil && sl.conn.alive() {
 				conns++
-				pending += len(sl.conn.pending)
+				pending += int(sl.conn.outstanding.Load())
 			}
 		}
 		conns += len(p.idle) + len(p.active)
 		for c := range p.active {
-			pending += len(c.pending)
+			pending += int(c.outstanding.Load())
 		}
 		p.mu.Unlock()
 	}

@@ -22,6 +22,9 @@ type Server struct {
 	// held is set while a failover is in progress: the current generation
 	// stays open for what is already in flight, but nothing new is sent.
 	held atomic.Bool
+	// draining is set by Shutdown: listeners are closed on purpose and
+	// sessions end after their current batch.
+	draining atomic.Bool
 
 	// mu guards the fields below.
 	mu        sync.Mutex
@@ -29,7 +32,6 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	sessions  map[*session]struct{}
 	closed    bool
-	draining  bool // Shutdown began: listeners are closed on purpose
 
 	wg sync.WaitGroup // sessions
 }
@@ -264,7 +266,7 @@ func refuse(nc net.Conn, timeout time.Duration) {
 func (s *Server) isClosed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.closed || s.draining
+	return s.closed || s.draining.Load()
 }
 
 // Close stops the listeners, closes every client and backend connection
@@ -292,11 +294,15 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// Shutdown stops accepting clients and waits for connected clients to
-// leave until ctx ends, then closes the rest as Close does.
+// Shutdown drains the server: it stops accepting, closes clients that are
+// between commands and sessions pinned to a backend connection (their
+// transaction, subscription or blocked command cannot outlive the proxy
+// anyway, and closing tells the client to reconnect elsewhere), lets
+// commands in flight finish and be answered, and closes whatever is left
+// when ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
 	s.mu.Lock()
-	s.draining = true
 	for l := range s.listeners {
 		l.Close()
 	}
@@ -306,11 +312,24 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.wg.Wait()
 		close(done)
 	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		for sess := range s.sessions {
+			if !sess.busy.Load() || sess.pinned.Load() {
+				sess.nc.Close()
+			}
+		}
+		s.mu.Unlock()
+		select {
+		case <-done:
+			return s.Close()
+		case <-ctx.Done():
+			return s.Close()
+		case <-tick.C:
+		}
 	}
-	return s.Close()
 }
 
 // Clients returns the number of connected clients.

@@ -43,6 +43,9 @@ type session struct {
 	closing bool
 	// pinned mirrors ded != nil for Stats, which runs on another goroutine.
 	pinned atomic.Bool
+	// busy is set while a batch is being served; Shutdown closes sessions
+	// that are not busy and lets busy ones finish their batch.
+	busy atomic.Bool
 
 	// batchStart is when the current batch was read; command durations
 	// are measured from it.
@@ -85,6 +88,7 @@ func (s *session) serve() {
 			s.readFailed(err)
 			return
 		}
+		s.busy.Store(true)
 		s.shared = nil
 		s.batchStart = time.Now()
 		s.handle(&s.cmd)
@@ -105,6 +109,10 @@ func (s *session) serve() {
 		s.flush()
 		if err := s.writeOut(); err != nil {
 			return
+		}
+		s.busy.Store(false)
+		if s.srv.draining.Load() {
+			return // the batch is answered; Shutdown wants the client gone
 		}
 	}
 }

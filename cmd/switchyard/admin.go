@@ -29,7 +29,7 @@ func (a *adminServer) Close() {
 //   - /readyz: every group has a verified master;
 //   - /status: each group's topology as JSON;
 //   - /metrics: Prometheus.
-func startAdmin(addr string, groups []*group, m *metrics, log *zap.Logger) (*adminServer, error) {
+func startAdmin(addr string, groups func() []*group, m *metrics, log *zap.Logger) (*adminServer, error) {
 	if addr == "" {
 		return &adminServer{}, nil
 	}
@@ -39,7 +39,7 @@ func startAdmin(addr string, groups []*group, m *metrics, log *zap.Logger) (*adm
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		for _, g := range groups {
+		for _, g := range groups() {
 			if _, _, ok := g.srv.Master(); !ok {
 				http.Error(w, fmt.Sprintf("not ready: group %s has no verified master", g.cfg.Name), http.StatusServiceUnavailable)
 				return
@@ -51,7 +51,7 @@ func startAdmin(addr string, groups []*group, m *metrics, log *zap.Logger) (*adm
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		enc.Encode(statusOf(groups))
+		enc.Encode(statusOf(groups()))
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	l, err := net.Listen("tcp", addr)

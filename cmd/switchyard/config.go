@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"go.uber.org/zap"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -209,6 +210,9 @@ func (c *config) validate() error {
 	}
 	if c.DrainTimeout < 0 {
 		return fmt.Errorf("drain_timeout=%v: must not be negative", c.DrainTimeout)
+	}
+	if _, err := zap.ParseAtomicLevel(c.Log.Level); err != nil {
+		return fmt.Errorf("log.level=%q: want debug, info, warn or error", c.Log.Level)
 	}
 	switch c.Log.Format {
 	case "json", "console":

@@ -5,12 +5,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
@@ -76,84 +74,77 @@ func serve(path string) error {
 	if err != nil {
 		return fmt.Errorf("invalid configuration: %w", err)
 	}
-	log, err := newLogger(cfg.Log)
+	level := zap.NewAtomicLevel()
+	log, err := newLogger(cfg.Log, level)
 	if err != nil {
 		return err
 	}
 	defer log.Sync()
 	// go-redis (used to talk to Sentinels) logs on its own otherwise.
 	redis.SetLogger(goRedisLog{log.Named("go-redis")})
-	m := newMetrics()
 
-	var groups []*group
-	closeAll := func() {
-		for _, g := range groups {
-			g.l.Close()
-		}
+	m := newMetrics()
+	sup := newSupervisor(log, m, cfg.DrainTimeout)
+	if err := sup.start(cfg.Groups); err != nil {
+		return err
 	}
-	for _, gc := range cfg.Groups {
-		g, err := newGroup(gc, log, m)
-		if err != nil {
-			closeAll()
-			return err
-		}
-		groups = append(groups, g)
-	}
-	admin, err := startAdmin(cfg.AdminListen, groups, m, log)
+	admin, err := startAdmin(cfg.AdminListen, sup.groups, m, log)
 	if err != nil {
-		closeAll()
+		sup.shutdown()
 		return err
 	}
 	defer admin.Close()
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var wg sync.WaitGroup
-	failed := make(chan error, len(groups))
-	for _, g := range groups {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := g.run(ctx); err != nil {
-				failed <- fmt.Errorf("group %q: %w", g.cfg.Name, err)
-			}
-		}()
-	}
-	log.Info("started", zap.String("version", version), zap.Int("groups", len(groups)))
+	log.Info("started", zap.String("version", version), zap.Int("groups", len(cfg.Groups)))
 
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	var runErr error
-	select {
-	case runErr = <-failed:
-		log.Error("stopping", zap.Error(runErr))
-	case sig := <-sigs:
-		log.Info("draining", zap.String("signal", sig.String()), zap.Duration("drain_timeout", cfg.DrainTimeout))
-		go func() {
-			// A second signal means: stop now.
-			<-sigs
-			log.Warn("second signal: exiting at once")
-			os.Exit(1)
-		}()
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	for {
+		select {
+		case err := <-sup.failed:
+			log.Error("stopping: a group failed", zap.Error(err))
+			sup.shutdown()
+			return err
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				reload(path, cfg, sup, level, log)
+				continue
+			}
+			log.Info("draining", zap.String("signal", sig.String()), zap.Duration("drain_timeout", sup.drain))
+			go func() {
+				// A second signal means: stop now.
+				<-sigs
+				log.Warn("second signal: exiting at once")
+				os.Exit(1)
+			}()
+			sup.shutdown()
+			log.Info("stopped")
+			return nil
+		}
 	}
-	drain, cancelDrain := context.WithTimeout(context.Background(), cfg.DrainTimeout)
-	defer cancelDrain()
-	var sd sync.WaitGroup
-	for _, g := range groups {
-		sd.Add(1)
-		go func() {
-			defer sd.Done()
-			g.srv.Shutdown(drain)
-		}()
+}
+
+// reload re-reads the configuration on SIGHUP. One that fails validation
+// changes nothing. Groups are reconciled by name; of the global settings
+// only the log level and the drain timeout take effect without a restart.
+func reload(path string, running *config, sup *supervisor, level zap.AtomicLevel, log *zap.Logger) {
+	cfg, err := loadConfig(path)
+	if err != nil {
+		log.Error("reload failed; keeping the running configuration", zap.Error(err))
+		return
 	}
-	sd.Wait()
-	cancel()
-	wg.Wait()
-	log.Info("stopped")
-	if errors.Is(runErr, context.Canceled) {
-		return nil
+	if l, err := zap.ParseAtomicLevel(cfg.Log.Level); err == nil {
+		level.SetLevel(l.Level())
 	}
-	return runErr
+	if cfg.AdminListen != running.AdminListen || cfg.Log.Format != running.Log.Format {
+		log.Warn("admin_listen and log.format change only with a restart")
+	}
+	sup.drain = cfg.DrainTimeout
+	if err := sup.reload(cfg); err != nil {
+		log.Error("reload: some groups did not start", zap.Error(err))
+	}
+	running.Groups = cfg.Groups
+	running.Log.Level = cfg.Log.Level
 }
 
 // goRedisLog sends go-redis's own messages (reconnects to Sentinels and
@@ -164,7 +155,7 @@ func (l goRedisLog) Printf(_ context.Context, format string, v ...any) {
 	l.log.Debug(fmt.Sprintf(format, v...))
 }
 
-func newLogger(c logConfig) (*zap.Logger, error) {
+func newLogger(c logConfig, level zap.AtomicLevel) (*zap.Logger, error) {
 	var zc zap.Config
 	switch c.Format {
 	case "console":
@@ -176,7 +167,8 @@ func newLogger(c logConfig) (*zap.Logger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("log.level=%q: want debug, info, warn or error", c.Level)
 	}
-	zc.Level = lvl
+	level.SetLevel(lvl.Level())
+	zc.Level = level
 	zc.DisableStacktrace = true
 	return zc.Build()
 }

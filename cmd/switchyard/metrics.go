@@ -53,6 +53,16 @@ func newMetrics() *metrics {
 	return m
 }
 
+// forget drops a removed group's series.
+func (m *metrics) forget(group string) {
+	l := prometheus.Labels{"group": group}
+	for _, v := range []*prometheus.CounterVec{m.accepted, m.rejected, m.bytesIn, m.bytesOut, m.connects, m.backendErrors, m.failovers} {
+		v.DeletePartialMatch(l)
+	}
+	m.duration.DeletePartialMatch(l)
+	m.firstCommand.DeletePartialMatch(l)
+}
+
 // forGroup returns the proxy's hooks for one group. Per-command histograms
 // are created on first use, so unused commands add no series.
 func (m *metrics) forGroup(name string, topology func() sentinel.Topology) *proxy.Metrics {
@@ -95,13 +105,13 @@ func (l *lazyObserver) Observe(v float64) {
 
 // groupCollector reads each group's gauges when scraped.
 type groupCollector struct {
-	groups []*group
+	groups func() []*group
 
 	clients, pinned, backendConns, pending, held, epoch, lastSwitch,
 	state, sentinels, reachable, disagreeing, replicas, replicasDown *prometheus.Desc
 }
 
-func newGroupCollector(groups []*group) *groupCollector {
+func newGroupCollector(groups func() []*group) *groupCollector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("switchyard_"+name, help, append([]string{"group"}, labels...), nil)
 	}
@@ -140,7 +150,7 @@ func (c *groupCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		return 0
 	}
-	for _, g := range c.groups {
+	for _, g := range c.groups() {
 		name := g.cfg.Name
 		st := g.srv.Stats()
 		gauge(c.clients, float64(st.Clients), name)

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pnats/switchyard/internal/lab"
+	"github.com/pnats/switchyard/internal/lab/labtest"
+)
+
+// buildBinary compiles switchyard once per test run.
+var buildOnce struct {
+	sync.Once
+	path string
+	err  error
+}
+
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "switchyard-bin-")
+		if err != nil {
+			buildOnce.err = err
+			return
+		}
+		buildOnce.path = filepath.Join(dir, "switchyard")
+		out, err := exec.Command("go", "build", "-o", buildOnce.path, ".").CombinedOutput()
+		if err != nil {
+			buildOnce.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildOnce.err != nil {
+		t.Fatal(buildOnce.err)
+	}
+	return buildOnce.path
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// proc is a running switchyard binary with its output captured.
+type proc struct {
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  bytes.Buffer
+	done chan error
+}
+
+func (p *proc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.Write(b)
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+func startBinary(t *testing.T, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(binary(t), args...), done: make(chan error, 1)}
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	p.cmd.Env = append(os.Environ(), "SWITCHYARD_LOG_FORMAT=json")
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("switchyard output:\n%s", p.output())
+		}
+	})
+	return p
+}
+
+func ping(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	c.Write([]byte("PING\r\n"))
+	buf := make([]byte, 7)
+	n, err := c.Read(buf)
+	if err != nil || string(buf[:n]) != "+PONG\r\n" {
+		return fmt.Errorf("PING via %s: %q %v", addr, buf[:n], err)
+	}
+	return nil
+}
+
+func TestBinaryReloadAndDrain(t *testing.T) {
+	skipShort(t)
+	rs := labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
+	a, b := freeAddr(t), freeAddr(t)
+	cfgPath := filepath.Join(t.TempDir(), "switchyard.yaml")
+	write := func(groups ...string) {
+		cfg := "drain_timeout: 5s\ngroups:\n"
+		for _, g := range groups {
+			cfg += g
+		}
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	groupA := fmt.Sprintf("  - {name: a, listen: '%s', upstream: '%s'}\n", a, rs.Addr)
+	groupB := fmt.Sprintf("  - {name: b, listen: '%s', upstream: '%s'}\n", b, rs.Addr)
+	write(groupA)
+	p := startBinary(t, "-config", cfgPath)
+	labtest.Eventually(t, 10*time.Second, func() error { return ping(a) })
+
+	kept := dial(t, a)
+	kept.send("PING\r\n")
+	kept.expect("+PONG")
+
+	// Add group b: a's client keeps its connection.
+	write(groupA, groupB)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	labtest.Eventually(t, 10*time.Second, func() error { return ping(b) })
+	kept.send("PING\r\n")
+	kept.expect("+PONG")
+
+	// An invalid file changes nothing.
+	write(groupA, groupB, "  - {name: c, listen: 'not-an-address'}\n")
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	labtest.Eventually(t, 10*time.Second, func() error {
+		if !strings.Contains(p.output(), "reload failed") {
+			return errors.New("no 'reload failed' in the log")
+		}
+		return nil
+	})
+	if err := ping(b); err != nil {
+		t.Fatalf("after a failed reload: %v", err)
+	}
+
+	// Remove group b.
+	write(groupA)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	labtest.Eventually(t, 10*time.Second, func() error {
+		if ping(b) == nil {
+			return errors.New("group b still serving")
+		}
+		return nil
+	})
+	kept.send("PING\r\n")
+	kept.expect("+PONG")
+
+	// SIGTERM: the command in flight is answered, then the process exits 0.
+	kept.send("DEBUG SLEEP 0.5\r\n")
+	// Redis is single-threaded: once it stops answering a direct PING, the
+	// DEBUG SLEEP has reached it.
+	labtest.Eventually(t, 5*time.Second, func() error {
+		c, err := net.Dial("tcp", rs.Addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(100 * time.Millisecond))
+		c.Write([]byte("PING\r\n"))
+		if _, err := c.Read(make([]byte, 16)); err == nil {
+			return errors.New("Redis still answering: DEBUG SLEEP not started")
+		}
+		return nil
+	})
+	start := time.Now()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	kept.expect("+OK")
+	select {
+	case err := <-p.done:
+		p.done <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit within 10s of SIGTERM")
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Fatalf("drain took %v", d)
+	}
+}
+
+func TestBinaryCheckConfigAndVersion(t *testing.T) {
+	out, err := exec.Command(binary(t), "version").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "switchyard ") {
+		t.Fatalf("version: %q %v", out, err)
+	}
+	cmd := exec.Command(binary(t), "check-config", "-config", "../../deploy/switchyard.example.yaml")
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "configuration OK: 2 group(s)") {
+		t.Fatalf("check-config on the example: %q %v", out, err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("groups:\n  - {name: a, listen: '127.0.0.1:1', upstream: 'x:1', pool_size: -3}\n"), 0o600)
+	out, err = exec.Command(binary(t), "check-config", "-config", bad).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "pool_size=-3") {
+		t.Fatalf("check-config on a bad file: %q %v", out, err)
+	}
+}

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// supervisor owns the running groups. It starts them, stops them, and on
+// reload applies a new configuration by group name: unchanged groups are
+// not touched, so their clients keep their connections.
+type supervisor struct {
+	log     *zap.Logger
+	metrics *metrics
+	drain   time.Duration
+	failed  chan error // a group's listener failed
+
+	// mu guards running.
+	mu      sync.Mutex
+	running map[string]*runningGroup
+}
+
+type runningGroup struct {
+	g      *group
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newSupervisor(log *zap.Logger, m *metrics, drain time.Duration) *supervisor {
+	return &supervisor{log: log, metrics: m, drain: drain, failed: make(chan error, 16), running: map[string]*runningGroup{}}
+}
+
+// start binds every group of cfg before serving any, so a bad listen
+// address stops start-up instead of leaving half the groups up.
+func (s *supervisor) start(groups []groupConfig) error {
+	var built []*group
+	for _, gc := range groups {
+		g, err := newGroup(gc, s.log, s.metrics)
+		if err != nil {
+			for _, b := range built {
+				b.l.Close()
+			}
+			return err
+		}
+		built = append(built, g)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, g := range built {
+		s.launch(g)
+	}
+	return nil
+}
+
+// launch runs g in the background. s.mu is held.
+func (s *supervisor) launch(g *group) {
+	ctx, cancel := context.WithCancel(context.Background())
+	rg := &runningGroup{g: g, cancel: cancel, done: make(chan struct{})}
+	s.running[g.cfg.Name] = rg
+	go func() {
+		defer close(rg.done)
+		if err := g.run(ctx); err != nil {
+			select {
+			case s.failed <- fmt.Errorf("group %q: %w", g.cfg.Name, err):
+			default:
+			}
+		}
+	}()
+}
+
+// groups returns the running groups in name order, for the admin server.
+func (s *supervisor) groups() []*group {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*group, 0, len(s.running))
+	for _, rg := range s.running {
+		out = append(out, rg.g)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].cfg.Name < out[j].cfg.Name })
+	return out
+}
+
+// reload applies cfg: groups no longer there are drained and stopped,
+// changed groups are restarted, new groups are started. A group that
+// cannot start is reported and the others stay as they are.
+func (s *supervisor) reload(cfg *config) error {
+	want := map[string]groupConfig{}
+	for _, gc := range cfg.Groups {
+		want[gc.Name] = gc
+	}
+	s.mu.Lock()
+	var stop []*runningGroup
+	var start []groupConfig
+	unchanged := 0
+	for name, rg := range s.running {
+		gc, ok := want[name]
+		switch {
+		case !ok:
+			stop = append(stop, rg)
+			delete(s.running, name)
+		case !reflect.DeepEqual(gc, rg.g.cfg):
+			stop = append(stop, rg)
+			delete(s.running, name)
+			start = append(start, gc)
+		default:
+			unchanged++
+		}
+	}
+	for name, gc := range want {
+		if _, ok := s.running[name]; !ok && !contains(start, name) {
+			start = append(start, gc)
+		}
+	}
+	s.mu.Unlock()
+
+	// Stop first: a changed group usually keeps its listen address.
+	s.stopAll(stop)
+	var errs []error
+	for _, gc := range start {
+		g, err := newGroup(gc, s.log, s.metrics)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.mu.Lock()
+		s.launch(g)
+		s.mu.Unlock()
+	}
+	s.log.Info("configuration reloaded", zap.Int("unchanged", unchanged), zap.Int("stopped", len(stop)),
+		zap.Int("started", len(start)-len(errs)), zap.Errors("errors", errs))
+	return errors.Join(errs...)
+}
+
+func contains(gcs []groupConfig, name string) bool {
+	for _, gc := range gcs {
+		if gc.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// stopAll drains the groups in parallel, each within the drain timeout.
+func (s *supervisor) stopAll(groups []*runningGroup) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.drain)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, rg := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rg.g.srv.Shutdown(ctx)
+			rg.cancel()
+			<-rg.done
+			if s.metrics != nil {
+				s.metrics.forget(rg.g.cfg.Name)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// shutdown drains every group.
+func (s *supervisor) shutdown() {
+	s.mu.Lock()
+	var all []*runningGroup
+	for name, rg := range s.running {
+		all = append(all, rg)
+		delete(s.running, name)
+	}
+	s.mu.Unlock()
+	s.stopAll(all)
+}
