@@ -67,6 +67,10 @@ type Config struct {
 	// BackendBufferSize is the read and write buffer of a backend
 	// connection, in bytes. Default 65536.
 	BackendBufferSize int
+	// MaxRequestBytes is the largest request a client may send, bytes; a
+	// larger one is a protocol error. Default 1 GiB, Redis's
+	// client-query-buffer-limit. It overrides Limits.MaxFrameLen.
+	MaxRequestBytes int64
 	// Limits bounds what clients may send. Zero fields take Redis's
 	// defaults (see resp.Limits).
 	Limits resp.Limits
@@ -132,6 +136,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.BackendBufferSize <= 0 {
 		c.BackendBufferSize = 64 << 10
+	}
+	if c.MaxRequestBytes > 0 {
+		c.Limits.MaxFrameLen = c.MaxRequestBytes
 	}
 	c.Limits = c.Limits.WithDefaults()
 	if c.Metrics == nil {

@@ -59,6 +59,54 @@ type groupConfig struct {
 	HoldTimeout time.Duration `yaml:"hold_timeout"`
 	// ClientWriteTimeout disconnects clients that stop reading. Default 30s.
 	ClientWriteTimeout time.Duration `yaml:"client_write_timeout"`
+	// PubSubWriteTimeout does the same for subscribed and MONITOR
+	// clients. Default: client_write_timeout.
+	PubSubWriteTimeout time.Duration `yaml:"pubsub_write_timeout"`
+	// MaxClients is the most clients at once. Default 10000; -1: no limit.
+	MaxClients int `yaml:"max_clients"`
+	// IdleTimeout closes clients silent for this long (subscribed and
+	// blocked clients excepted). Default 0: never.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxRequestBytes is the largest request a client may send, bytes.
+	// Default 1 GiB (Redis's client-query-buffer-limit); a single bulk
+	// string is also limited to 512 MiB, as in Redis.
+	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+	// KeepAlive is the TCP keepalive period, clients and backends.
+	// Default 15s; -1s turns it off.
+	KeepAlive time.Duration `yaml:"keepalive"`
+	// DialBackoff is how long a failed dial is not retried. Default 100ms.
+	DialBackoff time.Duration `yaml:"dial_backoff"`
+
+	// Auth authenticates the proxy's connections to Redis (and its ROLE
+	// checks). Default: none.
+	Auth credentials `yaml:"auth"`
+}
+
+// credentials are a username and a password given inline or, better, in
+// a file (a mounted Secret). They are never logged or shown in /status.
+type credentials struct {
+	// Username is an ACL user; empty means the default user.
+	Username string `yaml:"username"`
+	// Password, or PasswordFile whose content (trailing newline removed)
+	// is the password. Not both.
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+}
+
+// resolve reads PasswordFile into Password.
+func (c *credentials) resolve(field string) error {
+	if c.PasswordFile == "" {
+		return nil
+	}
+	if c.Password != "" {
+		return fmt.Errorf("%s: set password or password_file, not both", field)
+	}
+	b, err := os.ReadFile(c.PasswordFile)
+	if err != nil {
+		return fmt.Errorf("%s.password_file: %w", field, err)
+	}
+	c.Password = strings.TrimRight(string(b), "\r\n")
+	return nil
 }
 
 type sentinelConfig struct {
@@ -75,6 +123,8 @@ type sentinelConfig struct {
 	// FailoverHold is the longest a detected failover holds writes
 	// without a promotion before it counts as aborted. Default 15s.
 	FailoverHold time.Duration `yaml:"failover_hold"`
+	// Auth authenticates to the Sentinels. Default: none.
+	Auth credentials `yaml:"auth"`
 }
 
 // envConfig is the sidecar's contract: the variables its pods already have.
@@ -92,6 +142,14 @@ type envConfig struct {
 	// SocketTimeout is in seconds, as the seed gives it ("0.1").
 	SocketTimeout  float64 `env:"REDIS_SOCKET_TIMEOUT"`
 	MaxConnections int     `env:"REDIS_MAX_CONNECTIONS"`
+
+	RedisUsername        string        `env:"REDIS_USERNAME"`
+	RedisPassword        string        `env:"REDIS_PASSWORD"`
+	RedisPasswordFile    string        `env:"REDIS_PASSWORD_FILE"`
+	SentinelUsername     string        `env:"REDIS_SENTINEL_USERNAME"`
+	SentinelPassword     string        `env:"REDIS_SENTINEL_PASSWORD"`
+	SentinelPasswordFile string        `env:"REDIS_SENTINEL_PASSWORD_FILE"`
+	DrainTimeout         time.Duration `env:"SWITCHYARD_DRAIN_TIMEOUT"`
 }
 
 // loadConfig reads the file named by path (or SWITCHYARD_CONFIG), else
@@ -124,8 +182,25 @@ func loadConfig(path string) (*config, error) {
 	if e.LogFormat != "" {
 		c.Log.Format = e.LogFormat
 	}
+	if e.DrainTimeout != 0 {
+		c.DrainTimeout = e.DrainTimeout
+	}
 	c.setDefaults()
-	return c, c.validate()
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	for i := range c.Groups {
+		g := &c.Groups[i]
+		if err := g.Auth.resolve(fmt.Sprintf("groups[%d] (%s).auth", i, g.Name)); err != nil {
+			return nil, err
+		}
+		if g.Sentinel != nil {
+			if err := g.Sentinel.Auth.resolve(fmt.Sprintf("groups[%d] (%s).sentinel.auth", i, g.Name)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return c, nil
 }
 
 func readFile(path string) (*config, error) {
@@ -178,6 +253,12 @@ func fromEnv(e envConfig) (*config, error) {
 	}
 	if e.MaxConnections < 0 {
 		return nil, fmt.Errorf("REDIS_MAX_CONNECTIONS=%d: want zero or more", e.MaxConnections)
+	}
+	g.Auth = credentials{Username: e.RedisUsername, Password: e.RedisPassword, PasswordFile: e.RedisPasswordFile}
+	if g.Sentinel != nil {
+		g.Sentinel.Auth = credentials{Username: e.SentinelUsername, Password: e.SentinelPassword, PasswordFile: e.SentinelPasswordFile}
+	} else if e.SentinelPassword != "" || e.SentinelPasswordFile != "" {
+		return nil, errors.New("REDIS_SENTINEL_PASSWORD is set but REDIS_SENTINEL_HOSTS is not")
 	}
 	return &config{AdminListen: "127.0.0.1:9190", Groups: []groupConfig{g}}, nil
 }
@@ -267,12 +348,19 @@ func (c *config) validate() error {
 		default:
 			return fmt.Errorf("%s: no upstream: set upstream (host:port) or sentinel (master_name, addrs)", field)
 		}
+		if g.MaxClients < -1 {
+			return fmt.Errorf("%s.max_clients=%d: want a positive number, 0 for the default (10000) or -1 for no limit", field, g.MaxClients)
+		}
+		if g.MaxRequestBytes < 0 {
+			return fmt.Errorf("%s.max_request_bytes=%d: must not be negative", field, g.MaxRequestBytes)
+		}
 		if g.PoolSize < 0 || g.PoolSize > 64 {
 			return fmt.Errorf("%s.pool_size=%d: want 1-64 (0 for the default, 2)", field, g.PoolSize)
 		}
 		for name, d := range map[string]time.Duration{
 			"dial_timeout": g.DialTimeout, "read_timeout": g.ReadTimeout, "write_timeout": g.WriteTimeout,
 			"hold_timeout": g.HoldTimeout, "client_write_timeout": g.ClientWriteTimeout,
+			"pubsub_write_timeout": g.PubSubWriteTimeout, "idle_timeout": g.IdleTimeout, "dial_backoff": g.DialBackoff,
 		} {
 			if d < 0 {
 				return fmt.Errorf("%s.%s=%v: must not be negative", field, name, d)

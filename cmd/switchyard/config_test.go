@@ -13,7 +13,9 @@ func setEnv(t *testing.T, kv map[string]string) {
 	t.Helper()
 	for _, k := range []string{"SWITCHYARD_CONFIG", "SWITCHYARD_LISTEN", "SWITCHYARD_ADMIN_LISTEN",
 		"SWITCHYARD_LOG_LEVEL", "SWITCHYARD_LOG_FORMAT", "REDIS_HOST", "REDIS_PORT",
-		"REDIS_SENTINEL_HOSTS", "REDIS_SENTINEL_MASTER", "REDIS_SOCKET_TIMEOUT", "REDIS_MAX_CONNECTIONS"} {
+		"REDIS_SENTINEL_HOSTS", "REDIS_SENTINEL_MASTER", "REDIS_SOCKET_TIMEOUT", "REDIS_MAX_CONNECTIONS",
+		"REDIS_USERNAME", "REDIS_PASSWORD", "REDIS_PASSWORD_FILE", "REDIS_SENTINEL_USERNAME", "REDIS_SENTINEL_PASSWORD",
+		"REDIS_SENTINEL_PASSWORD_FILE", "SWITCHYARD_DRAIN_TIMEOUT"} {
 		t.Setenv(k, "")
 		os.Unsetenv(k)
 	}
@@ -111,4 +113,47 @@ func TestExampleConfigIsValid(t *testing.T) {
 	if c.Groups[0].Sentinel.MasterName != "platform-kv-master" || c.Groups[1].Sentinel.MasterName != "cache-kv-master" {
 		t.Fatal("example master names")
 	}
+}
+
+func TestCredentials(t *testing.T) {
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "pw")
+	os.WriteFile(pwFile, []byte("from-file\n"), 0o600)
+
+	t.Run("env with files", func(t *testing.T) {
+		setEnv(t, map[string]string{
+			"REDIS_SENTINEL_HOSTS": "s:26379", "REDIS_SENTINEL_MASTER": "m",
+			"REDIS_PASSWORD_FILE": pwFile, "REDIS_SENTINEL_PASSWORD": "sentinel-pw", "REDIS_USERNAME": "app",
+		})
+		c, err := loadConfig("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := c.Groups[0]
+		if g.Auth.Password != "from-file" || g.Auth.Username != "app" || g.Sentinel.Auth.Password != "sentinel-pw" {
+			t.Fatalf("auth %+v sentinel auth %+v", g.Auth, g.Sentinel.Auth)
+		}
+	})
+	t.Run("file both password and file", func(t *testing.T) {
+		setEnv(t, nil)
+		path := filepath.Join(dir, "c.yaml")
+		os.WriteFile(path, []byte("groups:\n  - {name: a, listen: '127.0.0.1:1', upstream: 'x:1', auth: {password: p, password_file: '"+pwFile+"'}}\n"), 0o600)
+		_, err := loadConfig(path)
+		if err == nil || !strings.Contains(err.Error(), "groups[0] (a).auth: set password or password_file, not both") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("missing password file", func(t *testing.T) {
+		setEnv(t, map[string]string{"REDIS_HOST": "h", "REDIS_PASSWORD_FILE": filepath.Join(dir, "nope")})
+		_, err := loadConfig("")
+		if err == nil || !strings.Contains(err.Error(), "password_file") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("sentinel password without sentinels", func(t *testing.T) {
+		setEnv(t, map[string]string{"REDIS_HOST": "h", "REDIS_SENTINEL_PASSWORD": "x"})
+		if _, err := loadConfig(""); err == nil || !strings.Contains(err.Error(), "REDIS_SENTINEL_HOSTS") {
+			t.Fatalf("err = %v", err)
+		}
+	})
 }

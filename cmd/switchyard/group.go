@@ -33,6 +33,10 @@ func newGroup(cfg groupConfig, log *zap.Logger, m *metrics) (*group, error) {
 			PollInterval: s.PollInterval,
 			DialTimeout:  cfg.DialTimeout,
 			FailoverHold: s.FailoverHold,
+			Username:     s.Auth.Username,
+			Password:     s.Auth.Password,
+			NodeUsername: cfg.Auth.Username,
+			NodePassword: cfg.Auth.Password,
 			Logger:       g.log,
 		})
 		if err != nil {
@@ -48,6 +52,14 @@ func newGroup(cfg groupConfig, log *zap.Logger, m *metrics) (*group, error) {
 		WriteTimeout:       cfg.WriteTimeout,
 		HoldTimeout:        cfg.HoldTimeout,
 		ClientWriteTimeout: cfg.ClientWriteTimeout,
+		PubSubWriteTimeout: cfg.PubSubWriteTimeout,
+		MaxClients:         cfg.MaxClients,
+		IdleTimeout:        cfg.IdleTimeout,
+		KeepAlive:          cfg.KeepAlive,
+		DialBackoff:        cfg.DialBackoff,
+		MaxRequestBytes:    cfg.MaxRequestBytes,
+		Username:           cfg.Auth.Username,
+		Password:           cfg.Auth.Password,
 		Logger:             log,
 	}
 	var topology func() sentinel.Topology

@@ -37,6 +37,9 @@ type GroupOptions struct {
 	// --requirepass, the group also sets --masterauth on the servers and
 	// "sentinel auth-pass" on the Sentinels.
 	ServerArgs []string
+	// SentinelPassword makes every Sentinel require it (requirepass) and
+	// use it with the others (sentinel sentinel-pass).
+	SentinelPassword string
 
 	DownAfter, FailoverTimeout time.Duration // defaults 1s, 5s (see SentinelOptions)
 }
@@ -78,6 +81,9 @@ func StartGroup(ctx context.Context, o GroupOptions) (*Group, error) {
 			serverArgs = append(serverArgs, "--masterauth", pw)
 		}
 		sentinelArgs = append(sentinelArgs, fmt.Sprintf("sentinel auth-pass %s %s", o.Name, quoteConf(pw)))
+	}
+	if pw := o.SentinelPassword; pw != "" {
+		sentinelArgs = append(sentinelArgs, "requirepass "+quoteConf(pw), "sentinel sentinel-pass "+quoteConf(pw))
 	}
 
 	fail := func(err error) (*Group, error) {
