@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,5 +121,26 @@ func TestShutdownDrains(t *testing.T) {
 	}
 	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		t.Error("still accepting after Shutdown")
+	}
+}
+
+// TestMaxRequestBytes: a request over the limit is a protocol error that
+// closes that client only; nothing of it reaches Redis.
+func TestMaxRequestBytes(t *testing.T) {
+	_, _, addr := setup(t, proxy.Config{MaxRequestBytes: 1 << 16})
+	big := dialRaw(t, addr)
+	big.send(fmt.Sprintf("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$%d\r\n", 1<<17))
+	if l := big.line(); !strings.HasPrefix(l, "-ERR Protocol error") {
+		t.Fatalf("oversized request: %q", l)
+	}
+	if !big.closed() {
+		t.Fatal("connection open after an oversized request")
+	}
+	c := client(t, addr)
+	if err := c.Set(context.Background(), "small", strings.Repeat("x", 1<<15), 0).Err(); err != nil {
+		t.Fatalf("a request under the limit: %v", err)
+	}
+	if n, _ := c.Exists(context.Background(), "big").Result(); n != 0 {
+		t.Fatal("part of the oversized request was applied")
 	}
 }

@@ -157,3 +157,16 @@ func TestCredentials(t *testing.T) {
 		}
 	})
 }
+
+func TestEnvOverridesFile(t *testing.T) {
+	setEnv(t, map[string]string{"SWITCHYARD_LOG_LEVEL": "debug", "SWITCHYARD_ADMIN_LISTEN": "127.0.0.1:9999", "SWITCHYARD_DRAIN_TIMEOUT": "3s"})
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte("admin_listen: 0.0.0.0:9190\ndrain_timeout: 20s\nlog: {level: warn}\ngroups:\n  - {name: a, listen: '127.0.0.1:1', upstream: 'x:1'}\n"), 0o600)
+	c, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Log.Level != "debug" || c.AdminListen != "127.0.0.1:9999" || c.DrainTimeout != 3*time.Second {
+		t.Fatalf("environment did not override the file: %+v", c)
+	}
+}
