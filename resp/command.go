@@ -133,6 +133,9 @@ func (r *Reader) scanMultibulk(b []byte, cmd *Command) (n, need int, err error) 
 		if !ok || count > r.lim.MaxMultiBulkLen || b[cr+1] != '\n' {
 			return 0, 0, protoErr(msgInvalidMbulkLen)
 		}
+		if r.lim.Unauthenticated && count > unauthMaxMultiBulk {
+			return 0, 0, protoErr(msgUnauthMbulkLen)
+		}
 		s.pos, s.scan = cr+2, cr+2
 		if count <= 0 {
 			cmd.Args, cmd.Inline = cmd.args[:0], false
@@ -157,6 +160,9 @@ func (r *Reader) scanMultibulk(b []byte, cmd *Command) (n, need int, err error) 
 			size, ok := ParseInt(b[s.pos+1 : cr])
 			if !ok || size < 0 || size > r.lim.MaxBulkLen || b[cr+1] != '\n' {
 				return 0, 0, protoErr(msgInvalidBulkLen)
+			}
+			if r.lim.Unauthenticated && size > unauthMaxBulk {
+				return 0, 0, protoErr(msgUnauthBulkLen)
 			}
 			if size > int64(r.maxFrame-cr-4) {
 				return 0, 0, errRequestTooLarge(r.maxFrame)

@@ -285,3 +285,34 @@ func TestBufferedCommandResumes(t *testing.T) {
 		t.Errorf("got %q %q", c.Raw, c.Args)
 	}
 }
+
+func TestUnauthenticatedLimits(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"too many elements", "*11\r\n", "Protocol error: unauthenticated multibulk length"},
+		{"bulk too long", "*2\r\n$4\r\nAUTH\r\n$16385\r\n", "Protocol error: unauthenticated bulk length"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewReader(strings.NewReader(tt.in), 0, Limits{Unauthenticated: true})
+			var cmd Command
+			err := r.ReadCommand(&cmd)
+			var pe *ProtocolError
+			if !errors.As(err, &pe) || pe.Msg != tt.want {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+	// Within the limits, and after SetLimits lifts them.
+	in := "*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n*1\r\n$16385\r\n" + strings.Repeat("x", 16385) + "\r\n"
+	r := NewReader(strings.NewReader(in), 0, Limits{Unauthenticated: true})
+	var cmd Command
+	if err := r.ReadCommand(&cmd); err != nil || string(cmd.Name()) != "AUTH" {
+		t.Fatalf("AUTH: %v", err)
+	}
+	r.SetLimits(Limits{})
+	if err := r.ReadCommand(&cmd); err != nil || len(cmd.Args[0]) != 16385 {
+		t.Fatalf("after SetLimits: %v", err)
+	}
+}

@@ -24,6 +24,8 @@ const (
 	msgInvalidMbulkLen = "Protocol error: invalid multibulk length"
 	msgTooBigBulkCount = "Protocol error: too big bulk count string"
 	msgInvalidBulkLen  = "Protocol error: invalid bulk length"
+	msgUnauthMbulkLen  = "Protocol error: unauthenticated multibulk length"
+	msgUnauthBulkLen   = "Protocol error: unauthenticated bulk length"
 	// Redis does not check the two bytes after a bulk payload; the Reader
 	// does, so a client that miscounts a length is stopped at once rather
 	// than having its next bytes read as a different command.

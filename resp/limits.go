@@ -22,7 +22,17 @@ type Limits struct {
 	// MaxFrameLen is the largest whole frame, request or reply, buffered at
 	// once, in bytes. Default 1 GiB (Redis client-query-buffer-limit).
 	MaxFrameLen int64
+	// Unauthenticated applies Redis's limits for a client that has not
+	// authenticated yet: at most 10 elements and 16 KiB per bulk string,
+	// so an anonymous peer cannot make the reader allocate much.
+	Unauthenticated bool
 }
+
+// Redis's limits before authentication (networking.c).
+const (
+	unauthMaxMultiBulk = 10
+	unauthMaxBulk      = 16384
+)
 
 const (
 	defaultMaxBulkLen      = 512 << 20

@@ -70,6 +70,13 @@ func NewReader(rd io.Reader, size int, lim Limits) *Reader {
 	}
 }
 
+// SetLimits replaces the reader's limits, for example once a client has
+// authenticated. Frames already buffered are not re-checked.
+func (r *Reader) SetLimits(lim Limits) {
+	r.lim = lim.WithDefaults()
+	r.maxFrame = int(r.lim.MaxFrameLen)
+}
+
 // Reset makes r read from rd, dropping buffered data and any partly read
 // frame. It keeps the buffer, so a pooled Reader is reused without
 // allocating.
