@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"runtime"
@@ -106,6 +107,17 @@ func dialBackend(ctx context.Context, addr string, key poolKey, cfg *Config) (*b
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, &dialError{err}
+	}
+	if cfg.BackendTLS != nil {
+		tc := tls.Client(nc, cfg.BackendTLS())
+		hctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			nc.Close()
+			return nil, &dialError{fmt.Errorf("TLS handshake with %s: %w", addr, err)}
+		}
+		nc = tc
 	}
 	c := newBackendConn(nc, cfg)
 	if err := c.handshake(key); err != nil {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"time"
 
 	"github.com/pnats/switchyard/resp"
@@ -81,6 +82,26 @@ type Config struct {
 	Username string
 	Password string
 
+	// Authenticate, if set, makes clients authenticate to the proxy itself:
+	// before AUTH (or HELLO … AUTH) succeeds they may only send AUTH, HELLO
+	// and QUIT, under Redis's pre-authentication size limits. It reports
+	// whether user ("default" for AUTH <password>) has that password; it
+	// must compare in constant time. Backend connections then use Username
+	// and Password. If nil (the default), clients' own AUTH is passed
+	// through: their credentials are used for their backend connections
+	// and replayed after every reconnect and failover.
+	Authenticate func(user, password string) bool
+	// AuthFailureDelay is the delay before answering the third failed AUTH
+	// on a connection; it doubles with each further failure, up to 20
+	// times itself, and the tenth failure drops the connection.
+	// Default 100ms.
+	AuthFailureDelay time.Duration
+	// BackendTLS, if set, returns the TLS configuration for each backend
+	// dial (called per dial, so reloaded CAs take effect). Default: plain.
+	BackendTLS func() *tls.Config
+	// HandshakeTimeout bounds a client's TLS handshake. Default 10s.
+	HandshakeTimeout time.Duration
+
 	// Recheck is called when the data path has reason to doubt the
 	// master: it answered -READONLY (it was demoted) or it cannot be
 	// reached. The owner should re-check the topology at once. It must not
@@ -124,6 +145,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.PubSubWriteTimeout <= 0 {
 		c.PubSubWriteTimeout = c.ClientWriteTimeout
+	}
+	if c.AuthFailureDelay <= 0 {
+		c.AuthFailureDelay = 100 * time.Millisecond
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 10 * time.Second
 	}
 	if c.MaxClients == 0 {
 		c.MaxClients = 10000

@@ -70,6 +70,10 @@ func (s *session) selectDB(args [][]byte) {
 }
 
 func (s *session) auth(args [][]byte) {
+	if s.srv.cfg.Authenticate != nil {
+		s.proxyAuth(args)
+		return
+	}
 	if len(args) != 2 && len(args) != 3 {
 		s.replyError(arityError("auth"))
 		return
@@ -122,6 +126,19 @@ func (s *session) hello(args [][]byte) {
 				return
 			}
 		}
+	}
+	if s.srv.cfg.Authenticate != nil {
+		// The proxy checks the credentials; backend connections keep the
+		// proxy's own.
+		user, pass, given := helloAuth(args)
+		switch {
+		case given && !s.checkPassword(user, pass):
+			return
+		case !given && !s.authed:
+			s.replyError(replyHelloAuth)
+			return
+		}
+		key.clientAuth, key.user, key.pass = s.key.clientAuth, s.key.user, s.key.pass
 	}
 	prev := s.key
 	c, err := s.setKey(key)

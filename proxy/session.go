@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"sync/atomic"
@@ -54,6 +55,11 @@ type session struct {
 	seg segment
 	req request
 	id  uint16 // the current command's metric ID
+
+	// authed is false until a client of a proxy that authenticates its
+	// clients (Config.Authenticate) has done so.
+	authed       bool
+	authFailures int
 }
 
 // segment is a run of commands bound for one backend connection.
@@ -76,13 +82,26 @@ func newSession(srv *Server, nc net.Conn) *session {
 	s.in.bytes = srv.cfg.Metrics.BytesIn
 	s.in.idle = srv.cfg.IdleTimeout
 	s.cw = deadlineWriter{nc: nc, timeout: srv.cfg.ClientWriteTimeout}
-	s.rd = resp.NewReader(&s.in, srv.cfg.ClientBufferSize, srv.cfg.Limits)
+	lim := srv.cfg.Limits
+	s.authed = srv.cfg.Authenticate == nil
+	lim.Unauthenticated = !s.authed
+	s.rd = resp.NewReader(&s.in, srv.cfg.ClientBufferSize, lim)
 	s.req.done = make(chan struct{}, 1)
 	return s
 }
 
 func (s *session) serve() {
 	defer s.cleanup()
+	if tc, ok := s.nc.(*tls.Conn); ok {
+		// Bound the handshake: a peer that never sends a ClientHello must
+		// not hold the session forever.
+		tc.SetDeadline(time.Now().Add(s.srv.cfg.HandshakeTimeout))
+		if err := tc.Handshake(); err != nil {
+			s.srv.log.Debug("client TLS handshake failed", zap.String("client", s.nc.RemoteAddr().String()), zap.Error(err))
+			return
+		}
+		tc.SetDeadline(time.Time{})
+	}
 	for !s.closing {
 		if err := s.rd.ReadCommand(&s.cmd); err != nil {
 			s.readFailed(err)
@@ -190,6 +209,10 @@ func (s *session) handle(cmd *resp.Command) {
 	}
 	class, id := router.Lookup(cmd.Args)
 	s.id = uint16(id)
+	if s.authRequired(class) {
+		s.replyError(replyNoAuth)
+		return
+	}
 	if s.sink != nil {
 		s.handleTunnel(class, raw)
 		return

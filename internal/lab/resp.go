@@ -3,6 +3,7 @@ package lab
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -34,11 +35,14 @@ type respConn struct {
 	r *bufio.Reader
 }
 
-func dialRESP(ctx context.Context, addr, password string) (*respConn, error) {
+func dialRESP(ctx context.Context, addr, password string, tc *tls.Config) (*respConn, error) {
 	d := net.Dialer{Timeout: probeTimeout}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
+	}
+	if tc != nil {
+		c = tls.Client(c, tc)
 	}
 	rc := &respConn{c: c, r: bufio.NewReader(c)}
 	if password != "" {
@@ -140,6 +144,7 @@ func readRESP(r *bufio.Reader) (any, error) {
 // per poll. A connection that fails is dropped and re-dialled next time.
 type prober struct {
 	conns map[string]*respConn
+	tls   *tls.Config // dial with TLS, if set
 }
 
 func newProber() *prober { return &prober{conns: map[string]*respConn{}} }
@@ -150,7 +155,7 @@ func (p *prober) do(ctx context.Context, addr, password string, args ...string) 
 	rc := p.conns[addr]
 	if rc == nil {
 		var err error
-		rc, err = dialRESP(ctx, addr, password)
+		rc, err = dialRESP(ctx, addr, password, p.tls)
 		if err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -24,6 +25,7 @@ type Server struct {
 	extra     []string // ServerOptions.Args
 	replicaOf string
 	password  string // from --requirepass in Args, used by probes and Client
+	tls       *tls.Config
 	logPath   string
 
 	opMu sync.Mutex // serialises Stop/Kill/Restart
@@ -38,6 +40,10 @@ type ServerOptions struct {
 	ReplicaOf string   // "host:port" or "" for a master
 	Args      []string // extra config directives, e.g. {"--requirepass", "x"} or {"--save", ""}; they come after (and so override) the defaults
 	Binary    string   // default: "redis-server" from PATH
+	// TLS makes the server listen with TLS only, on its port (--port 0
+	// --tls-port P); Args must give --tls-cert-file and friends. Probes and
+	// Client use this configuration.
+	TLS *tls.Config
 }
 
 // StartServer starts redis-server and waits until it answers (its own
@@ -76,6 +82,7 @@ func StartServer(ctx context.Context, o ServerOptions) (*Server, error) {
 		bin:       bin,
 		extra:     append([]string(nil), o.Args...),
 		replicaOf: o.ReplicaOf,
+		tls:       o.TLS,
 		logPath:   filepath.Join(dir, "redis.log"),
 	}
 	s.password, _ = argValue(o.Args, "--requirepass")
@@ -102,8 +109,11 @@ func StartServer(ctx context.Context, o ServerOptions) (*Server, error) {
 }
 
 func (s *Server) args() []string {
-	a := []string{
-		"--port", strconv.Itoa(s.Port),
+	a := []string{"--port", strconv.Itoa(s.Port)}
+	if s.tls != nil {
+		a = []string{"--port", "0", "--tls-port", strconv.Itoa(s.Port)}
+	}
+	a = append(a,
 		"--bind", "127.0.0.1",
 		"--dir", s.Dir,
 		"--logfile", s.logPath,
@@ -112,7 +122,7 @@ func (s *Server) args() []string {
 		"--appendonly", "no",
 		"--protected-mode", "no",
 		"--repl-diskless-sync-delay", "0",
-	}
+	)
 	if s.replicaOf != "" {
 		h, p, _ := net.SplitHostPort(s.replicaOf)
 		a = append(a, "--replicaof", h, p)
@@ -134,6 +144,7 @@ func (s *Server) launch(ctx context.Context, waitLink bool) error {
 	s.mu.Unlock()
 
 	pr := newProber()
+	pr.tls = s.tls
 	defer pr.close()
 	pid := strconv.Itoa(p.pid)
 	err = poll(ctx, func() (bool, error) {
@@ -233,7 +244,7 @@ func (s *Server) Restart(ctx context.Context) error {
 // Client returns a go-redis client for the server (using the
 // --requirepass from Args, if any). The caller closes it.
 func (s *Server) Client() *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: s.Addr, Password: s.password})
+	return redis.NewClient(&redis.Options{Addr: s.Addr, Password: s.password, TLSConfig: s.tls})
 }
 
 // LogTail returns the last n lines of the server's log (which also receives

@@ -1,0 +1,174 @@
+package proxy_test
+
+import (
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pnats/switchyard/internal/lab"
+	"github.com/pnats/switchyard/internal/lab/labtest"
+	"github.com/pnats/switchyard/proxy"
+	"github.com/pnats/switchyard/tls/tlstest"
+	"github.com/redis/go-redis/v9"
+)
+
+func users(m map[string]string) func(user, pass string) bool {
+	return func(user, pass string) bool {
+		want, ok := m[user]
+		return ok && subtle.ConstantTimeCompare([]byte(want), []byte(pass)) == 1
+	}
+}
+
+func TestProxyAuthentication(t *testing.T) {
+	rs := labtest.Server(t, lab.ServerOptions{Args: []string{"--requirepass", "backend-pw"}})
+	_, addr := startProxy(t, rs.Addr, proxy.Config{
+		Password:         "backend-pw",
+		Authenticate:     users(map[string]string{"default": "client-pw", "app": "app-pw"}),
+		AuthFailureDelay: 10 * time.Millisecond,
+	})
+
+	raw := dialRaw(t, addr)
+	raw.send("PING\r\n")
+	if l := raw.line(); l != "-NOAUTH Authentication required." {
+		t.Fatalf("PING before AUTH: %q", l)
+	}
+	raw.send("HELLO 3\r\n")
+	if l := raw.line(); !strings.HasPrefix(l, "-NOAUTH HELLO must be called with the client already authenticated") {
+		t.Fatalf("HELLO before AUTH: %q", l)
+	}
+	raw.send("AUTH backend-pw\r\n")
+	if l := raw.line(); l != "-WRONGPASS invalid username-password pair or user is disabled." {
+		t.Fatalf("the backend's password must not open the proxy: %q", l)
+	}
+	raw.send("AUTH client-pw\r\nPING\r\n")
+	if raw.line() != "+OK" || raw.line() != "+PONG" {
+		t.Fatal("AUTH with the client password")
+	}
+
+	// ACL-style user, and HELLO … AUTH.
+	c := client(t, addr, func(o *redis.Options) { o.Username, o.Password, o.Protocol = "app", "app-pw", 3 })
+	if err := c.Set(ctxT(t), "auth:k", "v", 0).Err(); err != nil {
+		t.Fatalf("HELLO 3 AUTH app: %v", err)
+	}
+	bad := client(t, addr, func(o *redis.Options) { o.Username, o.Password = "app", "nope" })
+	if err := bad.Ping(ctxT(t)).Err(); err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
+		t.Fatalf("wrong password: %v", err)
+	}
+
+	// Before AUTH, Redis's small request limits apply.
+	big := dialRaw(t, addr)
+	big.send("*11\r\n")
+	if l := big.line(); l != "-ERR Protocol error: unauthenticated multibulk length" {
+		t.Fatalf("large unauthenticated request: %q", l)
+	}
+	if !big.closed() {
+		t.Fatal("still open")
+	}
+}
+
+func TestRepeatedAuthFailuresAreSlowedThenDropped(t *testing.T) {
+	rs := labtest.Server(t, lab.ServerOptions{})
+	delay := 20 * time.Millisecond
+	_, addr := startProxy(t, rs.Addr, proxy.Config{Authenticate: users(map[string]string{"default": "pw"}), AuthFailureDelay: delay})
+	raw := dialRaw(t, addr)
+	var slow time.Duration
+	for i := 1; i <= 10; i++ {
+		start := time.Now()
+		raw.send("AUTH guess" + strconv.Itoa(i) + "\r\n")
+		if l := raw.line(); !strings.HasPrefix(l, "-WRONGPASS") {
+			t.Fatalf("attempt %d: %q", i, l)
+		}
+		if i >= 3 {
+			slow += time.Since(start)
+		}
+	}
+	// Attempts 3-10 wait 1, 2, 4, 8, 16, 20, 20, 20 times the delay.
+	if slow < 80*delay {
+		t.Fatalf("failed attempts were not slowed: %v", slow)
+	}
+	if !raw.closed() {
+		t.Fatal("connection not dropped after 10 failures")
+	}
+}
+
+// TestTLSListenerAndBackend: a client speaks TLS to the proxy, and the proxy
+// speaks TLS to a redis-server that only has a TLS port, verifying its
+// certificate against a server name rather than the IP it dials.
+func TestTLSListenerAndBackend(t *testing.T) {
+	ca := tlstest.NewCA(t, "test CA")
+	dir := t.TempDir()
+	redisCert, redisKey := ca.Issue(t, "redis.internal", []string{"redis.internal"}, nil, false)
+	proxyCert, proxyKey := ca.Issue(t, "switchyard", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, false)
+	tlstest.WriteFiles(t, dir, map[string][]byte{"ca.crt": ca.CertPEM, "redis.crt": redisCert, "redis.key": redisKey})
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.CertPEM)
+	rs := labtest.Server(t, lab.ServerOptions{Args: []string{
+		"--tls-cert-file", filepath.Join(dir, "redis.crt"), "--tls-key-file", filepath.Join(dir, "redis.key"),
+		"--tls-ca-cert-file", filepath.Join(dir, "ca.crt"), "--tls-auth-clients", "no",
+	}, TLS: &tls.Config{RootCAs: pool, ServerName: "redis.internal"}})
+
+	srv := proxy.New(proxy.Config{BackendTLS: func() *tls.Config {
+		return &tls.Config{RootCAs: pool, ServerName: "redis.internal", MinVersion: tls.VersionTLS12}
+	}})
+	srv.SetMaster(1, rs.Addr)
+	cert, err := tls.X509KeyPair(proxyCert, proxyKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+
+	c := client(t, l.Addr().String(), func(o *redis.Options) {
+		o.TLSConfig = &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}
+	})
+	if err := c.Set(ctxT(t), "tls:k", "over TLS both ways", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := c.Get(ctxT(t), "tls:k").Result(); err != nil || v != "over TLS both ways" {
+		t.Fatalf("GET %q %v", v, err)
+	}
+	// A plain-text client gets nowhere.
+	plain := dialRaw(t, l.Addr().String())
+	plain.send("PING\r\n")
+	if !plain.closed() {
+		t.Fatal("plain client not dropped by the TLS listener")
+	}
+}
+
+// TestPassThroughAuthSurvivesSwitch: without proxy authentication a
+// client's own AUTH is used for its backend connections, and replayed on
+// the new master after a switch without the client doing anything.
+func TestPassThroughAuthSurvivesSwitch(t *testing.T) {
+	acl := []string{"--requirepass", "admin-pw", "--user", "app", "on", ">app-pw", "~*", "+@all"}
+	oldM := labtest.Server(t, lab.ServerOptions{Args: acl})
+	newM := labtest.Server(t, lab.ServerOptions{Args: acl})
+	srv, addr := startProxy(t, oldM.Addr, proxy.Config{})
+	raw := dialRaw(t, addr)
+	raw.send("AUTH app app-pw\r\nSET who old\r\n")
+	if raw.line() != "+OK" || raw.line() != "+OK" {
+		t.Fatal("AUTH and SET on the old master")
+	}
+	srv.SetMaster(2, newM.Addr)
+	raw.send("SET who new\r\nACL WHOAMI\r\n")
+	if l := raw.line(); l != "+OK" {
+		t.Fatalf("SET after the switch: %q", l)
+	}
+	if raw.line() != "$3" || raw.line() != "app" {
+		t.Fatal("not authenticated as app on the new master")
+	}
+	other := dialRaw(t, addr)
+	other.send("GET who\r\n")
+	if l := other.line(); !strings.HasPrefix(l, "-NOAUTH") {
+		t.Fatalf("a client that never authenticated got %q", l)
+	}
+}
