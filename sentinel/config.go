@@ -1,6 +1,7 @@
 package sentinel
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -54,6 +55,10 @@ type Config struct {
 	// NodeUsername and NodePassword authenticate the ROLE checks on Redis
 	// nodes. Default: none.
 	NodeUsername, NodePassword string
+	// TLS, if set, returns the TLS configuration for each connection to a
+	// Sentinel; NodeTLS the same for ROLE checks on Redis nodes. Called per
+	// dial. Default: plain TCP.
+	TLS, NodeTLS func() *tls.Config
 
 	// PollInterval is how often each Sentinel is polled and the master is
 	// re-checked with ROLE. A Sentinel counts as reachable while its last

@@ -2,6 +2,8 @@ package sentinel
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
 	"net"
 	"time"
 )
@@ -18,14 +20,27 @@ import (
 // restarted Sentinel is seen again, and a goroutine that outlives Run. A
 // failed read is an ordinary bad connection: go-redis drops it and dials
 // afresh on the next command.
-func dialer(timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+//
+// With tlsConfig set, the connection is TLS: the handshake runs here, on
+// a fresh configuration per dial so that reloaded CAs apply.
+func dialer(timeout time.Duration, tlsConfig func() *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	d := &net.Dialer{Timeout: timeout, KeepAlive: 15 * time.Second}
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := d.DialContext(ctx, network, addr)
 		if err != nil {
 			return deadConn{err: err}, nil
 		}
-		return c, nil
+		if tlsConfig == nil {
+			return c, nil
+		}
+		tc := tls.Client(c, tlsConfig())
+		hctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		if err := tc.HandshakeContext(hctx); err != nil {
+			c.Close()
+			return deadConn{err: fmt.Errorf("sentinel: TLS handshake with %s: %w", addr, err)}, nil
+		}
+		return tc, nil
 	}
 }
 

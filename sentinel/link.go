@@ -45,7 +45,7 @@ func newLink(addr string, cfg Config, report func(pollResult, error), onEvent fu
 			// retry would only stretch how long a dead Sentinel looks alive.
 			MaxRetries:      -1,
 			DisableIdentity: true,
-			Dialer:          dialer(cfg.DialTimeout),
+			Dialer:          dialer(cfg.DialTimeout, cfg.TLS),
 		}),
 		pollNow: make(chan struct{}, 1),
 		report:  report,

@@ -49,7 +49,7 @@ func (rc *roleChecker) check(ctx context.Context, addr string, maxAge time.Durat
 			// restarted node does not fail the check of the new process.
 			MaxRetries:      1,
 			DisableIdentity: true,
-			Dialer:          dialer(rc.cfg.DialTimeout),
+			Dialer:          dialer(rc.cfg.DialTimeout, rc.cfg.NodeTLS),
 		})}
 		rc.clients[addr] = c
 	}

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -27,7 +28,8 @@ type Sentinel struct {
 	bin      string
 	confPath string
 	logPath  string
-	password string // from a "requirepass" line in Args
+	password string      // from a "requirepass" line in Args
+	tls      *tls.Config // ServerOptions.TLS: listen and probe with TLS
 
 	opMu sync.Mutex
 	mu   sync.Mutex
@@ -47,6 +49,10 @@ type SentinelOptions struct {
 
 	Args   []string // extra sentinel.conf lines, e.g. "sentinel auth-pass mymaster x"; written after the monitor lines
 	Binary string   // default "redis-sentinel"
+	// TLS makes the Sentinel listen with TLS only (port 0, tls-port P);
+	// Args must give tls-cert-file and friends (and tls-replication yes if
+	// the master speaks TLS). Probes and Client use this configuration.
+	TLS *tls.Config
 }
 
 // StartSentinel writes Dir/sentinel.conf (Sentinel rewrites it, so the
@@ -95,6 +101,7 @@ func StartSentinel(ctx context.Context, o SentinelOptions) (*Sentinel, error) {
 		bin:        bin,
 		confPath:   filepath.Join(dir, "sentinel.conf"),
 		logPath:    filepath.Join(dir, "sentinel.log"),
+		tls:        o.TLS,
 	}
 	for _, l := range o.Args {
 		if f := strings.Fields(l); len(f) == 2 && strings.EqualFold(f[0], "requirepass") {
@@ -113,8 +120,12 @@ func StartSentinel(ctx context.Context, o SentinelOptions) (*Sentinel, error) {
 		}
 		s.Port = port
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		listen := "port " + strconv.Itoa(port)
+		if s.tls != nil {
+			listen = "port 0\ntls-port " + strconv.Itoa(port)
+		}
 		conf := []string{
-			"port " + strconv.Itoa(port),
+			listen,
 			"bind 127.0.0.1",
 			"protected-mode no",
 			"daemonize no",
@@ -158,6 +169,7 @@ func (s *Sentinel) launch(ctx context.Context) error {
 	s.mu.Unlock()
 
 	pr := newProber()
+	pr.tls = s.tls
 	defer pr.close()
 	pid := strconv.Itoa(p.pid)
 	err = poll(ctx, func() (bool, error) {
@@ -254,7 +266,7 @@ func (s *Sentinel) Restart(ctx context.Context) error {
 
 // Client returns a go-redis Sentinel client. The caller closes it.
 func (s *Sentinel) Client() *redis.SentinelClient {
-	return redis.NewSentinelClient(&redis.Options{Addr: s.Addr, Password: s.password})
+	return redis.NewSentinelClient(&redis.Options{Addr: s.Addr, Password: s.password, TLSConfig: s.tls})
 }
 
 // LogTail returns the last n lines of the Sentinel's log.
