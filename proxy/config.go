@@ -102,6 +102,15 @@ type Config struct {
 	// HandshakeTimeout bounds a client's TLS handshake. Default 10s.
 	HandshakeTimeout time.Duration
 
+	// ReadPolicy says where the main listener's reads go. Default
+	// ReadMaster. Read ports (ServeRead) always read from replicas,
+	// falling back to the master unless the policy is ReadReplica.
+	ReadPolicy ReadPolicy
+	// ReadYourWrites, if positive, sends a client's reads to the master
+	// for this long after it wrote, so it sees its own writes even while
+	// replicas lag. Default 0: off.
+	ReadYourWrites time.Duration
+
 	// Recheck is called when the data path has reason to doubt the
 	// master: it answered -READONLY (it was demoted) or it cannot be
 	// reached. The owner should re-check the topology at once. It must not

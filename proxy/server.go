@@ -26,6 +26,12 @@ type Server struct {
 	// sessions end after their current batch.
 	draining atomic.Bool
 
+	// replicas is the read set; replicaMu serialises SetReplicas.
+	replicas  atomic.Pointer[replicaSet]
+	replicaMu sync.Mutex
+	replicaRR atomic.Uint32
+	cmdFlags  atomic.Pointer[func([][]byte) CommandFlags]
+
 	// mu guards the fields below.
 	mu        sync.Mutex
 	published chan struct{} // closed and replaced when a generation is published
@@ -174,7 +180,15 @@ func (s *Server) waitMaster(not *generation, d time.Duration) *generation {
 // Serve accepts clients on l until l fails or the server is closed, when
 // it returns ErrServerClosed. Temporary accept errors are retried with
 // backoff, as net/http does.
-func (s *Server) Serve(l net.Listener) error {
+func (s *Server) Serve(l net.Listener) error { return s.serve(l, false) }
+
+// ServeRead accepts clients on a read port: their reads go to healthy
+// replicas (falling back to the master unless the policy is ReadReplica),
+// their writes are refused as a replica refuses them, and ROLE and INFO
+// are answered by a replica.
+func (s *Server) ServeRead(l net.Listener) error { return s.serve(l, true) }
+
+func (s *Server) serve(l net.Listener, readPort bool) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -206,7 +220,7 @@ func (s *Server) Serve(l net.Listener) error {
 			return err
 		}
 		backoff = 0
-		s.serveConn(nc)
+		s.serveConn(nc, readPort)
 	}
 }
 
@@ -217,7 +231,7 @@ func isTemporary(err error) bool {
 	return errors.As(err, &t) && t.Temporary()
 }
 
-func (s *Server) serveConn(nc net.Conn) {
+func (s *Server) serveConn(nc net.Conn, readPort bool) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 		if s.cfg.KeepAlive > 0 {
@@ -226,6 +240,8 @@ func (s *Server) serveConn(nc net.Conn) {
 		}
 	}
 	sess := newSession(s, nc)
+	sess.readPort = readPort
+	sess.readPrefer = readPort || s.cfg.ReadPolicy != ReadMaster
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

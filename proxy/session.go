@@ -31,6 +31,15 @@ type session struct {
 
 	// shared is the pipelined connection used by the current batch.
 	shared *backendConn
+	// replica and replicaNode are the replica connection of the batch.
+	replica     *backendConn
+	replicaNode *replicaNode
+	// readPort is set for a read port's client; readPrefer when reads go
+	// to replicas (the listener's policy, or READONLY on the connection).
+	readPort   bool
+	readPrefer bool
+	// lastWrite is when the client last wrote, for ReadYourWrites.
+	lastWrite time.Time
 	// ded is the session's own connection while it holds state there.
 	ded          *backendConn
 	multi, watch bool
@@ -65,6 +74,7 @@ type session struct {
 // segment is a run of commands bound for one backend connection.
 type segment struct {
 	conn     *backendConn
+	node     *replicaNode // set when conn is a replica's
 	parts    [][]byte
 	ids      []uint16 // command IDs, for metrics
 	n        int
@@ -108,7 +118,7 @@ func (s *session) serve() {
 			return
 		}
 		s.busy.Store(true)
-		s.shared = nil
+		s.shared, s.replica, s.replicaNode = nil, nil, nil
 		s.batchStart = time.Now()
 		s.handle(&s.cmd)
 		for !s.closing {
@@ -223,6 +233,14 @@ func (s *session) handle(cmd *resp.Command) {
 	}
 	switch class {
 	case router.Forward:
+		if readWriteToggle(s, cmd.Args) {
+			return
+		}
+		if s.readPort || s.readPrefer {
+			if s.routeRead(cmd.Args, raw) {
+				return
+			}
+		}
 		c, err := s.sharedConn()
 		if err != nil {
 			s.replyError(clientError(err))
@@ -348,7 +366,18 @@ func (s *session) flush() {
 	r := &s.req
 	r.parts, r.n, r.out, r.blocking, r.err, r.readonly = seg.parts, seg.n, &s.out, seg.blocking, nil, false
 	start := len(s.out)
-	if err := s.awaitRelease(); err != nil {
+	if seg.node != nil {
+		seg.node.outstanding.Add(1)
+		if err := seg.conn.enqueue(r); err != nil {
+			r.err = err
+		} else {
+			<-r.done
+		}
+		seg.node.outstanding.Add(-1)
+		if r.err != nil {
+			s.readFromMaster(seg.parts[len(seg.parts)-r.n:])
+		}
+	} else if err := s.awaitRelease(); err != nil {
 		r.err = err
 	} else if err := seg.conn.enqueue(r); err != nil {
 		r.err = err
@@ -357,7 +386,7 @@ func (s *session) flush() {
 	} else {
 		<-r.done
 	}
-	if r.readonly && r.err == nil && seg.conn != s.ded {
+	if r.readonly && r.err == nil && seg.conn != s.ded && seg.node == nil {
 		s.retryReadonly(start, seg.parts)
 	}
 	conn := seg.conn
@@ -372,6 +401,7 @@ func (s *session) flush() {
 	seg.n = 0
 	seg.blocking = false
 	seg.conn = nil
+	seg.node = nil
 	if r.err != nil {
 		for i := 0; i < r.n; i++ {
 			s.out = resp.AppendError(s.out, clientError(r.err))

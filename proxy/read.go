@@ -1,0 +1,108 @@
+package proxy
+
+import "bytes"
+
+const (
+	replyReadonlyPort = "READONLY You can't write against a read only replica."
+	replyNoReplica    = "ERR switchyard: no healthy replica to read from"
+)
+
+// routeRead sends a stateless command to a replica when the session reads
+// from replicas and the command only reads. It reports whether it handled
+// the command; if not, the caller sends it to the master.
+func (s *session) routeRead(args [][]byte, raw []byte) bool {
+	flags := s.srv.commandFlags(args)
+	if flags&CmdWrite != 0 {
+		if s.readPort {
+			// A replica would refuse it with these words; so does a read
+			// port, rather than quietly writing to the master.
+			s.replyError(replyReadonlyPort)
+			return true
+		}
+		s.lastWrite = s.batchStart
+		return false
+	}
+	// Commands that neither read nor write (PING, INFO, ROLE, …) stay
+	// where the port points: a read port answers as a replica.
+	if flags&CmdRead == 0 && !s.readPort {
+		return false
+	}
+	if d := s.srv.cfg.ReadYourWrites; d > 0 && !s.lastWrite.IsZero() && s.batchStart.Sub(s.lastWrite) < d {
+		return false
+	}
+	c, n, err := s.replicaConn()
+	if err != nil {
+		if s.srv.cfg.ReadPolicy == ReadReplica {
+			s.replyError(replyNoReplica)
+			return true
+		}
+		return false // fall back to the master
+	}
+	if s.seg.conn != c {
+		s.flush()
+		s.seg.conn = c
+	}
+	s.seg.node = n
+	s.forward(c, raw, false)
+	return true
+}
+
+// readWriteToggle handles READONLY and READWRITE as Redis Cluster does:
+// per connection, reads go to replicas or back to the master.
+func readWriteToggle(s *session, args [][]byte) bool {
+	if len(args) != 1 {
+		return false
+	}
+	switch {
+	case bytes.EqualFold(args[0], []byte("READONLY")):
+		s.readPrefer = true
+	case bytes.EqualFold(args[0], []byte("READWRITE")):
+		s.readPrefer = false
+	default:
+		return false
+	}
+	s.reply(replyOK)
+	return true
+}
+
+// replicaConn returns the batch's replica connection, picking the least
+// loaded healthy replica for a new batch.
+func (s *session) replicaConn() (*backendConn, *replicaNode, error) {
+	if s.replica != nil && s.replica.alive() {
+		return s.replica, s.replicaNode, nil
+	}
+	for tries := 0; tries < 3; tries++ {
+		n := s.srv.pickReplica()
+		if n == nil {
+			return nil, nil, errNoReplica
+		}
+		c, err := n.pool(s.key).shared()
+		if err != nil {
+			continue // it may have just left the read set; try another
+		}
+		s.replica, s.replicaNode = c, n
+		return c, n, nil
+	}
+	return nil, nil, errNoReplica
+}
+
+// readFromMaster re-sends reads whose replica went away before answering
+// to the master. Reads change nothing, so sending one twice is safe; the
+// client gets an answer instead of an error.
+func (s *session) readFromMaster(parts [][]byte) {
+	s.replica, s.replicaNode = nil, nil
+	c, err := s.sharedConn()
+	r := &s.req
+	if err == nil {
+		r.parts, r.n, r.out, r.blocking, r.err, r.readonly = parts, len(parts), &s.out, false, nil, false
+		if err = c.enqueue(r); err == nil {
+			<-r.done
+			err = r.err
+		}
+	}
+	if err != nil {
+		r.err = err // r.n still counts the reads left unanswered
+		return
+	}
+	r.err, r.n = nil, 0
+}

@@ -1,0 +1,239 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pnats/switchyard/internal/lab"
+	"github.com/pnats/switchyard/internal/lab/labtest"
+	"github.com/pnats/switchyard/proxy"
+	"github.com/redis/go-redis/v9"
+)
+
+// testFlags is a small honest classifier for these tests; the binary
+// installs the table from Redis's own COMMAND output.
+func testFlags(args [][]byte) proxy.CommandFlags {
+	switch strings.ToUpper(string(args[0])) {
+	case "GET", "MGET", "EXISTS", "STRLEN":
+		return proxy.CmdRead
+	case "PING", "ROLE", "INFO", "ECHO":
+		return 0
+	}
+	return proxy.CmdWrite
+}
+
+type replicated struct {
+	master   *lab.Server
+	replicas []*lab.Server
+}
+
+func startReplicated(t *testing.T, n int) replicated {
+	m := labtest.Server(t, lab.ServerOptions{})
+	r := replicated{master: m}
+	for i := 0; i < n; i++ {
+		r.replicas = append(r.replicas, labtest.Server(t, lab.ServerOptions{ReplicaOf: m.Addr}))
+	}
+	return r
+}
+
+func (r replicated) addrs() []string {
+	var out []string
+	for _, s := range r.replicas {
+		out = append(out, s.Addr)
+	}
+	return out
+}
+
+// readProxy serves the main port and a read port in front of r.
+func readProxy(t *testing.T, r replicated, cfg proxy.Config) (*proxy.Server, string, string) {
+	srv, main := startProxy(t, r.master.Addr, cfg)
+	srv.SetCommandFlags(testFlags)
+	srv.SetReplicas(r.addrs())
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.ServeRead(l)
+	return srv, main, l.Addr().String()
+}
+
+func errorCount(t *testing.T, node *lab.Server, code string) int {
+	c := node.Client()
+	defer c.Close()
+	info, _ := c.Info(context.Background(), "errorstats").Result()
+	for _, l := range strings.Split(info, "\r\n") {
+		if rest, ok := strings.CutPrefix(l, "errorstat_"+code+":count="); ok {
+			n, _ := strconv.Atoi(rest)
+			return n
+		}
+	}
+	return 0
+}
+
+func TestReadsGoToReplicasWritesNever(t *testing.T) {
+	r := startReplicated(t, 2)
+	_, _, readAddr := readProxy(t, r, proxy.Config{})
+	ctx := ctxT(t)
+	if err := r.master.Client().Set(ctx, "rk", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() error {
+		for _, rep := range r.replicas {
+			if v, _ := rep.Client().Get(ctx, "rk").Result(); v != "v" {
+				return fmt.Errorf("%s not caught up", rep.Addr)
+			}
+		}
+		return nil
+	})
+	masterGets := commandCount(t, r.master, "get")
+	c := client(t, readAddr)
+	for i := 0; i < 200; i++ {
+		if v, err := c.Get(ctx, "rk").Result(); err != nil || v != "v" {
+			t.Fatalf("GET via the read port: %q %v", v, err)
+		}
+	}
+	if got := commandCount(t, r.master, "get") - masterGets; got != 0 {
+		t.Fatalf("master served %d reads sent to the read port", got)
+	}
+	for _, rep := range r.replicas {
+		if n := commandCount(t, rep, "get"); n < 20 {
+			t.Errorf("replica %s served %d of 200 reads: not balanced", rep.Addr, n)
+		}
+	}
+	// Writes on the read port are refused like a replica refuses them,
+	// without reaching any node.
+	err := c.Set(ctx, "rk", "w", 0).Err()
+	if err == nil || err.Error() != "READONLY You can't write against a read only replica." {
+		t.Fatalf("SET on the read port: %v", err)
+	}
+	for _, rep := range r.replicas {
+		if n := errorCount(t, rep, "READONLY"); n != 0 {
+			t.Fatalf("a write reached replica %s", rep.Addr)
+		}
+	}
+	if v, _ := r.master.Client().Get(ctx, "rk").Result(); v != "v" {
+		t.Fatal("the refused write was applied")
+	}
+	// ROLE on the read port is a replica's.
+	role, err := c.Do(ctx, "ROLE").Slice()
+	if err != nil || role[0] != "slave" {
+		t.Fatalf("ROLE on the read port: %v %v", role, err)
+	}
+}
+
+func TestReadonlyReadwritePerConnection(t *testing.T) {
+	r := startReplicated(t, 1)
+	_, mainAddr, _ := readProxy(t, r, proxy.Config{})
+	raw := dialRaw(t, mainAddr)
+	before := commandCount(t, r.replicas[0], "get")
+	raw.send("GET k\r\n")
+	raw.line()
+	if commandCount(t, r.replicas[0], "get") != before {
+		t.Fatal("the main port read from a replica before READONLY")
+	}
+	raw.send("READONLY\r\nGET k\r\n")
+	if l := raw.line(); l != "+OK" {
+		t.Fatalf("READONLY: %q", l)
+	}
+	raw.line()
+	if commandCount(t, r.replicas[0], "get") != before+1 {
+		t.Fatal("READONLY did not send the read to the replica")
+	}
+	raw.send("SET k v\r\n")
+	if l := raw.line(); l != "+OK" {
+		t.Fatalf("a write after READONLY on the main port goes to the master: %q", l)
+	}
+	raw.send("READWRITE\r\nGET k\r\n")
+	raw.line()
+	raw.line()
+	if commandCount(t, r.replicas[0], "get") != before+1 {
+		t.Fatal("READWRITE did not bring reads back to the master")
+	}
+}
+
+func TestReadFallbackAndReplicaPolicy(t *testing.T) {
+	r := startReplicated(t, 1)
+	srv, mainAddr, _ := readProxy(t, r, proxy.Config{ReadPolicy: proxy.ReadPreferReplica})
+	ctx := ctxT(t)
+	c := client(t, mainAddr)
+	srv.SetReplicas(nil)
+	before := commandCount(t, r.master, "get")
+	if err := c.Get(ctx, "fb").Err(); err != redis.Nil {
+		t.Fatalf("GET with no replica: %v", err)
+	}
+	if commandCount(t, r.master, "get") != before+1 {
+		t.Fatal("prefer-replica did not fall back to the master")
+	}
+
+	srv2, main2, _ := readProxy(t, r, proxy.Config{ReadPolicy: proxy.ReadReplica})
+	srv2.SetReplicas(nil)
+	err := client(t, main2).Get(ctx, "fb").Err()
+	if err == nil || !strings.Contains(err.Error(), "no healthy replica") {
+		t.Fatalf("replica policy with no replica: %v", err)
+	}
+}
+
+func TestReadYourWrites(t *testing.T) {
+	r := startReplicated(t, 1)
+	_, mainAddr, _ := readProxy(t, r, proxy.Config{ReadPolicy: proxy.ReadPreferReplica, ReadYourWrites: time.Hour})
+	raw := dialRaw(t, mainAddr)
+	before := commandCount(t, r.replicas[0], "get")
+	raw.send("GET a\r\n")
+	raw.line()
+	if commandCount(t, r.replicas[0], "get") != before+1 {
+		t.Fatal("read before any write did not go to the replica")
+	}
+	raw.send("SET a 1\r\nGET a\r\n")
+	raw.line()
+	if l := raw.line(); l != "$1" {
+		t.Fatalf("read right after a write: %q (not from the master?)", l)
+	}
+	if commandCount(t, r.replicas[0], "get") != before+1 {
+		t.Fatal("a read inside the read-your-writes window went to the replica")
+	}
+}
+
+// TestReplicaRemovedMidReadFallsBack: a read stuck on a replica that
+// leaves the read set does not cost the client an error: it is re-sent to
+// the master.
+func TestReplicaRemovedMidReadFallsBack(t *testing.T) {
+	r := startReplicated(t, 1)
+	srv, _, readAddr := readProxy(t, r, proxy.Config{})
+	ctx := ctxT(t)
+	r.master.Client().Set(ctx, "stuck", "from-master", 0)
+	c := client(t, readAddr)
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.replicas[0].Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer r.replicas[0].Resume()
+	got := make(chan string, 1)
+	go func() {
+		v, err := c.Get(ctx, "stuck").Result()
+		if err != nil {
+			v = "error: " + err.Error()
+		}
+		got <- v
+	}()
+	select {
+	case v := <-got:
+		t.Fatalf("GET answered %q while its replica is paused", v)
+	case <-time.After(300 * time.Millisecond): // the read is stuck on the replica
+	}
+	srv.SetReplicas(nil)
+	select {
+	case v := <-got:
+		if v != "from-master" {
+			t.Fatalf("after the replica left: %q", v)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stuck read was not re-sent to the master")
+	}
+}

@@ -1,0 +1,166 @@
+package proxy
+
+import (
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"go.uber.org/zap"
+)
+
+// CommandFlags classify a command for replica routing.
+type CommandFlags uint8
+
+const (
+	// CmdRead: the command only reads; it may be served by a replica.
+	CmdRead CommandFlags = 1 << iota
+	// CmdWrite: the command may write, or is unknown. It goes to the
+	// master, and a read port refuses it.
+	CmdWrite
+)
+
+// ReadPolicy says where a listener's read commands go.
+type ReadPolicy uint8
+
+const (
+	// ReadMaster sends everything to the master (the default). A client
+	// may still opt in for its connection with READONLY.
+	ReadMaster ReadPolicy = iota
+	// ReadPreferReplica sends reads to a healthy replica, or to the master
+	// when there is none.
+	ReadPreferReplica
+	// ReadReplica sends reads only to replicas; with none healthy, reads
+	// fail with an error instead of loading the master.
+	ReadReplica
+)
+
+var errNoReplica = errors.New("proxy: no healthy replica")
+
+// replicaNode is one replica in the read set, with its own pools.
+type replicaNode struct {
+	addr string
+	cfg  *Config
+	// outstanding counts segments sent to this replica and not yet
+	// answered: the least-loaded replica gets the next one.
+	outstanding atomic.Int64
+
+	// mu guards pools and closed.
+	mu     sync.Mutex
+	pools  map[poolKey]*pool
+	closed bool
+}
+
+func (n *replicaNode) pool(key poolKey) *pool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p := n.pools[key]
+	if p == nil {
+		p = newPool(n.addr, key, n.cfg)
+		if n.closed {
+			p.closed, p.why = true, errNoReplica
+		} else {
+			n.pools[key] = p
+		}
+	}
+	return p
+}
+
+func (n *replicaNode) close() {
+	n.mu.Lock()
+	n.closed = true
+	pools := n.pools
+	n.pools = nil
+	n.mu.Unlock()
+	for _, p := range pools {
+		p.close(errNoReplica)
+	}
+}
+
+// replicaSet is the published read set; it is replaced, never changed.
+type replicaSet struct {
+	nodes []*replicaNode
+}
+
+// SetReplicas sets the replicas that may serve reads: the owner passes only
+// healthy ones (Sentinel does not flag them, their link is up, they are not
+// loading, their lag is within bounds). Replicas no longer listed are
+// closed at once; reads in flight on them are re-sent to the master.
+func (s *Server) SetReplicas(addrs []string) {
+	s.replicaMu.Lock()
+	defer s.replicaMu.Unlock()
+	old := s.replicas.Load()
+	var keep []*replicaNode
+	if old != nil {
+		for _, n := range old.nodes {
+			if slices.Contains(addrs, n.addr) {
+				keep = append(keep, n)
+			}
+		}
+	}
+	next := &replicaSet{}
+	for _, a := range addrs {
+		i := slices.IndexFunc(keep, func(n *replicaNode) bool { return n.addr == a })
+		if i >= 0 {
+			next.nodes = append(next.nodes, keep[i])
+			continue
+		}
+		next.nodes = append(next.nodes, &replicaNode{addr: a, cfg: &s.cfg, pools: map[poolKey]*pool{}})
+	}
+	s.replicas.Store(next)
+	if old == nil {
+		return
+	}
+	for _, n := range old.nodes {
+		if !slices.Contains(next.nodes, n) {
+			s.log.Info("replica left the read set", zap.String("replica", n.addr))
+			go n.close() // its in-flight reads fall back to the master
+		}
+	}
+}
+
+// Replicas returns the current read set.
+func (s *Server) Replicas() []string {
+	set := s.replicas.Load()
+	if set == nil {
+		return nil
+	}
+	out := make([]string, len(set.nodes))
+	for i, n := range set.nodes {
+		out[i] = n.addr
+	}
+	return out
+}
+
+// SetCommandFlags installs the classification used for replica routing.
+// Until it is called no command counts as a read, so everything goes to
+// the master.
+func (s *Server) SetCommandFlags(f func(args [][]byte) CommandFlags) {
+	s.cmdFlags.Store(&f)
+}
+
+func (s *Server) commandFlags(args [][]byte) CommandFlags {
+	if f := s.cmdFlags.Load(); f != nil {
+		return (*f)(args)
+	}
+	return CmdWrite
+}
+
+// pickReplica returns the replica with the fewest outstanding segments,
+// breaking ties round-robin, or nil when the read set is empty.
+func (s *Server) pickReplica() *replicaNode {
+	set := s.replicas.Load()
+	if set == nil || len(set.nodes) == 0 {
+		return nil
+	}
+	n := len(set.nodes)
+	start := int(s.replicaRR.Add(1) % uint32(n))
+	best := set.nodes[start]
+	for i := 1; i < n; i++ {
+		c := set.nodes[(start+i)%n]
+		if c.outstanding.Load() < best.outstanding.Load() {
+			best = c
+		}
+	}
+	return best
+}
