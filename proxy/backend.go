@@ -67,6 +67,12 @@ type backendConn struct {
 	pending chan *request
 	// outstanding counts requests sent and not yet finished, for Stats.
 	outstanding atomic.Int64
+	// lastRead is when the reader last asked for data (Unix ns): while
+	// replies flow it trails the newest one; a stalled node leaves it old.
+	lastRead atomic.Int64
+	// blockingWait is set while the reader waits for a blocking command's
+	// reply, which may legitimately take forever.
+	blockingWait atomic.Bool
 	tunnel      chan *clientWriter
 
 	closeOnce sync.Once
@@ -89,7 +95,7 @@ func newBackendConn(nc net.Conn, cfg *Config) *backendConn {
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	c.dr = deadlineReader{nc: nc, timeout: cfg.ReadTimeout}
+	c.dr = deadlineReader{nc: nc, timeout: cfg.ReadTimeout, last: &c.lastRead}
 	c.dw = deadlineWriter{nc: nc, timeout: cfg.WriteTimeout}
 	// Backend replies come from a trusted server and may legitimately be
 	// larger than anything a client is allowed to send.
@@ -362,6 +368,7 @@ func (c *backendConn) readLoop() {
 		} else {
 			c.dr.timeout = c.cfg.ReadTimeout
 		}
+		c.blockingWait.Store(cur.blocking)
 		raw, typ, err := c.rd.ReadReply()
 		if err != nil {
 			c.close(fmt.Errorf("proxy: read from %s: %w", c.nc.RemoteAddr(), err))
@@ -413,11 +420,24 @@ type deadlineReader struct {
 	nc      net.Conn
 	timeout time.Duration
 	set     time.Time
+	last    *atomic.Int64 // if set, receives the time of each Read
 }
 
 func (d *deadlineReader) Read(p []byte) (int, error) {
+	if d.last != nil {
+		d.last.Store(time.Now().UnixNano())
+	}
 	d.set = refreshDeadline(d.nc.SetReadDeadline, d.set, d.timeout)
 	return d.nc.Read(p)
+}
+
+// stalled reports whether requests have waited on c for longer than d
+// without any reply arriving (blocking commands excepted).
+func (c *backendConn) stalled(d time.Duration, now time.Time) bool {
+	if c.outstanding.Load() == 0 || c.blockingWait.Load() {
+		return false
+	}
+	return now.Sub(time.Unix(0, c.lastRead.Load())) > d
 }
 
 type deadlineWriter struct {

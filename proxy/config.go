@@ -57,6 +57,11 @@ type Config struct {
 	// Redis's timeout setting does; subscribed and blocked clients are
 	// exempt. Default 0: never.
 	IdleTimeout time.Duration
+	// StallTimeout: when a failover starts, connections to the master on
+	// which requests have waited this long without any reply are closed,
+	// so a stalled master that wakes up after the promotion cannot
+	// acknowledge them. Default 250ms.
+	StallTimeout time.Duration
 	// HoldTimeout is how long a command waits for a verified master when
 	// none is known (for example during a failover) before it gets
 	// -TRYAGAIN. Default 2s.
@@ -163,6 +168,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxClients == 0 {
 		c.MaxClients = 10000
+	}
+	if c.StallTimeout <= 0 {
+		c.StallTimeout = 250 * time.Millisecond
 	}
 	if c.HoldTimeout <= 0 {
 		c.HoldTimeout = 2 * time.Second

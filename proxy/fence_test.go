@@ -14,6 +14,7 @@ import (
 	"github.com/pnats/switchyard/internal/lab"
 	"github.com/pnats/switchyard/internal/lab/labtest"
 	"github.com/pnats/switchyard/proxy"
+	"github.com/redis/go-redis/v9"
 )
 
 // commandCount returns how many times node executed cmd, from its own
@@ -283,5 +284,41 @@ func TestUnreachableMasterIsRechecked(t *testing.T) {
 	}
 	if n, _ := next.Client().Exists(ctx, "rechecked").Result(); n != 1 {
 		t.Fatal("write did not reach the new master")
+	}
+}
+
+// TestHoldClosesStalledMaster: the master stops answering (SIGSTOP) with
+// writes in flight, then a failover starts. Those writes must end as
+// errors at once: if the old master woke up after the promotion it would
+// acknowledge them on data about to be discarded.
+func TestHoldClosesStalledMaster(t *testing.T) {
+	oldM := labtest.Server(t, lab.ServerOptions{})
+	srv, addr := startProxy(t, oldM.Addr, proxy.Config{StallTimeout: 100 * time.Millisecond, ReadTimeout: time.Minute})
+	ctx := ctxT(t)
+	c := client(t, addr, func(o *redis.Options) { o.ReadTimeout = time.Minute })
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := oldM.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer oldM.Resume()
+	done := make(chan error, 1)
+	go func() { done <- c.Set(ctx, "stuck", "v", 0).Err() }()
+	waitFor(t, func() error {
+		if srv.Stats().BackendPending == 0 {
+			return errors.New("write not in flight yet")
+		}
+		return nil
+	})
+	time.Sleep(150 * time.Millisecond) // longer than StallTimeout without a reply
+	srv.Hold()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "may or may not have run") {
+			t.Fatalf("stalled write ended with %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stalled write is still waiting after the hold began")
 	}
 }

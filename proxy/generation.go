@@ -3,6 +3,7 @@ package proxy
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // generation is one master of the group, identified by an epoch. Every
@@ -57,6 +58,37 @@ func (g *generation) release(p *pool) {
 	if drop {
 		p.close(errPoolClosed)
 	}
+}
+
+// fenceStalled closes the connections on which requests have waited
+// longer than d with no reply arriving. Called when a failover starts: a
+// master that stopped answering may be the one being replaced, and if it
+// wakes up after the promotion (a zombie) it would execute and acknowledge
+// those requests on data that is about to be discarded. Closed now, they
+// end as errors, never as late acknowledgements.
+func (g *generation) fenceStalled(d time.Duration) int {
+	now := time.Now()
+	g.mu.Lock()
+	var stalled []*backendConn
+	for _, p := range g.pools {
+		p.mu.Lock()
+		for _, sl := range p.slots {
+			if c := sl.conn; c != nil && c.alive() && c.stalled(d, now) {
+				stalled = append(stalled, c)
+			}
+		}
+		for c := range p.active {
+			if c.alive() && c.stalled(d, now) {
+				stalled = append(stalled, c)
+			}
+		}
+		p.mu.Unlock()
+	}
+	g.mu.Unlock()
+	for _, c := range stalled {
+		c.close(errFenced)
+	}
+	return len(stalled)
 }
 
 // close fences the generation: every connection to its node is closed.

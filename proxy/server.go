@@ -78,7 +78,8 @@ func (s *Server) Hold() {
 	}
 	s.held.Store(true)
 	if g := s.gen.Load(); g != nil {
-		s.log.Info("holding commands: failover in progress", zap.String("master", g.addr))
+		n := g.fenceStalled(s.cfg.StallTimeout)
+		s.log.Info("holding commands: failover in progress", zap.String("master", g.addr), zap.Int("stalled_connections_closed", n))
 	}
 }
 
