@@ -73,7 +73,7 @@ type backendConn struct {
 	// blockingWait is set while the reader waits for a blocking command's
 	// reply, which may legitimately take forever.
 	blockingWait atomic.Bool
-	tunnel      chan *clientWriter
+	tunnel       chan *clientWriter
 
 	closeOnce sync.Once
 	closing   chan struct{}
