@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/pnats/switchyard/router"
 	"go.uber.org/zap"
 )
 
@@ -143,7 +144,43 @@ func (s *Server) commandFlags(args [][]byte) CommandFlags {
 	if f := s.cmdFlags.Load(); f != nil {
 		return (*f)(args)
 	}
-	return CmdWrite
+	t := s.table.Load()
+	if t.IsRead(args) {
+		return CmdRead
+	}
+	if f, ok := t.Flags(args); !ok || f.Has(router.FlagWrite) {
+		return CmdWrite // unknown commands are writes
+	}
+	return 0
+}
+
+// refreshCommands replaces the built-in command table with the one the new
+// master reports, so its version and modules are covered. On any failure
+// the table in use stays.
+func (s *Server) refreshCommands(g *generation) {
+	p := g.acquire(defaultKey)
+	defer g.release(p)
+	c, err := p.shared()
+	if err != nil {
+		return
+	}
+	r := &request{parts: [][]byte{[]byte("*1\r\n$7\r\nCOMMAND\r\n")}, n: 1, done: make(chan struct{}, 1)}
+	var out []byte
+	r.out = &out
+	if err := c.enqueue(r); err != nil {
+		return
+	}
+	<-r.done
+	if r.err != nil {
+		return
+	}
+	t, err := router.ParseCommandReply(out)
+	if err != nil {
+		s.log.Warn("master's COMMAND reply not usable; keeping the built-in command table", zap.Error(err))
+		return
+	}
+	s.table.Store(t)
+	s.log.Debug("command table loaded from the master", zap.String("master", g.addr), zap.Int("commands", len(t.Names())))
 }
 
 // pickReplica returns the replica with the fewest outstanding segments,

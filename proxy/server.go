@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pnats/switchyard/router"
 	"go.uber.org/zap"
 )
 
@@ -31,6 +32,8 @@ type Server struct {
 	replicaMu sync.Mutex
 	replicaRR atomic.Uint32
 	cmdFlags  atomic.Pointer[func([][]byte) CommandFlags]
+	table     atomic.Pointer[router.Table] // command flags, from the master
+	bg        sync.WaitGroup               // background work such as refreshCommands
 
 	// mu guards the fields below.
 	mu        sync.Mutex
@@ -46,13 +49,15 @@ type Server struct {
 // SetMaster is called; until then commands wait and then fail closed.
 func New(cfg Config) *Server {
 	cfg.setDefaults()
-	return &Server{
+	s := &Server{
 		cfg:       cfg,
 		log:       cfg.Logger.With(zap.String("group", cfg.Group)),
 		published: make(chan struct{}),
 		listeners: make(map[net.Listener]struct{}),
 		sessions:  make(map[*session]struct{}),
 	}
+	s.table.Store(router.Builtin())
+	return s
 }
 
 // SetMaster makes addr, at epoch, the node that receives commands. If it
@@ -114,6 +119,11 @@ func (s *Server) publish(g *generation) {
 	if g != nil {
 		close(s.published)
 		s.published = make(chan struct{})
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			s.refreshCommands(g)
+		}()
 	}
 	s.mu.Unlock()
 	if old != nil && g != nil && old.addr != g.addr {
@@ -308,6 +318,7 @@ func (s *Server) Close() error {
 		g.close(ErrServerClosed)
 	}
 	s.wg.Wait()
+	s.bg.Wait()
 	return nil
 }
 

@@ -53,20 +53,22 @@ type Config struct {
 	Username, Password string
 
 	// NodeUsername and NodePassword authenticate the ROLE checks on Redis
-	// nodes. Default: none.
+	// nodes and the INFO reads of the master and the replicas (the user
+	// needs +role and +info). Default: none.
 	NodeUsername, NodePassword string
 	// TLS, if set, returns the TLS configuration for each connection to a
-	// Sentinel; NodeTLS the same for ROLE checks on Redis nodes. Called per
-	// dial. Default: plain TCP.
+	// Sentinel; NodeTLS the same for ROLE checks and INFO reads on Redis
+	// nodes. Called per dial. Default: plain TCP.
 	TLS, NodeTLS func() *tls.Config
 
-	// PollInterval is how often each Sentinel is polled and the master is
-	// re-checked with ROLE. A Sentinel counts as reachable while its last
-	// poll succeeded within 2×PollInterval+DialTimeout. Default 500ms.
+	// PollInterval is how often each Sentinel is polled, the master is
+	// re-checked with ROLE and each replica is asked for INFO. A Sentinel
+	// counts as reachable while its last poll succeeded within
+	// 2×PollInterval+DialTimeout. Default 500ms.
 	PollInterval time.Duration
 
 	// DialTimeout bounds each connection attempt and each query (Sentinel
-	// poll, ROLE). Default 1s.
+	// poll, ROLE, a round of INFO reads). Default 1s.
 	DialTimeout time.Duration
 
 	// FailoverHold is the longest a detected failover may hold writes

@@ -16,6 +16,13 @@
 // change. The data path reads it with Topology (one atomic load) and learns
 // of changes from Changes (a capacity-1 channel that is never blocked on).
 //
+// For reads from replicas, the Topology lists the replicas the Sentinels
+// report for the master (never the master itself), each with what its own
+// INFO said in the last round: link up, loading, offset, and lag behind the
+// master's offset read in the same round. Replica.Healthy turns that into
+// a yes or no for a given lag bound; a replica that stops answering keeps
+// its last values and turns unhealthy as its Checked time ages.
+//
 // What this package must never do:
 //
 //   - guess: when the Sentinels disagree, or the named node does not say it
@@ -27,6 +34,8 @@
 //   - block its callers: Topology, Changes and Recheck return at once, and
 //     no lock is shared with the data path;
 //   - outlive Run: every goroutine it starts ends before Run returns;
+//   - call a replica healthy on old or partial news: a replica never read,
+//     read too long ago, or whose lag is unknown is not healthy;
 //   - log a password.
 //
 // It imports nothing else from this module.

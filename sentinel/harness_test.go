@@ -125,7 +125,8 @@ func describe(t Topology) string {
 		fmt.Fprintf(&b, "\n  sentinel %s reachable=%v master=%s agrees=%v err=%q", s.Addr, s.Reachable, s.Master, s.Agrees, s.LastError)
 	}
 	for _, r := range t.Replicas {
-		fmt.Fprintf(&b, "\n  replica %s flags=%v down=%v link=%s offset=%d", r.Addr, r.Flags, r.Down, r.MasterLinkStatus, r.ReplOffset)
+		fmt.Fprintf(&b, "\n  replica %s flags=%v down=%v link=%s offset=%d own: link_up=%v loading=%v offset=%d lag=%d checked=%s",
+			r.Addr, r.Flags, r.Down, r.MasterLinkStatus, r.ReplOffset, r.LinkUp, r.Loading, r.Offset, r.LagBytes, r.Checked.Format("15:04:05.000"))
 	}
 	return b.String()
 }

@@ -8,60 +8,36 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// roleChecker asks Redis nodes for their ROLE. It keeps one small client
-// per node so that the master's re-check every PollInterval does not dial
-// each time, and drops clients of nodes it has not asked for a while.
-// Only the decide goroutine uses it.
+// roleChecker asks Redis nodes for their ROLE through the shared node
+// clients, and remembers each answer so that the master's re-check every
+// PollInterval may reuse a fresh one. Only the decide goroutine uses it.
 type roleChecker struct {
-	cfg     Config
-	clients map[string]*roleClient
+	nodes   *nodes
+	timeout time.Duration // Config.DialTimeout
+	last    map[string]roleAnswer
 }
 
-type roleClient struct {
-	c        *redis.Client
-	last     roleResult
-	lastAt   time.Time // when last was obtained
-	lastUsed time.Time
+type roleAnswer struct {
+	r  roleResult
+	at time.Time // when r was obtained
 }
 
-func newRoleChecker(cfg Config) *roleChecker {
-	return &roleChecker{cfg: cfg, clients: map[string]*roleClient{}}
+func newRoleChecker(n *nodes, timeout time.Duration) *roleChecker {
+	return &roleChecker{nodes: n, timeout: timeout, last: map[string]roleAnswer{}}
 }
 
 // check returns addr's role, from a result younger than maxAge if there
 // is one, otherwise by asking the node (bounded by DialTimeout).
 func (rc *roleChecker) check(ctx context.Context, addr string, maxAge time.Duration) roleResult {
-	now := time.Now()
-	c := rc.clients[addr]
-	if c == nil {
-		c = &roleClient{c: redis.NewClient(&redis.Options{
-			Addr:                  addr,
-			Username:              rc.cfg.NodeUsername,
-			Password:              rc.cfg.NodePassword,
-			Protocol:              2,
-			DialTimeout:           rc.cfg.DialTimeout,
-			ReadTimeout:           rc.cfg.DialTimeout,
-			WriteTimeout:          rc.cfg.DialTimeout,
-			ContextTimeoutEnabled: true,
-			PoolSize:              1,
-			MaxIdleConns:          1,
-			// One retry, so that a pooled connection that died with a
-			// restarted node does not fail the check of the new process.
-			MaxRetries:      1,
-			DisableIdentity: true,
-			Dialer:          dialer(rc.cfg.DialTimeout, rc.cfg.NodeTLS),
-		})}
-		rc.clients[addr] = c
+	c := rc.nodes.client(addr)
+	if a, ok := rc.last[addr]; ok && time.Since(a.at) < maxAge {
+		return a.r
 	}
-	c.lastUsed = now
-	if !c.lastAt.IsZero() && now.Sub(c.lastAt) < maxAge {
-		return c.last
-	}
-	qctx, cancel := context.WithTimeout(ctx, rc.cfg.DialTimeout)
+	qctx, cancel := context.WithTimeout(ctx, rc.timeout)
 	defer cancel()
-	c.last = queryRole(qctx, c.c)
-	c.lastAt = time.Now()
-	return c.last
+	r := queryRole(qctx, c)
+	rc.last[addr] = roleAnswer{r: r, at: time.Now()}
+	return r
 }
 
 func queryRole(ctx context.Context, c *redis.Client) roleResult {
@@ -79,20 +55,14 @@ func queryRole(ctx context.Context, c *redis.Client) roleResult {
 	return roleResult{Role: r}
 }
 
-// prune closes the clients of nodes not asked about for idle.
+// prune forgets the answers of nodes not asked about for idle and closes
+// the clients nobody used for as long.
 func (rc *roleChecker) prune(idle time.Duration) {
 	now := time.Now()
-	for a, c := range rc.clients {
-		if now.Sub(c.lastUsed) > idle {
-			_ = c.c.Close()
-			delete(rc.clients, a)
+	for a, r := range rc.last {
+		if now.Sub(r.at) > idle {
+			delete(rc.last, a)
 		}
 	}
-}
-
-func (rc *roleChecker) close() {
-	for a, c := range rc.clients {
-		_ = c.c.Close()
-		delete(rc.clients, a)
-	}
+	rc.nodes.prune(idle)
 }

@@ -9,34 +9,47 @@ import (
 )
 
 // decideLoop runs decision rounds until ctx ends: every PollInterval (the
-// ROLE re-check of the master), whenever a link reports something new, and
-// on Recheck. It is the only goroutine that touches the brain and the ROLE
-// checker.
-func (w *Watcher) decideLoop(ctx context.Context, wg *sync.WaitGroup) {
-	b := newBrain(w.cfg.FailoverHold, w.log)
-	rc := newRoleChecker(w.cfg)
-	defer rc.close()
-	reach := map[string]bool{} // per link, to log lost and regained Sentinels
-
+// ROLE re-check of the master), whenever a link or the health loop reports
+// something new, and on Recheck. It is the only goroutine that touches the
+// decider.
+func (w *Watcher) decideLoop(ctx context.Context, wg *sync.WaitGroup, n *nodes) {
+	d := &decider{
+		b:     newBrain(w.cfg.FailoverHold, w.log),
+		rc:    newRoleChecker(n, w.cfg.DialTimeout),
+		reach: map[string]bool{},
+	}
 	tick := time.NewTicker(w.cfg.PollInterval)
 	defer tick.Stop()
 	for {
-		force := false
+		force, ticked := false, false
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+			ticked = true
 		case <-w.wake:
 		case <-w.recheck:
 			force = true
 			w.pokeLinks()
 		}
-		w.round(ctx, wg, b, rc, reach, force)
+		w.round(ctx, wg, d, force, ticked)
 	}
 }
 
+// decider is the decide goroutine's own state; nothing else touches it.
+type decider struct {
+	b     *brain
+	rc    *roleChecker
+	reach map[string]bool // per link, to log lost and regained Sentinels
+	// owed: a Topology differing only in the replicas' offsets, lag or
+	// Checked was published (or a replica did not answer) without a
+	// signal on Changes; the next tick sends it.
+	owed bool
+}
+
 // round runs one decision and publishes its result if anything changed.
-func (w *Watcher) round(ctx context.Context, wg *sync.WaitGroup, b *brain, rc *roleChecker, reach map[string]bool, force bool) {
+// ticked says the round is the one of this PollInterval's tick.
+func (w *Watcher) round(ctx context.Context, wg *sync.WaitGroup, d *decider, force, ticked bool) {
 	now := time.Now()
 	views, events, urgent, discovered := w.snapshot(now)
 	if urgent {
@@ -55,13 +68,13 @@ func (w *Watcher) round(ctx context.Context, wg *sync.WaitGroup, b *brain, rc *r
 		views = append(views, view{Addr: a})
 	}
 	for _, v := range views {
-		if v.Reachable != reach[v.Addr] && v.Attempted {
+		if v.Reachable != d.reach[v.Addr] && v.Attempted {
 			if v.Reachable {
 				w.log.Info("sentinel: Sentinel reachable", zap.String("sentinel", v.Addr), zap.String("names", v.Master))
 			} else {
 				w.log.Warn("sentinel: Sentinel lost", zap.String("sentinel", v.Addr), zap.String("error", v.Err))
 			}
-			reach[v.Addr] = v.Reachable
+			d.reach[v.Addr] = v.Reachable
 		}
 	}
 
@@ -74,16 +87,16 @@ func (w *Watcher) round(ctx context.Context, wg *sync.WaitGroup, b *brain, rc *r
 		if r, ok := asked[addr]; ok {
 			return r
 		}
-		r := rc.check(ctx, addr, maxAge)
+		r := d.rc.check(ctx, addr, maxAge)
 		asked[addr] = r
 		return r
 	}
-	b.step(now, views, events, role)
+	d.b.step(now, views, events, role)
 	if ctx.Err() != nil {
 		return // a ROLE check cut short by shutdown decides nothing
 	}
-	rc.prune(10 * w.cfg.PollInterval)
-	w.publish(b, views)
+	d.rc.prune(10 * w.cfg.PollInterval)
+	w.publish(d, views, ticked)
 }
 
 // snapshot copies the links' state for one decision and takes the queued
@@ -131,9 +144,12 @@ func (w *Watcher) pokeLinks() {
 	}
 }
 
-// publish stores the brain's decision as the new Topology if it differs
-// from the last one, and signals Changes.
-func (w *Watcher) publish(b *brain, views []view) {
+// publish stores the brain's decision, with the replicas' own health, as
+// the new Topology if it differs from the last one, and signals Changes:
+// at once if it differs in shape, otherwise on the next tick (see
+// Watcher.Changes).
+func (w *Watcher) publish(d *decider, views []view, ticked bool) {
+	b := d.b
 	t := &Topology{
 		Epoch:       b.epoch,
 		State:       b.state,
@@ -153,10 +169,36 @@ func (w *Watcher) publish(b *brain, views []view) {
 		})
 	}
 	t.Replicas = pickReplicas(views, b.master)
-	if t.equal(w.topo.Load()) {
-		return
+	if w.replicaHealthOf(t.Replicas) {
+		d.owed = true
 	}
-	w.topo.Store(t)
+	old := w.topo.Load()
+	switch {
+	case t.equal(old):
+	case !t.sameShape(old):
+		w.topo.Store(t)
+		if !t.sameReplicaSet(old) {
+			// Probe a new replica (say, a demoted master) now, not at
+			// the next tick.
+			select {
+			case w.healthNow <- struct{}{}:
+			default:
+			}
+		}
+		d.owed = false
+		w.signal()
+		return
+	default:
+		w.topo.Store(t)
+		d.owed = true
+	}
+	if d.owed && ticked {
+		d.owed = false
+		w.signal()
+	}
+}
+
+func (w *Watcher) signal() {
 	select {
 	case w.changes <- struct{}{}:
 	default:

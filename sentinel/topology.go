@@ -44,13 +44,37 @@ func (s State) String() string {
 	return "State(" + strconv.Itoa(int(s)) + ")"
 }
 
-// Replica is a replica as the Sentinels report it.
+// Replica is a replica as the Sentinels report it, with what its own INFO
+// said when the Watcher last asked it.
 type Replica struct {
 	Addr             string   // host:port as Sentinel announces it
 	Flags            []string // e.g. "slave", "s_down", "disconnected"
 	Down             bool     // s_down, o_down or disconnected
 	MasterLinkStatus string   // "ok" or "err", from SENTINEL replicas
-	ReplOffset       int64    // slave-repl-offset
+	ReplOffset       int64    // slave-repl-offset, from SENTINEL replicas (Sentinel refreshes it only every 10 s)
+
+	// The fields below come from the replica itself, read every
+	// PollInterval with INFO replication and INFO persistence. A replica
+	// that stops answering keeps its last values; only Checked tells that
+	// they are old.
+	LinkUp   bool      // its own master_link_status is up (false for a node that says it is a master)
+	Loading  bool      // loading:1, or it answered -LOADING
+	Offset   int64     // its slave_repl_offset; -1 if unknown
+	LagBytes int64     // the master's master_repl_offset, read in the same round, minus Offset (0 if negative); -1 if unknown
+	Checked  time.Time // when its INFO was last read; zero if never
+}
+
+// Healthy reports whether the replica may serve reads at now: Sentinel does
+// not flag it (s_down, o_down, disconnected), its own link to the master
+// is up, it is not loading, its INFO was read within staleAfter, and its
+// lag is known and at most maxLagBytes.
+//
+// staleAfter should allow for one slow round: at least PollInterval +
+// DialTimeout, e.g. 2×PollInterval + DialTimeout.
+func (r Replica) Healthy(maxLagBytes int64, staleAfter time.Duration, now time.Time) bool {
+	return !r.Down && r.LinkUp && !r.Loading &&
+		!r.Checked.IsZero() && now.Sub(r.Checked) <= staleAfter &&
+		r.LagBytes >= 0 && r.LagBytes <= maxLagBytes
 }
 
 // SentinelStatus is what one Sentinel address told the Watcher.
@@ -82,11 +106,30 @@ func (t Topology) Writable() bool {
 
 // equal reports whether two topologies would look the same to a reader.
 func (t *Topology) equal(o *Topology) bool {
+	return t.sameShape(o) && slices.EqualFunc(t.Replicas, o.Replicas, func(a, b Replica) bool {
+		return a.ReplOffset == b.ReplOffset && a.Offset == b.Offset && a.LagBytes == b.LagBytes && a.Checked.Equal(b.Checked)
+	})
+}
+
+// sameShape reports whether two topologies differ at most in the replicas'
+// offsets, lag and Checked: what changes on every poll under write load,
+// and what Changes reports at most once per PollInterval.
+func (t *Topology) sameShape(o *Topology) bool {
 	return t.Epoch == o.Epoch && t.State == o.State && t.Master == o.Master &&
 		t.Reason == o.Reason && t.LastSwitch.Equal(o.LastSwitch) && t.SwitchEvent.Equal(o.SwitchEvent) &&
-		slices.EqualFunc(t.Replicas, o.Replicas, func(a, b Replica) bool {
-			return a.Addr == b.Addr && a.Down == b.Down && a.MasterLinkStatus == b.MasterLinkStatus &&
-				a.ReplOffset == b.ReplOffset && slices.Equal(a.Flags, b.Flags)
-		}) &&
+		slices.EqualFunc(t.Replicas, o.Replicas, sameReplica) &&
 		slices.Equal(t.Sentinels, o.Sentinels)
+}
+
+// sameReplicaSet reports whether two topologies have the same master and
+// the same replica addresses, in the same order.
+func (t *Topology) sameReplicaSet(o *Topology) bool {
+	return t.Master == o.Master && slices.EqualFunc(t.Replicas, o.Replicas, func(a, b Replica) bool { return a.Addr == b.Addr })
+}
+
+// sameReplica compares what decides a replica's health, apart from its
+// lag and how fresh it is.
+func sameReplica(a, b Replica) bool {
+	return a.Addr == b.Addr && a.Down == b.Down && a.MasterLinkStatus == b.MasterLinkStatus &&
+		a.LinkUp == b.LinkUp && a.Loading == b.Loading && slices.Equal(a.Flags, b.Flags)
 }

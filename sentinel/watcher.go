@@ -20,16 +20,26 @@ type Watcher struct {
 	topo    atomic.Pointer[Topology]
 	changes chan struct{} // capacity 1; see Changes
 	recheck chan struct{} // capacity 1; see Recheck
-	wake    chan struct{} // capacity 1: a link reported something new
-	ran     atomic.Bool
+	wake    chan struct{} // capacity 1: a link or the health loop reported something new
+	// healthNow (capacity 1) asks the health loop for a round at once: the
+	// master or the set of replicas changed.
+	healthNow chan struct{}
+	ran       atomic.Bool
 
-	// mu guards the fields below, written by the link goroutines and read
-	// by the decide goroutine. It is never held during I/O.
+	// mu guards the fields below, written by the link goroutines and the
+	// health loop and read by the decide goroutine. It is never held
+	// during I/O.
 	mu     sync.Mutex
 	links  map[string]*linkState
 	order  []string // link addresses in the order they were added
 	events []event  // received since the last decision
 	urgent bool     // something material changed: skip the ROLE cache
+	// health is each replica's own health, from the last health round;
+	// it holds the replicas of that round only.
+	health map[string]replicaHealth
+	// healthAging: a replica did not answer since the decide goroutine
+	// last looked, so its Checked is getting old.
+	healthAging bool
 }
 
 // linkState is what one link last reported.
@@ -53,12 +63,14 @@ func New(cfg Config) (*Watcher, error) {
 		return nil, err
 	}
 	w := &Watcher{
-		cfg:     cfg,
-		log:     cfg.Logger.With(zap.String("master_name", cfg.MasterName)),
-		changes: make(chan struct{}, 1),
-		recheck: make(chan struct{}, 1),
-		wake:    make(chan struct{}, 1),
-		links:   map[string]*linkState{},
+		cfg:       cfg,
+		log:       cfg.Logger.With(zap.String("master_name", cfg.MasterName)),
+		changes:   make(chan struct{}, 1),
+		recheck:   make(chan struct{}, 1),
+		wake:      make(chan struct{}, 1),
+		links:     map[string]*linkState{},
+		health:    map[string]replicaHealth{},
+		healthNow: make(chan struct{}, 1),
 	}
 	w.topo.Store(&Topology{State: StateUnknown, Reason: "not started"})
 	return w, nil
@@ -68,9 +80,21 @@ func New(cfg Config) (*Watcher, error) {
 // are shared: callers must not modify them.
 func (w *Watcher) Topology() Topology { return *w.topo.Load() }
 
-// Changes returns a channel that receives a value whenever the Topology
-// changes in any way. Sends never block: a reader that falls behind sees
-// one pending value and must read Topology for the latest state.
+// Changes returns a channel that receives a value when the Topology
+// changes. Sends never block: a reader that falls behind sees one pending
+// value and must read Topology for the latest state.
+//
+// A change to anything that decides where requests may go is signalled at
+// once: the epoch, state or master, the Sentinels' statuses, the set of
+// replicas, or a replica's Flags, Down, MasterLinkStatus, LinkUp or
+// Loading. Changes to the replicas' offsets, LagBytes and Checked alone,
+// which under write load come with every poll, are published in Topology
+// at once but signalled at most once per PollInterval. While a replica
+// does not answer, a signal also comes once per PollInterval, so that a
+// reader calling Replica.Healthy on every signal sees Checked go stale
+// within one PollInterval of staleAfter. Expect about one signal per
+// PollInterval while any replica is known; rebuilding a read set from a
+// handful of replicas that often is cheap.
 func (w *Watcher) Changes() <-chan struct{} { return w.changes }
 
 // Recheck asks for an immediate poll of every Sentinel and ROLE check of
@@ -91,6 +115,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 		return ErrRunning
 	}
 	ctx, cancel := context.WithCancel(ctx)
+	n := newNodes(w.cfg)
+	defer n.close() // after wg.Wait: the health goroutines use the clients
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
@@ -98,7 +124,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 	for _, a := range w.cfg.Sentinels {
 		w.addLink(ctx, &wg, a)
 	}
-	w.decideLoop(ctx, &wg)
+	wg.Go(func() { w.healthLoop(ctx, n) })
+	w.decideLoop(ctx, &wg, n)
 	return ctx.Err()
 }
 
@@ -134,8 +161,8 @@ func (w *Watcher) report(l *link, r pollResult, err error) {
 		s.discovered = r.Discovered
 	}
 	material := !before.attempted || before.err != s.err || before.master != s.master || before.id != s.id
-	if !material && slices.EqualFunc(before.replicas, s.replicas, replicaEqual) && slices.Equal(before.discovered, s.discovered) {
-		return // nothing new; the next tick re-evaluates freshness
+	if !material && slices.EqualFunc(before.replicas, s.replicas, sameReplica) && slices.Equal(before.discovered, s.discovered) {
+		return // nothing new, or only offsets: the next tick picks them up
 	}
 	if material {
 		w.urgent = true
@@ -157,9 +184,4 @@ func (w *Watcher) poke() {
 	case w.wake <- struct{}{}:
 	default:
 	}
-}
-
-func replicaEqual(a, b Replica) bool {
-	return a.Addr == b.Addr && a.Down == b.Down && a.MasterLinkStatus == b.MasterLinkStatus &&
-		a.ReplOffset == b.ReplOffset && slices.Equal(a.Flags, b.Flags)
 }

@@ -1,0 +1,185 @@
+package sentinel
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+)
+
+// replicaHealth is what one replica's own INFO last said. The health loop
+// writes it under Watcher.mu; publish copies it into Topology.Replicas.
+type replicaHealth struct {
+	linkUp, loading bool
+	offset, lag     int64 // -1: unknown
+	checked         time.Time
+	failing         bool // the last probe got no answer (for logging the change once)
+}
+
+// unknownHealth is the health of a replica never read.
+var unknownHealth = replicaHealth{offset: -1, lag: -1}
+
+// apply copies h into r.
+func (h replicaHealth) apply(r *Replica) {
+	r.LinkUp, r.Loading, r.Offset, r.LagBytes, r.Checked = h.linkUp, h.loading, h.offset, h.lag, h.checked
+}
+
+// probe is one answer to INFO from a node.
+type probe struct {
+	err        error
+	at         time.Time // when the answer arrived
+	linkUp     bool      // master_link_status:up
+	loading    bool      // loading:1 or -LOADING
+	offset     int64     // slave_repl_offset, -1 if absent
+	replOffset int64     // master_repl_offset, -1 if absent
+}
+
+// healthLoop reads the replicas' own INFO every PollInterval, and at once
+// when the published master or set of replicas changes (healthNow). Each
+// round waits for all its probes, each bounded by DialTimeout, so a round
+// takes at most about DialTimeout; the decide loop never waits for it.
+func (w *Watcher) healthLoop(ctx context.Context, n *nodes) {
+	t := time.NewTicker(w.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-w.healthNow:
+		}
+		w.healthRound(ctx, n)
+	}
+}
+
+// healthRound asks every replica of the published Topology for INFO, and
+// the master for its master_repl_offset, all at the same moment so that
+// the lag compares offsets read within a few milliseconds of each other.
+func (w *Watcher) healthRound(ctx context.Context, n *nodes) {
+	top := w.topo.Load()
+	addrs := make([]string, len(top.Replicas))
+	for i, r := range top.Replicas {
+		addrs[i] = r.Addr
+	}
+	probes := make([]probe, len(addrs))
+	master := probe{replOffset: -1}
+	if len(addrs) > 0 {
+		qctx, cancel := context.WithTimeout(ctx, w.cfg.DialTimeout)
+		var wg sync.WaitGroup
+		if top.Master != "" {
+			wg.Go(func() { master = queryInfo(qctx, n.client(top.Master), "replication") })
+		}
+		for i, a := range addrs {
+			wg.Go(func() { probes[i] = queryInfo(qctx, n.client(a), "replication", "persistence") })
+		}
+		wg.Wait()
+		cancel()
+	}
+	if ctx.Err() != nil {
+		return // probes cut short by shutdown say nothing about the replicas
+	}
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	old := w.health
+	w.health = make(map[string]replicaHealth, len(addrs))
+	for i, a := range addrs {
+		h, ok := old[a]
+		if !ok {
+			h = unknownHealth
+		}
+		p := probes[i]
+		if p.err != nil {
+			if !h.failing {
+				w.log.Warn("sentinel: replica does not answer INFO", zap.String("replica", a), zap.Error(p.err))
+			}
+			h.failing = true
+			w.healthAging = true
+			w.health[a] = h
+			continue
+		}
+		if h.failing {
+			w.log.Info("sentinel: replica answers INFO again", zap.String("replica", a))
+		}
+		h = replicaHealth{linkUp: p.linkUp, loading: p.loading, offset: p.offset, lag: -1, checked: p.at}
+		if master.err == nil && master.replOffset >= 0 && p.offset >= 0 {
+			// The replica may have been read just after the master took
+			// more writes: a negative lag means caught up.
+			h.lag = max(0, master.replOffset-p.offset)
+		}
+		w.health[a] = h
+	}
+	w.poke()
+}
+
+// queryInfo reads the given INFO sections from a node. A -LOADING error
+// is an answer: the node is alive and loading its data set.
+func queryInfo(ctx context.Context, c *redis.Client, sections ...string) probe {
+	s, err := c.Info(ctx, sections...).Result()
+	if err != nil && len(sections) > 1 && isRedisError(err) && !isLoading(err) {
+		// Before Redis 7, INFO takes one section: the default set
+		// includes both replication and persistence.
+		s, err = c.Info(ctx).Result()
+	}
+	p := probe{at: time.Now(), offset: -1, replOffset: -1}
+	switch {
+	case isLoading(err):
+		p.loading = true
+	case err != nil:
+		p.err = err
+	default:
+		parseInfo(s, &p)
+	}
+	return p
+}
+
+func isLoading(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "LOADING")
+}
+
+// parseInfo reads the fields health needs from an INFO reply.
+func parseInfo(s string, p *probe) {
+	for line := range strings.Lines(s) {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "master_link_status":
+			p.linkUp = v == "up"
+		case "loading":
+			p.loading = v == "1"
+		case "slave_repl_offset":
+			if o, err := strconv.ParseInt(v, 10, 64); err == nil {
+				p.offset = o
+			}
+		case "master_repl_offset":
+			if o, err := strconv.ParseInt(v, 10, 64); err == nil {
+				p.replOffset = o
+			}
+		}
+	}
+}
+
+// replicaHealthOf fills in the replicas' own health from the last health
+// rounds, and reports (and clears) whether a replica failed to answer
+// since the last call.
+func (w *Watcher) replicaHealthOf(reps []Replica) (aging bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := range reps {
+		h, ok := w.health[reps[i].Addr]
+		if !ok {
+			h = unknownHealth
+		}
+		h.apply(&reps[i])
+	}
+	aging, w.healthAging = w.healthAging, false
+	return aging
+}
