@@ -15,7 +15,7 @@ import (
 func (w *Watcher) decideLoop(ctx context.Context, wg *sync.WaitGroup, n *nodes) {
 	d := &decider{
 		b:     newBrain(w.cfg.FailoverHold, w.log),
-		rc:    newRoleChecker(n, w.cfg.DialTimeout),
+		rc:    newRoleChecker(ctx, wg, n, w.cfg.DialTimeout, w.poke),
 		reach: map[string]bool{},
 	}
 	tick := time.NewTicker(w.cfg.PollInterval)
