@@ -1,0 +1,163 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+)
+
+// results collects every sample of a run.
+type results struct {
+	endpoints []string // names, in report order; the first is direct Redis
+	samples   map[caseKey]map[string][]sample
+	idle      map[string]idleSample
+}
+
+func newResults(endpoints []string) *results {
+	return &results{
+		endpoints: endpoints,
+		samples:   map[caseKey]map[string][]sample{},
+		idle:      map[string]idleSample{},
+	}
+}
+
+func (r *results) add(k caseKey, ep string, s sample) {
+	if r.samples[k] == nil {
+		r.samples[k] = map[string][]sample{}
+	}
+	r.samples[k][ep] = append(r.samples[k][ep], s)
+}
+
+// median returns the median of xs (the mean of the middle two for an even
+// count), 0 for none.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	m := len(s) / 2
+	if len(s)%2 == 1 {
+		return s[m]
+	}
+	return (s[m-1] + s[m]) / 2
+}
+
+// summary is the medians of one endpoint in one case.
+type summary struct {
+	rounds        int
+	rps, p50, p99 float64
+	cpuPer100k    float64 // CPU seconds per 100,000 commands
+	haveSamples   bool
+	// Compared with direct Redis: the medians over the rounds of each
+	// round's rps ratio and added latency (ms). Within a round the two runs
+	// are moments apart, so a slow phase of the machine cancels out.
+	ratio            float64
+	ratioLo, ratioHi float64 // the lowest and highest per-round ratio
+	addP50, addP99   float64
+	haveDirect       bool
+}
+
+// summarize takes each metric's median over the rounds independently.
+// Samples of one case are added round by round, so index i of every
+// endpoint's samples is round i.
+func (r *results) summarize(k caseKey, ep string) summary {
+	ss := r.samples[k][ep]
+	if len(ss) == 0 {
+		return summary{}
+	}
+	pick := func(f func(sample) float64) float64 {
+		xs := make([]float64, len(ss))
+		for i, s := range ss {
+			xs[i] = f(s)
+		}
+		return median(xs)
+	}
+	out := summary{
+		rounds:      len(ss),
+		rps:         pick(func(s sample) float64 { return s.rps }),
+		p50:         pick(func(s sample) float64 { return s.p50 }),
+		p99:         pick(func(s sample) float64 { return s.p99 }),
+		cpuPer100k:  pick(func(s sample) float64 { return s.cpu / float64(s.requests) * 1e5 }),
+		haveSamples: true,
+	}
+	if direct := r.samples[k][epRedis]; ep != epRedis && len(direct) > 0 {
+		n := min(len(ss), len(direct))
+		paired := func(f func(s, d sample) float64) []float64 {
+			xs := make([]float64, n)
+			for i := range n {
+				xs[i] = f(ss[i], direct[i])
+			}
+			return xs
+		}
+		ratios := paired(func(s, d sample) float64 { return s.rps / d.rps })
+		out.haveDirect = true
+		out.ratio = median(ratios)
+		out.ratioLo, out.ratioHi = slices.Min(ratios), slices.Max(ratios)
+		out.addP50 = median(paired(func(s, d sample) float64 { return s.p50 - d.p50 }))
+		out.addP99 = median(paired(func(s, d sample) float64 { return s.p99 - d.p99 }))
+	}
+	return out
+}
+
+// cases lists the cases of the run in workload order.
+func (r *results) cases() []caseKey {
+	var out []caseKey
+	for _, w := range workloads {
+		for _, t := range w.tests {
+			k := caseKey{w.id, t}
+			if r.samples[k] != nil {
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}
+
+func workloadByID(id string) workload {
+	for _, w := range workloads {
+		if w.id == id {
+			return w
+		}
+	}
+	return workload{id: id, title: id}
+}
+
+// writeThroughput writes the per-case table.
+func (r *results) writeThroughput(w io.Writer) {
+	fmt.Fprintln(w, "| Workload | Test | Endpoint | Throughput (rps) | × direct | × direct, rounds' range | p50 (ms) | +p50 (ms) | p99 (ms) | +p99 (ms) | CPU s / 100k cmds |")
+	fmt.Fprintln(w, "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+	for _, k := range r.cases() {
+		title := workloadByID(k.workload).title
+		for _, ep := range r.endpoints {
+			s := r.summarize(k, ep)
+			if !s.haveSamples {
+				continue
+			}
+			ratio, spread, dp50, dp99 := "—", "—", "—", "—"
+			if s.haveDirect {
+				ratio = fmt.Sprintf("%.2f×", s.ratio)
+				spread = fmt.Sprintf("%.2f–%.2f", s.ratioLo, s.ratioHi)
+				dp50 = fmt.Sprintf("%+.3f", s.addP50)
+				dp99 = fmt.Sprintf("%+.3f", s.addP99)
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %.0f | %s | %s | %.3f | %s | %.3f | %s | %.2f |\n",
+				title, strings.ToUpper(k.test), ep, s.rps, ratio, spread, s.p50, dp50, s.p99, dp99, s.cpuPer100k)
+		}
+	}
+}
+
+// writeIdle writes the idle-connection memory table.
+func (r *results) writeIdle(w io.Writer) {
+	fmt.Fprintln(w, "| Endpoint | Idle connections | RSS before (MiB) | RSS after (MiB) | KiB per connection |")
+	fmt.Fprintln(w, "|---|--:|--:|--:|--:|")
+	for _, ep := range r.endpoints {
+		s, ok := r.idle[ep]
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %d | %.1f | %.1f | %.2f |\n",
+			ep, s.conns, float64(s.before)/1024, float64(s.after)/1024, s.perConn())
+	}
+}
