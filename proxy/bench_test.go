@@ -3,7 +3,11 @@ package proxy_test
 import (
 	"bufio"
 	"net"
+	"runtime"
 	"testing"
+
+	"github.com/pnats/switchyard/internal/lab"
+	"github.com/pnats/switchyard/internal/lab/labtest"
 
 	"github.com/pnats/switchyard/proxy"
 )
@@ -42,4 +46,52 @@ func benchGet(b *testing.B, addr string) {
 			}
 		}
 	})
+}
+
+// BenchmarkIdleConnMemory reports what the runtime holds per idle client
+// connection: heap in use and goroutine stacks, after a GC. The client
+// side of each connection lives in the same process and is included.
+// go test -run x -bench IdleConnMemory ./proxy/
+func BenchmarkIdleConnMemory(b *testing.B) {
+	rs := labtest.Server(b, lab.ServerOptions{})
+	for _, tc := range []struct {
+		name string
+		buf  int
+	}{{"buffer-4096", 4096}, {"buffer-1024", 1024}} {
+		b.Run(tc.name, func(b *testing.B) {
+			_, addr := startProxy(b, rs.Addr, proxy.Config{ClientBufferSize: tc.buf})
+			const n = 2000
+			baseH, baseS := heapAndStacks()
+			conns := make([]net.Conn, 0, n)
+			defer func() {
+				for _, c := range conns {
+					c.Close()
+				}
+			}()
+			for i := 0; i < n; i++ {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.Write([]byte("PING\r\n"))
+				if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
+					b.Fatal(err)
+				}
+				conns = append(conns, c)
+			}
+			h, st := heapAndStacks()
+			b.ReportMetric(float64(h-baseH)/n/1024, "heap-KiB/conn")
+			b.ReportMetric(float64(st-baseS)/n/1024, "stack-KiB/conn")
+			for i := 0; i < b.N; i++ {
+			}
+		})
+	}
+}
+
+func heapAndStacks() (heap, stack uint64) {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse, m.StackInuse
 }

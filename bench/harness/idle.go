@@ -30,9 +30,11 @@ func (s idleSample) perConn() float64 {
 
 // measureIdle opens n connections to ep, sends one PING on each and reads
 // the reply (so the endpoint has accepted the connection and served it
-// once), then compares the endpoint's VmRSS with the value before. All
-// connections are closed before it returns.
-func measureIdle(ctx context.Context, ep endpoint, n int) (idleSample, error) {
+// once), lets them sit idle for settle, then compares the endpoint's VmRSS
+// with the value before. Measuring right after the burst would count what
+// every endpoint needs while it serves all n at once, not what an idle
+// connection costs. All connections are closed before it returns.
+func measureIdle(ctx context.Context, ep endpoint, n int, settle time.Duration) (idleSample, error) {
 	before, err := rssKiB(ep.pid)
 	if err != nil {
 		return idleSample{}, err
@@ -85,6 +87,11 @@ feed:
 	}
 	if err := ctx.Err(); err != nil {
 		return idleSample{}, err
+	}
+	select {
+	case <-time.After(settle):
+	case <-ctx.Done():
+		return idleSample{}, ctx.Err()
 	}
 	after, err := rssKiB(ep.pid)
 	if err != nil {

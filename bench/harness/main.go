@@ -32,6 +32,7 @@ type options struct {
 	rounds     int
 	n          int
 	idle       int
+	idleSettle time.Duration
 	endpoints  []string
 	write      bool
 	readme     string
@@ -64,6 +65,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.rounds, "rounds", 3, "interleaved rounds; the report shows the median")
 	fs.IntVar(&o.n, "n", 100000, "requests per test at pipeline 1 (pipeline 16 runs 8×n)")
 	fs.IntVar(&o.idle, "idle", 10000, "idle client connections for the memory measurement (0 skips it)")
+	fs.DurationVar(&o.idleSettle, "idle-settle", 5*time.Second, "how long the idle connections sit before RSS is read")
 	eps := fs.String("endpoints", strings.Join([]string{epRedis, epSwitchyard, epHAProxy, epTwemproxy}, ","), "endpoints to measure, comma-separated")
 	quick := fs.Bool("quick", false, "smoke run: -rounds 1 -n 10000 -idle 1000 unless given")
 	fs.BoolVar(&o.write, "write", false, "also write the results into -readme between the results markers")
@@ -176,7 +178,7 @@ func run(ctx context.Context, o options) (err error) {
 	// served the workloads would reuse freed memory and look cheaper.
 	if o.idle > 0 {
 		for _, ep := range tb.endpoints {
-			s, err := measureIdle(ctx, ep, o.idle)
+			s, err := measureIdle(ctx, ep, o.idle, o.idleSettle)
 			if err != nil {
 				return err
 			}
