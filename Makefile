@@ -6,13 +6,23 @@ BIN      := bin/switchyard
 # Integration tests start real redis-server/redis-sentinel processes.
 TEST_TIMEOUT ?= 20m
 
-.PHONY: build test test-short demo demo-check bench lint fuzz image clean redis-deps
+.PHONY: build test test-short test-deploy deploy-render demo demo-check bench lint fuzz image clean redis-deps
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/switchyard
 
 test:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# The deploy module (Helm chart, rendered manifests, sidecar example, image
+# checks) is a Go module of its own, so `go test ./...` above does not
+# enter it. Its first run downloads Helm and the Kubernetes API types.
+test-deploy:
+	cd deploy && $(GO) vet ./... && $(GO) test -count=1 ./...
+
+# Rewrites deploy/rendered/ after a change to the chart or a values file.
+deploy-render:
+	cd deploy && $(GO) generate ./...
 
 # Unit tests only: no Redis processes.
 test-short:
@@ -47,8 +57,12 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+# The container image (needs docker, or DOCKER=podman). deploy's tests
+# check what can be checked without an engine: make test-deploy.
+DOCKER ?= docker
+IMAGE  ?= switchyard
 image:
-	docker build --build-arg VERSION=$(VERSION) -t switchyard:$(VERSION) .
+	$(DOCKER) build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) .
 
 clean:
 	rm -rf bin
