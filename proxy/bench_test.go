@@ -95,3 +95,49 @@ func heapAndStacks() (heap, stack uint64) {
 	runtime.ReadMemStats(&m)
 	return m.HeapInuse, m.StackInuse
 }
+
+// TestForwardingDoesNotAllocate: in steady state, forwarding a command
+// allocates nothing, in the session, the backend connection or the codec.
+// The count covers the whole process, client included, so it allows a
+// little background noise, far below one allocation per command.
+func TestForwardingDoesNotAllocate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs redis-server")
+	}
+	_, _, addr := setup(t, proxy.Config{PoolSize: 1})
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	br := bufio.NewReader(nc)
+	req := []byte("*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n")
+	roundTrip := func() {
+		if _, err := nc.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 2; i++ {
+			if _, err := br.ReadSlice('\n'); err != nil {
+				t.Fatal(err)
+			}
+			if i == 0 {
+				br.ReadSlice('\n') // the GET's value, after the first round
+			}
+		}
+	}
+	nc.Write([]byte("SET key value\r\n"))
+	br.ReadSlice('\n')
+	for i := 0; i < 1000; i++ { // warm up: pools, buffers, the command table
+		roundTrip()
+	}
+	const n = 5000
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := 0; i < n; i++ {
+		roundTrip()
+	}
+	runtime.ReadMemStats(&after)
+	if per := float64(after.Mallocs-before.Mallocs) / (2 * n); per > 0.05 {
+		t.Fatalf("%.3f allocations per forwarded command", per)
+	}
+}

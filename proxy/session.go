@@ -488,8 +488,7 @@ func (s *session) connect(get func(*pool) (*backendConn, error)) (*backendConn, 
 			return nil, err
 		}
 		c, err := get(p)
-		var de *dialError
-		if err == nil || !errors.As(err, &de) {
+		if err == nil || !isDialError(err) {
 			return c, err
 		}
 		now := time.Now()
@@ -584,4 +583,11 @@ func (s *session) cleanup() {
 		s.pool = nil
 	}
 	s.nc.Close()
+}
+
+// isDialError is kept out of line: the pointer errors.As needs escapes,
+// and in connect it would cost an allocation per batch even without error.
+func isDialError(err error) bool {
+	var de *dialError
+	return errors.As(err, &de)
 }
