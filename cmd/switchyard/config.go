@@ -26,6 +26,22 @@ type config struct {
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 	Log          logConfig     `yaml:"log"`
 	Groups       []groupConfig `yaml:"groups"`
+	// SentinelFacade answers Sentinel queries naming Switchyard as each
+	// group's master. nil: off.
+	SentinelFacade *facadeConfig `yaml:"sentinel_facade"`
+}
+
+// facadeConfig is the Sentinel facade (package sentinel/facade).
+type facadeConfig struct {
+	// Listen is the facade's host:port, e.g. 0.0.0.0:26379. Required.
+	Listen string `yaml:"listen"`
+	// Announce is the facade's own advertised host:port. Default: Listen,
+	// with an unspecified host replaced by the announce host (see
+	// config.announceHost).
+	Announce string `yaml:"announce"`
+	// Password, or PasswordFile, makes clients AUTH first. Default: none.
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
 }
 
 type logConfig struct {
@@ -80,6 +96,16 @@ type groupConfig struct {
 	// Auth authenticates the proxy's connections to Redis (and its ROLE
 	// checks). Default: none.
 	Auth credentials `yaml:"auth"`
+
+	// Announce is the host:port clients outside should dial for this
+	// group, given by the Sentinel facade as its master. Default: the
+	// listen address, with an unspecified host replaced by the announce
+	// host (see config.announceHost).
+	Announce string `yaml:"announce"`
+	// FacadeName is the Sentinel master name the facade answers to for a
+	// group with a fixed upstream. Sentinel groups answer to
+	// sentinel.master_name. Default: none (not in the facade).
+	FacadeName string `yaml:"facade_name"`
 }
 
 // credentials are a username and a password given inline or, better, in
@@ -150,6 +176,11 @@ type envConfig struct {
 	SentinelPassword     string        `env:"REDIS_SENTINEL_PASSWORD"`
 	SentinelPasswordFile string        `env:"REDIS_SENTINEL_PASSWORD_FILE"`
 	DrainTimeout         time.Duration `env:"SWITCHYARD_DRAIN_TIMEOUT"`
+
+	// SentinelListen turns the Sentinel facade on; Announce is the
+	// group's advertised address.
+	SentinelListen string `env:"SWITCHYARD_SENTINEL_LISTEN"`
+	Announce       string `env:"SWITCHYARD_ANNOUNCE"`
 }
 
 // loadConfig reads the file named by path (or SWITCHYARD_CONFIG), else
@@ -200,6 +231,13 @@ func loadConfig(path string) (*config, error) {
 			}
 		}
 	}
+	if f := c.SentinelFacade; f != nil {
+		cred := credentials{Password: f.Password, PasswordFile: f.PasswordFile}
+		if err := cred.resolve("sentinel_facade"); err != nil {
+			return nil, err
+		}
+		f.Password = cred.Password
+	}
 	return c, nil
 }
 
@@ -221,6 +259,14 @@ func readFile(path string) (*config, error) {
 func fromEnv(e envConfig) (*config, error) {
 	g := groupConfig{Name: "default", Listen: e.Listen}
 	switch {
+	case e.RedisHost != "" && len(e.SentinelHosts) == 0 && e.SentinelMaster != "" && e.SentinelListen != "":
+		// A fixed upstream that the facade presents under the name
+		// REDIS_SENTINEL_MASTER.
+		if e.RedisPort < 1 || e.RedisPort > 65535 {
+			return nil, fmt.Errorf("REDIS_PORT=%d: want 1-65535", e.RedisPort)
+		}
+		g.Upstream = net.JoinHostPort(e.RedisHost, strconv.Itoa(e.RedisPort))
+		g.FacadeName = e.SentinelMaster
 	case len(e.SentinelHosts) > 0 || e.SentinelMaster != "":
 		if len(e.SentinelHosts) == 0 || e.SentinelMaster == "" {
 			return nil, errors.New("REDIS_SENTINEL_HOSTS and REDIS_SENTINEL_MASTER must be set together")
@@ -260,7 +306,12 @@ func fromEnv(e envConfig) (*config, error) {
 	} else if e.SentinelPassword != "" || e.SentinelPasswordFile != "" {
 		return nil, errors.New("REDIS_SENTINEL_PASSWORD is set but REDIS_SENTINEL_HOSTS is not")
 	}
-	return &config{AdminListen: "127.0.0.1:9190", Groups: []groupConfig{g}}, nil
+	g.Announce = e.Announce
+	c := &config{AdminListen: "127.0.0.1:9190", Groups: []groupConfig{g}}
+	if e.SentinelListen != "" {
+		c.SentinelFacade = &facadeConfig{Listen: e.SentinelListen}
+	}
+	return c, nil
 }
 
 func (c *config) setDefaults() {
@@ -357,6 +408,14 @@ func (c *config) validate() error {
 		if g.PoolSize < 0 || g.PoolSize > 64 {
 			return fmt.Errorf("%s.pool_size=%d: want 1-64 (0 for the default, 2)", field, g.PoolSize)
 		}
+		if g.Announce != "" {
+			if err := checkAnnounce(field+".announce", g.Announce); err != nil {
+				return err
+			}
+		}
+		if g.FacadeName != "" && g.Sentinel != nil {
+			return fmt.Errorf("%s.facade_name=%q: only for a fixed upstream; a Sentinel group answers to sentinel.master_name (%q)", field, g.FacadeName, g.Sentinel.MasterName)
+		}
 		for name, d := range map[string]time.Duration{
 			"dial_timeout": g.DialTimeout, "read_timeout": g.ReadTimeout, "write_timeout": g.WriteTimeout,
 			"hold_timeout": g.HoldTimeout, "client_write_timeout": g.ClientWriteTimeout,
@@ -367,7 +426,7 @@ func (c *config) validate() error {
 			}
 		}
 	}
-	return nil
+	return c.validateFacade()
 }
 
 func checkAddr(field, addr string) error {

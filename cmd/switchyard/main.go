@@ -94,6 +94,12 @@ func serve(path string) error {
 		return err
 	}
 	defer admin.Close()
+	fac, err := startFacade(cfg, sup.groups, log)
+	if err != nil {
+		sup.shutdown()
+		return err
+	}
+	defer fac.Close()
 	log.Info("started", zap.String("version", version), zap.Int("groups", len(cfg.Groups)))
 
 	sigs := make(chan os.Signal, 2)
@@ -108,6 +114,7 @@ func serve(path string) error {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				reload(path, cfg, sup, level, log)
+				fac.update(cfg)
 				continue
 			}
 			log.Info("draining", zap.String("signal", sig.String()), zap.Duration("drain_timeout", sup.drain))
@@ -145,6 +152,7 @@ func reload(path string, running *config, sup *supervisor, level zap.AtomicLevel
 	}
 	running.Groups = cfg.Groups
 	running.Log.Level = cfg.Log.Level
+	running.SentinelFacade = cfg.SentinelFacade
 }
 
 // goRedisLog sends go-redis's own messages (reconnects to Sentinels and

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pnats/switchyard/internal/lab"
+	"github.com/pnats/switchyard/internal/lab/labtest"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap/zaptest"
+)
+
+// setFacadeEnv is setEnv that also clears the facade's variables.
+func setFacadeEnv(t *testing.T, kv map[string]string) {
+	t.Helper()
+	setEnv(t, kv)
+	for _, k := range []string{"SWITCHYARD_SENTINEL_LISTEN", "SWITCHYARD_ANNOUNCE"} {
+		if _, set := kv[k]; !set {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+}
+
+func TestFacadeConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	os.WriteFile(pw, []byte("x\n"), 0o600)
+	sentinelGroup := "  - {name: a, listen: '127.0.0.1:6379', sentinel: {master_name: a-master, addrs: ['s:26379']}}\n"
+	tests := []struct {
+		name string
+		file string
+		env  map[string]string
+		want []string
+	}{
+		{name: "no listen", file: "sentinel_facade: {announce: '10.0.0.1:26379'}\ngroups:\n" + sentinelGroup,
+			want: []string{"sentinel_facade.listen is empty"}},
+		{name: "bad listen", file: "sentinel_facade: {listen: 'nope'}\ngroups:\n" + sentinelGroup,
+			want: []string{"sentinel_facade.listen=\"nope\"", "host:port"}},
+		{name: "listen taken by a group", file: "sentinel_facade: {listen: '127.0.0.1:6379'}\ngroups:\n" + sentinelGroup,
+			want: []string{"sentinel_facade.listen=\"127.0.0.1:6379\"", "groups[0] (a)"}},
+		{name: "unspecified announce", file: "sentinel_facade: {listen: ':26379', announce: '0.0.0.0:26379'}\ngroups:\n" + sentinelGroup,
+			want: []string{"sentinel_facade.announce=\"0.0.0.0:26379\"", "cannot dial"}},
+		{name: "announce port 0", file: "sentinel_facade: {listen: ':26379'}\ngroups:\n  - {name: a, listen: ':1', upstream: 'x:1', facade_name: m, announce: 'h:0'}\n",
+			want: []string{"groups[0] (a).announce=\"h:0\"", "1-65535"}},
+		{name: "bad group announce", file: "groups:\n  - {name: a, listen: ':1', upstream: 'x:1', announce: 'nonsense'}\n",
+			want: []string{"groups[0] (a).announce=\"nonsense\"", "host:port"}},
+		{name: "facade_name on a Sentinel group", file: "groups:\n  - {name: a, listen: ':1', facade_name: m, sentinel: {master_name: a-master, addrs: ['s:1']}}\n",
+			want: []string{"groups[0] (a).facade_name=\"m\"", "sentinel.master_name (\"a-master\")"}},
+		{name: "duplicate names", file: "sentinel_facade: {listen: ':26379'}\ngroups:\n" + sentinelGroup + "  - {name: b, listen: ':2', upstream: 'x:1', facade_name: a-master}\n",
+			want: []string{"groups[1] (b)", "\"a-master\" already used by group \"a\""}},
+		{name: "nothing to present", file: "sentinel_facade: {listen: ':26379'}\ngroups:\n  - {name: a, listen: ':1', upstream: 'x:1'}\n",
+			want: []string{"sentinel_facade: no group to present", "facade_name"}},
+		{name: "password and file", file: "sentinel_facade: {listen: ':26379', password: p, password_file: '" + pw + "'}\ngroups:\n" + sentinelGroup,
+			want: []string{"sentinel_facade: set password or password_file, not both"}},
+		{name: "env facade for a fixed upstream needs a name", env: map[string]string{"REDIS_HOST": "h", "SWITCHYARD_SENTINEL_LISTEN": "127.0.0.1:26379"},
+			want: []string{"sentinel_facade: no group to present"}},
+		{name: "env bad announce", env: map[string]string{"REDIS_HOST": "h", "SWITCHYARD_ANNOUNCE": "::"},
+			want: []string{"announce=\"::\""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			setFacadeEnv(t, tt.env)
+			path := ""
+			if tt.file != "" {
+				path = filepath.Join(t.TempDir(), "c.yaml")
+				os.WriteFile(path, []byte(tt.file), 0o600)
+			}
+			_, err := loadConfig(path)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestFacadeEnv(t *testing.T) {
+	tests := []struct {
+		name                     string
+		env                      map[string]string
+		facadeName, listen, anno string
+	}{
+		{"sentinel", map[string]string{
+			"REDIS_SENTINEL_HOSTS": "s:26379", "REDIS_SENTINEL_MASTER": "platform-kv-master",
+			"SWITCHYARD_SENTINEL_LISTEN": "0.0.0.0:26379", "SWITCHYARD_ANNOUNCE": "203.0.113.7:6379",
+		}, "platform-kv-master", "0.0.0.0:26379", "203.0.113.7:6379"},
+		{"fixed upstream named by REDIS_SENTINEL_MASTER", map[string]string{
+			"REDIS_HOST": "10.0.0.5", "REDIS_SENTINEL_MASTER": "kv-master", "SWITCHYARD_SENTINEL_LISTEN": "127.0.0.1:26379",
+		}, "kv-master", "127.0.0.1:26379", ""},
+		{"off", map[string]string{"REDIS_SENTINEL_HOSTS": "s:26379", "REDIS_SENTINEL_MASTER": "m"}, "m", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			setFacadeEnv(t, tt.env)
+			c, err := loadConfig("")
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := c.Groups[0]
+			if g.facadeName() != tt.facadeName || g.Announce != tt.anno {
+				t.Fatalf("facade name %q announce %q", g.facadeName(), g.Announce)
+			}
+			if (c.SentinelFacade == nil) != (tt.listen == "") || c.SentinelFacade != nil && c.SentinelFacade.Listen != tt.listen {
+				t.Fatalf("sentinel_facade %+v, want listen %q", c.SentinelFacade, tt.listen)
+			}
+		})
+	}
+	t.Run("REDIS_SENTINEL_MASTER alone still needs the facade", func(t *testing.T) {
+		setFacadeEnv(t, map[string]string{"REDIS_HOST": "h", "REDIS_SENTINEL_MASTER": "m"})
+		if _, err := loadConfig(""); err == nil || !strings.Contains(err.Error(), "REDIS_SENTINEL_HOSTS and REDIS_SENTINEL_MASTER") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestAnnounceDefaults(t *testing.T) {
+	f := func(announce string) *facadeConfig { return &facadeConfig{Listen: ":26379", Announce: announce} }
+	tests := []struct {
+		name   string
+		cfg    config
+		listen string
+		want   string
+	}{
+		{"specific listen kept", config{}, "10.1.2.3:6379", "10.1.2.3:6379"},
+		{"nothing configured", config{}, "0.0.0.0:6379", "127.0.0.1:6379"},
+		{"empty host", config{}, ":6380", "127.0.0.1:6380"},
+		{"IPv6 unspecified", config{}, "[::]:6380", "127.0.0.1:6380"},
+		{"facade announce host", config{SentinelFacade: f("203.0.113.7:26379")}, "0.0.0.0:6379", "203.0.113.7:6379"},
+		{"first group announce host", config{Groups: []groupConfig{{Name: "a"}, {Name: "b", Announce: "kv.example.com:7000"}}}, "0.0.0.0:6380", "kv.example.com:6380"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := advertise(tt.listen, tt.cfg.announceHost()); got != tt.want {
+				t.Fatalf("advertise(%q) = %q, want %q", tt.listen, got, tt.want)
+			}
+		})
+	}
+}
+
+// runFixedGroup runs the binary's wiring for a fixed-upstream group.
+func runFixedGroup(t *testing.T, gc groupConfig) *group {
+	t.Helper()
+	grp, err := newGroup(gc, zaptest.NewLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- grp.run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		grp.srv.Close()
+		<-done
+	})
+	return grp
+}
+
+// TestFacadeWiring: the facade names each group's advertised address,
+// reports a group without a running proxy as down, and publishes
+// +switch-master when a reload moves a group's announce address.
+func TestFacadeWiring(t *testing.T) {
+	skipShort(t)
+	rs := labtest.Server(t, lab.ServerOptions{})
+	a := runFixedGroup(t, groupConfig{Name: "a", Listen: "127.0.0.1:0", Upstream: rs.Addr, FacadeName: "a-master"})
+	b := runFixedGroup(t, groupConfig{Name: "b", Listen: "127.0.0.1:0", Upstream: rs.Addr, FacadeName: "b-master", Announce: "kv.example.com:6380"})
+	fac := runFacade(t, a, b)
+	ctx := context.Background()
+
+	sc := redis.NewSentinelClient(&redis.Options{Addr: fac.addr})
+	defer sc.Close()
+	addr, err := sc.GetMasterAddrByName(ctx, "a-master").Result()
+	if err != nil || net.JoinHostPort(addr[0], addr[1]) != a.l.Addr().String() {
+		t.Fatalf("a-master: %v %v, want %s", addr, err, a.l.Addr())
+	}
+	if addr, _ := sc.GetMasterAddrByName(ctx, "b-master").Result(); strings.Join(addr, ":") != "kv.example.com:6380" {
+		t.Fatalf("b-master: %v, want its announce address", addr)
+	}
+	// Through the facade, a Sentinel-aware client reaches the group.
+	fc := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "a-master", SentinelAddrs: []string{fac.addr}})
+	defer fc.Close()
+	if err := fc.Set(ctx, "myapp:user:123", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := rs.Client().Get(ctx, "myapp:user:123").Result(); v != "v" {
+		t.Fatalf("the write through the facade's master is not on Redis: %q", v)
+	}
+
+	sub := sc.Subscribe(ctx, "+switch-master")
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A reload that moves a's announce address and drops b.
+	next := *fac.cfg.Load()
+	next.Groups = []groupConfig{a.cfg}
+	next.Groups[0].Announce = "203.0.113.9:7000"
+	fac.update(&next)
+	msg, err := sub.ReceiveMessage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(a.l.Addr().String())
+	if want := "a-master 127.0.0.1 " + port + " 203.0.113.9 7000"; msg.Payload != want {
+		t.Fatalf("+switch-master %q, want %q", msg.Payload, want)
+	}
+	if _, err := sc.GetMasterAddrByName(ctx, "b-master").Result(); !errors.Is(err, redis.Nil) {
+		t.Fatalf("b-master after it was removed: %v, want a null reply", err)
+	}
+
+	// A configured group whose proxy is not running is down.
+	next.Groups = append(next.Groups, groupConfig{Name: "c", Listen: "127.0.0.1:1", Upstream: rs.Addr, FacadeName: "c-master"})
+	fac.update(&next)
+	m, err := sc.Master(ctx, "c-master").Result()
+	if err != nil || m["flags"] != "s_down,o_down,master" {
+		t.Fatalf("c-master: %v %v", m, err)
+	}
+	if m, _ := sc.Master(ctx, "a-master").Result(); m["flags"] != "master" {
+		t.Fatalf("a-master flags %q", m["flags"])
+	}
+}
+
+// TestBinaryFacadeFromEnv runs the binary in the sidecar's environment
+// mode with SWITCHYARD_SENTINEL_LISTEN and checks that the facade answers
+// with SWITCHYARD_ANNOUNCE and stops on SIGTERM.
+func TestBinaryFacadeFromEnv(t *testing.T) {
+	skipShort(t)
+	rs := labtest.Server(t, lab.ServerOptions{})
+	host, port, _ := net.SplitHostPort(rs.Addr)
+	listen, facadeAddr, admin := freeAddr(t), freeAddr(t), freeAddr(t)
+	setFacadeEnv(t, map[string]string{
+		"REDIS_HOST": host, "REDIS_PORT": port, "REDIS_SENTINEL_MASTER": "platform-kv-master",
+		"SWITCHYARD_LISTEN": listen, "SWITCHYARD_ADMIN_LISTEN": admin,
+		"SWITCHYARD_SENTINEL_LISTEN": facadeAddr, "SWITCHYARD_ANNOUNCE": "platform-kv.pnats.cloud:6379",
+	})
+	p := startBinary(t)
+	ctx := context.Background()
+	sc := redis.NewSentinelClient(&redis.Options{Addr: facadeAddr})
+	defer sc.Close()
+	labtest.Eventually(t, 10*time.Second, func() error {
+		addr, err := sc.GetMasterAddrByName(ctx, "platform-kv-master").Result()
+		if err != nil {
+			return err
+		}
+		if strings.Join(addr, ":") != "platform-kv.pnats.cloud:6379" {
+			return fmt.Errorf("master address %v", addr)
+		}
+		return nil
+	})
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		p.done <- err
+		if err != nil {
+			t.Fatalf("exit: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no exit after SIGTERM")
+	}
+	if ping(facadeAddr) == nil {
+		t.Fatal("facade still answering after exit")
+	}
+}
