@@ -106,6 +106,9 @@ type groupConfig struct {
 	// group with a fixed upstream. Sentinel groups answer to
 	// sentinel.master_name. Default: none (not in the facade).
 	FacadeName string `yaml:"facade_name"`
+
+	// TLS listener, client authentication, backend TLS and replica reads.
+	groupExtras `yaml:",inline"`
 }
 
 // credentials are a username and a password given inline or, better, in
@@ -151,6 +154,8 @@ type sentinelConfig struct {
 	FailoverHold time.Duration `yaml:"failover_hold"`
 	// Auth authenticates to the Sentinels. Default: none.
 	Auth credentials `yaml:"auth"`
+	// TLS to the Sentinels. Default: plain.
+	TLS *clientTLS `yaml:"tls"`
 }
 
 // envConfig is the sidecar's contract: the variables its pods already have.
@@ -181,6 +186,13 @@ type envConfig struct {
 	// group's advertised address.
 	SentinelListen string `env:"SWITCHYARD_SENTINEL_LISTEN"`
 	Announce       string `env:"SWITCHYARD_ANNOUNCE"`
+
+	// TLS on SWITCHYARD_LISTEN, mTLS, and a password for clients.
+	TLSCertFile     string `env:"SWITCHYARD_TLS_CERT_FILE"`
+	TLSKeyFile      string `env:"SWITCHYARD_TLS_KEY_FILE"`
+	TLSClientCAFile string `env:"SWITCHYARD_TLS_CLIENT_CA_FILE"`
+	Password        string `env:"SWITCHYARD_PASSWORD"`
+	PasswordFile    string `env:"SWITCHYARD_PASSWORD_FILE"`
 }
 
 // loadConfig reads the file named by path (or SWITCHYARD_CONFIG), else
@@ -229,6 +241,9 @@ func loadConfig(path string) (*config, error) {
 			if err := g.Sentinel.Auth.resolve(fmt.Sprintf("groups[%d] (%s).sentinel.auth", i, g.Name)); err != nil {
 				return nil, err
 			}
+		}
+		if err := g.groupExtras.resolve(fmt.Sprintf("groups[%d] (%s)", i, g.Name)); err != nil {
+			return nil, err
 		}
 	}
 	if f := c.SentinelFacade; f != nil {
@@ -307,6 +322,17 @@ func fromEnv(e envConfig) (*config, error) {
 		return nil, errors.New("REDIS_SENTINEL_PASSWORD is set but REDIS_SENTINEL_HOSTS is not")
 	}
 	g.Announce = e.Announce
+	if e.TLSCertFile != "" || e.TLSKeyFile != "" || e.TLSClientCAFile != "" {
+		// TLS replaces plain text on SWITCHYARD_LISTEN.
+		g.TLS = &listenerTLS{Listen: g.Listen, CertFile: e.TLSCertFile, KeyFile: e.TLSKeyFile, ClientCAFile: e.TLSClientCAFile}
+		if e.TLSClientCAFile != "" {
+			g.TLS.ClientAuth = "require"
+		}
+		g.Listen = ""
+	}
+	if e.Password != "" || e.PasswordFile != "" {
+		g.ClientAuth = &clientAuth{Password: e.Password, PasswordFile: e.PasswordFile}
+	}
 	c := &config{AdminListen: "127.0.0.1:9190", Groups: []groupConfig{g}}
 	if e.SentinelListen != "" {
 		c.SentinelFacade = &facadeConfig{Listen: e.SentinelListen}
@@ -366,13 +392,24 @@ func (c *config) validate() error {
 			return fmt.Errorf("%s.name=%q: names must be unique", field, g.Name)
 		}
 		names[g.Name] = true
-		if err := checkAddr(field+".listen", g.Listen); err != nil {
+		if g.Listen == "" && g.TLS == nil {
+			return fmt.Errorf("%s.listen is empty: give listen, tls.listen or both", field)
+		}
+		if err := g.groupExtras.validate(field); err != nil {
 			return err
 		}
-		if other, dup := listens[g.Listen]; dup {
-			return fmt.Errorf("%s.listen=%q: already used by group %q", field, g.Listen, other)
+		for _, l := range []struct{ name, addr string }{{"listen", g.Listen}, {"tls.listen", g.tlsListen()}, {"read_listen", g.ReadListen}} {
+			if l.addr == "" {
+				continue
+			}
+			if err := checkAddr(field+"."+l.name, l.addr); err != nil {
+				return err
+			}
+			if other, dup := listens[l.addr]; dup {
+				return fmt.Errorf("%s.%s=%q: already used by group %q", field, l.name, l.addr, other)
+			}
+			listens[l.addr] = g.Name
 		}
-		listens[g.Listen] = g.Name
 		switch {
 		case g.Upstream != "" && g.Sentinel != nil:
 			return fmt.Errorf("%s: set either upstream or sentinel, not both", field)

@@ -252,9 +252,18 @@ func (r *facadeRunner) groups() []facade.Group {
 			}
 			addr = advertise(listen, host)
 		}
+		readAddr := ""
+		if gc.ReadListen != "" {
+			listen := gc.ReadListen
+			if g != nil && g.readL != nil {
+				listen = g.readL.Addr().String()
+			}
+			readAddr = advertise(listen, host)
+		}
 		out = append(out, facade.Group{
-			Name: name,
-			Addr: func() string { return addr },
+			Name:     name,
+			Addr:     func() string { return addr },
+			ReadAddr: func() string { return readAddr },
 			Up: func() bool {
 				if g == nil {
 					return false

@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	stdtls "crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/pnats/switchyard/proxy"
 	"github.com/pnats/switchyard/sentinel"
+	sytls "github.com/pnats/switchyard/tls"
 	"go.uber.org/zap"
 )
 
@@ -18,15 +21,48 @@ type group struct {
 	cfg     groupConfig
 	log     *zap.Logger
 	srv     *proxy.Server
-	l       net.Listener
+	l       net.Listener      // the main listener: plain, or TLS when there is no plain one
+	tlsL    net.Listener      // the TLS listener, if any (may be l)
+	readL   net.Listener      // the read port, if any
+	certs   *sytls.Server     // the TLS listener's certificates, reloaded by run
 	watcher *sentinel.Watcher // nil for a fixed upstream
+
+	maxLag int64 // max_replica_lag_bytes
+}
+
+// closeListeners releases every bound port, for a group that will not run.
+func (g *group) closeListeners() {
+	for _, l := range []net.Listener{g.l, g.tlsL, g.readL} {
+		if l != nil {
+			l.Close()
+		}
+	}
 }
 
 // newGroup binds the group's listener and builds its parts; run starts them.
-func newGroup(cfg groupConfig, log *zap.Logger, m *metrics) (*group, error) {
-	g := &group{cfg: cfg, log: log.With(zap.String("group", cfg.Name))}
+func newGroup(cfg groupConfig, log *zap.Logger, m *metrics) (g *group, err error) {
+	g = &group{cfg: cfg, log: log.With(zap.String("group", cfg.Name)), maxLag: cfg.MaxReplicaLagBytes}
+	if g.maxLag == 0 {
+		g.maxLag = 1 << 20
+	}
+	defer func() {
+		if err != nil {
+			g.closeListeners()
+			err = fmt.Errorf("group %q: %w", cfg.Name, err)
+		}
+	}()
+	backendTLS, err := cfg.BackendTLS.build(g.log)
+	if err != nil {
+		return nil, err
+	}
+	var sentinelTLS *sytls.Client
 	if s := cfg.Sentinel; s != nil {
-		w, err := sentinel.New(sentinel.Config{
+		if sentinelTLS, err = s.TLS.build(g.log); err != nil {
+			return nil, err
+		}
+	}
+	if s := cfg.Sentinel; s != nil {
+		sc := sentinel.Config{
 			MasterName:   s.MasterName,
 			Sentinels:    s.Addrs,
 			Discover:     *s.Discover,
@@ -38,12 +74,20 @@ func newGroup(cfg groupConfig, log *zap.Logger, m *metrics) (*group, error) {
 			NodeUsername: cfg.Auth.Username,
 			NodePassword: cfg.Auth.Password,
 			Logger:       g.log,
-		})
+		}
+		if sentinelTLS != nil {
+			sc.TLS = sentinelTLS.Config
+		}
+		if backendTLS != nil {
+			sc.NodeTLS = backendTLS.Config
+		}
+		w, err := sentinel.New(sc)
 		if err != nil {
-			return nil, fmt.Errorf("group %q: %w", cfg.Name, err)
+			return nil, err
 		}
 		g.watcher = w
 	}
+	policy, _ := parseReadPolicy(cfg.ReadPolicy)
 	pc := proxy.Config{
 		Group:              cfg.Name,
 		PoolSize:           cfg.PoolSize,
@@ -60,7 +104,15 @@ func newGroup(cfg groupConfig, log *zap.Logger, m *metrics) (*group, error) {
 		MaxRequestBytes:    cfg.MaxRequestBytes,
 		Username:           cfg.Auth.Username,
 		Password:           cfg.Auth.Password,
+		ReadPolicy:         policy,
+		ReadYourWrites:     cfg.ReadYourWrites,
 		Logger:             log,
+	}
+	if backendTLS != nil {
+		pc.BackendTLS = backendTLS.Config
+	}
+	if cfg.ClientAuth != nil {
+		pc.Authenticate = cfg.ClientAuth.authenticator()
 	}
 	var topology func() sentinel.Topology
 	if g.watcher != nil {
@@ -74,11 +126,29 @@ func newGroup(cfg groupConfig, log *zap.Logger, m *metrics) (*group, error) {
 	if cfg.Upstream != "" {
 		g.srv.SetMaster(1, cfg.Upstream)
 	}
-	l, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("group %q: listen on %s: %w", cfg.Name, cfg.Listen, err)
+	if cfg.Listen != "" {
+		if g.l, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		}
 	}
-	g.l = l
+	if t := cfg.TLS; t != nil {
+		if g.certs, err = t.build(g.log); err != nil {
+			return nil, err
+		}
+		l, err := net.Listen("tcp", t.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("tls.listen on %s: %w", t.Listen, err)
+		}
+		g.tlsL = stdtls.NewListener(l, g.certs.Config())
+		if g.l == nil {
+			g.l = g.tlsL
+		}
+	}
+	if cfg.ReadListen != "" {
+		if g.readL, err = net.Listen("tcp", cfg.ReadListen); err != nil {
+			return nil, fmt.Errorf("read_listen on %s: %w", cfg.ReadListen, err)
+		}
+	}
 	return g, nil
 }
 
@@ -106,17 +176,44 @@ func (g *group) run(ctx context.Context) error {
 			g.follow(ctx)
 		}()
 	}
-	err := g.srv.Serve(g.l)
-	if errors.Is(err, proxy.ErrServerClosed) {
-		return nil
+	if g.certs != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g.certs.Run(ctx) // reloads rotated certificates until ctx ends
+		}()
 	}
-	return err
+	// Every listener serves until the server is closed; the first real
+	// failure is the group's.
+	serve := map[net.Listener]func(net.Listener) error{}
+	for _, l := range []net.Listener{g.l, g.tlsL} {
+		if l != nil {
+			serve[l] = g.srv.Serve // g.l may be the TLS listener: once only
+		}
+	}
+	if g.readL != nil {
+		serve[g.readL] = g.srv.ServeRead
+	}
+	errs := make(chan error, len(serve))
+	for l, fn := range serve {
+		go func() { errs <- fn(l) }()
+	}
+	var first error
+	for range len(serve) {
+		if err := <-errs; err != nil && !errors.Is(err, proxy.ErrServerClosed) && first == nil {
+			first = err
+			g.srv.Close()
+		}
+	}
+	return first
 }
 
 // follow applies every topology the watcher publishes to the proxy.
 func (g *group) follow(ctx context.Context) {
 	for {
-		apply(g.srv, g.watcher.Topology())
+		t := g.watcher.Topology()
+		apply(g.srv, t)
+		g.srv.SetReplicas(healthyReplicas(t, g.maxLag, g.staleAfter(), time.Now()))
 		select {
 		case <-ctx.Done():
 			return
@@ -141,6 +238,28 @@ func apply(srv *proxy.Server, t sentinel.Topology) {
 	default:
 		// Nothing decided yet: there is no master to hold on to.
 	}
+}
+
+// healthyReplicas are the replicas that may serve reads: Replica.Healthy
+// with the group's lag bound and staleness.
+func healthyReplicas(t sentinel.Topology, maxLag int64, staleAfter time.Duration, now time.Time) []string {
+	var out []string
+	for _, r := range t.Replicas {
+		if r.Addr != t.Master && r.Healthy(maxLag, staleAfter, now) {
+			out = append(out, r.Addr)
+		}
+	}
+	return out
+}
+
+// staleAfter is how old a replica's last health check may be: three poll
+// intervals, and never under 2s, so one slow answer does not flap it.
+func (g *group) staleAfter() time.Duration {
+	poll := sentinel.DefaultPollInterval
+	if s := g.cfg.Sentinel; s != nil && s.PollInterval > 0 {
+		poll = s.PollInterval
+	}
+	return max(3*poll, 2*time.Second)
 }
 
 func (g *group) describe() string {

@@ -44,7 +44,7 @@ func (s *supervisor) start(groups []groupConfig) error {
 		g, err := newGroup(gc, s.log, s.metrics)
 		if err != nil {
 			for _, b := range built {
-				b.l.Close()
+				b.closeListeners()
 			}
 			return err
 		}
