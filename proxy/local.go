@@ -14,7 +14,7 @@ import (
 // whose connections carry them, so shared connections never change state.
 func (s *session) handleLocal(class router.Class, args [][]byte, raw []byte) {
 	id := [1]uint16{s.id}
-	defer func() { s.srv.cfg.Metrics.observe(id[:], time.Since(s.batchStart)) }()
+	defer func() { s.srv.cfg.Metrics.observe(id[:], time.Since(s.batchStart), false) }()
 	switch class {
 	case router.Quit:
 		s.reply(replyOK)

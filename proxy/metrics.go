@@ -27,6 +27,8 @@ type Metrics struct {
 	// CommandDuration observes, per command ID (router.CommandName), the
 	// seconds from reading a command to having its reply.
 	CommandDuration [router.NumCommandIDs]Observer
+	// ReplicaCommandDuration is the same for commands a replica served.
+	ReplicaCommandDuration [router.NumCommandIDs]Observer
 	// FirstCommand is called once per master change, when the first
 	// command is routed to the new master, with that master's epoch.
 	FirstCommand func(epoch uint64)
@@ -38,11 +40,16 @@ func (m *Metrics) add(c Counter, v float64) {
 	}
 }
 
-// observe records one duration for each command ID in ids.
-func (m *Metrics) observe(ids []uint16, d time.Duration) {
+// observe records one duration for each command ID in ids, under the
+// master's or the replicas' observers.
+func (m *Metrics) observe(ids []uint16, d time.Duration, replica bool) {
+	obs := &m.CommandDuration
+	if replica {
+		obs = &m.ReplicaCommandDuration
+	}
 	secs := d.Seconds()
 	for _, id := range ids {
-		if o := m.CommandDuration[id]; o != nil {
+		if o := obs[id]; o != nil {
 			o.Observe(secs)
 		}
 	}

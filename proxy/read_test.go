@@ -77,7 +77,11 @@ func errorCount(t *testing.T, node *lab.Server, code string) int {
 
 func TestReadsGoToReplicasWritesNever(t *testing.T) {
 	r := startReplicated(t, 2)
-	_, _, readAddr := readProxy(t, r, proxy.Config{})
+	m := &proxy.Metrics{}
+	onMaster, onReplica := &count{}, &count{}
+	m.CommandDuration[commandID(t, "GET")] = onMaster
+	m.ReplicaCommandDuration[commandID(t, "GET")] = onReplica
+	_, _, readAddr := readProxy(t, r, proxy.Config{Metrics: m})
 	ctx := ctxT(t)
 	if err := r.master.Client().Set(ctx, "rk", "v", 0).Err(); err != nil {
 		t.Fatal(err)
@@ -99,6 +103,12 @@ func TestReadsGoToReplicasWritesNever(t *testing.T) {
 	}
 	if got := commandCount(t, r.master, "get") - masterGets; got != 0 {
 		t.Fatalf("master served %d reads sent to the read port", got)
+	}
+	if n, _ := onReplica.get(); n != 200 {
+		t.Errorf("%d GETs recorded as served by a replica, want 200", n)
+	}
+	if n, _ := onMaster.get(); n != 0 {
+		t.Errorf("%d replica-served GETs recorded under the master", n)
 	}
 	for _, rep := range r.replicas {
 		if n := commandCount(t, rep, "get"); n < 20 {

@@ -391,7 +391,7 @@ func (s *session) flush() {
 	}
 	conn := seg.conn
 	m := s.srv.cfg.Metrics
-	m.observe(seg.ids, time.Since(s.batchStart))
+	m.observe(seg.ids, time.Since(s.batchStart), seg.node != nil)
 	if g := s.gen; g != nil && !g.routed.Load() && g.routed.CompareAndSwap(false, true) && m.FirstCommand != nil {
 		m.FirstCommand(g.epoch)
 	}

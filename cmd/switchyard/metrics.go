@@ -77,6 +77,7 @@ func (m *metrics) forGroup(name string, topology func() sentinel.Topology) *prox
 	}
 	for id := range pm.CommandDuration {
 		pm.CommandDuration[id] = &lazyObserver{vec: m.duration, labels: []string{name, "master", router.CommandName(id)}}
+		pm.ReplicaCommandDuration[id] = &lazyObserver{vec: m.duration, labels: []string{name, "replica", router.CommandName(id)}}
 	}
 	if topology != nil {
 		first := m.firstCommand.WithLabelValues(name)
