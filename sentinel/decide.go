@@ -1,6 +1,7 @@
 package sentinel
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -144,6 +145,12 @@ func (b *brain) step(now time.Time, views []view, events []event, role func(addr
 	}
 	r := role(cand)
 	if !r.master() {
+		if errors.Is(r.Err, errRolePending) && b.state == StateUnknown {
+			// Start-up: the first answer is on its way. Nothing was
+			// decided, so there is nothing to withdraw or warn about.
+			b.reason = fmt.Sprintf("checking the ROLE of %s, which %d of %d reachable Sentinels name", cand, named, t.reachable)
+			return
+		}
 		if b.failover != nil {
 			b.set(StateFailover, b.failoverReason(fmt.Sprintf("%s %s", cand, r)))
 			return
