@@ -93,6 +93,10 @@ func TestSecretsNeverShown(t *testing.T) {
 		}
 		return nil
 	})
+	// The proxy authenticates to the new master by itself.
+	if err := c.Set(ctx, "after-failover", "1", 0).Err(); err != nil {
+		t.Fatalf("SET after the failover, with Redis requiring a password: %v", err)
+	}
 	_, status := get(t, "http://"+admin.addr+"/status")
 	_, metrics := get(t, "http://"+admin.addr+"/metrics")
 
