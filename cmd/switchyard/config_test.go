@@ -15,7 +15,9 @@ func setEnv(t *testing.T, kv map[string]string) {
 		"SWITCHYARD_LOG_LEVEL", "SWITCHYARD_LOG_FORMAT", "REDIS_HOST", "REDIS_PORT",
 		"REDIS_SENTINEL_HOSTS", "REDIS_SENTINEL_MASTER", "REDIS_SOCKET_TIMEOUT", "REDIS_MAX_CONNECTIONS",
 		"REDIS_USERNAME", "REDIS_PASSWORD", "REDIS_PASSWORD_FILE", "REDIS_SENTINEL_USERNAME", "REDIS_SENTINEL_PASSWORD",
-		"REDIS_SENTINEL_PASSWORD_FILE", "SWITCHYARD_DRAIN_TIMEOUT"} {
+		"REDIS_SENTINEL_PASSWORD_FILE", "SWITCHYARD_DRAIN_TIMEOUT", "SWITCHYARD_SENTINEL_LISTEN", "SWITCHYARD_ANNOUNCE",
+		"SWITCHYARD_TLS_CERT_FILE", "SWITCHYARD_TLS_KEY_FILE", "SWITCHYARD_TLS_CLIENT_CA_FILE", "SWITCHYARD_PASSWORD",
+		"SWITCHYARD_PASSWORD_FILE"} {
 		t.Setenv(k, "")
 		os.Unsetenv(k)
 	}
@@ -83,20 +85,7 @@ func TestConfigErrorsNameFieldAndValue(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			setEnv(t, tt.env)
-			path := ""
-			if tt.file != "" {
-				path = filepath.Join(t.TempDir(), "c.yaml")
-				os.WriteFile(path, []byte(tt.file), 0o600)
-			}
-			_, err := loadConfig(path)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
-				}
-			}
+			loadFails(t, tt.file, tt.want)
 		})
 	}
 }
@@ -168,5 +157,26 @@ func TestEnvOverridesFile(t *testing.T) {
 	}
 	if c.Log.Level != "debug" || c.AdminListen != "127.0.0.1:9999" || c.DrainTimeout != 3*time.Second {
 		t.Fatalf("environment did not override the file: %+v", c)
+	}
+}
+
+// loadFails loads the configuration from file (if given) and the
+// environment, and checks that it is refused with an error mentioning
+// every string in want.
+func loadFails(t *testing.T, file string, want []string) {
+	t.Helper()
+	path := ""
+	if file != "" {
+		path = filepath.Join(t.TempDir(), "c.yaml")
+		os.WriteFile(path, []byte(file), 0o600)
+	}
+	_, err := loadConfig(path)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
+		}
 	}
 }

@@ -19,17 +19,6 @@ import (
 )
 
 // setFacadeEnv is setEnv that also clears the facade's variables.
-func setFacadeEnv(t *testing.T, kv map[string]string) {
-	t.Helper()
-	setEnv(t, kv)
-	for _, k := range []string{"SWITCHYARD_SENTINEL_LISTEN", "SWITCHYARD_ANNOUNCE"} {
-		if _, set := kv[k]; !set {
-			t.Setenv(k, "")
-			os.Unsetenv(k)
-		}
-	}
-}
-
 func TestFacadeConfigErrors(t *testing.T) {
 	dir := t.TempDir()
 	pw := filepath.Join(dir, "pw")
@@ -68,21 +57,8 @@ func TestFacadeConfigErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			setFacadeEnv(t, tt.env)
-			path := ""
-			if tt.file != "" {
-				path = filepath.Join(t.TempDir(), "c.yaml")
-				os.WriteFile(path, []byte(tt.file), 0o600)
-			}
-			_, err := loadConfig(path)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
-				}
-			}
+			setEnv(t, tt.env)
+			loadFails(t, tt.file, tt.want)
 		})
 	}
 }
@@ -104,7 +80,7 @@ func TestFacadeEnv(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			setFacadeEnv(t, tt.env)
+			setEnv(t, tt.env)
 			c, err := loadConfig("")
 			if err != nil {
 				t.Fatal(err)
@@ -119,7 +95,7 @@ func TestFacadeEnv(t *testing.T) {
 		})
 	}
 	t.Run("REDIS_SENTINEL_MASTER alone still needs the facade", func(t *testing.T) {
-		setFacadeEnv(t, map[string]string{"REDIS_HOST": "h", "REDIS_SENTINEL_MASTER": "m"})
+		setEnv(t, map[string]string{"REDIS_HOST": "h", "REDIS_SENTINEL_MASTER": "m"})
 		if _, err := loadConfig(""); err == nil || !strings.Contains(err.Error(), "REDIS_SENTINEL_HOSTS and REDIS_SENTINEL_MASTER") {
 			t.Fatalf("err = %v", err)
 		}
@@ -240,7 +216,7 @@ func TestBinaryFacadeFromEnv(t *testing.T) {
 	rs := labtest.Server(t, lab.ServerOptions{})
 	host, port, _ := net.SplitHostPort(rs.Addr)
 	listen, facadeAddr, admin := freeAddr(t), freeAddr(t), freeAddr(t)
-	setFacadeEnv(t, map[string]string{
+	setEnv(t, map[string]string{
 		"REDIS_HOST": host, "REDIS_PORT": port, "REDIS_SENTINEL_MASTER": "platform-kv-master",
 		"SWITCHYARD_LISTEN": listen, "SWITCHYARD_ADMIN_LISTEN": admin,
 		"SWITCHYARD_SENTINEL_LISTEN": facadeAddr, "SWITCHYARD_ANNOUNCE": "platform-kv.pnats.cloud:6379",
