@@ -24,7 +24,7 @@ const readyTimeout = 20 * time.Second
 type endpoint struct {
 	name string
 	addr string // 127.0.0.1:PORT
-	proc *child
+	proc *lab.Process
 
 	// Switchyard only: its admin HTTP address (/metrics).
 	admin string
@@ -51,7 +51,7 @@ func (e *endpoint) stop() error {
 	if e == nil {
 		return nil
 	}
-	return e.proc.stop()
+	return e.proc.Stop()
 }
 
 // freeAddr returns a loopback address with a port that was free a moment

@@ -38,14 +38,14 @@ func startHAProxy(ctx context.Context, bin, dir string, g *lab.Group) (*endpoint
 	if err := os.WriteFile(cfgPath, []byte(haproxyConfig(addr, e.statsSocket, servers)), 0o644); err != nil {
 		return nil, fmt.Errorf("haproxy: write config: %w", err)
 	}
-	c, err := startChild("haproxy", dir, bin, "-db", "-f", cfgPath)
+	c, err := lab.StartProcess("haproxy", dir, nil, bin, "-db", "-f", cfgPath)
 	if err != nil {
 		return nil, err
 	}
 	e.proc = c
 	err = poll(ctx, readyTimeout, func() (bool, error) {
-		if c.exited() {
-			return true, c.exitError()
+		if !c.Running() {
+			return true, c.ExitError()
 		}
 		st, err := e.serverStates()
 		if err != nil {
@@ -63,7 +63,7 @@ func startHAProxy(ctx context.Context, bin, dir string, g *lab.Group) (*endpoint
 		return true, pingOnce(addr)
 	})
 	if err != nil {
-		return nil, errors.Join(c.withLog(fmt.Errorf("haproxy not routing to the master %s: %w", g.Master.Addr, err)), c.stop())
+		return nil, errors.Join(c.WithLog(fmt.Errorf("haproxy not routing to the master %s: %w", g.Master.Addr, err)), c.Stop())
 	}
 	return e, nil
 }

@@ -31,15 +31,15 @@ func startSwitchyard(ctx context.Context, bin, dir string, g *lab.Group) (*endpo
 	if err := os.WriteFile(cfgPath, []byte(switchyardConfig(addr, admin, g)), 0o644); err != nil {
 		return nil, fmt.Errorf("switchyard: write config: %w", err)
 	}
-	c, err := startChild("switchyard", dir, bin, "-config", cfgPath)
+	c, err := lab.StartProcess("switchyard", dir, nil, bin, "-config", cfgPath)
 	if err != nil {
 		return nil, err
 	}
 	e := &endpoint{name: epSwitchyard, addr: addr, admin: admin, proc: c}
 	hc := &http.Client{Timeout: time.Second}
 	err = poll(ctx, readyTimeout, func() (bool, error) {
-		if c.exited() {
-			return true, c.exitError()
+		if !c.Running() {
+			return true, c.ExitError()
 		}
 		resp, err := hc.Get("http://" + admin + "/readyz")
 		if err != nil {
@@ -53,7 +53,7 @@ func startSwitchyard(ctx context.Context, bin, dir string, g *lab.Group) (*endpo
 		return true, pingOnce(addr)
 	})
 	if err != nil {
-		return nil, errors.Join(c.withLog(fmt.Errorf("switchyard not ready: %w", err)), c.stop())
+		return nil, errors.Join(c.WithLog(fmt.Errorf("switchyard not ready: %w", err)), c.Stop())
 	}
 	return e, nil
 }

@@ -98,7 +98,7 @@ func onSpawnerThread(f func()) {
 // spawn starts bin with args in dir; stdout and stderr are appended to
 // logPath (the same file the process logs to, so fatal startup messages
 // printed before logging is set up end up there too).
-func spawn(bin string, args []string, dir, logPath string) (*process, error) {
+func spawn(bin string, args []string, dir, logPath string, env []string) (*process, error) {
 	f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("lab: open log: %w", err)
@@ -107,6 +107,9 @@ func spawn(bin string, args []string, dir, logPath string) (*process, error) {
 
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdin = nil
 	cmd.Stdout = f
 	cmd.Stderr = f

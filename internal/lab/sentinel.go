@@ -160,7 +160,7 @@ func quoteConf(s string) string {
 
 func (s *Sentinel) launch(ctx context.Context) error {
 	off := fileSize(s.logPath)
-	p, err := spawn(s.bin, []string{s.confPath}, s.Dir, s.logPath)
+	p, err := spawn(s.bin, []string{s.confPath}, s.Dir, s.logPath, nil)
 	if err != nil {
 		return err
 	}

@@ -135,7 +135,7 @@ func (s *Server) args() []string {
 // wrapped if the server could not listen.
 func (s *Server) launch(ctx context.Context, waitLink bool) error {
 	off := fileSize(s.logPath)
-	p, err := spawn(s.bin, s.args(), s.Dir, s.logPath)
+	p, err := spawn(s.bin, s.args(), s.Dir, s.logPath, nil)
 	if err != nil {
 		return err
 	}
