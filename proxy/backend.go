@@ -73,7 +73,11 @@ type backendConn struct {
 	// blockingWait is set while the reader waits for a blocking command's
 	// reply, which may legitimately take forever.
 	blockingWait atomic.Bool
-	tunnel       chan *clientWriter
+	// fence is the generation's fenced flag (nil for replicas): once set,
+	// nothing more is written, so a replaced master receives no command
+	// after the switch is known, whatever was already queued.
+	fence  *atomic.Bool
+	tunnel chan *clientWriter
 
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -241,7 +245,11 @@ func (c *backendConn) enqueue(r *request) error {
 	c.mu.Lock()
 	if c.dead || !c.alive() {
 		c.mu.Unlock()
-		return c.closedErr()
+		return notSent(c.closedErr())
+	}
+	if c.fence != nil && c.fence.Load() {
+		c.mu.Unlock()
+		return notSent(errFenced)
 	}
 	if r.n > 0 {
 		c.outstanding.Add(1)
@@ -255,7 +263,7 @@ func (c *backendConn) enqueue(r *request) error {
 			case <-c.closing:
 				c.outstanding.Add(-1)
 				c.mu.Unlock()
-				return c.closedErr()
+				return notSent(c.closedErr())
 			}
 		}
 	}
@@ -277,6 +285,12 @@ func (c *backendConn) enqueue(r *request) error {
 	runtime.Gosched()
 	c.mu.Lock()
 	for len(c.wbuf) > 0 {
+		if c.fence != nil && c.fence.Load() {
+			c.flushing = false
+			c.mu.Unlock()
+			c.close(errFenced)
+			return nil // r is pending: the drain finishes it
+		}
 		buf := c.wbuf
 		c.wbuf = c.wspare[:0]
 		c.mu.Unlock()
@@ -375,10 +389,11 @@ func (c *backendConn) readLoop() {
 			return
 		}
 		if typ == resp.TypePush {
-			// A shared connection never subscribes, so a push here cannot
-			// belong to cur; handing it out would shift every later reply
-			// onto the wrong command.
-			continue
+			// A connection outside a tunnel never subscribes, so a push
+			// here means the reply accounting can no longer be trusted:
+			// end the connection rather than risk shifting replies.
+			c.close(fmt.Errorf("proxy: unexpected push from %s", c.nc.RemoteAddr()))
+			return
 		}
 		if raw[0] == resp.TypeError && bytes.HasPrefix(raw, readonlyPrefix) {
 			cur.readonly = true

@@ -54,15 +54,27 @@ func (cr *clientReader) watch() <-chan struct{} {
 	go func() {
 		defer close(cr.exited)
 		buf := make([]byte, 512)
-		n, err := cr.nc.Read(buf)
-		cr.peeked = append(cr.peeked, buf[:n]...)
-		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-			cr.err = err
-			close(cr.gone)
+		// Keep reading: a client that pipelines more commands and then
+		// leaves must still be noticed, or its blocked command would take
+		// the next element for nobody. What it sends is kept, up to
+		// maxPeek; past that the client waits for its reply like any other.
+		for len(cr.peeked) < maxPeek {
+			n, err := cr.nc.Read(buf)
+			cr.peeked = append(cr.peeked, buf[:n]...)
+			if err != nil {
+				if !errors.Is(err, os.ErrDeadlineExceeded) {
+					cr.err = err
+					close(cr.gone)
+				}
+				return
+			}
 		}
 	}()
 	return cr.gone
 }
+
+// maxPeek bounds what a blocked client may send ahead, bytes.
+const maxPeek = 64 << 10
 
 // stopWatch ends the watcher by expiring its read and waits for it.
 func (cr *clientReader) stopWatch() {

@@ -33,6 +33,21 @@ type ReplyError struct{ Msg string }
 
 func (e *ReplyError) Error() string { return "proxy: redis replied: " + e.Msg }
 
+// notSentError: the request was refused before any of it was written, so
+// the client may safely retry.
+type notSentError struct{ err error }
+
+func (e *notSentError) Error() string { return "proxy: not sent: " + e.err.Error() }
+func (e *notSentError) Unwrap() error { return e.err }
+
+func notSent(err error) error {
+	var ns *notSentError
+	if err == nil || errors.As(err, &ns) {
+		return err
+	}
+	return &notSentError{err}
+}
+
 // dialError wraps a failure to connect: nothing was sent, so a retry is safe.
 type dialError struct{ err error }
 
@@ -49,11 +64,16 @@ func clientError(err error) string {
 		return re.Msg
 	}
 	var de *dialError
+	var ns *notSentError
 	switch {
 	case errors.Is(err, errNoMaster):
 		return "TRYAGAIN switchyard: no verified master for this group, try again"
 	case errors.As(err, &de):
 		return "TRYAGAIN switchyard: master unreachable, try again"
+	case errors.As(err, &ns):
+		return "TRYAGAIN switchyard: master changed, not sent; try again"
+	case errors.Is(err, errNoReplica):
+		return replyNoReplica
 	case errors.Is(err, errFenced):
 		return "ERR switchyard: master changed before the reply; the command may or may not have run"
 	}

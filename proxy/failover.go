@@ -12,15 +12,28 @@ import (
 // a pinned one fails when it finds its connection fenced. A hold that
 // outlasts HoldTimeout fails the segment closed with TRYAGAIN.
 func (s *session) awaitRelease() error {
-	if !s.srv.held.Load() || s.gen == nil || s.gen != s.srv.gen.Load() {
+	if s.gen == nil {
 		return nil
 	}
-	g := s.srv.waitMaster(nil, s.srv.cfg.HoldTimeout)
+	if s.srv.held.Load() && s.gen == s.srv.gen.Load() {
+		if s.srv.waitMaster(nil, s.srv.cfg.HoldTimeout) == nil {
+			return errNoMaster
+		}
+	}
+	if !s.gen.fenced.Load() {
+		return nil
+	}
+	// The segment was built for a master that has been replaced. Nothing
+	// of it was sent. A transaction, WATCH or subscription cannot follow
+	// to the new master: the client must see the failover.
+	if s.seg.conn == s.ded {
+		return notSent(errFenced)
+	}
+	g := s.srv.current()
 	if g == nil {
-		return errNoMaster
-	}
-	if g == s.gen || s.seg.conn == s.ded {
-		return nil
+		if g = s.srv.waitMaster(nil, s.srv.cfg.HoldTimeout); g == nil {
+			return errNoMaster
+		}
 	}
 	s.moveTo(g)
 	c, err := s.pool.shared()

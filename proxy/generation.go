@@ -15,6 +15,9 @@ type generation struct {
 	cfg   *Config
 	// routed is set once a command has been sent to this generation.
 	routed atomic.Bool
+	// fenced is set, before anyone learns of the new master, when this
+	// generation is replaced: its connections then write nothing more.
+	fenced atomic.Bool
 
 	// mu guards pools, the pools' refs, and closed.
 	mu     sync.Mutex
@@ -35,6 +38,7 @@ func (g *generation) acquire(key poolKey) *pool {
 	p := g.pools[key]
 	if p == nil {
 		p = newPool(g.addr, key, g.cfg)
+		p.fence = &g.fenced
 		if g.closed {
 			p.closed, p.why = true, g.why
 			return p

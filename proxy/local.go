@@ -193,6 +193,14 @@ func (s *session) reset() {
 		s.dropDedicated(false)
 	}
 	s.name = ""
+	s.readPrefer = s.readPort || s.srv.cfg.ReadPolicy != ReadMaster
+	s.lastWrite = time.Time{}
+	if s.srv.cfg.Authenticate != nil {
+		s.authed = false // RESET deauthenticates, as in Redis
+		lim := s.srv.cfg.Limits
+		lim.Unauthenticated = true
+		s.rd.SetLimits(lim)
+	}
 	if s.key != defaultKey && s.gen != nil {
 		if _, err := s.setKey(defaultKey); err != nil {
 			s.gen.release(s.pool)

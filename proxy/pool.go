@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -36,6 +37,9 @@ type pool struct {
 	wg     sync.WaitGroup // dials and connection goroutines
 
 	refs int // sessions using the pool; guarded by the generation's mu
+	// fence, if set, is the generation's fenced flag, handed to every
+	// connection: a fenced connection writes nothing more.
+	fence *atomic.Bool
 
 	// mu guards the fields below.
 	mu      sync.Mutex
@@ -151,7 +155,13 @@ func (p *pool) dial() (*backendConn, error) {
 		p.retryAt = time.Now().Add(p.cfg.DialBackoff)
 		return nil, err
 	}
+	if p.closed {
+		// close may already be waiting on wg: the connection must not join.
+		c.close(p.why)
+		return nil, p.why
+	}
 	p.dialErr = nil
+	c.fence = p.fence
 	p.wg.Add(1)
 	c.onExit = p.wg.Done
 	go c.run()

@@ -1,6 +1,10 @@
 package proxy
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/pnats/switchyard/resp"
+)
 
 const (
 	replyReadonlyPort = "READONLY You can't write against a read only replica."
@@ -91,8 +95,15 @@ func (s *session) replicaConn() (*backendConn, *replicaNode, error) {
 // client gets an answer instead of an error.
 func (s *session) readFromMaster(parts [][]byte) {
 	s.replica, s.replicaNode = nil, nil
-	c, err := s.sharedConn()
 	r := &s.req
+	if s.srv.cfg.ReadPolicy == ReadReplica || !s.allReads(parts) {
+		// The policy keeps reads off the master, or not everything here is
+		// a read (a read port also sends PING, INFO, EVAL … to replicas):
+		// the client gets an error rather than a second execution.
+		r.err = errNoReplica
+		return
+	}
+	c, err := s.sharedConn()
 	if err == nil {
 		r.parts, r.n, r.out, r.blocking, r.err, r.readonly = parts, len(parts), &s.out, false, nil, false
 		if err = c.enqueue(r); err == nil {
@@ -105,4 +116,16 @@ func (s *session) readFromMaster(parts [][]byte) {
 		return
 	}
 	r.err, r.n = nil, 0
+}
+
+// allReads reports whether every raw command in parts is a read.
+func (s *session) allReads(parts [][]byte) bool {
+	var cmd resp.Command
+	for _, p := range parts {
+		rd := resp.NewReader(bytes.NewReader(p), len(p)+16, resp.Limits{})
+		if err := rd.ReadCommand(&cmd); err != nil || s.srv.commandFlags(cmd.Args)&CmdRead == 0 {
+			return false
+		}
+	}
+	return true
 }

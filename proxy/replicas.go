@@ -115,7 +115,11 @@ func (s *Server) SetReplicas(addrs []string) {
 	for _, n := range old.nodes {
 		if !slices.Contains(next.nodes, n) {
 			s.log.Info("replica left the read set", zap.String("replica", n.addr))
-			go n.close() // its in-flight reads fall back to the master
+			s.bg.Add(1)
+			go func() { // its in-flight reads fall back to the master
+				defer s.bg.Done()
+				n.close()
+			}()
 		}
 	}
 }

@@ -115,6 +115,11 @@ func (s *Server) publish(g *generation) {
 		return
 	}
 	old := s.gen.Swap(g)
+	if old != nil {
+		// Before anyone can learn of the new master: from now on no
+		// connection of the old one writes a byte.
+		old.fenced.Store(true)
+	}
 	s.held.Store(false)
 	if g != nil {
 		close(s.published)
@@ -315,9 +320,17 @@ func (s *Server) Close() error {
 	g := s.gen.Swap(nil)
 	s.mu.Unlock()
 	if g != nil {
+		g.fenced.Store(true)
 		g.close(ErrServerClosed)
 	}
 	s.wg.Wait()
+	s.replicaMu.Lock()
+	if set := s.replicas.Swap(nil); set != nil {
+		for _, n := range set.nodes {
+			n.close()
+		}
+	}
+	s.replicaMu.Unlock()
 	s.bg.Wait()
 	return nil
 }

@@ -102,6 +102,14 @@ func newSession(srv *Server, nc net.Conn) *session {
 
 func (s *session) serve() {
 	defer s.cleanup()
+	defer func() {
+		// A bug in one session must not take every client down with it.
+		if v := recover(); v != nil {
+			s.srv.log.Error("session panic; closing the client", zap.Any("panic", v), zap.Stack("stack"))
+			s.seg = segment{}
+			s.closing = true
+		}
+	}()
 	if tc, ok := s.nc.(*tls.Conn); ok {
 		// Bound the handshake: a peer that never sends a ClientHello must
 		// not hold the session forever.
@@ -300,13 +308,19 @@ func (s *session) handlePinned(class router.Class, args [][]byte, raw []byte) {
 			s.enterTunnel(raw)
 			return
 		}
+		// Executed by EXEC, it would leave a subscribed connection that
+		// looks clean when the transaction ends.
+		s.poisoned = true
+		s.replyError("ERR switchyard: " + string(upperName(args)) + " inside MULTI is not supported")
+		return
 	case router.Exec:
 		if s.multi && s.poisoned {
 			s.abortPoisoned()
 			return
 		}
 	}
-	s.forward(s.ded, raw, false)
+	// After WATCH (not inside MULTI) a blocking command blocks for real.
+	s.forward(s.ded, raw, class == router.Blocking && !s.multi)
 	switch class {
 	case router.Multi:
 		s.multi = true
@@ -414,7 +428,11 @@ func (s *session) flush() {
 			s.closing = true
 		}
 	}
-	if s.ded != nil && !s.multi && !s.watch && s.sink == nil {
+	// A dedicated connection whose segment finished with no state left on
+	// it goes back to the pool. Only that one: a segment flushed because a
+	// MULTI or SUBSCRIBE is about to use a just-taken connection must not
+	// give that connection away.
+	if conn != nil && conn == s.ded && !s.multi && !s.watch && s.sink == nil {
 		s.dropDedicated(true)
 	}
 }
@@ -436,15 +454,15 @@ func (s *session) waitBlocking(r *request, c *backendConn) {
 
 // roundTrip sends one command on c outside the client's reply stream and
 // puts its reply in *out.
+//
+// It uses a request of its own: s.req's parts may alias the segment being
+// built, which must not be overwritten.
 func (s *session) roundTrip(c *backendConn, raw []byte, out *[]byte) error {
-	r := &s.req
-	r.parts = append(r.parts[:0], raw)
-	r.n, r.out, r.blocking, r.err = 1, out, false, nil
+	r := &request{parts: [][]byte{raw}, n: 1, out: out, done: make(chan struct{}, 1)}
 	if err := c.enqueue(r); err != nil {
-		return err
+		return notSent(err)
 	}
 	<-r.done
-	r.parts = r.parts[:0]
 	return r.err
 }
 
@@ -557,6 +575,9 @@ func (s *session) moveTo(g *generation) {
 // setKey switches the session to other settings, verifying them by getting
 // a connection with them first. On error nothing changes.
 func (s *session) setKey(key poolKey) (*backendConn, error) {
+	// Commands before this one go out on the connections they were meant
+	// for, before the old pool can be released under them.
+	s.flush()
 	if _, err := s.currentPool(); err != nil {
 		return nil, err
 	}

@@ -78,6 +78,9 @@ var byName = map[string]Class{
 	"MULTI": Multi, "EXEC": Exec, "DISCARD": Discard, "WATCH": Watch, "UNWATCH": Unwatch,
 
 	"SUBSCRIBE": Subscribe, "PSUBSCRIBE": Subscribe, "SSUBSCRIBE": Subscribe,
+	// Unsubscribing answers one frame per channel (pushes in RESP3), which
+	// a shared connection's one-reply-per-command accounting cannot follow.
+	"UNSUBSCRIBE": Subscribe, "PUNSUBSCRIBE": Subscribe, "SUNSUBSCRIBE": Subscribe,
 	"MONITOR": Monitor,
 
 	"SELECT": Select, "HELLO": Hello, "AUTH": Auth,

@@ -38,6 +38,8 @@ func TestClassify(t *testing.T) {
 		{"subscribe", "SUBSCRIBE c", Subscribe},
 		{"psubscribe", "psubscribe c*", Subscribe},
 		{"ssubscribe", "SSUBSCRIBE c", Subscribe},
+		{"unsubscribe", "UNSUBSCRIBE a b", Subscribe},
+		{"punsubscribe", "punsubscribe", Subscribe},
 		{"monitor", "MONITOR", Monitor},
 		{"tracking on", "CLIENT TRACKING on", Tracking},
 		{"tracking off", "CLIENT TRACKING OFF", Forward},

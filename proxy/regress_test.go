@@ -1,0 +1,214 @@
+package proxy_test
+
+// Regression tests for defects a review found in the session and backend
+// code, each reproduced against a real redis-server before the fix.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pnats/switchyard/internal/lab"
+	"github.com/pnats/switchyard/internal/lab/labtest"
+	"github.com/pnats/switchyard/proxy"
+	"github.com/pnats/switchyard/resp"
+)
+
+// frameConn sends commands as multibulk and reads whole reply frames.
+type frameConn struct {
+	t  *testing.T
+	nc net.Conn
+	rd *resp.Reader
+}
+
+func dialFrames(t *testing.T, addr string) *frameConn {
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return &frameConn{t: t, nc: nc, rd: resp.NewReader(nc, 4096, resp.Limits{})}
+}
+
+func (c *frameConn) send(cmds ...string) {
+	c.t.Helper()
+	var b []byte
+	for _, cmd := range cmds {
+		var args [][]byte
+		for _, a := range strings.Fields(cmd) {
+			args = append(args, []byte(a))
+		}
+		b = resp.AppendCommand(b, args)
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(3 * time.Second))
+	if _, err := c.nc.Write(b); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// reply returns the next frame with CRLFs shown as spaces.
+func (c *frameConn) reply() string {
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	raw, _, err := c.rd.ReadReply()
+	if err != nil {
+		return fmt.Sprintf("<read error: %v>", err)
+	}
+	return strings.TrimSpace(strings.ReplaceAll(string(raw), "\r\n", " "))
+}
+
+func (c *frameConn) expect(want ...string) {
+	c.t.Helper()
+	for i, w := range want {
+		if got := c.reply(); got != w {
+			c.t.Fatalf("reply %d = %q, want %q", i, got, w)
+		}
+	}
+}
+
+// A command pipelined before MULTI must not make the transaction's new
+// connection go back to the pool before MULTI is sent on it.
+func TestPipelinedCommandBeforeMulti(t *testing.T) {
+	_, _, addr := setup(t, proxy.Config{})
+	a := dialFrames(t, addr)
+	a.send("PING")
+	a.expect("+PONG")
+	a.send("SET k 0", "MULTI", "INCR k", "INCR k", "EXEC")
+	a.expect("+OK", "+OK", "+QUEUED", "+QUEUED", "*2 :1 :2")
+	b := dialFrames(t, addr)
+	b.send("MULTI", "SET other 1", "EXEC")
+	b.expect("+OK", "+QUEUED", "*1 +OK")
+}
+
+// Likewise before SUBSCRIBE: the tunnel's connection must stay the
+// subscriber's, not be handed to another client.
+func TestPipelinedCommandBeforeSubscribe(t *testing.T) {
+	_, _, addr := setup(t, proxy.Config{})
+	a := dialFrames(t, addr)
+	a.send("PING", "SUBSCRIBE ch")
+	a.expect("+PONG", "*3 $9 subscribe $2 ch :1")
+	b := dialFrames(t, addr)
+	b.send("BLPOP nosuchlist 1")
+	b.expect("*-1")
+	a.send("SUBSCRIBE ch2")
+	a.expect("*3 $9 subscribe $3 ch2 :2")
+}
+
+// HELLO after a forwarded command must not overwrite that command, nor
+// switch the shared connection to RESP3.
+func TestPipelinedCommandBeforeHello(t *testing.T) {
+	_, _, addr := setup(t, proxy.Config{})
+	a := dialFrames(t, addr)
+	a.send("PING")
+	a.expect("+PONG")
+	a.send("SET k v", "HELLO 3")
+	a.expect("+OK")
+	if got := a.reply(); !strings.HasPrefix(got, "%7") {
+		t.Fatalf("HELLO 3 reply %q", got)
+	}
+	b := dialFrames(t, addr)
+	b.send("HSET h f v", "HGETALL h", "GET k")
+	b.expect(":1", "*2 $1 f $1 v", "$1 v")
+}
+
+// A command before SELECT goes out on its own database's connection.
+func TestPipelinedCommandBeforeSelect(t *testing.T) {
+	_, _, addr := setup(t, proxy.Config{})
+	a := dialFrames(t, addr)
+	a.send("SELECT 1")
+	a.expect("+OK")
+	a.send("SET k v", "SELECT 2", "GET k", "SELECT 1", "GET k")
+	a.expect("+OK", "+OK", "$-1", "+OK", "$1 v")
+}
+
+// SUBSCRIBE inside MULTI is refused and the transaction aborts, so no
+// subscribed connection goes back to the pool looking clean.
+func TestSubscribeInsideMultiRefused(t *testing.T) {
+	rs, _, addr := setup(t, proxy.Config{})
+	a := dialFrames(t, addr)
+	a.send("MULTI", "SUBSCRIBE ch", "EXEC")
+	a.expect("+OK", "-ERR switchyard: SUBSCRIBE inside MULTI is not supported",
+		"-EXECABORT Transaction discarded because of previous errors.")
+	b := dialFrames(t, addr)
+	b.send("WATCH x")
+	b.expect("+OK")
+	d := dialFrames(t, rs.Addr)
+	d.send("PUBLISH ch secret")
+	d.expect(":0")
+	b.send("GET x")
+	b.expect("$-1")
+}
+
+// A client that pipelines more while blocked and then leaves is noticed:
+// its BLPOP does not take the next element for nobody.
+func TestBlockedClientLeavesAfterPipelining(t *testing.T) {
+	rs, _, addr := setup(t, proxy.Config{})
+	direct := rs.Client()
+	defer direct.Close()
+	a := dialFrames(t, addr)
+	a.send("BLPOP q 0")
+	waitFor(t, func() error {
+		if n := blockedClients(t, direct); n != 1 {
+			return fmt.Errorf("blocked_clients %d", n)
+		}
+		return nil
+	})
+	a.send("PING")
+	a.nc.Close()
+	waitFor(t, func() error {
+		if n := blockedClients(t, direct); n != 0 {
+			return fmt.Errorf("blocked_clients %d after the client left", n)
+		}
+		return nil
+	})
+	direct.RPush(context.Background(), "q", "item")
+	if n := direct.LLen(context.Background(), "q").Val(); n != 1 {
+		t.Fatalf("the element was popped for a departed client (len %d)", n)
+	}
+}
+
+// An EXEC held by a failover must never reach the old master once the new
+// one is set: the client is told, and the transaction does not run.
+func TestHeldExecNeverReachesOldMaster(t *testing.T) {
+	for i := 0; i < 10; i++ {
+		old := labtest.Server(t, lab.ServerOptions{})
+		nw := labtest.Server(t, lab.ServerOptions{})
+		srv, addr := startProxy(t, old.Addr, proxy.Config{HoldTimeout: 5 * time.Second})
+		a := dialFrames(t, addr)
+		a.send("MULTI", "SET fenced yes")
+		a.expect("+OK", "+QUEUED")
+		srv.Hold()
+		a.send("EXEC")
+		time.Sleep(20 * time.Millisecond) // let the EXEC reach the hold
+		srv.SetMaster(2, nw.Addr)
+		if got := a.reply(); !strings.HasPrefix(got, "-TRYAGAIN") && !strings.HasPrefix(got, "<read error") {
+			t.Fatalf("round %d: EXEC answered %q", i, got)
+		}
+		d := dialFrames(t, old.Addr)
+		d.send("GET fenced")
+		d.expect("$-1")
+	}
+}
+
+// UNSUBSCRIBE outside a subscription answers one frame per channel; that
+// must not shift other clients' replies on a shared connection.
+func TestUnsubscribeOutsideSubscription(t *testing.T) {
+	_, _, addr := setup(t, proxy.Config{PoolSize: 1})
+	a := dialFrames(t, addr)
+	b := dialFrames(t, addr)
+	a.send("UNSUBSCRIBE x y z")
+	a.expect("*3 $11 unsubscribe $1 x :0", "*3 $11 unsubscribe $1 y :0", "*3 $11 unsubscribe $1 z :0")
+	b.send("SET bkey bval", "GET bkey")
+	b.expect("+OK", "$4 bval")
+	c3 := dialFrames(t, addr)
+	c3.send("HELLO 3")
+	c3.reply()
+	c3.send("UNSUBSCRIBE")
+	c3.expect(">3 $11 unsubscribe _ :0")
+	d3 := dialFrames(t, addr)
+	d3.send("HELLO 3", "GET bkey")
+	d3.reply()
+	d3.expect("$4 bval")
+}
