@@ -45,6 +45,15 @@ func (s *session) checkPassword(user, password []byte) bool {
 		s.authFailures = 0
 		return true
 	}
+	s.authFailed(replyWrongPass)
+	return false
+}
+
+// authFailed answers a failed authentication with msg, ever more slowly
+// from the third failure on the connection, and drops the connection at
+// the tenth. Passed-through AUTH goes through here too: each attempt
+// would otherwise cost a connection to Redis.
+func (s *session) authFailed(msg string) {
 	s.authFailures++
 	if s.authFailures >= slowAfterFailures {
 		base := s.srv.cfg.AuthFailureDelay
@@ -52,12 +61,11 @@ func (s *session) checkPassword(user, password []byte) bool {
 		s.flush()
 		time.Sleep(delay) // only this client waits: its own goroutine
 	}
-	s.replyError(replyWrongPass)
+	s.replyError(msg)
 	if s.authFailures >= dropAfterFailures {
 		s.srv.log.Warn("client dropped after repeated failed AUTH")
 		s.closing = true
 	}
-	return false
 }
 
 // proxyAuth handles AUTH when the proxy authenticates clients itself: the

@@ -172,3 +172,21 @@ func TestPassThroughAuthSurvivesSwitch(t *testing.T) {
 		t.Fatalf("a client that never authenticated got %q", l)
 	}
 }
+
+// TestPassThroughAuthFailuresAreSlowed: without proxy authentication a
+// wrong AUTH is Redis's answer, but repeated failures are slowed and then
+// dropped as well, since each attempt costs a connection to Redis.
+func TestPassThroughAuthFailuresAreSlowed(t *testing.T) {
+	rs := labtest.Server(t, lab.ServerOptions{Args: []string{"--requirepass", "pw"}})
+	_, addr := startProxy(t, rs.Addr, proxy.Config{AuthFailureDelay: 10 * time.Millisecond})
+	raw := dialRaw(t, addr)
+	for i := 1; i <= 10; i++ {
+		raw.send("AUTH wrong" + strconv.Itoa(i) + "\r\n")
+		if l := raw.line(); !strings.HasPrefix(l, "-WRONGPASS") {
+			t.Fatalf("attempt %d: %q", i, l)
+		}
+	}
+	if !raw.closed() {
+		t.Fatal("connection not dropped after 10 failed pass-through AUTHs")
+	}
+}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
 	"strconv"
 	"time"
 
@@ -85,9 +86,15 @@ func (s *session) auth(args [][]byte) {
 		key.user = string(args[1])
 	}
 	if _, err := s.setKey(key); err != nil {
+		var re *ReplyError
+		if errors.As(err, &re) {
+			s.authFailed(re.Msg) // Redis refused the credentials
+			return
+		}
 		s.replyError(clientError(err))
 		return
 	}
+	s.authFailures = 0
 	s.reply(replyOK)
 }
 

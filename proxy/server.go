@@ -140,7 +140,14 @@ func (s *Server) publish(g *generation) {
 		} else {
 			s.log.Warn("master withdrawn", zap.String("old", old.addr))
 		}
-		old.close(errFenced)
+		// Nothing more is written to it (fenced above); closing its
+		// connections may wait for a pump stuck on a slow subscriber, which
+		// must not hold up whoever publishes the next topology.
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			old.close(errFenced)
+		}()
 	}
 }
 
