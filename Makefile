@@ -11,7 +11,7 @@ TEST_TIMEOUT ?= 20m
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/switchyard
 
-test:
+test: redis-deps
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 # The deploy module (Helm chart, rendered manifests, sidecar example, image
