@@ -31,21 +31,33 @@ type endpoint struct {
 	// pid is the process the clients talk to (redis-server for direct
 	// Redis): its CPU time and RSS are what the report measures.
 	pid int
+	// ca, when set, makes the port a TLS port whose certificate this CA
+	// file signs; redis-benchmark then runs with --tls --cacert ca.
+	ca string
 }
 
-// testbed owns every process of a run: the Redis master and replica
-// (with Sentinels when Switchyard follows Sentinel) and the proxies in
-// front of the master.
+// testbed owns every process of a run: the Redis master and its
+// replicas (with Sentinels when Switchyard follows Sentinel) and the
+// proxies in front of the master.
 type testbed struct {
-	dir       string
-	group     *lab.Group // when started with Sentinels
-	master    *lab.Server
-	replica   *lab.Server
-	children  []*child
+	dir      string
+	group    *lab.Group // when started with Sentinels
+	master   *lab.Server
+	replicas []*lab.Server
+	children []*child
+	// endpoints are those of the proxies workloads.
 	endpoints []endpoint
-	// switchyardMode says how Switchyard found the master.
+	// switchyardMode says how the environment-configured Switchyard
+	// found the master.
 	switchyardMode string
-	notes          []string // for the report: skipped endpoints, fallbacks
+	// file is the Switchyard configured by a file for the TLS and reads
+	// workloads; nil when neither runs.
+	file *fileSwitchyard
+	// certs are the TLS workload's certificates; redisTLSPort is direct
+	// Redis's TLS port, 0 when this redis-server cannot do TLS.
+	certs        certFiles
+	redisTLSPort int
+	notes        []string // for the report: skipped endpoints, fallbacks
 }
 
 // setup is what startTestbed needs to know.
@@ -53,8 +65,11 @@ type setup struct {
 	dir        string
 	switchyard string   // path of the switchyard binary
 	sentinel   string   // auto, on or off
-	endpoints  []string // which endpoints to start
+	endpoints  []string // which endpoints the proxies workloads measure
 	idle       int      // idle client connections every endpoint must accept
+	proxies    bool     // the proxies workloads run: start their endpoints
+	tls        bool     // the TLS workload runs
+	reads      bool     // the reads workload runs: two replicas and a read port
 }
 
 // startTestbed starts Redis and every wanted proxy, each on a free
@@ -67,24 +82,32 @@ func startTestbed(ctx context.Context, s setup, in *installer) (_ *testbed, err 
 			err = errors.Join(err, tb.close())
 		}
 	}()
-	want := func(name string) bool { return slices.Contains(s.endpoints, name) }
+	want := func(name string) bool { return s.proxies && slices.Contains(s.endpoints, name) }
 
 	// HAProxy opens a Redis connection for each of its clients, so Redis
 	// must accept the idle test's count besides its own.
 	serverArgs := []string{"--maxclients", strconv.Itoa(max(10000, s.idle+1000))}
-	if want(epSwitchyard) && s.sentinel != "off" {
-		logf("starting Redis master, replica and 3 Sentinels")
+	replicas := 1
+	if s.reads {
+		replicas = 2
+	}
+	if s.sentinel != "off" && (want(epSwitchyard) || s.tls || s.reads) {
+		logf("starting Redis master, %d replicas and 3 Sentinels", replicas)
 		g, err := lab.StartGroup(ctx, lab.GroupOptions{
-			Dir: filepath.Join(s.dir, "redis"), Name: "bench", Replicas: 1, Sentinels: 3, ServerArgs: serverArgs,
+			Dir: filepath.Join(s.dir, "redis"), Name: "bench", Replicas: replicas, Sentinels: 3, ServerArgs: serverArgs,
 			// lab's 1 s default suits failover tests; here a master starved
-			// of CPU by the load generator must not be failed over mid-run.
+			// of CPU by the load generator must not be failed over mid-run,
+			// nor a replica the reads workload stops for a while be flagged.
 			DownAfter: 30 * time.Second,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("redis group: %w", err)
 		}
-		tb.group, tb.master, tb.replica = g, g.Master, g.Replicas[0]
+		tb.group, tb.master, tb.replicas = g, g.Master, g.Replicas
 	} else {
+		if s.reads {
+			return nil, errors.New("the reads workload needs Sentinel: Switchyard finds replicas through it")
+		}
 		logf("starting Redis master and replica")
 		m, err := lab.StartServer(ctx, lab.ServerOptions{Dir: filepath.Join(s.dir, "redis", "master"), Args: serverArgs})
 		if err != nil {
@@ -95,7 +118,7 @@ func startTestbed(ctx context.Context, s setup, in *installer) (_ *testbed, err 
 		if err != nil {
 			return nil, fmt.Errorf("redis replica: %w", err)
 		}
-		tb.replica = r
+		tb.replicas = []*lab.Server{r}
 	}
 	if want(epRedis) {
 		tb.endpoints = append(tb.endpoints, endpoint{name: epRedis, addr: tb.master.Addr, port: tb.master.Port, pid: tb.master.PID()})
@@ -118,6 +141,21 @@ func startTestbed(ctx context.Context, s setup, in *installer) (_ *testbed, err 
 			return nil, err
 		}
 	}
+	if s.tls {
+		if tb.certs, err = writeCerts(s.dir, time.Now()); err != nil {
+			return nil, err
+		}
+		if err := tb.enableRedisTLS(); err != nil {
+			msg := fmt.Sprintf("direct Redis over TLS skipped: %v", err)
+			logf("%s", msg)
+			tb.notes = append(tb.notes, msg)
+		}
+	}
+	if s.tls || s.reads {
+		if err := tb.startFileSwitchyard(ctx, s.switchyard, s.tls, s.reads); err != nil {
+			return nil, err
+		}
+	}
 	return tb, nil
 }
 
@@ -132,13 +170,13 @@ func (tb *testbed) close() error {
 	case tb.group != nil:
 		errs = append(errs, tb.group.Stop())
 	default:
-		if tb.replica != nil {
-			errs = append(errs, tb.replica.Stop())
+		for _, r := range tb.replicas {
+			errs = append(errs, r.Stop())
 		}
 		if tb.master != nil {
 			errs = append(errs, tb.master.Stop())
 		}
 	}
-	tb.group, tb.master, tb.replica = nil, nil, nil
+	tb.group, tb.master, tb.replicas = nil, nil, nil
 	return errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -112,7 +113,7 @@ func TestParseProc(t *testing.T) {
 // fakeResults has direct Redis and Switchyard in every test, HAProxy in
 // one, and three rounds each.
 func fakeResults() *results {
-	r := newResults([]string{epRedis, epSwitchyard, epHAProxy})
+	r := newResults(workloads, []string{epRedis, epSwitchyard, epHAProxy})
 	for _, w := range workloads {
 		for _, t := range w.tests {
 			k := caseKey{w.id, t}
@@ -143,7 +144,7 @@ func TestSummarize(t *testing.T) {
 	// The ratio is the median of per-round ratios (2.5, 0.3, 0.3), not
 	// the ratio of the medians (90/200).
 	k := caseKey{"get200", "get"}
-	r = newResults([]string{epRedis, epSwitchyard})
+	r = newResults(workloads, []string{epRedis, epSwitchyard})
 	for i, d := range []float64{100, 200, 300} {
 		r.add(k, epRedis, sample{rps: d, requests: 1})
 		r.add(k, epSwitchyard, sample{rps: []float64{250, 60, 90}[i], requests: 1})
@@ -198,12 +199,31 @@ func TestReplaceBetween(t *testing.T) {
 }
 
 func TestBenchCommands(t *testing.T) {
-	cmds := benchCommands(1000)
-	if len(cmds) != 9 {
-		t.Fatalf("%d commands, want 9 (four SET/GET workloads and one GET-only)", len(cmds))
+	cmds := benchCommands([]string{suiteProxies}, 1000)
+	if len(cmds) != 10 || cmds[0] != "# proxies" {
+		t.Fatalf("%d lines, want a heading and 9 commands (four SET/GET workloads and one GET-only): %q", len(cmds), cmds)
 	}
-	if want := "redis-benchmark -h 127.0.0.1 -p PORT -t set -c 50 -P 16 -d 3 -n 8000 --csv"; cmds[2] != want {
-		t.Errorf("pipeline-16 command %q, want %q", cmds[2], want)
+	if want := "redis-benchmark -h 127.0.0.1 -p PORT -t set -c 50 -P 16 -d 3 -n 8000 --csv"; cmds[3] != want {
+		t.Errorf("pipeline-16 command %q, want %q", cmds[3], want)
+	}
+
+	cmds = benchCommands([]string{suiteTLS, suiteReads}, 1000)
+	want := []string{
+		"# tls",
+		"redis-benchmark -h 127.0.0.1 -p PORT -t set -c 50 -P 1 -d 3 -n 1000 --csv",
+		"redis-benchmark -h 127.0.0.1 -p PORT -t set -c 50 -P 1 -d 3 -n 1000 --csv --tls --cacert ca.pem",
+		"redis-benchmark -h 127.0.0.1 -p PORT -t get -c 50 -P 1 -d 3 -n 1000 --csv",
+		"redis-benchmark -h 127.0.0.1 -p PORT -t get -c 50 -P 1 -d 3 -n 1000 --csv --tls --cacert ca.pem",
+		"redis-benchmark -h 127.0.0.1 -p PORT -t set -c 50 -P 16 -d 3 -n 8000 --csv",
+		"redis-benchmark -h 127.0.0.1 -p PORT -t set -c 50 -P 16 -d 3 -n 8000 --csv --tls --cacert ca.pem",
+		"redis-benchmark -h 127.0.0.1 -p PORT -t get -c 50 -P 16 -d 3 -n 8000 --csv",
+		"redis-benchmark -h 127.0.0.1 -p PORT -t get -c 50 -P 16 -d 3 -n 8000 --csv --tls --cacert ca.pem",
+		"# reads",
+		"redis-benchmark -h 127.0.0.1 -p PORT -t get -c 50 -P 1 -d 3 -n 1000 --csv",
+		"redis-benchmark -h 127.0.0.1 -p PORT -t get -c 200 -P 1 -d 3 -n 1000 --csv",
+	}
+	if strings.Join(cmds, "\n") != strings.Join(want, "\n") {
+		t.Errorf("TLS and reads commands:\n%s\nwant:\n%s", strings.Join(cmds, "\n"), strings.Join(want, "\n"))
 	}
 }
 
@@ -233,11 +253,24 @@ func TestParseFlags(t *testing.T) {
 	if o.rounds != 1 || o.n != 500 || o.idle != 1000 || len(o.endpoints) != 2 {
 		t.Errorf("-quick -n 500: got rounds %d, n %d, idle %d, endpoints %v", o.rounds, o.n, o.idle, o.endpoints)
 	}
+	if !slices.Equal(o.suites, allSuites) {
+		t.Errorf("default suites %v, want %v", o.suites, allSuites)
+	}
+	o, err = parseFlags([]string{"-workloads", "reads, tls,reads", "-endpoints", "switchyard"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(o.suites, []string{suiteReads, suiteTLS}) || o.has(suiteProxies) {
+		t.Errorf("-workloads reads,tls,reads: suites %v", o.suites)
+	}
 	for _, bad := range [][]string{
 		{"-endpoints", "switchyard"}, // no direct Redis to compare with
 		{"-endpoints", "redis,envoy"},
 		{"-sentinel", "maybe"},
 		{"-rounds", "0"},
+		{"-workloads", "tls,ssl"},
+		{"-workloads", ","},
+		{"-workloads", "reads", "-sentinel", "off"}, // replicas are found through Sentinel
 	} {
 		if _, err := parseFlags(bad); err == nil {
 			t.Errorf("parseFlags(%q) accepted it", bad)

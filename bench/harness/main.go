@@ -3,7 +3,9 @@
 // one thread) and twemproxy, all started by the same run. It reports
 // throughput and latency as ratios to direct Redis measured in that run,
 // the CPU time each endpoint process spends per 100,000 commands and the
-// memory it needs per idle client connection.
+// memory it needs per idle client connection. Two more suites measure
+// TLS against plain ports, and reads from replicas through a read port
+// with none, one and two replicas serving.
 //
 // `make bench` runs it; bench/README.md explains the numbers. It must
 // never leave a process running: everything it starts is stopped on
@@ -19,6 +21,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -34,6 +37,7 @@ type options struct {
 	idle       int
 	idleSettle time.Duration
 	endpoints  []string
+	suites     []string // -workloads: suiteProxies, suiteTLS, suiteReads
 	write      bool
 	readme     string
 	dir        string
@@ -66,7 +70,8 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.n, "n", 100000, "requests per test at pipeline 1 (pipeline 16 runs 8×n)")
 	fs.IntVar(&o.idle, "idle", 10000, "idle client connections for the memory measurement (0 skips it)")
 	fs.DurationVar(&o.idleSettle, "idle-settle", 5*time.Second, "how long the idle connections sit before RSS is read")
-	eps := fs.String("endpoints", strings.Join([]string{epRedis, epSwitchyard, epHAProxy, epTwemproxy}, ","), "endpoints to measure, comma-separated")
+	eps := fs.String("endpoints", strings.Join([]string{epRedis, epSwitchyard, epHAProxy, epTwemproxy}, ","), "endpoints the proxies workloads measure, comma-separated")
+	suites := fs.String("workloads", strings.Join(allSuites, ","), "workload suites to run, comma-separated: proxies (against direct Redis, HAProxy, twemproxy; with the idle test), tls, reads")
 	quick := fs.Bool("quick", false, "smoke run: -rounds 1 -n 10000 -idle 1000 unless given")
 	fs.BoolVar(&o.write, "write", false, "also write the results into -readme between the results markers")
 	fs.StringVar(&o.readme, "readme", "bench/README.md", "README updated by -write")
@@ -107,26 +112,57 @@ func parseFlags(args []string) (options, error) {
 			return o, fmt.Errorf("-endpoints: unknown endpoint %q (want %s, %s, %s or %s)", e, epRedis, epSwitchyard, epHAProxy, epTwemproxy)
 		}
 	}
-	if !slices.Contains(o.endpoints, epRedis) {
+	for _, x := range strings.Split(*suites, ",") {
+		switch x = strings.TrimSpace(x); {
+		case slices.Contains(allSuites, x):
+			if !slices.Contains(o.suites, x) {
+				o.suites = append(o.suites, x)
+			}
+		case x == "":
+		default:
+			return o, fmt.Errorf("-workloads: unknown suite %q (want %s)", x, strings.Join(allSuites, ", "))
+		}
+	}
+	if len(o.suites) == 0 {
+		return o, errors.New("-workloads: name at least one suite")
+	}
+	if o.has(suiteProxies) && !slices.Contains(o.endpoints, epRedis) {
 		return o, errors.New("-endpoints must include redis: every number is a ratio to direct Redis")
+	}
+	if o.has(suiteReads) && o.sentinel == "off" {
+		return o, errors.New("-workloads reads needs Sentinel (Switchyard finds the replicas through it); drop -sentinel off")
 	}
 	return o, nil
 }
 
+// Workload suites (-workloads), in the order a round runs them.
+const (
+	suiteProxies = "proxies" // the workloads table and the idle test
+	suiteTLS     = "tls"
+	suiteReads   = "reads"
+)
+
+var allSuites = []string{suiteProxies, suiteTLS, suiteReads}
+
+func (o options) has(suite string) bool { return slices.Contains(o.suites, suite) }
+
 func run(ctx context.Context, o options) (err error) {
-	start, loadStart := time.Now(), loadAverage()
+	start, loadStart, meter := time.Now(), loadAverage(), startCPUMeter()
 	for _, bin := range []string{"redis-server", "redis-benchmark"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			return fmt.Errorf("%s is needed (make redis-deps installs it): %w", bin, err)
 		}
 	}
 	benchBin, _ := exec.LookPath("redis-benchmark")
-	if slices.Contains(o.endpoints, epSwitchyard) {
+	if (o.has(suiteProxies) && slices.Contains(o.endpoints, epSwitchyard)) || o.has(suiteTLS) || o.has(suiteReads) {
 		if _, err := os.Stat(o.switchyard); err != nil {
 			return fmt.Errorf("switchyard binary: %w (run make build)", err)
 		}
 	}
 	var notes []string
+	if !o.has(suiteProxies) {
+		o.idle = 0 // the idle test belongs to the proxies suite
+	}
 	if o.idle > 0 {
 		note, err := fitIdle(&o)
 		if err != nil {
@@ -161,6 +197,9 @@ func run(ctx context.Context, o options) (err error) {
 		sentinel:   o.sentinel,
 		endpoints:  o.endpoints,
 		idle:       o.idle,
+		proxies:    o.has(suiteProxies),
+		tls:        o.has(suiteTLS),
+		reads:      o.has(suiteReads),
 	}, &in)
 	if err != nil {
 		return err
@@ -168,11 +207,23 @@ func run(ctx context.Context, o options) (err error) {
 	defer func() { err = errors.Join(err, tb.close()) }()
 	notes = append(notes, tb.notes...)
 
-	var names []string
-	for _, ep := range tb.endpoints {
-		names = append(names, ep.name)
+	var proxies, secure *suite
+	var reads *readsBench
+	if o.has(suiteProxies) {
+		proxies = newSuite(workloads, tb.endpoints)
 	}
-	res := newResults(names)
+	if o.has(suiteTLS) {
+		eps, err := tb.tlsEndpoints()
+		if err != nil {
+			return err
+		}
+		secure = newSuite(tlsWorkloads, eps)
+	}
+	if o.has(suiteReads) {
+		if reads, err = newReadsBench(tb); err != nil {
+			return err
+		}
+	}
 
 	// Idle memory first, on fresh processes: a process that has already
 	// served the workloads would reuse freed memory and look cheaper.
@@ -182,15 +233,36 @@ func run(ctx context.Context, o options) (err error) {
 			if err != nil {
 				return err
 			}
-			res.idle[ep.name] = s
+			proxies.res.idle[ep.name] = s
 			logf("idle: %-10s %d connections, RSS %d → %d KiB, %.2f KiB each", ep.name, s.conns, s.before, s.after, s.perConn())
 		}
 	}
 
-	if err := runRounds(ctx, o, benchBin, tb.endpoints, res); err != nil {
-		return err
+	tck := clockTicks()
+	for round := range o.rounds {
+		if proxies != nil {
+			if err := proxies.round(ctx, o, benchBin, round, tck); err != nil {
+				return err
+			}
+		}
+		if secure != nil {
+			if err := secure.round(ctx, o, benchBin, round, tck); err != nil {
+				return fmt.Errorf("TLS: %w", err)
+			}
+		}
+		if reads != nil {
+			if err := reads.round(ctx, o, benchBin, round, tck); err != nil {
+				return err
+			}
+		}
 	}
 
+	// Stop everything first: getrusage counts the CPU time of children
+	// only once they have been reaped, and the meter must not take the
+	// run's own processes for other work.
+	if err := tb.close(); err != nil {
+		return err
+	}
 	rec := &record{
 		when:           start,
 		commandLine:    commandLine(),
@@ -200,8 +272,19 @@ func run(ctx context.Context, o options) (err error) {
 		n:              o.n,
 		loadStart:      loadStart,
 		loadEnd:        loadAverage(),
+		otherWork:      meter.otherWork(runtime.NumCPU()),
 		notes:          notes,
-		res:            res,
+	}
+	if proxies != nil {
+		rec.proxies = proxies.res
+	}
+	if secure != nil {
+		rec.tls = secure.res
+		rec.tlsMode = tb.file.mode
+	}
+	if reads != nil {
+		rec.reads = reads
+		rec.readsMode = tb.file.mode
 	}
 	var sb strings.Builder
 	rec.write(&sb)
@@ -241,25 +324,37 @@ func fitIdle(o *options) (string, error) {
 	return note, nil
 }
 
-// runRounds runs every test of every workload against every endpoint,
-// o.rounds times. Endpoints take turns within each test, and their order
-// rotates from round to round, so that a slow phase of the machine hits
-// all of them alike.
-func runRounds(ctx context.Context, o options, bin string, eps []endpoint, res *results) error {
-	tck := clockTicks()
-	for round := range o.rounds {
-		order := append(append([]endpoint(nil), eps[round%len(eps):]...), eps[:round%len(eps)]...)
-		for _, w := range workloads {
-			for _, t := range w.tests {
-				for _, ep := range order {
-					s, err := runTest(ctx, bin, ep, w, t, o.n, tck)
-					if err != nil {
-						return fmt.Errorf("round %d, %s: %w", round+1, w.title, err)
-					}
-					res.add(caseKey{w.id, t}, ep.name, s)
-					logf("round %d/%d  %-38s %-3s %-10s %8.0f rps  p50 %.3f ms  p99 %.3f ms  cpu %.2f s",
-						round+1, o.rounds, w.title, strings.ToUpper(t), ep.name, s.rps, s.p50, s.p99, s.cpu)
+// suite is a set of workloads run against a set of endpoints.
+type suite struct {
+	workloads []workload
+	endpoints []endpoint
+	res       *results
+}
+
+func newSuite(ws []workload, eps []endpoint) *suite {
+	var names []string
+	for _, ep := range eps {
+		names = append(names, ep.name)
+	}
+	return &suite{workloads: ws, endpoints: eps, res: newResults(ws, names)}
+}
+
+// round runs every test of every workload against every endpoint once.
+// Endpoints take turns within each test, and their order rotates from
+// round to round, so that a slow phase of the machine hits all of them
+// alike.
+func (s *suite) round(ctx context.Context, o options, bin string, round int, tck int64) error {
+	order := rotate(s.endpoints, round)
+	for _, w := range s.workloads {
+		for _, t := range w.tests {
+			for _, ep := range order {
+				sm, err := runTest(ctx, bin, ep, w, t, o.n, tck)
+				if err != nil {
+					return fmt.Errorf("round %d, %s: %w", round+1, w.title, err)
 				}
+				s.res.add(caseKey{w.id, t}, ep.name, sm)
+				logf("round %d/%d  %-38s %-3s %-14s %8.0f rps  p50 %.3f ms  p99 %.3f ms  cpu %.2f s",
+					round+1, o.rounds, w.title, strings.ToUpper(t), ep.name, sm.rps, sm.p50, sm.p99, sm.cpu)
 			}
 		}
 	}

@@ -23,10 +23,19 @@ type record struct {
 	switchyardMode string
 	rounds, n      int
 	// loadStart and loadEnd are the load averages when the run started
-	// and ended; above the CPU count, other work competed with the run.
+	// and ended; above the CPU count at the start, other work was
+	// running. The end value includes the run's own load.
 	loadStart, loadEnd string
-	notes              []string
-	res                *results
+	// otherWork says how much CPU time other processes took during the
+	// run (cpuMeter).
+	otherWork string
+	notes     []string
+	// The suites that ran; nil for those that did not. tlsMode and
+	// readsMode say how the file-configured Switchyard found the master.
+	proxies            *results
+	tls                *results
+	reads              *readsBench
+	tlsMode, readsMode string
 }
 
 // write renders the record as Markdown.
@@ -43,45 +52,92 @@ func (rec *record) write(w io.Writer) {
 	fmt.Fprintf(w, "- HAProxy: %s\n", m.haproxy)
 	fmt.Fprintf(w, "- twemproxy: %s\n", m.nutcracker)
 	fmt.Fprintf(w, "- %d rounds, reported as medians over the rounds; -n %d\n", rec.rounds, rec.n)
-	fmt.Fprintf(w, "- Load average (1, 5, 15 min) at the start %s, at the end %s; more than %d means other work shared the CPUs\n",
-		rec.loadStart, rec.loadEnd, m.nproc)
+	fmt.Fprintf(w, "- Load average (1, 5, 15 min) at the start %s (more than %d: other work was running), at the end %s (including the run's own load)\n",
+		rec.loadStart, m.nproc, rec.loadEnd)
+	if rec.otherWork != "" {
+		fmt.Fprintf(w, "- %s\n", rec.otherWork)
+	}
 	for _, note := range rec.notes {
 		fmt.Fprintf(w, "- %s\n", note)
 	}
 
-	fmt.Fprintln(w, "\n### Targets")
-	fmt.Fprintln(w)
-	writeTargets(w, rec.res.targets())
-
-	fmt.Fprintln(w, "\n### Throughput, latency and CPU")
-	fmt.Fprintln(w)
-	rec.res.writeThroughput(w)
-
-	if len(rec.res.idle) > 0 {
-		fmt.Fprintln(w, "\n### Memory per idle client connection")
+	if r := rec.proxies; r != nil {
+		fmt.Fprintln(w, "\n### Targets")
 		fmt.Fprintln(w)
-		rec.res.writeIdle(w)
+		writeTargets(w, r.targets())
+
+		fmt.Fprintln(w, "\n### Throughput, latency and CPU")
+		fmt.Fprintln(w)
+		r.writeThroughput(w)
+
+		if len(r.idle) > 0 {
+			fmt.Fprintln(w, "\n### Memory per idle client connection")
+			fmt.Fprintln(w)
+			r.writeIdle(w)
+		}
+	}
+
+	if r := rec.tls; r != nil {
+		fmt.Fprintln(w, "\n### TLS")
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "`switchyard` and `switchyard TLS` are the plain and the TLS listener of one file-configured Switchyard (%s) serving one group; "+
+			"`redis TLS` is the master's own TLS port. TLS ÷ plain compares each TLS port with the plain port of the same process, paired by round.\n\n", rec.tlsMode)
+		r.writeTLS(w)
+	}
+
+	if rb := rec.reads; rb != nil {
+		fmt.Fprintln(w, "\n### Replica reads")
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "One file-configured Switchyard (%s) in front of a master and two replicas. "+
+			"For \"1 replica\" the second replica's redis-server is stopped; GETs per node are from each node's `INFO commandstats`.\n\n", rec.readsMode)
+		rb.res.writeReads(w)
+		fmt.Fprintln(w)
+		rb.writeReadSetTimes(w)
 	}
 
 	fmt.Fprintln(w, "\n### redis-benchmark commands")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "PORT is the endpoint's port; each command is one cell of the table.")
+	fmt.Fprintln(w, "PORT is the endpoint's port; each command is one cell of a table (ca.pem: the run's CA certificate).")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "```sh")
-	for _, c := range benchCommands(rec.n) {
+	for _, c := range benchCommands(rec.suites(), rec.n) {
 		fmt.Fprintln(w, c)
 	}
 	fmt.Fprintln(w, "```")
 }
 
-// benchCommands are the redis-benchmark command lines of every test, in
-// run order, with PORT in place of the endpoint's port.
-func benchCommands(n int) []string {
+// suites are the suites that ran, in run order.
+func (rec *record) suites() []string {
 	var out []string
-	for _, w := range workloads {
-		for _, t := range w.tests {
-			args := w.args("PORT", t, n)
-			out = append(out, "redis-benchmark "+strings.Join(args, " "))
+	if rec.proxies != nil {
+		out = append(out, suiteProxies)
+	}
+	if rec.tls != nil {
+		out = append(out, suiteTLS)
+	}
+	if rec.reads != nil {
+		out = append(out, suiteReads)
+	}
+	return out
+}
+
+// benchCommands are the redis-benchmark command lines of every test of
+// the suites, in run order, each suite under a comment line, with PORT in
+// place of the endpoint's port. The TLS suite runs each test against
+// plain and TLS ports.
+func benchCommands(suites []string, n int) []string {
+	var out []string
+	for _, name := range suites {
+		ws := map[string][]workload{suiteProxies: workloads, suiteTLS: tlsWorkloads, suiteReads: readWorkloads}[name]
+		out = append(out, "# "+name)
+		for _, w := range ws {
+			for _, t := range w.tests {
+				args := w.args("PORT", t, n)
+				out = append(out, "redis-benchmark "+strings.Join(args, " "))
+				if name == suiteTLS {
+					out = append(out, "redis-benchmark "+strings.Join(append(args, tlsArgs("ca.pem")...), " "))
+				}
+			}
 		}
 	}
 	return out

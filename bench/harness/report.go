@@ -7,15 +7,17 @@ import (
 	"strings"
 )
 
-// results collects every sample of a run.
+// results collects every sample of one suite of workloads.
 type results struct {
-	endpoints []string // names, in report order; the first is direct Redis
+	workloads []workload // in report order
+	endpoints []string   // names, in report order; the first is direct Redis
 	samples   map[caseKey]map[string][]sample
 	idle      map[string]idleSample
 }
 
-func newResults(endpoints []string) *results {
+func newResults(workloads []workload, endpoints []string) *results {
 	return &results{
+		workloads: workloads,
 		endpoints: endpoints,
 		samples:   map[caseKey]map[string][]sample{},
 		idle:      map[string]idleSample{},
@@ -82,29 +84,56 @@ func (r *results) summarize(k caseKey, ep string) summary {
 		cpuPer100k:  pick(func(s sample) float64 { return s.cpu / float64(s.requests) * 1e5 }),
 		haveSamples: true,
 	}
-	if direct := r.samples[k][epRedis]; ep != epRedis && len(direct) > 0 {
-		n := min(len(ss), len(direct))
-		paired := func(f func(s, d sample) float64) []float64 {
-			xs := make([]float64, n)
-			for i := range n {
-				xs[i] = f(ss[i], direct[i])
-			}
-			return xs
+	if ep != epRedis {
+		if c := r.compare(k, ep, epRedis); c.ok {
+			out.haveDirect = true
+			out.ratio, out.ratioLo, out.ratioHi = c.ratio, c.ratioLo, c.ratioHi
+			out.addP50, out.addP99 = c.addP50, c.addP99
 		}
-		ratios := paired(func(s, d sample) float64 { return s.rps / d.rps })
-		out.haveDirect = true
-		out.ratio = median(ratios)
-		out.ratioLo, out.ratioHi = slices.Min(ratios), slices.Max(ratios)
-		out.addP50 = median(paired(func(s, d sample) float64 { return s.p50 - d.p50 }))
-		out.addP99 = median(paired(func(s, d sample) float64 { return s.p99 - d.p99 }))
 	}
 	return out
+}
+
+// comparison is one endpoint against a baseline endpoint in one case:
+// the medians over the rounds of each round's rps ratio and added
+// latency (ms), with the lowest and highest per-round ratio.
+type comparison struct {
+	ok               bool // both have samples
+	ratio            float64
+	ratioLo, ratioHi float64
+	addP50, addP99   float64
+}
+
+// compare pairs ep's samples with base's round by round (index i of
+// every endpoint's samples of a case is round i).
+func (r *results) compare(k caseKey, ep, base string) comparison {
+	ss, bs := r.samples[k][ep], r.samples[k][base]
+	n := min(len(ss), len(bs))
+	if n == 0 {
+		return comparison{}
+	}
+	paired := func(f func(s, b sample) float64) []float64 {
+		xs := make([]float64, n)
+		for i := range n {
+			xs[i] = f(ss[i], bs[i])
+		}
+		return xs
+	}
+	ratios := paired(func(s, b sample) float64 { return s.rps / b.rps })
+	return comparison{
+		ok:      true,
+		ratio:   median(ratios),
+		ratioLo: slices.Min(ratios),
+		ratioHi: slices.Max(ratios),
+		addP50:  median(paired(func(s, b sample) float64 { return s.p50 - b.p50 })),
+		addP99:  median(paired(func(s, b sample) float64 { return s.p99 - b.p99 })),
+	}
 }
 
 // cases lists the cases of the run in workload order.
 func (r *results) cases() []caseKey {
 	var out []caseKey
-	for _, w := range workloads {
+	for _, w := range r.workloads {
 		for _, t := range w.tests {
 			k := caseKey{w.id, t}
 			if r.samples[k] != nil {
@@ -115,10 +144,13 @@ func (r *results) cases() []caseKey {
 	return out
 }
 
+// workloadByID finds a workload of any suite.
 func workloadByID(id string) workload {
-	for _, w := range workloads {
-		if w.id == id {
-			return w
+	for _, ws := range [][]workload{workloads, tlsWorkloads, readWorkloads} {
+		for _, w := range ws {
+			if w.id == id {
+				return w
+			}
 		}
 	}
 	return workload{id: id, title: id}

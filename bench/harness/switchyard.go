@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -117,4 +118,149 @@ func cleanEnv() []string {
 		out = append(out, kv)
 	}
 	return out
+}
+
+// fileSwitchyard is the Switchyard of the TLS and reads workloads. It is
+// configured by a file, because TLS listeners and read ports have no
+// environment variables, and serves one group on up to three ports.
+type fileSwitchyard struct {
+	pid     int
+	logPath string   // its JSON log
+	plain   endpoint // the main port; reads go to the master (read_policy master)
+	tls     endpoint // the TLS port, same group; zero without the TLS workload
+	read    endpoint // the read port; zero without the reads workload
+	mode    string   // how it finds the master, for the report
+}
+
+// fileConfig is what fileConfig.yaml renders: one group named bench.
+type fileConfig struct {
+	admin, listen  string
+	tlsListen      string // empty: no TLS listener
+	certFile, key  string
+	readListen     string   // empty: no read port
+	sentinelMaster string   // Sentinel mode when set
+	sentinels      []string // Sentinel addresses
+	upstream       string   // a fixed master otherwise
+}
+
+// yaml renders c as Switchyard's configuration file
+// (docs/configuration.md). Every other setting keeps its default, as in
+// the environment-configured Switchyard of the proxies workloads.
+func (c fileConfig) yaml() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "admin_listen: %s\nlog:\n  level: info\n  format: json\ngroups:\n  - name: bench\n    listen: %s\n", c.admin, c.listen)
+	if c.tlsListen != "" {
+		fmt.Fprintf(&b, "    tls:\n      listen: %s\n      cert_file: %q\n      key_file: %q\n", c.tlsListen, c.certFile, c.key)
+	}
+	if c.readListen != "" {
+		fmt.Fprintf(&b, "    read_listen: %s\n", c.readListen)
+	}
+	if c.sentinelMaster != "" {
+		fmt.Fprintf(&b, "    sentinel:\n      master_name: %s\n      addrs: [%s]\n", c.sentinelMaster, strings.Join(c.sentinels, ", "))
+	} else {
+		fmt.Fprintf(&b, "    upstream: %s\n", c.upstream)
+	}
+	return b.String()
+}
+
+// startFileSwitchyard starts the file-configured Switchyard with a TLS
+// listener (withTLS) and a read port (withReads) besides its main port.
+// It follows Sentinel when the testbed has Sentinels, else the master.
+func (tb *testbed) startFileSwitchyard(ctx context.Context, bin string, withTLS, withReads bool) error {
+	ports := make([]int, 4) // admin, main, TLS, read
+	for i := range ports {
+		p, err := freePort()
+		if err != nil {
+			return err
+		}
+		ports[i] = p
+	}
+	at := func(p int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)) }
+	cfg := fileConfig{admin: at(ports[0]), listen: at(ports[1])}
+	fs := &fileSwitchyard{plain: endpoint{addr: at(ports[1]), port: ports[1]}}
+	if withTLS {
+		cfg.tlsListen, cfg.certFile, cfg.key = at(ports[2]), tb.certs.cert, tb.certs.key
+		fs.tls = endpoint{addr: at(ports[2]), port: ports[2], ca: tb.certs.ca}
+	}
+	if withReads {
+		cfg.readListen = at(ports[3])
+		fs.read = endpoint{addr: at(ports[3]), port: ports[3]}
+	}
+	if tb.group != nil {
+		cfg.sentinelMaster = tb.group.Name
+		for _, s := range tb.group.Sentinels {
+			cfg.sentinels = append(cfg.sentinels, s.Addr)
+		}
+		fs.mode = "follows Sentinel"
+	} else {
+		cfg.upstream = tb.master.Addr
+		fs.mode = "fixed upstream"
+	}
+	path := filepath.Join(tb.dir, "switchyard-file.yaml")
+	if err := os.WriteFile(path, []byte(cfg.yaml()), 0o644); err != nil {
+		return fmt.Errorf("switchyard configuration: %w", err)
+	}
+	abs, err := filepath.Abs(bin)
+	if err != nil {
+		return err
+	}
+	logf("starting switchyard from %s (main %s, TLS %s, read %s; %s)", path, cfg.listen, orNone(cfg.tlsListen), orNone(cfg.readListen), fs.mode)
+	c, err := startChild("switchyard-file", tb.dir, cleanEnv(), abs, "-config", path)
+	if err != nil {
+		return err
+	}
+	var tc *tls.Config
+	if withTLS {
+		if tc, err = tb.certs.clientTLS(); err != nil {
+			return errors.Join(err, c.stop())
+		}
+	}
+	readyz := fmt.Sprintf("http://%s/readyz", cfg.admin)
+	err = poll(ctx, readyTimeout, func() (bool, error) {
+		if c.exited() {
+			return true, c.exitError()
+		}
+		if err := getOK(readyz); err != nil {
+			return false, err
+		}
+		if err := pingOnce(cfg.listen); err != nil {
+			return false, err
+		}
+		if tc != nil {
+			if err := pingTLS(cfg.tlsListen, tc); err != nil {
+				return false, fmt.Errorf("TLS port: %w", err)
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		err = c.withLog(fmt.Errorf("switchyard from %s not ready: %w", path, err))
+		return errors.Join(err, c.stop())
+	}
+	tb.children = append(tb.children, c)
+	fs.pid, fs.logPath = c.pid(), c.logPath
+	fs.plain.pid, fs.tls.pid, fs.read.pid = fs.pid, fs.pid, fs.pid
+	tb.file = fs
+	return nil
+}
+
+// pingTLS opens a TLS connection to addr and expects PONG to PING.
+func pingTLS(addr string, tc *tls.Config) error {
+	rc, err := dialRedis(addr, tc)
+	if err != nil {
+		return err
+	}
+	defer rc.close()
+	got, err := rc.do("PING")
+	if err == nil && got != "PONG" {
+		err = fmt.Errorf("PING: reply %.60q", got)
+	}
+	return err
+}
+
+func orNone(addr string) string {
+	if addr == "" {
+		return "none"
+	}
+	return addr
 }

@@ -39,6 +39,22 @@ var workloads = []workload{
 	{id: "c50p1d1k", title: "1 KiB values, 50 clients, pipeline 1", tests: []string{"set", "get"}, clients: 50, pipeline: 1, size: 1024, scale: 1},
 }
 
+// tlsWorkloads run against plain and TLS ports of direct Redis and of
+// Switchyard, in this order, after the workloads above.
+var tlsWorkloads = []workload{
+	{id: "tls-c50p1", title: "50 clients, pipeline 1", tests: []string{"set", "get"}, clients: 50, pipeline: 1, size: 3, scale: 1},
+	{id: "tls-c50p16", title: "50 clients, pipeline 16", tests: []string{"set", "get"}, clients: 50, pipeline: 16, size: 3, scale: 8},
+}
+
+// readWorkloads run against the master directly, Switchyard's main port
+// and its read port with one and with two replicas serving, last in a
+// round. The harness writes the 3-byte value of key:__rand_int__ before
+// them, so every node serves the same GET.
+var readWorkloads = []workload{
+	{id: "reads-c50", title: "GET, 50 clients", tests: []string{"get"}, clients: 50, pipeline: 1, size: 3, scale: 1},
+	{id: "reads-c200", title: "GET, 200 clients", tests: []string{"get"}, clients: 200, pipeline: 1, size: 3, scale: 1},
+}
+
 // requests is the -n for one test of w.
 func (w workload) requests(n int) int { return n * w.scale }
 
@@ -55,6 +71,10 @@ func (w workload) args(port, test string, n int) []string {
 	}
 }
 
+// tlsArgs are the arguments redis-benchmark needs on top of args for a
+// TLS port whose certificate ca signs.
+func tlsArgs(ca string) []string { return []string{"--tls", "--cacert", ca} }
+
 // caseKey names one test of one workload: a row group of the report.
 type caseKey struct {
 	workload string // workload.id
@@ -67,6 +87,9 @@ type sample struct {
 	p50, p99 float64 // latency in ms, as redis-benchmark measures it
 	cpu      float64 // CPU seconds the endpoint process used during the run
 	requests int
+	// nodeGets are the GETs each Redis node served during the run (from
+	// INFO commandstats), in the order of readsBench.nodes; reads only.
+	nodeGets []int64
 }
 
 // benchRow is one data row of redis-benchmark --csv.
@@ -78,6 +101,9 @@ type benchRow struct {
 // runTest runs one test of w against ep and measures the endpoint's CPU.
 func runTest(ctx context.Context, bin string, ep endpoint, w workload, test string, n int, tck int64) (sample, error) {
 	args := w.args(strconv.Itoa(ep.port), test, n)
+	if ep.ca != "" {
+		args = append(args, tlsArgs(ep.ca)...)
+	}
 	before, err := cpuTicks(ep.pid)
 	if err != nil {
 		return sample{}, err
