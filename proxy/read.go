@@ -75,19 +75,24 @@ func (s *session) replicaConn() (*backendConn, *replicaNode, error) {
 	if s.replica != nil && s.replica.alive() {
 		return s.replica, s.replicaNode, nil
 	}
-	for tries := 0; tries < 3; tries++ {
-		n := s.srv.pickReplica()
+	// A replica that cannot be reached (stopped, not yet out of the read
+	// set) has no outstanding requests and would be picked again and
+	// again; try each replica once, in order of preference, before giving
+	// the read to the master.
+	var failed []*replicaNode
+	for {
+		n := s.srv.pickReplica(failed)
 		if n == nil {
 			return nil, nil, errNoReplica
 		}
 		c, err := n.pool(s.key).shared()
 		if err != nil {
-			continue // it may have just left the read set; try another
+			failed = append(failed, n)
+			continue
 		}
 		s.replica, s.replicaNode = c, n
 		return c, n, nil
 	}
-	return nil, nil, errNoReplica
 }
 
 // readFromMaster re-sends reads whose replica went away before answering

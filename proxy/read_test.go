@@ -247,3 +247,28 @@ func TestReplicaRemovedMidReadFallsBack(t *testing.T) {
 		t.Fatal("the stuck read was not re-sent to the master")
 	}
 }
+
+// TestDeadReplicaDoesNotPushReadsToMaster: a replica that stopped but is
+// still in the read set (the watcher has not noticed yet) must not send
+// reads to the master while another replica is healthy.
+func TestDeadReplicaDoesNotPushReadsToMaster(t *testing.T) {
+	r := startReplicated(t, 2)
+	_, _, readAddr := readProxy(t, r, proxy.Config{ReadPolicy: proxy.ReadReplica})
+	ctx := ctxT(t)
+	if err := r.replicas[0].Kill(); err != nil {
+		t.Fatal(err)
+	}
+	masterGets := commandCount(t, r.master, "get")
+	c := client(t, readAddr)
+	for i := 0; i < 50; i++ {
+		if err := c.Get(ctx, "k").Err(); err != redis.Nil {
+			t.Fatalf("read %d with one replica dead: %v", i, err)
+		}
+	}
+	if got := commandCount(t, r.master, "get") - masterGets; got != 0 {
+		t.Fatalf("%d reads went to the master while a replica was healthy", got)
+	}
+	if n := commandCount(t, r.replicas[1], "get"); n != 50 {
+		t.Fatalf("the healthy replica served %d of 50 reads", n)
+	}
+}

@@ -188,18 +188,22 @@ func (s *Server) refreshCommands(g *generation) {
 }
 
 // pickReplica returns the replica with the fewest outstanding segments,
-// breaking ties round-robin, or nil when the read set is empty.
-func (s *Server) pickReplica() *replicaNode {
+// breaking ties round-robin, skipping those in skip, or nil when none is
+// left.
+func (s *Server) pickReplica(skip []*replicaNode) *replicaNode {
 	set := s.replicas.Load()
 	if set == nil || len(set.nodes) == 0 {
 		return nil
 	}
 	n := len(set.nodes)
 	start := int(s.replicaRR.Add(1) % uint32(n))
-	best := set.nodes[start]
-	for i := 1; i < n; i++ {
+	var best *replicaNode
+	for i := 0; i < n; i++ {
 		c := set.nodes[(start+i)%n]
-		if c.outstanding.Load() < best.outstanding.Load() {
+		if slices.Contains(skip, c) {
+			continue
+		}
+		if best == nil || c.outstanding.Load() < best.outstanding.Load() {
 			best = c
 		}
 	}

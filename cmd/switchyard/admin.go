@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/pnats/switchyard/sentinel"
@@ -95,9 +96,13 @@ type groupStatus struct {
 
 type replicaStatus struct {
 	Addr       string   `json:"addr"`
-	Healthy    bool     `json:"healthy"`
+	Healthy    bool     `json:"healthy"`     // passes every read-health check
+	InReadSet  bool     `json:"in_read_set"` // the proxy sends it reads now
 	Flags      []string `json:"flags"`
 	Link       string   `json:"master_link_status"`
+	LinkUp     bool     `json:"link_up"` // its own INFO says so
+	Loading    bool     `json:"loading"`
+	LagBytes   int64    `json:"lag_bytes"`
 	ReplOffset int64    `json:"repl_offset"`
 }
 
@@ -123,10 +128,14 @@ func statusOf(groups []*group) status {
 				ls := t.LastSwitch
 				gs.LastSwitch = &ls
 			}
+			readSet := g.srv.Replicas()
+			now := time.Now()
 			for _, r := range t.Replicas {
 				gs.Replicas = append(gs.Replicas, replicaStatus{
-					Addr: r.Addr, Healthy: !r.Down && r.MasterLinkStatus == "ok", Flags: r.Flags,
-					Link: r.MasterLinkStatus, ReplOffset: r.ReplOffset,
+					Addr: r.Addr, Healthy: r.Healthy(g.maxLag, g.staleAfter(), now),
+					InReadSet: slices.Contains(readSet, r.Addr), Flags: r.Flags,
+					Link: r.MasterLinkStatus, LinkUp: r.LinkUp, Loading: r.Loading,
+					LagBytes: r.LagBytes, ReplOffset: r.ReplOffset,
 				})
 			}
 			gs.Sentinels = t.Sentinels

@@ -46,9 +46,9 @@ func printStatus(w io.Writer, admin string) error {
 		}
 		if len(g.Replicas) > 0 {
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "  REPLICA\tHEALTHY\tLINK\tOFFSET\tFLAGS")
+			fmt.Fprintln(tw, "  REPLICA\tHEALTHY\tREADS\tLINK\tLAG BYTES\tFLAGS")
 			for _, r := range g.Replicas {
-				fmt.Fprintf(tw, "  %s\t%v\t%s\t%d\t%s\n", r.Addr, r.Healthy, r.Link, r.ReplOffset, strings.Join(r.Flags, ","))
+				fmt.Fprintf(tw, "  %s\t%v\t%v\t%v\t%d\t%s\n", r.Addr, r.Healthy, r.InReadSet, r.LinkUp, r.LagBytes, strings.Join(r.Flags, ","))
 			}
 			tw.Flush()
 		}
