@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -16,25 +15,6 @@ import (
 	"github.com/pnats/switchyard/proxy"
 	"github.com/redis/go-redis/v9"
 )
-
-// commandCount returns how many times node executed cmd, from its own
-// INFO commandstats.
-func commandCount(t testing.TB, node *lab.Server, cmd string) int {
-	t.Helper()
-	c := node.Client()
-	defer c.Close()
-	info, err := c.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		t.Fatalf("INFO commandstats on %s: %v", node.Addr, err)
-	}
-	for _, l := range strings.Split(info, "\r\n") {
-		if rest, ok := strings.CutPrefix(l, "cmdstat_"+cmd+":calls="); ok {
-			n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
-			return n
-		}
-	}
-	return 0
-}
 
 // TestNewGenerationFencesOldMaster switches the master under load: after
 // SetMaster returns, the old node receives no command, stateless clients
@@ -95,7 +75,7 @@ func TestNewGenerationFencesOldMaster(t *testing.T) {
 	})
 
 	srv.SetMaster(2, newM.Addr)
-	setsOnOld := commandCount(t, oldM, "set")
+	setsOnOld := labtest.CommandCalls(t, oldM, "set")
 	after := acked.Load()
 	waitFor(t, func() error {
 		if acked.Load() < after+500 {
@@ -106,13 +86,13 @@ func TestNewGenerationFencesOldMaster(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
-	if got := commandCount(t, oldM, "set"); got != setsOnOld {
+	if got := labtest.CommandCalls(t, oldM, "set"); got != setsOnOld {
 		t.Fatalf("old master executed %d SETs after the switch", got-setsOnOld)
 	}
-	if commandCount(t, newM, "set") == 0 {
+	if labtest.CommandCalls(t, newM, "set") == 0 {
 		t.Fatal("no SET reached the new master")
 	}
-	if got := commandCount(t, oldM, "exec"); got != 0 {
+	if got := labtest.CommandCalls(t, oldM, "exec"); got != 0 {
 		t.Fatalf("EXEC ran on the old master %d times", got)
 	}
 
@@ -130,7 +110,7 @@ func TestNewGenerationFencesOldMaster(t *testing.T) {
 	if v, err := oldM.Client().Exists(ctx, "fenced:tx").Result(); err != nil || v != 0 {
 		t.Fatalf("queued transaction write applied on the old master (exists=%d, %v)", v, err)
 	}
-	if got := commandCount(t, oldM, "exec"); got != 0 {
+	if got := labtest.CommandCalls(t, oldM, "exec"); got != 0 {
 		t.Fatalf("EXEC ran on the old master %d times", got)
 	}
 }

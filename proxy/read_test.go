@@ -94,14 +94,14 @@ func TestReadsGoToReplicasWritesNever(t *testing.T) {
 		}
 		return nil
 	})
-	masterGets := commandCount(t, r.master, "get")
+	masterGets := labtest.CommandCalls(t, r.master, "get")
 	c := client(t, readAddr)
 	for i := 0; i < 200; i++ {
 		if v, err := c.Get(ctx, "rk").Result(); err != nil || v != "v" {
 			t.Fatalf("GET via the read port: %q %v", v, err)
 		}
 	}
-	if got := commandCount(t, r.master, "get") - masterGets; got != 0 {
+	if got := labtest.CommandCalls(t, r.master, "get") - masterGets; got != 0 {
 		t.Fatalf("master served %d reads sent to the read port", got)
 	}
 	if n, _ := onReplica.get(); n != 200 {
@@ -111,7 +111,7 @@ func TestReadsGoToReplicasWritesNever(t *testing.T) {
 		t.Errorf("%d replica-served GETs recorded under the master", n)
 	}
 	for _, rep := range r.replicas {
-		if n := commandCount(t, rep, "get"); n < 20 {
+		if n := labtest.CommandCalls(t, rep, "get"); n < 20 {
 			t.Errorf("replica %s served %d of 200 reads: not balanced", rep.Addr, n)
 		}
 	}
@@ -140,10 +140,10 @@ func TestReadonlyReadwritePerConnection(t *testing.T) {
 	r := startReplicated(t, 1)
 	_, mainAddr, _ := readProxy(t, r, proxy.Config{})
 	raw := dialRaw(t, mainAddr)
-	before := commandCount(t, r.replicas[0], "get")
+	before := labtest.CommandCalls(t, r.replicas[0], "get")
 	raw.send("GET k\r\n")
 	raw.line()
-	if commandCount(t, r.replicas[0], "get") != before {
+	if labtest.CommandCalls(t, r.replicas[0], "get") != before {
 		t.Fatal("the main port read from a replica before READONLY")
 	}
 	raw.send("READONLY\r\nGET k\r\n")
@@ -151,7 +151,7 @@ func TestReadonlyReadwritePerConnection(t *testing.T) {
 		t.Fatalf("READONLY: %q", l)
 	}
 	raw.line()
-	if commandCount(t, r.replicas[0], "get") != before+1 {
+	if labtest.CommandCalls(t, r.replicas[0], "get") != before+1 {
 		t.Fatal("READONLY did not send the read to the replica")
 	}
 	raw.send("SET k v\r\n")
@@ -161,7 +161,7 @@ func TestReadonlyReadwritePerConnection(t *testing.T) {
 	raw.send("READWRITE\r\nGET k\r\n")
 	raw.line()
 	raw.line()
-	if commandCount(t, r.replicas[0], "get") != before+1 {
+	if labtest.CommandCalls(t, r.replicas[0], "get") != before+1 {
 		t.Fatal("READWRITE did not bring reads back to the master")
 	}
 }
@@ -172,11 +172,11 @@ func TestReadFallbackAndReplicaPolicy(t *testing.T) {
 	ctx := ctxT(t)
 	c := client(t, mainAddr)
 	srv.SetReplicas(nil)
-	before := commandCount(t, r.master, "get")
+	before := labtest.CommandCalls(t, r.master, "get")
 	if err := c.Get(ctx, "fb").Err(); err != redis.Nil {
 		t.Fatalf("GET with no replica: %v", err)
 	}
-	if commandCount(t, r.master, "get") != before+1 {
+	if labtest.CommandCalls(t, r.master, "get") != before+1 {
 		t.Fatal("prefer-replica did not fall back to the master")
 	}
 
@@ -192,10 +192,10 @@ func TestReadYourWrites(t *testing.T) {
 	r := startReplicated(t, 1)
 	_, mainAddr, _ := readProxy(t, r, proxy.Config{ReadPolicy: proxy.ReadPreferReplica, ReadYourWrites: time.Hour})
 	raw := dialRaw(t, mainAddr)
-	before := commandCount(t, r.replicas[0], "get")
+	before := labtest.CommandCalls(t, r.replicas[0], "get")
 	raw.send("GET a\r\n")
 	raw.line()
-	if commandCount(t, r.replicas[0], "get") != before+1 {
+	if labtest.CommandCalls(t, r.replicas[0], "get") != before+1 {
 		t.Fatal("read before any write did not go to the replica")
 	}
 	raw.send("SET a 1\r\nGET a\r\n")
@@ -203,7 +203,7 @@ func TestReadYourWrites(t *testing.T) {
 	if l := raw.line(); l != "$1" {
 		t.Fatalf("read right after a write: %q (not from the master?)", l)
 	}
-	if commandCount(t, r.replicas[0], "get") != before+1 {
+	if labtest.CommandCalls(t, r.replicas[0], "get") != before+1 {
 		t.Fatal("a read inside the read-your-writes window went to the replica")
 	}
 }
@@ -258,17 +258,17 @@ func TestDeadReplicaDoesNotPushReadsToMaster(t *testing.T) {
 	if err := r.replicas[0].Kill(); err != nil {
 		t.Fatal(err)
 	}
-	masterGets := commandCount(t, r.master, "get")
+	masterGets := labtest.CommandCalls(t, r.master, "get")
 	c := client(t, readAddr)
 	for i := 0; i < 50; i++ {
 		if err := c.Get(ctx, "k").Err(); err != redis.Nil {
 			t.Fatalf("read %d with one replica dead: %v", i, err)
 		}
 	}
-	if got := commandCount(t, r.master, "get") - masterGets; got != 0 {
+	if got := labtest.CommandCalls(t, r.master, "get") - masterGets; got != 0 {
 		t.Fatalf("%d reads went to the master while a replica was healthy", got)
 	}
-	if n := commandCount(t, r.replicas[1], "get"); n != 50 {
+	if n := labtest.CommandCalls(t, r.replicas[1], "get"); n != 50 {
 		t.Fatalf("the healthy replica served %d of 50 reads", n)
 	}
 }

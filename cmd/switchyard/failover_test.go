@@ -117,11 +117,11 @@ func TestZombieMaster(t *testing.T) {
 		}
 		return nil
 	})
-	pushes := cmdCalls(t, old, "rpush")
+	pushes := labtest.CommandCalls(t, old, "rpush")
 	role := roleOf(t, old)
 	w.waitProgress(t, 2000, 20*time.Second)
 	if roleOf(t, old) == "master" || role == "master" {
-		if got := cmdCalls(t, old, "rpush"); got != pushes {
+		if got := labtest.CommandCalls(t, old, "rpush"); got != pushes {
 			t.Fatalf("the zombie master executed %d RPUSHes after the switch", got-pushes)
 		}
 	}
@@ -208,7 +208,7 @@ func TestRogueSentinelIsOutvoted(t *testing.T) {
 	if addr, _, _ := grp.srv.Master(); addr != g.Master.Addr {
 		t.Fatalf("proxy follows %s, the majority names %s", addr, g.Master.Addr)
 	}
-	if n := cmdCalls(t, other, "rpush"); n != 0 {
+	if n := labtest.CommandCalls(t, other, "rpush"); n != 0 {
 		t.Fatalf("the rogue Sentinel's node got %d writes", n)
 	}
 }
@@ -242,7 +242,7 @@ func TestPinnedSessionsAcrossFailover(t *testing.T) {
 			t.Errorf("%s client still connected after the failover", name)
 		}
 	}
-	if n := cmdCalls(t, old, "exec"); n != 0 {
+	if n := labtest.CommandCalls(t, old, "exec"); n != 0 {
 		t.Fatalf("EXEC ran on the demoted master")
 	}
 	c := newM.Client()

@@ -57,7 +57,7 @@ func TestReplicaReadsFollowHealth(t *testing.T) {
 			}
 		}
 	}
-	gets := func(s *lab.Server) int { return cmdCalls(t, s, "get") }
+	gets := func(s *lab.Server) int { return labtest.CommandCalls(t, s, "get") }
 	masterGets := gets(g.Master)
 	readAll(100)
 	if gets(g.Master) != masterGets {

@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -144,4 +146,23 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
 		}
 		<-tick.C
 	}
+}
+
+// CommandCalls returns how many times node has executed cmd (lower case),
+// from its own INFO commandstats: the way tests prove where commands went.
+func CommandCalls(t testing.TB, node *lab.Server, cmd string) int {
+	t.Helper()
+	c := node.Client()
+	defer c.Close()
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatalf("INFO commandstats on %s: %v", node.Addr, err)
+	}
+	for _, l := range strings.Split(info, "\r\n") {
+		if rest, ok := strings.CutPrefix(l, "cmdstat_"+cmd+":calls="); ok {
+			n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+			return n
+		}
+	}
+	return 0
 }
