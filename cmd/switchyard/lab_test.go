@@ -230,21 +230,3 @@ func proxyConns(t testing.TB, node *lab.Server) int {
 	}
 	return strings.Count(list, "name="+proxy.BackendName+" ")
 }
-
-// cmdCalls returns how many times node executed cmd.
-func cmdCalls(t testing.TB, node *lab.Server, cmd string) int {
-	t.Helper()
-	c := node.Client()
-	defer c.Close()
-	info, err := c.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		t.Fatalf("INFO on %s: %v", node.Addr, err)
-	}
-	for _, l := range strings.Split(info, "\r\n") {
-		if rest, ok := strings.CutPrefix(l, "cmdstat_"+cmd+":calls="); ok {
-			n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
-			return n
-		}
-	}
-	return 0
-}
