@@ -266,7 +266,9 @@ func (s *Server) serveConn(nc net.Conn, readPort bool) {
 	sess.readPort = readPort
 	sess.readPrefer = readPort || s.cfg.ReadPolicy != ReadMaster
 	s.mu.Lock()
-	if s.closed {
+	// A connection accepted while Shutdown closes the listeners must not
+	// join the sessions Shutdown is already waiting for.
+	if s.closed || s.draining.Load() {
 		s.mu.Unlock()
 		nc.Close()
 		return
