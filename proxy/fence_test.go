@@ -279,6 +279,14 @@ func TestHoldClosesStalledMaster(t *testing.T) {
 	if err := c.Ping(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
+	// The proxy loads the command table from each new master; let that
+	// finish, so that the only request in flight below is the client's.
+	waitFor(t, func() error {
+		if labtest.CommandCalls(t, oldM, "command") == 0 {
+			return errors.New("command table not loaded yet")
+		}
+		return nil
+	})
 	if err := oldM.Pause(); err != nil {
 		t.Fatal(err)
 	}

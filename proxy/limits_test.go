@@ -84,7 +84,7 @@ func TestIdleTimeout(t *testing.T) {
 // TestShutdownDrains: Shutdown answers the command in flight, closes idle
 // and pinned clients, and returns well before its deadline.
 func TestShutdownDrains(t *testing.T) {
-	_, srv, addr := setup(t, proxy.Config{}, "--enable-debug-command", "yes")
+	rs, srv, addr := setup(t, proxy.Config{}, "--enable-debug-command", "yes")
 	idle := dialRaw(t, addr)
 	idle.send("PING\r\n")
 	idle.line()
@@ -95,9 +95,19 @@ func TestShutdownDrains(t *testing.T) {
 	}
 	busy := dialRaw(t, addr)
 	busy.send("DEBUG SLEEP 0.5\r\n")
+	// Redis is single-threaded: once it stops answering a direct PING, the
+	// DEBUG SLEEP is running there. (A pending backend request alone is not
+	// proof: the proxy's own COMMAND table load may be the one pending.)
 	waitFor(t, func() error {
-		if srv.Stats().BackendPending == 0 {
-			return fmt.Errorf("DEBUG SLEEP not in flight yet")
+		c, err := net.Dial("tcp", rs.Addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(100 * time.Millisecond))
+		c.Write([]byte("PING\r\n"))
+		if _, err := c.Read(make([]byte, 16)); err == nil {
+			return fmt.Errorf("DEBUG SLEEP not running yet")
 		}
 		return nil
 	})
