@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"runtime"
@@ -32,12 +33,19 @@ type request struct {
 	err error
 	// readonly is set when a reply was -READONLY: the node is a replica.
 	readonly bool
-	// done receives one value per enqueue, when the request is finished.
-	done chan struct{}
+	// done receives one value per enqueue, when the request is finished,
+	// unless notify is set: then the reader calls notify instead, on its
+	// own goroutine, and it must not block.
+	done   chan struct{}
+	notify func()
 }
 
 func (r *request) finish(err error) {
 	r.err = err
+	if r.notify != nil {
+		r.notify()
+		return
+	}
 	r.done <- struct{}{}
 }
 
@@ -242,20 +250,48 @@ func (c *backendConn) close(err error) {
 // otherwise r is finished exactly once. When enqueue returns, r.parts are
 // no longer referenced, so the session may reuse its buffer.
 func (c *backendConn) enqueue(r *request) error {
+	flusher, err := c.queue(r, true)
+	if err != nil || !flusher {
+		return err
+	}
+	// Replies usually arrive in bursts that wake many sessions at once;
+	// yielding once lets those already runnable add their requests, so
+	// they share this write and Redis reads them with one syscall.
+	runtime.Gosched()
+	c.flushQueued()
+	return nil
+}
+
+// errQueueFull is queue's answer, without wait, when maxPending requests
+// are outstanding.
+var errQueueFull = errors.New("proxy: backend queue full")
+
+// queue adds r's bytes to the write buffer and r to the pending replies,
+// without writing. If no write is in progress, the caller becomes the
+// flusher (flusher is true) and must call flushQueued. When maxPending
+// requests are outstanding, queue waits for the reader if wait is set and
+// otherwise fails with errQueueFull, changing nothing: a caller holding
+// unwritten bytes must write them first, or their replies never come.
+func (c *backendConn) queue(r *request, wait bool) (flusher bool, err error) {
 	c.mu.Lock()
 	if c.dead || !c.alive() {
 		c.mu.Unlock()
-		return notSent(c.closedErr())
+		return false, notSent(c.closedErr())
 	}
 	if c.fence != nil && c.fence.Load() {
 		c.mu.Unlock()
-		return notSent(errFenced)
+		return false, notSent(errFenced)
 	}
 	if r.n > 0 {
 		c.outstanding.Add(1)
 		select {
 		case c.pending <- r:
 		default:
+			if !wait {
+				c.outstanding.Add(-1)
+				c.mu.Unlock()
+				return false, errQueueFull
+			}
 			// Too many replies outstanding: wait for the reader, but not
 			// for a connection that is going away.
 			select {
@@ -263,7 +299,7 @@ func (c *backendConn) enqueue(r *request) error {
 			case <-c.closing:
 				c.outstanding.Add(-1)
 				c.mu.Unlock()
-				return notSent(c.closedErr())
+				return false, notSent(c.closedErr())
 			}
 		}
 	}
@@ -275,21 +311,24 @@ func (c *backendConn) enqueue(r *request) error {
 	}
 	if c.flushing {
 		c.mu.Unlock()
-		return nil
+		return false, nil
 	}
 	c.flushing = true
-	// Replies usually arrive in bursts that wake many sessions at once;
-	// yielding once lets those already runnable add their requests, so
-	// they share this write and Redis reads them with one syscall.
 	c.mu.Unlock()
-	runtime.Gosched()
+	return true, nil
+}
+
+// flushQueued writes the buffer until it is empty; only the flusher calls
+// it. Requests whose bytes fail to go out are finished by the reader's
+// drain once the connection is closed.
+func (c *backendConn) flushQueued() {
 	c.mu.Lock()
 	for len(c.wbuf) > 0 {
 		if c.fence != nil && c.fence.Load() {
 			c.flushing = false
 			c.mu.Unlock()
 			c.close(errFenced)
-			return nil // r is pending: the drain finishes it
+			return
 		}
 		buf := c.wbuf
 		c.wbuf = c.wspare[:0]
@@ -303,12 +342,11 @@ func (c *backendConn) enqueue(r *request) error {
 			c.flushing = false
 			c.mu.Unlock()
 			c.close(fmt.Errorf("proxy: write to %s: %w", c.nc.RemoteAddr(), err))
-			return nil // r is pending: the drain finishes it
+			return
 		}
 	}
 	c.flushing = false
 	c.mu.Unlock()
-	return nil
 }
 
 // maxWriteBuffer is the largest write buffer kept for reuse, bytes; one

@@ -12,7 +12,13 @@ import (
 // blocking command waits, a watcher goroutine reads the client socket to
 // notice it closing; any bytes it catches are kept here and returned first.
 type clientReader struct {
-	nc     net.Conn
+	nc net.Conn
+	// fd is the socket's descriptor while the event loop owns the session
+	// (-1 otherwise): reads are then made directly, without waiting.
+	fd int
+	// more is set when the last read on fd filled the space it was
+	// given: the socket may hold more, and epoll will not say so again.
+	more   bool
 	peeked []byte
 	err    error // the watcher saw the client go; returned once peeked is empty
 
@@ -34,6 +40,14 @@ func (cr *clientReader) Read(p []byte) (int, error) {
 	}
 	if cr.err != nil {
 		return 0, cr.err
+	}
+	if cr.fd >= 0 {
+		n, err := readRaw(cr.fd, p)
+		cr.more = n == len(p)
+		if cr.bytes != nil && n > 0 {
+			cr.bytes.Add(float64(n))
+		}
+		return n, err
 	}
 	cr.deadline = refreshDeadline(cr.nc.SetReadDeadline, cr.deadline, cr.idle)
 	n, err := cr.nc.Read(p)

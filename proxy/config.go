@@ -67,6 +67,12 @@ type Config struct {
 	// -TRYAGAIN. Default 2s.
 	HoldTimeout time.Duration
 
+	// NoEventLoop gives every client a goroutine of its own instead of
+	// serving plain-TCP clients from the event loop (Linux only; see
+	// loop_linux.go). The loop is faster and holds less memory per idle
+	// client; this is the way back if it misbehaves.
+	NoEventLoop bool
+
 	// ClientBufferSize is the initial read buffer of a client connection,
 	// in bytes; it grows for large requests and shrinks back. Default 1024:
 	// sixteen pipelined small commands fit, and an idle connection costs

@@ -112,6 +112,29 @@ func (p *pool) shared() (*backendConn, error) {
 	return nil, errPoolClosed
 }
 
+// liveShared returns a live pipelined connection without waiting: nil
+// when none is open (or the pool is closed), for callers that must not
+// block and will take the slow path through shared instead.
+func (p *pool) liveShared() *backendConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	n := uint32(len(p.slots))
+	start := p.next % n
+	p.next++
+	if home := &p.slots[start]; home.conn == nil || !home.conn.alive() {
+		p.startDial(home) // in the background; it keeps the slots filled
+	}
+	for i := uint32(0); i < n; i++ {
+		if c := p.slots[(start+i)%n].conn; c != nil && c.alive() {
+			return c
+		}
+	}
+	return nil
+}
+
 // startDial begins a dial for s unless one is running or the pool is
 // backing off after a failure. p.mu is held.
 func (p *pool) startDial(s *slot) {

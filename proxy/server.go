@@ -43,6 +43,12 @@ type Server struct {
 	closed    bool
 
 	wg sync.WaitGroup // sessions
+
+	// loop serves plain-TCP clients without a goroutine each; nil until
+	// the first such client, and when Config.NoEventLoop is set or the
+	// platform has none. loopTried is guarded by mu.
+	loop      atomic.Pointer[loop]
+	loopTried bool
 }
 
 // New returns a Server with cfg's defaults applied. It has no master until
@@ -265,6 +271,7 @@ func (s *Server) serveConn(nc net.Conn, readPort bool) {
 	sess := newSession(s, nc)
 	sess.readPort = readPort
 	sess.readPrefer = readPort || s.cfg.ReadPolicy != ReadMaster
+	_, sess.plain = nc.(*net.TCPConn)
 	s.mu.Lock()
 	// A connection accepted while Shutdown closes the listeners must not
 	// join the sessions Shutdown is already waiting for.
@@ -282,17 +289,35 @@ func (s *Server) serveConn(nc net.Conn, readPort bool) {
 	}
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
+	useLoop := sess.plain && !sess.readPrefer && s.startLoop()
 	s.mu.Unlock()
 	s.cfg.Metrics.add(s.cfg.Metrics.ClientsAccepted, 1)
-	go func() {
-		defer s.wg.Done()
-		defer func() {
-			s.mu.Lock()
-			delete(s.sessions, sess)
-			s.mu.Unlock()
-		}()
-		sess.serve()
-	}()
+	if useLoop && sess.toLoop() {
+		return
+	}
+	go sess.serve()
+}
+
+// startLoop starts the event loop unless it runs or cannot; s.mu is held.
+func (s *Server) startLoop() bool {
+	if !s.loopTried && !s.cfg.NoEventLoop {
+		s.loopTried = true
+		l, err := newLoop(s)
+		if err != nil {
+			s.log.Warn("no event loop; every client gets a goroutine", zap.Error(err))
+		} else {
+			s.loop.Store(l)
+		}
+	}
+	return s.loop.Load() != nil
+}
+
+// endSession forgets a session that has ended.
+func (s *Server) endSession(sess *session) {
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
+	s.wg.Done()
 }
 
 // refuse tells a client why it is turned away, as Redis does, and closes
@@ -324,15 +349,19 @@ func (s *Server) Close() error {
 		l.Close()
 	}
 	for sess := range s.sessions {
-		sess.nc.Close()
+		sess.stop()
 	}
 	g := s.gen.Swap(nil)
+	loop := s.loop.Load()
 	s.mu.Unlock()
 	if g != nil {
 		g.fenced.Store(true)
 		g.close(ErrServerClosed)
 	}
 	s.wg.Wait()
+	if loop != nil {
+		loop.stop()
+	}
 	s.replicaMu.Lock()
 	if set := s.replicas.Swap(nil); set != nil {
 		for _, n := range set.nodes {
@@ -367,8 +396,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for {
 		s.mu.Lock()
 		for sess := range s.sessions {
-			if !sess.busy.Load() || sess.pinned.Load() {
-				sess.nc.Close()
+			// The loop's sessions close once their batch is answered.
+			if sess.inLoopNow() || !sess.busy.Load() || sess.pinned.Load() {
+				sess.stop()
 			}
 		}
 		s.mu.Unlock()

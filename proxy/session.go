@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -69,6 +70,30 @@ type session struct {
 	// clients (Config.Authenticate) has done so.
 	authed       bool
 	authFailures int
+
+	// plain is set for a TCP client without TLS: the event loop can serve it.
+	plain bool
+	// lmu guards inLoop, lbusy, lready, lhup, lstop and lresume: the event
+	// loop's ownership of the session (loop_linux.go, fast.go).
+	lmu sync.Mutex
+	// inLoop: the loop serves the session, no goroutine does.
+	inLoop bool
+	// lbusy: the loop works on the session, or its segment is in flight,
+	// or it is queued for the loop; nothing else may touch it.
+	lbusy bool
+	// lready: the client became readable while lbusy; lhup: it hung up.
+	lready, lhup bool
+	// lstop: Close or Shutdown asked for the session to end.
+	lstop bool
+	// lresume: what a backend reader asks the loop to do with the session.
+	lresume resumeKind
+	// Owned by whoever serves the session (the loop or its goroutine):
+	lnew       bool      // not yet in the loop's epoll set
+	lerr       error     // the read error a goroutine is to answer
+	handoffs   int       // moves from the loop to a goroutine
+	lastActive time.Time // when the loop last served it, for IdleTimeout
+	segStart   int       // len(s.out) when the current segment was sent
+	onDone     func()    // s.loopDone, made once
 }
 
 // segment is a run of commands bound for one backend connection.
@@ -89,6 +114,7 @@ var (
 func newSession(srv *Server, nc net.Conn) *session {
 	s := &session{srv: srv, nc: nc, key: defaultKey}
 	s.in.nc = nc
+	s.in.fd = -1
 	s.in.bytes = srv.cfg.Metrics.BytesIn
 	s.in.idle = srv.cfg.IdleTimeout
 	s.cw = deadlineWriter{nc: nc, timeout: srv.cfg.ClientWriteTimeout}
@@ -97,11 +123,37 @@ func newSession(srv *Server, nc net.Conn) *session {
 	lim.Unauthenticated = !s.authed
 	s.rd = resp.NewReader(&s.in, srv.cfg.ClientBufferSize, lim)
 	s.req.done = make(chan struct{}, 1)
+	s.onDone = s.loopDone
 	return s
 }
 
+// serve is the goroutine of a session accepted outside the event loop.
 func (s *session) serve() {
-	defer s.cleanup()
+	if tc, ok := s.nc.(*tls.Conn); ok {
+		// Bound the handshake: a peer that never sends a ClientHello must
+		// not hold the session forever.
+		tc.SetDeadline(time.Now().Add(s.srv.cfg.HandshakeTimeout))
+		if err := tc.Handshake(); err != nil {
+			s.srv.log.Debug("client TLS handshake failed", zap.String("client", s.nc.RemoteAddr().String()), zap.Error(err))
+			s.cleanup()
+			s.srv.endSession(s)
+			return
+		}
+		tc.SetDeadline(time.Time{})
+	}
+	s.goroutine(resumeNone)
+}
+
+// goroutine serves the session on the calling goroutine until it ends
+// (then it cleans up) or goes back to the event loop.
+func (s *session) goroutine(how resumeKind) {
+	looped := false
+	defer func() {
+		if !looped {
+			s.cleanup()
+			s.srv.endSession(s)
+		}
+	}()
 	defer func() {
 		// A bug in one session must not take every client down with it.
 		if v := recover(); v != nil {
@@ -110,48 +162,71 @@ func (s *session) serve() {
 			s.closing = true
 		}
 	}()
-	if tc, ok := s.nc.(*tls.Conn); ok {
-		// Bound the handshake: a peer that never sends a ClientHello must
-		// not hold the session forever.
-		tc.SetDeadline(time.Now().Add(s.srv.cfg.HandshakeTimeout))
-		if err := tc.Handshake(); err != nil {
-			s.srv.log.Debug("client TLS handshake failed", zap.String("client", s.nc.RemoteAddr().String()), zap.Error(err))
-			return
+	looped = s.run(how)
+}
+
+// run reads batches of commands and serves them: it forwards runs of
+// them as segments, waits for the replies, and writes them back in one
+// syscall. how says where a session coming from the event loop carries
+// on. It returns true when the session went back to the loop.
+func (s *session) run(how resumeKind) bool {
+	switch how {
+	case resumeError:
+		s.readFailed(s.lerr)
+		return false
+	case resumeFinish:
+		s.finishSeg()
+		fallthrough
+	case resumeWrite:
+		if err := s.writeOut(); err != nil {
+			return false
 		}
-		tc.SetDeadline(time.Time{})
+		s.busy.Store(false)
 	}
+	pending := how == resumeCommand || how == resumeBatch
 	for !s.closing {
-		if err := s.rd.ReadCommand(&s.cmd); err != nil {
-			s.readFailed(err)
-			return
+		if pending {
+			if how == resumeCommand {
+				s.handle(&s.cmd)
+			}
+			pending = false
+		} else {
+			if s.srv.draining.Load() {
+				return false // the batch is answered; Shutdown wants the client gone
+			}
+			if s.loopable() && s.toLoop() {
+				return true
+			}
+			if err := s.rd.ReadCommand(&s.cmd); err != nil {
+				s.readFailed(err)
+				return false
+			}
+			s.busy.Store(true)
+			s.shared, s.replica, s.replicaNode = nil, nil, nil
+			s.batchStart = time.Now()
+			s.handle(&s.cmd)
 		}
-		s.busy.Store(true)
-		s.shared, s.replica, s.replicaNode = nil, nil, nil
-		s.batchStart = time.Now()
-		s.handle(&s.cmd)
 		for !s.closing {
 			ok, err := s.rd.BufferedCommand(&s.cmd)
 			if err != nil {
 				s.readFailed(err)
-				return
+				return false
 			}
 			if !ok {
 				break
 			}
 			s.handle(&s.cmd)
 			if err := s.bound(); err != nil {
-				return
+				return false
 			}
 		}
 		s.flush()
 		if err := s.writeOut(); err != nil {
-			return
+			return false
 		}
 		s.busy.Store(false)
-		if s.srv.draining.Load() {
-			return // the batch is answered; Shutdown wants the client gone
-		}
 	}
+	return false
 }
 
 // maxSegment is the most commands forwarded before their replies are
@@ -377,9 +452,7 @@ func (s *session) flush() {
 	if len(seg.parts) == 0 {
 		return
 	}
-	r := &s.req
-	r.parts, r.n, r.out, r.blocking, r.err, r.readonly = seg.parts, seg.n, &s.out, seg.blocking, nil, false
-	start := len(s.out)
+	r := s.prepareRequest()
 	if seg.node != nil {
 		seg.node.outstanding.Add(1)
 		if err := seg.conn.enqueue(r); err != nil {
@@ -400,8 +473,17 @@ func (s *session) flush() {
 	} else {
 		<-r.done
 	}
+	s.finishSeg()
+}
+
+// finishSeg completes the segment whose request is finished: it retries
+// what a demoted master refused, records metrics, turns a failure into
+// error replies, and gives back a dedicated connection left stateless.
+func (s *session) finishSeg() {
+	seg := &s.seg
+	r := &s.req
 	if r.readonly && r.err == nil && seg.conn != s.ded && seg.node == nil {
-		s.retryReadonly(start, seg.parts)
+		s.retryReadonly(s.segStart, seg.parts)
 	}
 	conn := seg.conn
 	m := s.srv.cfg.Metrics

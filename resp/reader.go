@@ -1,6 +1,15 @@
 package resp
 
-import "io"
+import (
+	"errors"
+	"io"
+)
+
+// ErrWouldBlock is what a Reader's underlying reader returns when it has no
+// data now but may have later, as a non-blocking socket does. The Reader
+// passes it to its caller without keeping it, so the next call reads
+// again, resuming a partly read frame where it stopped.
+var ErrWouldBlock = errors.New("resp: no data available now")
 
 const defaultBufSize = 4096
 
@@ -124,6 +133,9 @@ func (r *Reader) fill(need int) error {
 			r.smallReads = 0
 		} else if m > 0 {
 			r.smallReads++
+		}
+		if err == ErrWouldBlock && m == 0 {
+			return err
 		}
 		if err != nil {
 			r.err = err

@@ -317,3 +317,67 @@ func TestLimitsWithDefaults(t *testing.T) {
 		t.Errorf("WithDefaults() = %+v, want %+v", got, want)
 	}
 }
+
+// wouldBlock hands out one chunk per Read and says ErrWouldBlock between
+// chunks, as a non-blocking socket does between packets.
+type wouldBlock struct {
+	chunks [][]byte
+	ready  bool
+}
+
+func (w *wouldBlock) Read(p []byte) (int, error) {
+	if !w.ready {
+		return 0, ErrWouldBlock
+	}
+	w.ready = false
+	if len(w.chunks) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, w.chunks[0])
+	w.chunks[0] = w.chunks[0][n:]
+	if len(w.chunks[0]) == 0 {
+		w.chunks = w.chunks[1:]
+	}
+	return n, nil
+}
+
+// A non-blocking source: ErrWouldBlock reaches the caller each time there
+// is no data, is not kept, and the frame split across the gaps is read
+// whole once the rest arrives.
+func TestWouldBlockIsNotKept(t *testing.T) {
+	in := "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nvalue\r\n*1\r\n$4\r\nPING\r\n"
+	var chunks [][]byte
+	for i := 0; i < len(in); i += 7 {
+		chunks = append(chunks, []byte(in[i:min(i+7, len(in))]))
+	}
+	src := &wouldBlock{chunks: chunks}
+	r := NewReader(src, 16, Limits{})
+	var cmd Command
+	var got []string
+	blocked := 0
+	for len(got) < 2 {
+		if blocked > 10*len(chunks) {
+			t.Fatalf("no progress: %d ErrWouldBlock for %d chunks", blocked, len(chunks))
+		}
+		err := r.ReadCommand(&cmd)
+		if err == ErrWouldBlock {
+			blocked++
+			src.ready = true
+			continue
+		}
+		if err != nil {
+			t.Fatalf("after %d commands: %v", len(got), err)
+		}
+		got = append(got, string(bytes.Join(cmd.Args, []byte(" "))))
+	}
+	if got[0] != "SET k value" || got[1] != "PING" {
+		t.Fatalf("commands = %q", got)
+	}
+	if blocked < len(chunks) {
+		t.Fatalf("ErrWouldBlock returned %d times for %d chunks", blocked, len(chunks))
+	}
+	src.ready = true
+	if err := r.ReadCommand(&cmd); err != io.EOF {
+		t.Fatalf("at the end: %v, want EOF", err)
+	}
+}

@@ -1,0 +1,224 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"time"
+
+	"github.com/pnats/switchyard/resp"
+	"github.com/pnats/switchyard/router"
+)
+
+// The fast path: what the event loop (loop_linux.go) does for a client
+// without a goroutine. A command takes it when it is an ordinary command
+// for the master's shared connection and the session holds no state of
+// its own: no transaction, WATCH, subscription or dedicated connection,
+// not a read port or READONLY, authenticated, and not an inline command.
+// Anything else, and anything unusual on the way (no master, a failover
+// hold, a closed connection, a -READONLY reply, a client that does not
+// take its replies at once), hands the session to a goroutine, which
+// serves it exactly as a session that never was in the loop.
+
+// resumeKind says where a session handed from the loop to a goroutine
+// carries on.
+type resumeKind uint8
+
+const (
+	resumeNone resumeKind = iota
+	// resumeCommand: s.cmd was read and not handled; s.seg may hold fast
+	// commands before it, not yet sent.
+	resumeCommand
+	// resumeBatch: s.seg holds commands that could not be queued.
+	resumeBatch
+	// resumeError: reading the client failed with s.lerr, a protocol error.
+	resumeError
+	// resumeFinish: the segment's replies are in and need the goroutine
+	// (a -READONLY reply: the master was demoted).
+	resumeFinish
+	// resumeWrite: s.out holds replies the client has not taken yet.
+	resumeWrite
+	// resumeClose: the loop closes the session (a failed write).
+	resumeClose
+)
+
+// maxHandoffs is how often a session may go from the loop to a goroutine;
+// a client that keeps needing one (MULTI in a loop, a slow reader) stays
+// on its goroutine rather than paying the move each time.
+const maxHandoffs = 8
+
+var (
+	errWouldBlock = resp.ErrWouldBlock
+	errEOF        = io.EOF
+)
+
+// routeFast is router.Lookup with the metric ID in the session's type.
+func routeFast(cmd *resp.Command) (router.Class, uint16) {
+	class, id := router.Lookup(cmd.Args)
+	return class, uint16(id)
+}
+
+// fastOK reports whether cmd can take the fast path in the session's
+// current state.
+func (s *session) fastOK(class router.Class, cmd *resp.Command) bool {
+	if class != router.Forward || cmd.Inline || !s.authed || s.sink != nil || s.ded != nil ||
+		s.multi || s.watch || s.readPort || s.readPrefer {
+		return false
+	}
+	// READONLY and READWRITE are answered by the proxy (read.go).
+	if len(cmd.Args) == 1 && (bytes.EqualFold(cmd.Args[0], []byte("READONLY")) || bytes.EqualFold(cmd.Args[0], []byte("READWRITE"))) {
+		return false
+	}
+	return true
+}
+
+// fastConn returns a live shared connection to the current master without
+// waiting, or nil: no master, a failover hold, no connection open yet, or
+// a move between generations that could wait on closing a pool.
+func (s *session) fastConn() *backendConn {
+	g := s.srv.current()
+	if g == nil {
+		return nil
+	}
+	if g != s.gen {
+		if s.gen != nil && s.key != defaultKey {
+			return nil
+		}
+		s.moveTo(g)
+	}
+	c := s.pool.liveShared()
+	s.shared = c
+	return c
+}
+
+// prepareRequest fills s.req from the current segment.
+func (s *session) prepareRequest() *request {
+	seg := &s.seg
+	r := &s.req
+	r.parts, r.n, r.out, r.blocking, r.err, r.readonly, r.notify = seg.parts, seg.n, &s.out, seg.blocking, nil, false, nil
+	s.segStart = len(s.out)
+	return r
+}
+
+// loopDone runs on the backend reader's goroutine when a loop session's
+// segment is finished: it writes the replies to the client without
+// waiting, and gives the session back to the loop if the client has more
+// to say. Anything that could wait goes to a goroutine instead.
+func (s *session) loopDone() {
+	r := &s.req
+	r.notify = nil
+	if r.readonly && r.err == nil {
+		s.toLoopGoroutine(resumeFinish)
+		return
+	}
+	s.finishSeg()
+	n, err := writeRaw(s.in.fd, s.out)
+	m := s.srv.cfg.Metrics
+	if n > 0 {
+		m.add(m.BytesOut, float64(n))
+	}
+	if err != nil {
+		s.toLoopGoroutine(resumeClose)
+		return
+	}
+	if n < len(s.out) {
+		s.out = s.out[:copy(s.out, s.out[n:])]
+		s.toLoopGoroutine(resumeWrite)
+		return
+	}
+	if cap(s.out) > maxClientBuffer {
+		s.out = nil
+	} else {
+		s.out = s.out[:0]
+	}
+	s.busy.Store(false)
+	s.lmu.Lock()
+	again := s.lready || s.lstop || s.lhup || s.in.more || s.rd.Buffered() > 0
+	s.lready = false
+	if !again {
+		s.lbusy = false
+	}
+	s.lmu.Unlock()
+	if again {
+		s.srv.loop.Load().post(s)
+	}
+}
+
+// toLoopGoroutine asks the loop to do how with a session it owns.
+func (s *session) toLoopGoroutine(how resumeKind) {
+	s.lmu.Lock()
+	s.lresume = how
+	s.lmu.Unlock()
+	s.srv.loop.Load().post(s)
+}
+
+// loopable reports whether a goroutine session could go back to the loop.
+func (s *session) loopable() bool {
+	return s.plain && s.srv.loop.Load() != nil && s.handoffs < maxHandoffs &&
+		s.sink == nil && s.ded == nil && !s.multi && !s.watch && !s.readPort && !s.readPrefer &&
+		s.authed && !s.closing && len(s.in.peeked) == 0 && s.in.err == nil && len(s.out) == 0
+}
+
+// toLoop moves an idle goroutine session into the loop: its goroutine
+// returns at once if this succeeds.
+func (s *session) toLoop() bool {
+	s.lmu.Lock()
+	if s.lstop {
+		s.lmu.Unlock()
+		return false
+	}
+	fd, err := detachConn(s.nc)
+	if err != nil {
+		s.lmu.Unlock()
+		return false
+	}
+	s.in.fd = fd
+	s.inLoop, s.lbusy, s.lnew = true, true, true
+	s.lmu.Unlock()
+	s.srv.loop.Load().post(s)
+	return true
+}
+
+// stop closes the session: at once if it waits for its client, after the
+// batch in flight otherwise (the loop's sessions), or by closing its
+// connection (a goroutine's, which then sees its read fail).
+func (s *session) stop() {
+	s.lmu.Lock()
+	s.lstop = true
+	if !s.inLoop {
+		nc := s.nc
+		s.lmu.Unlock()
+		nc.Close()
+		return
+	}
+	post := !s.lbusy
+	if post {
+		s.lbusy = true
+	}
+	s.lmu.Unlock()
+	if post {
+		s.srv.loop.Load().post(s)
+	}
+}
+
+// inLoopNow reports whether the loop serves the session.
+func (s *session) inLoopNow() bool {
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
+	return s.inLoop
+}
+
+// setConn makes nc the session's connection; s.lmu is held.
+func (s *session) setConn(nc net.Conn) {
+	s.nc = nc
+	s.in.nc = nc
+	s.in.fd = -1
+	s.in.deadline = time.Time{}
+	s.cw = deadlineWriter{nc: nc, timeout: s.srv.cfg.ClientWriteTimeout}
+}
+
+func isProtocolError(err error) bool {
+	var pe *resp.ProtocolError
+	return errors.As(err, &pe)
+}

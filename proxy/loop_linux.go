@@ -1,0 +1,541 @@
+//go:build linux
+
+package proxy
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// loop serves plain-TCP clients whose commands all go down the fast path
+// (see fast.go) without a goroutine per client: one goroutine waits on an
+// epoll set holding every such client socket, reads and parses what each
+// ready client sent, queues it on a shared backend connection, and writes
+// every backend it touched once per round. The backend's reader goroutine
+// writes the replies straight to the client sockets. So a command costs a
+// read and a write on the client socket and a share of one backend write
+// and read, with no goroutine woken for it, and an idle client costs no
+// goroutine stack.
+//
+// The loop owns each of its client sockets as a raw descriptor (a
+// duplicate, the net.Conn it came from is closed), so nothing else can
+// close it or reuse its number while the loop or a reader uses it. A
+// client that needs anything else (a transaction, a blocking command,
+// Pub/Sub, AUTH, a slow reader, an error) is handed to a goroutine with a
+// net.Conn made from the descriptor, and comes back when it is simple
+// again.
+type loop struct {
+	srv    *Server
+	epfd   int
+	ep     *os.File        // epfd, watched by Go's poller
+	rc     syscall.RawConn // ep's
+	wakefd int             // an eventfd: post writes it to wake a sleeping loop
+
+	// mu guards queue and stopping.
+	mu       sync.Mutex
+	queue    []*session
+	stopping bool
+	sleeping atomic.Bool // the loop is (about to be) in epoll_wait
+	done     chan struct{}
+
+	// Owned by the loop goroutine.
+	fds       map[int32]*session
+	touched   []*backendConn // backends this round made the loop flush
+	spare     []*session
+	now       time.Time
+	lastSweep time.Time
+	// pollFn is poll for rc.Read, with its arguments and result here, so
+	// that waiting allocates no closure.
+	pollFn func(uintptr) bool
+	events []syscall.EpollEvent
+	n      int
+}
+
+// loopEvents: readable and peer-closed, edge-triggered (EPOLLET is 1<<31,
+// which the syscall package declares as a negative int).
+const loopEvents uint32 = syscall.EPOLLIN | syscall.EPOLLRDHUP | 1<<31
+
+func newLoop(srv *Server) (*loop, error) {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	r, _, e := syscall.Syscall(syscall.SYS_EVENTFD2, 0, syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if e != 0 {
+		syscall.Close(epfd)
+		return nil, os.NewSyscallError("eventfd2", e)
+	}
+	wakefd := int(r)
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(wakefd)}
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
+		syscall.Close(epfd)
+		syscall.Close(wakefd)
+		return nil, os.NewSyscallError("epoll_ctl", err)
+	}
+	// Non-blocking, so that os.NewFile puts it in Go's poller (see wait).
+	if err := syscall.SetNonblock(epfd, true); err != nil {
+		syscall.Close(epfd)
+		syscall.Close(wakefd)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	ep := os.NewFile(uintptr(epfd), "epoll")
+	rc, err := ep.SyscallConn()
+	if err != nil {
+		ep.Close()
+		syscall.Close(wakefd)
+		return nil, err
+	}
+	l := &loop{
+		srv:    srv,
+		epfd:   epfd,
+		ep:     ep,
+		rc:     rc,
+		wakefd: wakefd,
+		done:   make(chan struct{}),
+		fds:    make(map[int32]*session),
+	}
+	l.pollFn = func(uintptr) bool {
+		l.n = l.poll(l.events)
+		return l.n > 0
+	}
+	go l.run()
+	return l, nil
+}
+
+// post hands s to the loop goroutine. The caller has set s.lbusy, so
+// nothing else works on s until the loop releases it.
+func (l *loop) post(s *session) {
+	l.mu.Lock()
+	l.queue = append(l.queue, s)
+	l.mu.Unlock()
+	if l.sleeping.Load() && l.sleeping.CompareAndSwap(true, false) {
+		var one = [8]byte{1}
+		syscall.Write(l.wakefd, one[:])
+	}
+}
+
+// stop ends the loop goroutine once the server's sessions are gone.
+func (l *loop) stop() {
+	l.mu.Lock()
+	l.stopping = true
+	l.mu.Unlock()
+	l.sleeping.Store(false)
+	var one = [8]byte{1}
+	syscall.Write(l.wakefd, one[:])
+	<-l.done
+}
+
+func (l *loop) run() {
+	defer close(l.done)
+	defer l.ep.Close() // the epoll descriptor
+	defer syscall.Close(l.wakefd)
+	events := make([]syscall.EpollEvent, 256)
+	var drain [8]byte
+	for {
+		l.mu.Lock()
+		queued, stopping := len(l.queue) > 0, l.stopping
+		l.mu.Unlock()
+		if stopping {
+			for _, s := range l.fds {
+				l.close(s)
+			}
+			return
+		}
+		n := 0
+		if queued {
+			n = l.poll(events)
+		} else {
+			n = l.wait(events)
+		}
+		l.now = time.Now()
+		for i := 0; i < n; i++ {
+			ev := &events[i]
+			if int(ev.Fd) == l.wakefd {
+				syscall.Read(l.wakefd, drain[:])
+				continue
+			}
+			s := l.fds[ev.Fd]
+			if s == nil {
+				continue
+			}
+			s.lmu.Lock()
+			if ev.Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
+				s.lhup = true
+			}
+			if s.lbusy {
+				s.lready = true
+				s.lmu.Unlock()
+				continue
+			}
+			s.lbusy = true
+			s.lmu.Unlock()
+			l.process(s)
+		}
+		l.mu.Lock()
+		q := l.queue
+		l.queue = l.spare[:0]
+		l.mu.Unlock()
+		for i, s := range q {
+			l.process(s)
+			q[i] = nil
+		}
+		l.spare = q[:0]
+		l.flushTouched()
+		if l.srv.cfg.IdleTimeout > 0 && l.now.Sub(l.lastSweep) >= time.Second {
+			l.lastSweep = l.now
+			l.sweep()
+		}
+	}
+}
+
+// poll collects the ready events without waiting.
+func (l *loop) poll(events []syscall.EpollEvent) int {
+	for {
+		n, err := syscall.EpollWait(l.epfd, events, 0)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			l.srv.log.Error("event loop: epoll_wait failed", zap.Error(err))
+			return 0
+		}
+		return n
+	}
+}
+
+// wait collects the ready events, waiting for one if there is none. The
+// waiting is Go's: the epoll descriptor itself sits in the runtime's
+// poller, so the loop parks like any goroutine waiting for a socket
+// instead of blocking a thread in epoll_wait (which makes the scheduler
+// hand the thread's work to another one each time). With IdleTimeout set
+// the wait ends after a second for the idle sweep.
+func (l *loop) wait(events []syscall.EpollEvent) int {
+	l.sleeping.Store(true)
+	defer l.sleeping.Store(false)
+	l.mu.Lock()
+	queued := len(l.queue) > 0
+	l.mu.Unlock()
+	if queued {
+		return l.poll(events) // posted while going to sleep
+	}
+	if l.srv.cfg.IdleTimeout > 0 {
+		l.ep.SetReadDeadline(time.Now().Add(time.Second))
+	}
+	l.events, l.n = events, 0
+	err := l.rc.Read(l.pollFn)
+	n := l.n
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		l.srv.log.Error("event loop: waiting for events failed", zap.Error(err))
+		time.Sleep(10 * time.Millisecond)
+	}
+	return n
+}
+
+// process serves a loop-owned session (s.lbusy is set): it carries out
+// what a reader goroutine asked for, or reads what the client sent and
+// queues every command of it that can take the fast path, up to
+// maxSegment; the first that cannot sends the session to a goroutine.
+func (l *loop) process(s *session) {
+	defer func() {
+		// A bug must cost this client, not the loop every client shares.
+		if v := recover(); v != nil {
+			l.srv.log.Error("event loop panic; closing the client", zap.Any("panic", v), zap.Stack("stack"))
+			s.seg = segment{}
+			l.close(s)
+		}
+	}()
+	if s.lnew {
+		s.lnew = false
+		if !l.register(s) {
+			l.close(s)
+			return
+		}
+	}
+	s.lmu.Lock()
+	stop, how := s.lstop, s.lresume
+	s.lresume = resumeNone
+	s.lmu.Unlock()
+	switch {
+	case how == resumeClose || stop || l.srv.draining.Load():
+		l.close(s)
+		return
+	case how != resumeNone:
+		l.handoff(s, how)
+		return
+	}
+	s.lastActive = l.now
+	var c *backendConn
+	var rerr error
+	for s.seg.n < maxSegment {
+		var err error
+		if s.seg.n == 0 {
+			// May read the socket, moving the buffer: only before any
+			// command of the segment points into it.
+			err = s.rd.ReadCommand(&s.cmd)
+		} else {
+			var ok bool
+			ok, err = s.rd.BufferedCommand(&s.cmd)
+			if err == nil && !ok {
+				break
+			}
+		}
+		if err == errWouldBlock {
+			break
+		}
+		if err != nil {
+			rerr = err
+			break
+		}
+		if s.seg.n == 0 {
+			s.busy.Store(true)
+			s.batchStart = l.now
+			s.shared, s.replica, s.replicaNode = nil, nil, nil
+		}
+		class, id := routeFast(&s.cmd)
+		if !s.fastOK(class, &s.cmd) {
+			l.handoff(s, resumeCommand)
+			return
+		}
+		if c == nil {
+			if c = s.fastConn(); c == nil {
+				l.handoff(s, resumeCommand)
+				return
+			}
+		}
+		s.id = id
+		s.forward(c, s.cmd.Raw, false)
+	}
+	if s.seg.n == 0 {
+		s.busy.Store(false)
+		if rerr != nil {
+			if isProtocolError(rerr) {
+				s.lerr = rerr
+				l.handoff(s, resumeError)
+				return
+			}
+			l.close(s)
+			return
+		}
+		l.release(s)
+		return
+	}
+	if rerr != nil {
+		// Serve what came before the error; the next round meets it again.
+		s.lmu.Lock()
+		s.lready = true
+		s.lmu.Unlock()
+	}
+	l.send(s, c)
+}
+
+// send queues the session's segment on c. From then on the backend's
+// reader owns the session until it finishes the request (s.loopDone).
+func (l *loop) send(s *session, c *backendConn) {
+	r := s.prepareRequest()
+	r.notify = s.onDone
+	flusher, err := c.queue(r, false)
+	if err == errQueueFull {
+		// Bytes this round queued may be what the full queue waits for.
+		l.flushTouched()
+		flusher, err = c.queue(r, true)
+	}
+	if err != nil {
+		// Nothing was sent; the goroutine's flush decides where it goes.
+		r.notify = nil
+		l.handoff(s, resumeBatch)
+		return
+	}
+	if flusher {
+		l.touched = append(l.touched, c)
+	}
+}
+
+// release lets a loop-owned session wait for its client again.
+func (l *loop) release(s *session) {
+	s.lmu.Lock()
+	stop := s.lstop
+	again := !stop && s.lready
+	s.lready = false
+	if !stop && !again {
+		s.lbusy = false
+	}
+	s.lmu.Unlock()
+	switch {
+	case stop:
+		l.close(s)
+	case again:
+		l.post(s)
+	}
+}
+
+// flushTouched writes every backend connection this round queued bytes
+// on as the flusher. Requests from many clients go out in one write.
+func (l *loop) flushTouched() {
+	for i, c := range l.touched {
+		c.flushQueued()
+		l.touched[i] = nil
+	}
+	l.touched = l.touched[:0]
+}
+
+// sweep closes clients idle for longer than IdleTimeout, as Redis's
+// timeout does.
+func (l *loop) sweep() {
+	limit := l.now.Add(-l.srv.cfg.IdleTimeout)
+	for _, s := range l.fds {
+		s.lmu.Lock()
+		idle := !s.lbusy && s.lastActive.Before(limit)
+		if idle {
+			s.lbusy = true
+		}
+		s.lmu.Unlock()
+		if idle {
+			l.close(s)
+		}
+	}
+}
+
+// register adds a session's socket to the epoll set. If the socket is
+// readable already, epoll reports it at once.
+func (l *loop) register(s *session) bool {
+	fd := s.in.fd
+	l.fds[int32(fd)] = s
+	ev := syscall.EpollEvent{Events: loopEvents, Fd: int32(fd)}
+	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		l.srv.log.Error("event loop: cannot watch a client", zap.Error(err))
+		return false
+	}
+	return true
+}
+
+// close ends a loop-owned session.
+func (l *loop) close(s *session) {
+	l.forget(s)
+	syscall.Close(s.in.fd)
+	s.in.fd = -1
+	s.lmu.Lock()
+	s.inLoop = false
+	s.lmu.Unlock()
+	s.cleanup()
+	l.srv.endSession(s)
+}
+
+// forget removes s's socket from the epoll set.
+func (l *loop) forget(s *session) {
+	fd := int32(s.in.fd)
+	if l.fds[fd] == s {
+		delete(l.fds, fd)
+		syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
+	}
+}
+
+// handoff gives a loop-owned session to a goroutine of its own, which
+// carries on with how.
+func (l *loop) handoff(s *session, how resumeKind) {
+	l.forget(s)
+	nc, err := attachConn(s.in.fd)
+	if err != nil {
+		l.srv.log.Error("event loop: cannot hand a client to a goroutine; closing it", zap.Error(err))
+		syscall.Close(s.in.fd)
+		s.in.fd = -1
+		s.lmu.Lock()
+		s.inLoop = false
+		s.lmu.Unlock()
+		s.seg = segment{}
+		s.cleanup()
+		l.srv.endSession(s)
+		return
+	}
+	s.lmu.Lock()
+	s.inLoop, s.lbusy, s.lready, s.lhup = false, false, false, false
+	s.setConn(nc)
+	stop := s.lstop
+	s.lmu.Unlock()
+	if stop {
+		nc.Close()
+	}
+	s.handoffs++
+	go s.goroutine(how)
+}
+
+// detachConn returns a duplicate of a TCP connection's descriptor, still
+// non-blocking, and closes the connection, so that the descriptor belongs
+// to the caller alone and Go's poller no longer watches it.
+func detachConn(nc net.Conn) (int, error) {
+	tc, ok := nc.(*net.TCPConn)
+	if !ok {
+		return -1, errors.New("proxy: not a TCP connection")
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	var derr error
+	err = rc.Control(func(f uintptr) {
+		r, _, e := syscall.Syscall(syscall.SYS_FCNTL, f, syscall.F_DUPFD_CLOEXEC, 0)
+		if e != 0 {
+			derr = e
+			return
+		}
+		fd = int(r)
+	})
+	if err == nil {
+		err = derr
+	}
+	if err != nil {
+		return -1, err
+	}
+	nc.Close()
+	return fd, nil
+}
+
+// attachConn makes a net.Conn of a descriptor and closes the descriptor.
+func attachConn(fd int) (net.Conn, error) {
+	f := os.NewFile(uintptr(fd), "client")
+	nc, err := net.FileConn(f)
+	f.Close()
+	return nc, err
+}
+
+// readRaw reads from a loop-owned socket: resp.ErrWouldBlock when it has
+// nothing now, io.EOF when the client closed it.
+func readRaw(fd int, p []byte) (int, error) {
+	for {
+		n, err := syscall.Read(fd, p)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return 0, errWouldBlock
+		case err != nil:
+			return 0, err
+		case n == 0:
+			return 0, errEOF
+		}
+		return n, nil
+	}
+}
+
+// writeRaw writes what the socket takes now, without waiting.
+func writeRaw(fd int, p []byte) (int, error) {
+	for {
+		n, err := syscall.Write(fd, p)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return 0, nil
+		case err != nil:
+			return 0, err
+		}
+		return n, nil
+	}
+}
