@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -17,6 +18,9 @@ import (
 // its upstream, and closes it at cleanup.
 func startProxy(t testing.TB, master string, cfg proxy.Config) (*proxy.Server, string) {
 	t.Helper()
+	if noEventLoop() {
+		cfg.NoEventLoop = true
+	}
 	srv := proxy.New(cfg)
 	if master != "" {
 		srv.SetMaster(1, master)
@@ -37,6 +41,10 @@ func startProxy(t testing.TB, master string, cfg proxy.Config) (*proxy.Server, s
 	})
 	return srv, l.Addr().String()
 }
+
+// noEventLoop reports whether the tests run with a goroutine per client
+// (make test runs this package both ways).
+func noEventLoop() bool { return os.Getenv("SWITCHYARD_TEST_NO_EVENT_LOOP") != "" }
 
 // setup starts a redis-server and a proxy in front of it.
 func setup(t testing.TB, cfg proxy.Config, args ...string) (*lab.Server, *proxy.Server, string) {

@@ -58,6 +58,7 @@ func (m *Metrics) observe(ids []uint16, d time.Duration, replica bool) {
 // Stats is a snapshot of the server's gauges.
 type Stats struct {
 	Clients        int // connected clients
+	EventLoop      int // clients the event loop serves (no goroutine of their own)
 	Pinned         int // sessions holding a dedicated backend connection
 	BackendConns   int // open backend connections to the current master
 	BackendPending int // requests written to the master and awaiting replies
@@ -74,6 +75,9 @@ func (s *Server) Stats() Stats {
 	for sess := range s.sessions {
 		if sess.pinned.Load() {
 			st.Pinned++
+		}
+		if sess.inLoopNow() {
+			st.EventLoop++
 		}
 	}
 	s.mu.Unlock()

@@ -108,7 +108,7 @@ func (l *lazyObserver) Observe(v float64) {
 type groupCollector struct {
 	groups func() []*group
 
-	clients, pinned, backendConns, pending, held, epoch, lastSwitch,
+	clients, looped, pinned, backendConns, pending, held, epoch, lastSwitch,
 	state, sentinels, reachable, disagreeing, replicas, replicasDown *prometheus.Desc
 }
 
@@ -119,6 +119,7 @@ func newGroupCollector(groups func() []*group) *groupCollector {
 	return &groupCollector{
 		groups:       groups,
 		clients:      d("client_connections", "Clients connected now (compare redis_connected_clients)."),
+		looped:       d("event_loop_clients", "Clients served by the event loop (plain TCP, no session state); the others have a goroutine each."),
 		pinned:       d("pinned_sessions", "Clients holding a dedicated backend connection (transaction, blocking command, Pub/Sub, MONITOR)."),
 		backendConns: d("backend_connections", "Open connections to the current master."),
 		pending:      d("backend_pending_requests", "Requests written to the master and awaiting replies: pool saturation."),
@@ -135,7 +136,7 @@ func newGroupCollector(groups func() []*group) *groupCollector {
 }
 
 func (c *groupCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.clients, c.pinned, c.backendConns, c.pending, c.held, c.epoch,
+	for _, d := range []*prometheus.Desc{c.clients, c.looped, c.pinned, c.backendConns, c.pending, c.held, c.epoch,
 		c.lastSwitch, c.state, c.sentinels, c.reachable, c.disagreeing, c.replicas, c.replicasDown} {
 		ch <- d
 	}
@@ -155,6 +156,7 @@ func (c *groupCollector) Collect(ch chan<- prometheus.Metric) {
 		name := g.cfg.Name
 		st := g.srv.Stats()
 		gauge(c.clients, float64(st.Clients), name)
+		gauge(c.looped, float64(st.EventLoop), name)
 		gauge(c.pinned, float64(st.Pinned), name)
 		gauge(c.backendConns, float64(st.BackendConns), name)
 		gauge(c.pending, float64(st.BackendPending), name)

@@ -1,0 +1,184 @@
+//go:build linux
+
+package proxy_test
+
+import (
+	"fmt"
+	"net"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pnats/switchyard/proxy"
+)
+
+func skipWithoutLoop(t *testing.T) {
+	t.Helper()
+	if noEventLoop() {
+		t.Skip("the event loop is off (SWITCHYARD_TEST_NO_EVENT_LOOP)")
+	}
+	if testing.Short() {
+		t.Skip("needs redis-server")
+	}
+}
+
+func waitEventLoop(t *testing.T, srv *proxy.Server, want int) {
+	t.Helper()
+	waitFor(t, func() error {
+		if n := srv.Stats().EventLoop; n != want {
+			return fmt.Errorf("%d clients in the event loop, want %d", n, want)
+		}
+		return nil
+	})
+}
+
+// A pipeline that starts on the loop's fast path and then needs a
+// goroutine (MULTI) is answered in order, commands before the hand-off
+// included; the client goes back to the loop once the transaction is
+// over, and leaves it for as long as it holds one.
+func TestEventLoopHandOffKeepsOrder(t *testing.T) {
+	skipWithoutLoop(t)
+	_, srv, addr := setup(t, proxy.Config{})
+	c := dialRaw(t, addr)
+	c.send(cmd("SET", "h", "1") + cmd("GET", "h"))
+	for _, want := range []string{"+OK", "$1", "1"} {
+		if l := c.line(); l != want {
+			t.Fatalf("got %q, want %q", l, want)
+		}
+	}
+	waitEventLoop(t, srv, 1)
+
+	c.send(cmd("INCR", "h") + cmd("MULTI") + cmd("INCR", "h"))
+	for _, want := range []string{":2", "+OK", "+QUEUED"} {
+		if l := c.line(); l != want {
+			t.Fatalf("got %q, want %q", l, want)
+		}
+	}
+	waitEventLoop(t, srv, 0) // the transaction holds a connection: a goroutine serves it
+
+	c.send(cmd("EXEC") + cmd("GET", "h") + cmd("PING"))
+	for _, want := range []string{"*1", ":3", "$1", "3", "+PONG"} {
+		if l := c.line(); l != want {
+			t.Fatalf("got %q, want %q", l, want)
+		}
+	}
+	waitEventLoop(t, srv, 1)
+	c.send(cmd("GET", "h"))
+	for _, want := range []string{"$1", "3"} {
+		if l := c.line(); l != want {
+			t.Fatalf("got %q, want %q", l, want)
+		}
+	}
+}
+
+// Idle clients of the event loop have no goroutine each: that is what
+// keeps ten thousand idle connections cheap.
+func TestEventLoopIdleClientsHaveNoGoroutine(t *testing.T) {
+	skipWithoutLoop(t)
+	_, srv, addr := setup(t, proxy.Config{})
+	warm := dialRaw(t, addr)
+	warm.send(cmd("PING"))
+	warm.line()
+	before := runtime.NumGoroutine()
+	const n = 200
+	for i := 0; i < n; i++ {
+		c := dialRaw(t, addr)
+		c.send(cmd("PING"))
+		if l := c.line(); l != "+PONG" {
+			t.Fatalf("client %d: %q", i, l)
+		}
+	}
+	waitEventLoop(t, srv, n+1)
+	// Allow for the runtime's and the test's own; one per client would be 200.
+	if grown := runtime.NumGoroutine() - before; grown > 20 {
+		t.Fatalf("%d idle clients added %d goroutines", n, grown)
+	}
+}
+
+// A client that sends its commands and shuts down its side gets every
+// reply, and its session ends: it does not linger in the loop. The
+// commands and the FIN arrive while an earlier command is in flight, so
+// epoll reports them before the loop reads either: after serving the
+// commands the loop must still read on to the end of the stream.
+func TestEventLoopHalfClose(t *testing.T) {
+	skipWithoutLoop(t)
+	rs, srv, addr := setup(t, proxy.Config{}, "--enable-debug-command", "yes")
+	c := dialRaw(t, addr)
+	c.send(cmd("PING"))
+	c.line()
+	waitEventLoop(t, srv, 1)
+	c.send(cmd("DEBUG", "SLEEP", "0.3"))
+	direct := dialRaw(t, rs.Addr)
+	waitFor(t, func() error { // Redis is asleep: the DEBUG is in flight
+		direct.nc.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		direct.nc.Write([]byte(cmd("PING")))
+		if _, err := direct.br.ReadString('\n'); err == nil {
+			return fmt.Errorf("redis-server still answers")
+		}
+		return nil
+	})
+	c.send(cmd("SET", "hc", "v") + cmd("GET", "hc"))
+	if err := c.nc.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"+OK", "+OK", "$1", "v"} {
+		if l := c.line(); l != want {
+			t.Fatalf("got %q, want %q", l, want)
+		}
+	}
+	if !c.closed() {
+		t.Fatal("the proxy did not close the half-closed client")
+	}
+	waitFor(t, func() error {
+		if n := srv.Clients(); n != 0 {
+			return fmt.Errorf("%d clients", n)
+		}
+		return nil
+	})
+}
+
+// A client of the loop that stops reading its replies is handed to a
+// goroutine that waits for it, bounded by ClientWriteTimeout; the loop
+// and its other clients carry on meanwhile.
+func TestEventLoopSlowReader(t *testing.T) {
+	skipWithoutLoop(t)
+	_, srv, addr := setup(t, proxy.Config{ClientWriteTimeout: time.Second})
+	big := strings.Repeat("x", 256<<10)
+	c := dialRaw(t, addr)
+	c.send(cmd("SET", "big", big))
+	if l := c.line(); l != "+OK" {
+		t.Fatal(l)
+	}
+	waitEventLoop(t, srv, 1)
+	// Megabytes of replies the client never reads.
+	var pipeline strings.Builder
+	for i := 0; i < 64; i++ {
+		pipeline.WriteString(cmd("GET", "big"))
+	}
+	c.send(pipeline.String())
+
+	other := dialRaw(t, addr)
+	for i := 0; i < 50; i++ {
+		other.send(cmd("PING"))
+		if l := other.line(); l != "+PONG" {
+			t.Fatalf("another client got %q while one did not read", l)
+		}
+	}
+	waitFor(t, func() error {
+		if n := srv.Clients(); n != 1 {
+			return fmt.Errorf("%d clients; the one not reading should be gone after ClientWriteTimeout", n)
+		}
+		return nil
+	})
+}
+
+// cmd encodes a command as a RESP array.
+func cmd(args ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	return b.String()
+}
