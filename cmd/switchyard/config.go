@@ -92,6 +92,9 @@ type groupConfig struct {
 	KeepAlive time.Duration `yaml:"keepalive"`
 	// DialBackoff is how long a failed dial is not retried. Default 100ms.
 	DialBackoff time.Duration `yaml:"dial_backoff"`
+	// EventLoop serves plain-TCP clients from an event loop rather than a
+	// goroutine each (Linux; docs/operations.md). Default true.
+	EventLoop *bool `yaml:"event_loop"`
 
 	// Auth authenticates the proxy's connections to Redis (and its ROLE
 	// checks). Default: none.
@@ -181,6 +184,7 @@ type envConfig struct {
 	SentinelPassword     string        `env:"REDIS_SENTINEL_PASSWORD"`
 	SentinelPasswordFile string        `env:"REDIS_SENTINEL_PASSWORD_FILE"`
 	DrainTimeout         time.Duration `env:"SWITCHYARD_DRAIN_TIMEOUT"`
+	EventLoop            *bool         `env:"SWITCHYARD_EVENT_LOOP"`
 
 	// SentinelListen turns the Sentinel facade on; Announce is the
 	// group's advertised address.
@@ -322,6 +326,7 @@ func fromEnv(e envConfig) (*config, error) {
 		return nil, errors.New("REDIS_SENTINEL_PASSWORD is set but REDIS_SENTINEL_HOSTS is not")
 	}
 	g.Announce = e.Announce
+	g.EventLoop = e.EventLoop
 	if e.TLSCertFile != "" || e.TLSKeyFile != "" || e.TLSClientCAFile != "" {
 		// TLS replaces plain text on SWITCHYARD_LISTEN.
 		g.TLS = &listenerTLS{Listen: g.Listen, CertFile: e.TLSCertFile, KeyFile: e.TLSKeyFile, ClientCAFile: e.TLSClientCAFile}

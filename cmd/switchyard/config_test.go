@@ -17,7 +17,7 @@ func setEnv(t *testing.T, kv map[string]string) {
 		"REDIS_USERNAME", "REDIS_PASSWORD", "REDIS_PASSWORD_FILE", "REDIS_SENTINEL_USERNAME", "REDIS_SENTINEL_PASSWORD",
 		"REDIS_SENTINEL_PASSWORD_FILE", "SWITCHYARD_DRAIN_TIMEOUT", "SWITCHYARD_SENTINEL_LISTEN", "SWITCHYARD_ANNOUNCE",
 		"SWITCHYARD_TLS_CERT_FILE", "SWITCHYARD_TLS_KEY_FILE", "SWITCHYARD_TLS_CLIENT_CA_FILE", "SWITCHYARD_PASSWORD",
-		"SWITCHYARD_PASSWORD_FILE"} {
+		"SWITCHYARD_PASSWORD_FILE", "SWITCHYARD_EVENT_LOOP"} {
 		t.Setenv(k, "")
 		os.Unsetenv(k)
 	}
@@ -42,6 +42,19 @@ func TestEnvConfig(t *testing.T) {
 		}
 		if c.AdminListen != "127.0.0.1:9190" {
 			t.Fatalf("admin default %q", c.AdminListen)
+		}
+		if g.EventLoop != nil {
+			t.Fatalf("event_loop set without SWITCHYARD_EVENT_LOOP: %v", *g.EventLoop)
+		}
+	})
+	t.Run("event loop off", func(t *testing.T) {
+		setEnv(t, map[string]string{"REDIS_HOST": "10.0.0.5", "SWITCHYARD_EVENT_LOOP": "false"})
+		c, err := loadConfig("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := c.Groups[0]; g.EventLoop == nil || *g.EventLoop {
+			t.Fatalf("SWITCHYARD_EVENT_LOOP=false gave %v", g.EventLoop)
 		}
 	})
 	t.Run("sentinel", func(t *testing.T) {

@@ -106,6 +106,7 @@ func newGroup(cfg groupConfig, log *zap.Logger, m *metrics) (g *group, err error
 		Password:           cfg.Auth.Password,
 		ReadPolicy:         policy,
 		ReadYourWrites:     cfg.ReadYourWrites,
+		NoEventLoop:        cfg.EventLoop != nil && !*cfg.EventLoop,
 		Logger:             log,
 	}
 	if backendTLS != nil {
