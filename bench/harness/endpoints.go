@@ -40,11 +40,12 @@ type endpoint struct {
 // replicas (with Sentinels when Switchyard follows Sentinel) and the
 // proxies in front of the master.
 type testbed struct {
-	dir      string
-	group    *lab.Group // when started with Sentinels
-	master   *lab.Server
-	replicas []*lab.Server
-	children []*child
+	dir        string
+	gomaxprocs int
+	group      *lab.Group // when started with Sentinels
+	master     *lab.Server
+	replicas   []*lab.Server
+	children   []*child
 	// endpoints are those of the proxies workloads.
 	endpoints []endpoint
 	// switchyardMode says how the environment-configured Switchyard
@@ -70,13 +71,19 @@ type setup struct {
 	proxies    bool     // the proxies workloads run: start their endpoints
 	tls        bool     // the TLS workload runs
 	reads      bool     // the reads workload runs: two replicas and a read port
+	gomaxprocs int      // GOMAXPROCS of the Switchyard processes; 0: Go's default
 }
 
 // startTestbed starts Redis and every wanted proxy, each on a free
 // loopback port, and waits until each answers PING. On error everything
 // started so far is stopped.
 func startTestbed(ctx context.Context, s setup, in *installer) (_ *testbed, err error) {
-	tb := &testbed{dir: s.dir}
+	tb := &testbed{dir: s.dir, gomaxprocs: s.gomaxprocs}
+	if s.gomaxprocs > 0 {
+		tb.notes = append(tb.notes, fmt.Sprintf("switchyard ran with GOMAXPROCS=%d (-gomaxprocs), as HAProxy runs with nbthread 1 and twemproxy has one thread", s.gomaxprocs))
+	} else {
+		tb.notes = append(tb.notes, "switchyard ran with Go's default GOMAXPROCS (-gomaxprocs 0): one per CPU")
+	}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, tb.close())

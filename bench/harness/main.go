@@ -41,6 +41,7 @@ type options struct {
 	write      bool
 	readme     string
 	dir        string
+	gomaxprocs int
 }
 
 func main() {
@@ -75,6 +76,7 @@ func parseFlags(args []string) (options, error) {
 	quick := fs.Bool("quick", false, "smoke run: -rounds 1 -n 10000 -idle 1000 unless given")
 	fs.BoolVar(&o.write, "write", false, "also write the results into -readme between the results markers")
 	fs.StringVar(&o.readme, "readme", "bench/README.md", "README updated by -write")
+	fs.IntVar(&o.gomaxprocs, "gomaxprocs", 1, "GOMAXPROCS for Switchyard (0: Go's default, one per CPU); 1 matches the single-threaded references")
 	fs.StringVar(&o.dir, "dir", "", "directory for logs and configuration (default: a temporary directory, removed at the end)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -99,6 +101,9 @@ func parseFlags(args []string) (options, error) {
 	case "auto", "on", "off":
 	default:
 		return o, fmt.Errorf("-sentinel=%q: want auto, on or off", o.sentinel)
+	}
+	if o.gomaxprocs < 0 {
+		return o, fmt.Errorf("-gomaxprocs=%d: want 0 (Go's default) or more", o.gomaxprocs)
 	}
 	if o.rounds < 1 || o.n < 1 || o.idle < 0 {
 		return o, fmt.Errorf("-rounds and -n must be at least 1 and -idle at least 0")
@@ -200,6 +205,7 @@ func run(ctx context.Context, o options) (err error) {
 		proxies:    o.has(suiteProxies),
 		tls:        o.has(suiteTLS),
 		reads:      o.has(suiteReads),
+		gomaxprocs: o.gomaxprocs,
 	}, &in)
 	if err != nil {
 		return err

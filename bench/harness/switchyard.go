@@ -49,7 +49,7 @@ func (tb *testbed) launchSwitchyard(ctx context.Context, bin string, sentinel bo
 		return err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	env := append(cleanEnv(),
+	env := append(tb.switchyardEnv(),
 		"SWITCHYARD_LISTEN="+addr,
 		fmt.Sprintf("SWITCHYARD_ADMIN_LISTEN=127.0.0.1:%d", admin),
 	)
@@ -107,15 +107,19 @@ func getOK(url string) error {
 	return nil
 }
 
-// cleanEnv is the harness's environment without the variables Switchyard
-// reads, so that the caller's shell cannot change what is measured.
-func cleanEnv() []string {
+// switchyardEnv is the harness's environment without the variables
+// Switchyard reads, so that the caller's shell cannot change what is
+// measured, and with the GOMAXPROCS of -gomaxprocs.
+func (tb *testbed) switchyardEnv() []string {
 	var out []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "REDIS_") || strings.HasPrefix(kv, "SWITCHYARD_") {
+		if strings.HasPrefix(kv, "REDIS_") || strings.HasPrefix(kv, "SWITCHYARD_") || strings.HasPrefix(kv, "GOMAXPROCS=") {
 			continue
 		}
 		out = append(out, kv)
+	}
+	if tb.gomaxprocs > 0 {
+		out = append(out, fmt.Sprintf("GOMAXPROCS=%d", tb.gomaxprocs))
 	}
 	return out
 }
@@ -205,7 +209,7 @@ func (tb *testbed) startFileSwitchyard(ctx context.Context, bin string, withTLS,
 		return err
 	}
 	logf("starting switchyard from %s (main %s, TLS %s, read %s; %s)", path, cfg.listen, orNone(cfg.tlsListen), orNone(cfg.readListen), fs.mode)
-	c, err := startChild("switchyard-file", tb.dir, cleanEnv(), abs, "-config", path)
+	c, err := startChild("switchyard-file", tb.dir, tb.switchyardEnv(), abs, "-config", path)
 	if err != nil {
 		return err
 	}
