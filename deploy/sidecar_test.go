@@ -14,13 +14,13 @@ import (
 )
 
 // sidecarEnv is the sidecar's contract: the variables legacy pods already
-// have (connection guide), plus Switchyard's own two. Nothing else may
-// configure the sidecar.
+// have (connection guide), plus Switchyard's own two and the Go runtime's
+// GOMAXPROCS. Nothing else may configure the sidecar.
 var sidecarEnv = []string{
 	"REDIS_SENTINEL_HOSTS", "REDIS_SENTINEL_MASTER", "REDIS_SOCKET_TIMEOUT", "REDIS_MAX_CONNECTIONS",
 	"REDIS_HOST", "REDIS_PORT",
 	"REDIS_PASSWORD", "REDIS_PASSWORD_FILE", "REDIS_SENTINEL_PASSWORD", "REDIS_SENTINEL_PASSWORD_FILE",
-	"SWITCHYARD_LISTEN", "SWITCHYARD_ADMIN_LISTEN",
+	"SWITCHYARD_LISTEN", "SWITCHYARD_ADMIN_LISTEN", "GOMAXPROCS",
 }
 
 const sidecarFile = "sidecar/legacy-app.yaml"
