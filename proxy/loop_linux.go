@@ -267,7 +267,7 @@ func (l *loop) process(s *session) {
 		l.close(s)
 		return
 	case how != resumeNone:
-		l.handoff(s, how)
+		l.handoff(s, how, how == resumeWrite)
 		return
 	}
 	s.lastActive = l.now
@@ -300,12 +300,14 @@ func (l *loop) process(s *session) {
 		}
 		class, id := routeFast(&s.cmd)
 		if !s.fastOK(class, &s.cmd) {
-			l.handoff(s, resumeCommand)
+			l.handoff(s, resumeCommand, true)
 			return
 		}
 		if c == nil {
 			if c = s.fastConn(); c == nil {
-				l.handoff(s, resumeCommand)
+				// No master, a failover hold, no connection yet: the
+				// client's own state is fine, so this is not counted.
+				l.handoff(s, resumeCommand, false)
 				return
 			}
 		}
@@ -317,7 +319,7 @@ func (l *loop) process(s *session) {
 		if rerr != nil {
 			if isProtocolError(rerr) {
 				s.lerr = rerr
-				l.handoff(s, resumeError)
+				l.handoff(s, resumeError, false)
 				return
 			}
 			l.close(s)
@@ -349,7 +351,7 @@ func (l *loop) send(s *session, c *backendConn) {
 	if err != nil {
 		// Nothing was sent; the goroutine's flush decides where it goes.
 		r.notify = nil
-		l.handoff(s, resumeBatch)
+		l.handoff(s, resumeBatch, false)
 		return
 	}
 	if flusher {
@@ -437,8 +439,10 @@ func (l *loop) forget(s *session) {
 }
 
 // handoff gives a loop-owned session to a goroutine of its own, which
-// carries on with how.
-func (l *loop) handoff(s *session, how resumeKind) {
+// carries on with how. counted says whether the client's own behaviour
+// (a command, a slow read) caused it, which maxHandoffs limits; moves
+// forced by a failover or a backend connection are not held against it.
+func (l *loop) handoff(s *session, how resumeKind, counted bool) {
 	l.forget(s)
 	nc, err := attachConn(s.in.fd)
 	if err != nil {
@@ -461,7 +465,9 @@ func (l *loop) handoff(s *session, how resumeKind) {
 	if stop {
 		nc.Close()
 	}
-	s.handoffs++
+	if counted {
+		s.handoffs++
+	}
 	go s.goroutine(how)
 }
 
