@@ -262,6 +262,32 @@ func (c *backendConn) enqueue(r *request) error {
 	return nil
 }
 
+// unusable says why nothing may be queued on c now, or nil; c.mu is held.
+func (c *backendConn) unusable() error {
+	if c.dead || !c.alive() {
+		return notSent(c.closedErr())
+	}
+	if c.fence != nil && c.fence.Load() {
+		return notSent(errFenced)
+	}
+	return nil
+}
+
+// tryPending adds r to the pending replies if there is room.
+func (c *backendConn) tryPending(r *request) bool {
+	select {
+	case c.pending <- r:
+		return true
+	default:
+		return false
+	}
+}
+
+// pendingPoll is how often a writer waiting for room in a full queue looks
+// again. A full queue (maxPending requests unanswered on one connection)
+// is an overload, not a steady state.
+const pendingPoll = 200 * time.Microsecond
+
 // errQueueFull is queue's answer, without wait, when maxPending requests
 // are outstanding.
 var errQueueFull = errors.New("proxy: backend queue full")
@@ -274,32 +300,34 @@ var errQueueFull = errors.New("proxy: backend queue full")
 // unwritten bytes must write them first, or their replies never come.
 func (c *backendConn) queue(r *request, wait bool) (flusher bool, err error) {
 	c.mu.Lock()
-	if c.dead || !c.alive() {
+	if err := c.unusable(); err != nil {
 		c.mu.Unlock()
-		return false, notSent(c.closedErr())
-	}
-	if c.fence != nil && c.fence.Load() {
-		c.mu.Unlock()
-		return false, notSent(errFenced)
+		return false, err
 	}
 	if r.n > 0 {
 		c.outstanding.Add(1)
-		select {
-		case c.pending <- r:
-		default:
+		for !c.tryPending(r) {
 			if !wait {
 				c.outstanding.Add(-1)
 				c.mu.Unlock()
 				return false, errQueueFull
 			}
-			// Too many replies outstanding: wait for the reader, but not
-			// for a connection that is going away.
+			// Too many replies outstanding: wait for the reader, without
+			// holding mu, which the flusher needs to write the very
+			// requests whose replies make room. Nothing of r is queued
+			// yet, so letting others go first keeps the order.
+			c.mu.Unlock()
 			select {
-			case c.pending <- r:
 			case <-c.closing:
 				c.outstanding.Add(-1)
-				c.mu.Unlock()
 				return false, notSent(c.closedErr())
+			case <-time.After(pendingPoll):
+			}
+			c.mu.Lock()
+			if err := c.unusable(); err != nil {
+				c.outstanding.Add(-1)
+				c.mu.Unlock()
+				return false, err
 			}
 		}
 	}

@@ -202,6 +202,32 @@ func (s *session) stop() {
 	}
 }
 
+// stopIdle is Shutdown's stop: it closes the session only if it is
+// between batches, deciding under lmu so that a batch being read, in
+// flight or handed to a goroutine at that moment is answered first.
+// Shutdown calls it again until the session is gone.
+func (s *session) stopIdle() {
+	s.lmu.Lock()
+	if s.inLoop {
+		if s.lbusy {
+			s.lmu.Unlock()
+			return
+		}
+		s.lstop, s.lbusy = true, true
+		s.lmu.Unlock()
+		s.srv.loop.Load().post(s)
+		return
+	}
+	if s.busy.Load() && !s.pinned.Load() {
+		s.lmu.Unlock()
+		return
+	}
+	s.lstop = true
+	nc := s.nc
+	s.lmu.Unlock()
+	nc.Close()
+}
+
 // inLoopNow reports whether the loop serves the session.
 func (s *session) inLoopNow() bool {
 	s.lmu.Lock()

@@ -46,6 +46,7 @@ type loop struct {
 	done     chan struct{}
 
 	// Owned by the loop goroutine.
+	owned     *session // the session process works on, until it hands it over
 	fds       map[int32]*session
 	touched   []*backendConn // backends this round made the loop flush
 	spare     []*session
@@ -243,13 +244,18 @@ func (l *loop) wait(events []syscall.EpollEvent) int {
 // queues every command of it that can take the fast path, up to
 // maxSegment; the first that cannot sends the session to a goroutine.
 func (l *loop) process(s *session) {
+	l.owned = s
 	defer func() {
-		// A bug must cost this client, not the loop every client shares.
+		// A bug must cost this client, not the loop every client shares;
+		// unless the session already went to close, a goroutine or a
+		// backend reader, which own it now.
 		if v := recover(); v != nil {
 			l.srv.log.Error("event loop panic; closing the client", zap.Any("panic", v), zap.Stack("stack"))
-			s.seg = segment{}
-			l.close(s)
+			if l.owned == s {
+				l.close(s)
+			}
 		}
+		l.owned = nil
 	}()
 	if s.lnew {
 		s.lnew = false
@@ -263,11 +269,17 @@ func (l *loop) process(s *session) {
 	s.lresume = resumeNone
 	s.lmu.Unlock()
 	switch {
-	case how == resumeClose || stop || l.srv.draining.Load():
+	case how == resumeClose || stop:
+		// Close, or a client whose socket failed: nothing more is answered.
 		l.close(s)
 		return
 	case how != resumeNone:
+		// Replies to finish or to write: a goroutine does that, also
+		// during Shutdown, which lets the batch in flight be answered.
 		l.handoff(s, how, how == resumeWrite)
+		return
+	case l.srv.draining.Load():
+		l.close(s)
 		return
 	}
 	s.lastActive = l.now
@@ -342,11 +354,12 @@ func (l *loop) process(s *session) {
 func (l *loop) send(s *session, c *backendConn) {
 	r := s.prepareRequest()
 	r.notify = s.onDone
+	l.owned = nil // once queued, the backend's reader owns the session
 	flusher, err := c.queue(r, false)
 	if err == errQueueFull {
-		// Bytes this round queued may be what the full queue waits for.
+		// Bytes this round queued may be what the full queue waits for:
+		// write them, and let a goroutine wait for room, not the loop.
 		l.flushTouched()
-		flusher, err = c.queue(r, true)
 	}
 	if err != nil {
 		// Nothing was sent; the goroutine's flush decides where it goes.
@@ -361,6 +374,7 @@ func (l *loop) send(s *session, c *backendConn) {
 
 // release lets a loop-owned session wait for its client again.
 func (l *loop) release(s *session) {
+	l.owned = nil
 	s.lmu.Lock()
 	stop := s.lstop
 	again := !stop && s.lready
@@ -417,8 +431,11 @@ func (l *loop) register(s *session) bool {
 	return true
 }
 
-// close ends a loop-owned session.
+// close ends a loop-owned session. Whatever its segment holds is either
+// not sent or already answered: it is dropped, never sent from here.
 func (l *loop) close(s *session) {
+	l.owned = nil
+	s.seg = segment{}
 	l.forget(s)
 	syscall.Close(s.in.fd)
 	s.in.fd = -1
@@ -443,27 +460,30 @@ func (l *loop) forget(s *session) {
 // (a command, a slow read) caused it, which maxHandoffs limits; moves
 // forced by a failover or a backend connection are not held against it.
 func (l *loop) handoff(s *session, how resumeKind, counted bool) {
+	l.owned = nil
 	l.forget(s)
-	nc, err := attachConn(s.in.fd)
-	if err != nil {
-		l.srv.log.Error("event loop: cannot hand a client to a goroutine; closing it", zap.Error(err))
-		syscall.Close(s.in.fd)
-		s.in.fd = -1
-		s.lmu.Lock()
-		s.inLoop = false
-		s.lmu.Unlock()
+	nc, err := attachConn(s.in.fd) // closes s.in.fd, whatever the outcome
+	s.in.fd = -1
+	s.lmu.Lock()
+	s.inLoop, s.lbusy, s.lready, s.lhup = false, false, false, false
+	stop := s.lstop
+	if err == nil {
+		s.setConn(nc)
+	}
+	s.lmu.Unlock()
+	if err != nil || stop {
+		// Close came meanwhile (Shutdown stops only idle clients, and this
+		// one is not), or no connection could be made: what the session
+		// holds was not sent, or is answered to nobody.
+		if err != nil {
+			l.srv.log.Error("event loop: cannot hand a client to a goroutine; closing it", zap.Error(err))
+		} else {
+			nc.Close()
+		}
 		s.seg = segment{}
 		s.cleanup()
 		l.srv.endSession(s)
 		return
-	}
-	s.lmu.Lock()
-	s.inLoop, s.lbusy, s.lready, s.lhup = false, false, false, false
-	s.setConn(nc)
-	stop := s.lstop
-	s.lmu.Unlock()
-	if stop {
-		nc.Close()
 	}
 	if counted {
 		s.handoffs++

@@ -3,13 +3,17 @@
 package proxy_test
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pnats/switchyard/internal/lab"
+	"github.com/pnats/switchyard/internal/lab/labtest"
 	"github.com/pnats/switchyard/proxy"
 )
 
@@ -171,6 +175,106 @@ func TestEventLoopSlowReader(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// waitBusy waits until rs stops answering PING: a DEBUG SLEEP sent
+// through the proxy is running there.
+func waitBusy(t *testing.T, rs *lab.Server) {
+	t.Helper()
+	direct := dialRaw(t, rs.Addr)
+	waitFor(t, func() error {
+		direct.nc.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		direct.nc.Write([]byte(cmd("PING")))
+		if _, err := direct.br.ReadString('\n'); err == nil {
+			return fmt.Errorf("redis-server still answers")
+		}
+		return nil
+	})
+}
+
+func shutdownAsync(srv *proxy.Server) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		done <- srv.Shutdown(ctx)
+	}()
+	return done
+}
+
+// Shutdown while a loop client's segment is in flight and the node
+// answers -READONLY (it was demoted): the segment is finished on a
+// goroutine and answered, and nothing of it reaches Redis twice.
+func TestEventLoopShutdownDoesNotResend(t *testing.T) {
+	skipWithoutLoop(t)
+	rs, srv, addr := setup(t, proxy.Config{HoldTimeout: 300 * time.Millisecond}, "--enable-debug-command", "yes")
+	c := dialRaw(t, addr)
+	c.send(cmd("PING"))
+	c.line()
+	waitEventLoop(t, srv, 1)
+	if err := rs.Client().Do(context.Background(), "REPLICAOF", "127.0.0.1", "1").Err(); err != nil {
+		t.Fatal(err) // a replica of nothing: writes get -READONLY
+	}
+	c.send(cmd("DEBUG", "SLEEP", "0.3") + cmd("SET", "k", "v"))
+	waitBusy(t, rs)
+	done := shutdownAsync(srv)
+	if l := c.line(); l != "+OK" {
+		t.Fatalf("DEBUG SLEEP: %q", l)
+	}
+	if l := c.line(); !strings.HasPrefix(l, "-READONLY") {
+		t.Fatalf("SET on a replica: %q", l)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := labtest.CommandCalls(t, rs, "debug"); n != 1 {
+		t.Fatalf("DEBUG ran %d times on Redis, want 1", n)
+	}
+}
+
+// Shutdown while a loop client that reads slowly has a large batch in
+// flight: every reply of the batch reaches it before it is closed, as
+// with a goroutine per client.
+func TestEventLoopShutdownAnswersSlowReader(t *testing.T) {
+	skipWithoutLoop(t)
+	rs, srv, addr := setup(t, proxy.Config{ClientWriteTimeout: 10 * time.Second}, "--enable-debug-command", "yes")
+	big := strings.Repeat("x", 256<<10)
+	c := dialRaw(t, addr)
+	c.send(cmd("SET", "big", big))
+	if l := c.line(); l != "+OK" {
+		t.Fatal(l)
+	}
+	waitEventLoop(t, srv, 1)
+	const n = 20
+	pipeline := cmd("DEBUG", "SLEEP", "0.3")
+	for i := 0; i < n; i++ {
+		pipeline += cmd("GET", "big")
+	}
+	c.send(pipeline)
+	waitBusy(t, rs)
+	done := shutdownAsync(srv)
+	// The replies (5 MiB) cannot all be written while the client reads
+	// nothing: the loop hands the session to a goroutine to finish.
+	waitEventLoop(t, srv, 0)
+	if l := c.line(); l != "+OK" {
+		t.Fatalf("DEBUG SLEEP: %q", l)
+	}
+	for i := 0; i < n; i++ {
+		if l := c.line(); l != fmt.Sprintf("$%d", len(big)) {
+			t.Fatalf("reply %d of %d: %.20q", i+1, n, l)
+		}
+		payload := make([]byte, len(big)+2)
+		c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if got, err := io.ReadFull(c.br, payload); err != nil {
+			t.Fatalf("reply %d of %d: %d of %d bytes, then %v", i+1, n, got, len(payload), err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !c.closed() {
+		t.Fatal("the client was not closed after its batch")
+	}
 }
 
 // cmd encodes a command as a RESP array.

@@ -396,10 +396,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for {
 		s.mu.Lock()
 		for sess := range s.sessions {
-			// The loop's sessions close once their batch is answered.
-			if sess.inLoopNow() || !sess.busy.Load() || sess.pinned.Load() {
-				sess.stop()
-			}
+			sess.stopIdle()
 		}
 		s.mu.Unlock()
 		select {
