@@ -109,7 +109,7 @@ func (s *session) loopDone() {
 	r := &s.req
 	r.notify = nil
 	if r.readonly && r.err == nil {
-		s.toLoopGoroutine(resumeFinish)
+		s.askLoop(resumeFinish)
 		return
 	}
 	s.finishSeg()
@@ -119,19 +119,15 @@ func (s *session) loopDone() {
 		m.add(m.BytesOut, float64(n))
 	}
 	if err != nil {
-		s.toLoopGoroutine(resumeClose)
+		s.askLoop(resumeClose)
 		return
 	}
 	if n < len(s.out) {
 		s.out = s.out[:copy(s.out, s.out[n:])]
-		s.toLoopGoroutine(resumeWrite)
+		s.askLoop(resumeWrite)
 		return
 	}
-	if cap(s.out) > maxClientBuffer {
-		s.out = nil
-	} else {
-		s.out = s.out[:0]
-	}
+	s.resetOut()
 	s.busy.Store(false)
 	s.lmu.Lock()
 	again := s.lready || s.lstop || s.lhup || s.in.more || s.rd.Buffered() > 0
@@ -145,8 +141,8 @@ func (s *session) loopDone() {
 	}
 }
 
-// toLoopGoroutine asks the loop to do how with a session it owns.
-func (s *session) toLoopGoroutine(how resumeKind) {
+// askLoop asks the loop to do how with a session it owns.
+func (s *session) askLoop(how resumeKind) {
 	s.lmu.Lock()
 	s.lresume = how
 	s.lmu.Unlock()

@@ -270,12 +270,18 @@ func (s *session) writeOut() error {
 	}
 	n, err := s.cw.Write(s.out)
 	s.srv.cfg.Metrics.add(s.srv.cfg.Metrics.BytesOut, float64(n))
+	s.resetOut()
+	return err
+}
+
+// resetOut empties s.out once written, dropping a large reply's buffer
+// rather than pinning it to an idle client.
+func (s *session) resetOut() {
 	if cap(s.out) > maxClientBuffer {
-		s.out = nil // do not pin a large reply's buffer to an idle client
+		s.out = nil
 	} else {
 		s.out = s.out[:0]
 	}
-	return err
 }
 
 // reply adds a locally produced reply after everything forwarded so far.
