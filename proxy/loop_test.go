@@ -113,15 +113,7 @@ func TestEventLoopHalfClose(t *testing.T) {
 	c.line()
 	waitEventLoop(t, srv, 1)
 	c.send(cmd("DEBUG", "SLEEP", "0.3"))
-	direct := dialRaw(t, rs.Addr)
-	waitFor(t, func() error { // Redis is asleep: the DEBUG is in flight
-		direct.nc.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-		direct.nc.Write([]byte(cmd("PING")))
-		if _, err := direct.br.ReadString('\n'); err == nil {
-			return fmt.Errorf("redis-server still answers")
-		}
-		return nil
-	})
+	waitBusy(t, rs) // the DEBUG is in flight
 	c.send(cmd("SET", "hc", "v") + cmd("GET", "hc"))
 	if err := c.nc.(*net.TCPConn).CloseWrite(); err != nil {
 		t.Fatal(err)
@@ -149,12 +141,7 @@ func TestEventLoopSlowReader(t *testing.T) {
 	skipWithoutLoop(t)
 	_, srv, addr := setup(t, proxy.Config{ClientWriteTimeout: time.Second})
 	big := strings.Repeat("x", 256<<10)
-	c := dialRaw(t, addr)
-	c.send(cmd("SET", "big", big))
-	if l := c.line(); l != "+OK" {
-		t.Fatal(l)
-	}
-	waitEventLoop(t, srv, 1)
+	c := loopClient(t, srv, addr, cmd("SET", "big", big))
 	// Megabytes of replies the client never reads.
 	var pipeline strings.Builder
 	for i := 0; i < 64; i++ {
@@ -239,12 +226,7 @@ func TestEventLoopShutdownAnswersSlowReader(t *testing.T) {
 	skipWithoutLoop(t)
 	rs, srv, addr := setup(t, proxy.Config{ClientWriteTimeout: 10 * time.Second}, "--enable-debug-command", "yes")
 	big := strings.Repeat("x", 256<<10)
-	c := dialRaw(t, addr)
-	c.send(cmd("SET", "big", big))
-	if l := c.line(); l != "+OK" {
-		t.Fatal(l)
-	}
-	waitEventLoop(t, srv, 1)
+	c := loopClient(t, srv, addr, cmd("SET", "big", big))
 	const n = 20
 	pipeline := cmd("DEBUG", "SLEEP", "0.3")
 	for i := 0; i < n; i++ {
@@ -275,6 +257,19 @@ func TestEventLoopShutdownAnswersSlowReader(t *testing.T) {
 	if !c.closed() {
 		t.Fatal("the client was not closed after its batch")
 	}
+}
+
+// loopClient connects, sends first, expects +OK, and waits until the
+// event loop serves the client.
+func loopClient(t *testing.T, srv *proxy.Server, addr, first string) *rawConn {
+	t.Helper()
+	c := dialRaw(t, addr)
+	c.send(first)
+	if l := c.line(); l != "+OK" {
+		t.Fatalf("%q: %q", first, l)
+	}
+	waitEventLoop(t, srv, 1)
+	return c
 }
 
 // cmd encodes a command as a RESP array.
