@@ -101,6 +101,16 @@ func (c *rawConn) line() string {
 	return s[:len(s)-2]
 }
 
+// expect reads one line per want and fails on the first that differs.
+func (c *rawConn) expect(want ...string) {
+	c.t.Helper()
+	for i, w := range want {
+		if l := c.line(); l != w {
+			c.t.Fatalf("line %d: got %q, want %q", i+1, l, w)
+		}
+	}
+}
+
 // closed reports whether the peer closed the connection within 5 s,
 // after whatever it still had to say (an error reply, say).
 func (c *rawConn) closed() bool {

@@ -46,34 +46,18 @@ func TestEventLoopHandOffKeepsOrder(t *testing.T) {
 	_, srv, addr := setup(t, proxy.Config{})
 	c := dialRaw(t, addr)
 	c.send(cmd("SET", "h", "1") + cmd("GET", "h"))
-	for _, want := range []string{"+OK", "$1", "1"} {
-		if l := c.line(); l != want {
-			t.Fatalf("got %q, want %q", l, want)
-		}
-	}
+	c.expect("+OK", "$1", "1")
 	waitEventLoop(t, srv, 1)
 
 	c.send(cmd("INCR", "h") + cmd("MULTI") + cmd("INCR", "h"))
-	for _, want := range []string{":2", "+OK", "+QUEUED"} {
-		if l := c.line(); l != want {
-			t.Fatalf("got %q, want %q", l, want)
-		}
-	}
+	c.expect(":2", "+OK", "+QUEUED")
 	waitEventLoop(t, srv, 0) // the transaction holds a connection: a goroutine serves it
 
 	c.send(cmd("EXEC") + cmd("GET", "h") + cmd("PING"))
-	for _, want := range []string{"*1", ":3", "$1", "3", "+PONG"} {
-		if l := c.line(); l != want {
-			t.Fatalf("got %q, want %q", l, want)
-		}
-	}
+	c.expect("*1", ":3", "$1", "3", "+PONG")
 	waitEventLoop(t, srv, 1)
 	c.send(cmd("GET", "h"))
-	for _, want := range []string{"$1", "3"} {
-		if l := c.line(); l != want {
-			t.Fatalf("got %q, want %q", l, want)
-		}
-	}
+	c.expect("$1", "3")
 }
 
 // Idle clients of the event loop have no goroutine each: that is what
@@ -118,11 +102,7 @@ func TestEventLoopHalfClose(t *testing.T) {
 	if err := c.nc.(*net.TCPConn).CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"+OK", "+OK", "$1", "v"} {
-		if l := c.line(); l != want {
-			t.Fatalf("got %q, want %q", l, want)
-		}
-	}
+	c.expect("+OK", "+OK", "$1", "v")
 	if !c.closed() {
 		t.Fatal("the proxy did not close the half-closed client")
 	}
