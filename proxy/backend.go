@@ -92,6 +92,27 @@ type backendConn struct {
 	err       error // why it closed; written before closing is closed
 	done      chan struct{}
 	onExit    func()
+
+	// cur is the request whose replies are being read; owned by the reader.
+	cur *request
+	// queuedReqs counts the requests in wbuf (guarded by mu); on a loop's
+	// connection unanswered counts those written, or being written, whose
+	// replies are not all in.
+	queuedReqs int
+	unanswered atomic.Int64
+
+	// lp is the event loop that reads this connection's replies instead of
+	// a reader goroutine (loop_linux.go), or nil. Set before the
+	// connection is shared, never changed.
+	lp *loop
+	// Owned by lp's goroutine: lfd is the loop's duplicate of the socket
+	// (-1 when none), lcan that the socket may hold more than the loop
+	// read so far, lended that the loop has finished the connection,
+	// ldefer that a write the loop holds waits for the replies due.
+	lfd    int
+	lcan   bool
+	lended bool
+	ldefer bool
 }
 
 // maxPending bounds the requests written but not yet answered on one
@@ -106,6 +127,7 @@ func newBackendConn(nc net.Conn, cfg *Config) *backendConn {
 		tunnel:  make(chan *clientWriter, 1),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
+		lfd:     -1,
 	}
 	c.dr = deadlineReader{nc: nc, timeout: cfg.ReadTimeout, last: &c.lastRead}
 	c.dw = deadlineWriter{nc: nc, timeout: cfg.WriteTimeout}
@@ -242,6 +264,9 @@ func (c *backendConn) close(err error) {
 		c.err = err
 		close(c.closing)
 		c.nc.Close()
+		if c.lp != nil {
+			c.lp.postBackend(c) // the loop finishes what is queued
+		}
 	})
 }
 
@@ -304,8 +329,15 @@ func (c *backendConn) queue(r *request, wait bool) (flusher bool, err error) {
 		c.mu.Unlock()
 		return false, err
 	}
-	if r.n > 0 {
-		c.outstanding.Add(1)
+	// Once r is pending, its reader may change it (when the bytes go out
+	// with a write already in progress, say).
+	replies := r.n > 0
+	if replies {
+		if c.outstanding.Add(1) == 1 && c.lp != nil {
+			// The loop reads whenever replies arrive, not when a request
+			// starts waiting: stalled measures from here.
+			c.lastRead.Store(time.Now().UnixNano())
+		}
 		for !c.tryPending(r) {
 			if !wait {
 				c.outstanding.Add(-1)
@@ -334,7 +366,9 @@ func (c *backendConn) queue(r *request, wait bool) (flusher bool, err error) {
 	for _, p := range r.parts {
 		c.wbuf = append(c.wbuf, p...)
 	}
-	if r.n == 0 {
+	if replies {
+		c.queuedReqs++
+	} else {
 		r.finish(nil) // a tunnel write needs no reply, only the copy
 	}
 	if c.flushing {
@@ -358,8 +392,7 @@ func (c *backendConn) flushQueued() {
 			c.close(errFenced)
 			return
 		}
-		buf := c.wbuf
-		c.wbuf = c.wspare[:0]
+		buf := c.take()
 		c.mu.Unlock()
 		_, err := c.dw.Write(buf)
 		c.mu.Lock()
@@ -375,6 +408,18 @@ func (c *backendConn) flushQueued() {
 	}
 	c.flushing = false
 	c.mu.Unlock()
+}
+
+// take returns the buffered bytes for writing, leaving an empty buffer;
+// c.mu is held.
+func (c *backendConn) take() []byte {
+	buf := c.wbuf
+	c.wbuf = c.wspare[:0]
+	if c.lp != nil {
+		c.unanswered.Add(int64(c.queuedReqs))
+	}
+	c.queuedReqs = 0
+	return buf
 }
 
 // maxWriteBuffer is the largest write buffer kept for reuse, bytes; one
@@ -401,6 +446,12 @@ func (c *backendConn) startTunnel(w *clientWriter) {
 // ended and every request has been finished.
 func (c *backendConn) run() {
 	c.readLoop()
+	c.end()
+}
+
+// end finishes a connection whose reading has stopped: every request
+// still queued gets the error it closed with. The reader calls it once.
+func (c *backendConn) end() {
 	c.close(errPoolClosed) // no-op if already closed, with the real reason
 	if !deliberate(c.err) {
 		m := c.cfg.Metrics
@@ -409,6 +460,11 @@ func (c *backendConn) run() {
 	c.mu.Lock()
 	c.dead = true
 	c.mu.Unlock()
+	if r := c.cur; r != nil {
+		c.cur = nil
+		c.outstanding.Add(-1)
+		r.finish(c.err)
+	}
 	for {
 		select {
 		case r := <-c.pending:
@@ -425,17 +481,10 @@ func (c *backendConn) run() {
 }
 
 func (c *backendConn) readLoop() {
-	var cur *request
-	defer func() {
-		if cur != nil {
-			c.outstanding.Add(-1)
-			cur.finish(c.err)
-		}
-	}()
 	for {
-		if cur == nil {
+		if c.cur == nil {
 			select {
-			case cur = <-c.pending:
+			case c.cur = <-c.pending:
 			case w := <-c.tunnel:
 				c.pump(w)
 				return
@@ -443,36 +492,47 @@ func (c *backendConn) readLoop() {
 				return
 			}
 		}
-		if cur.blocking {
+		if c.cur.blocking {
 			c.dr.timeout = 0
 		} else {
 			c.dr.timeout = c.cfg.ReadTimeout
 		}
-		c.blockingWait.Store(cur.blocking)
+		c.blockingWait.Store(c.cur.blocking)
 		raw, typ, err := c.rd.ReadReply()
 		if err != nil {
 			c.close(fmt.Errorf("proxy: read from %s: %w", c.nc.RemoteAddr(), err))
 			return
 		}
-		if typ == resp.TypePush {
-			// A connection outside a tunnel never subscribes, so a push
-			// here means the reply accounting can no longer be trusted:
-			// end the connection rather than risk shifting replies.
-			c.close(fmt.Errorf("proxy: unexpected push from %s", c.nc.RemoteAddr()))
+		if err := c.deliver(raw, typ); err != nil {
+			c.close(err)
 			return
 		}
-		if raw[0] == resp.TypeError && bytes.HasPrefix(raw, readonlyPrefix) {
-			cur.readonly = true
-		}
-		*cur.out = append(*cur.out, raw...)
-		cur.n--
-		if cur.n == 0 {
-			r := cur
-			cur = nil
-			c.outstanding.Add(-1)
-			r.finish(nil)
-		}
 	}
+}
+
+// deliver hands one reply to c.cur, finishing it with its last reply.
+func (c *backendConn) deliver(raw []byte, typ byte) error {
+	if typ == resp.TypePush {
+		// A connection outside a tunnel never subscribes, so a push
+		// here means the reply accounting can no longer be trusted:
+		// end the connection rather than risk shifting replies.
+		return fmt.Errorf("proxy: unexpected push from %s", c.nc.RemoteAddr())
+	}
+	cur := c.cur
+	if raw[0] == resp.TypeError && bytes.HasPrefix(raw, readonlyPrefix) {
+		cur.readonly = true
+	}
+	*cur.out = append(*cur.out, raw...)
+	cur.n--
+	if cur.n == 0 {
+		c.cur = nil
+		c.outstanding.Add(-1)
+		if c.lp != nil {
+			c.unanswered.Add(-1)
+		}
+		cur.finish(nil)
+	}
+	return nil
 }
 
 // pump copies every frame from the backend to the client of a tunnel until

@@ -238,7 +238,9 @@ func TestReadonlyReplyIsRetriedOnNewMaster(t *testing.T) {
 func TestUnreachableMasterIsRechecked(t *testing.T) {
 	dead := labtest.Server(t, lab.ServerOptions{})
 	next := labtest.Server(t, lab.ServerOptions{})
-	var srv *proxy.Server
+	// Set once startProxy returns; a pointer the race detector can follow
+	// to the goroutine that uses it, which a client's TCP connection is not.
+	var srvp atomic.Pointer[proxy.Server]
 	var rechecks atomic.Int32
 	srv, addr := startProxy(t, dead.Addr, proxy.Config{
 		HoldTimeout: 5 * time.Second,
@@ -246,11 +248,12 @@ func TestUnreachableMasterIsRechecked(t *testing.T) {
 			if rechecks.Add(1) == 1 {
 				go func() {
 					time.Sleep(200 * time.Millisecond) // the watcher takes a moment
-					srv.SetMaster(2, next.Addr)
+					srvp.Load().SetMaster(2, next.Addr)
 				}()
 			}
 		},
 	})
+	srvp.Store(srv)
 	ctx := ctxT(t)
 	if err := dead.Kill(); err != nil {
 		t.Fatal(err)

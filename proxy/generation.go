@@ -13,6 +13,8 @@ type generation struct {
 	epoch uint64
 	addr  string
 	cfg   *Config
+	// loop is the server's event loop, for the default pool (see pool.loop).
+	loop *atomic.Pointer[loop]
 	// routed is set once a command has been sent to this generation.
 	routed atomic.Bool
 	// fenced is set, before anyone learns of the new master, when this
@@ -26,8 +28,8 @@ type generation struct {
 	why    error
 }
 
-func newGeneration(epoch uint64, addr string, cfg *Config) *generation {
-	return &generation{epoch: epoch, addr: addr, cfg: cfg, pools: make(map[poolKey]*pool)}
+func newGeneration(epoch uint64, addr string, cfg *Config, lp *atomic.Pointer[loop]) *generation {
+	return &generation{epoch: epoch, addr: addr, cfg: cfg, loop: lp, pools: make(map[poolKey]*pool)}
 }
 
 // acquire returns the pool for key, creating it, and counts the caller as
@@ -39,6 +41,12 @@ func (g *generation) acquire(key poolKey) *pool {
 	if p == nil {
 		p = newPool(g.addr, key, g.cfg)
 		p.fence = &g.fenced
+		if key == defaultKey {
+			// Only the default pool: another is closed when its last
+			// session leaves, which may be on the loop, and closing waits
+			// for the connections' readers, which would then be the loop.
+			p.loop = g.loop
+		}
 		if g.closed {
 			p.closed, p.why = true, g.why
 			return p

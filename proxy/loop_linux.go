@@ -4,12 +4,14 @@ package proxy
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"go.uber.org/zap"
 )
@@ -38,16 +40,24 @@ type loop struct {
 	rc     syscall.RawConn // ep's
 	wakefd int             // an eventfd: post writes it to wake a sleeping loop
 
-	// mu guards queue and stopping.
+	// mu guards queue, stopping, backends and bqueue.
 	mu       sync.Mutex
 	queue    []*session
 	stopping bool
+	// backends are the connections whose replies the loop reads (adopt),
+	// until it ends them; bqueue holds those adopted or closed since the
+	// loop last looked.
+	backends map[*backendConn]struct{}
+	bqueue   []*backendConn
 	sleeping atomic.Bool // the loop is (about to be) in epoll_wait
 	done     chan struct{}
 
 	// Owned by the loop goroutine.
 	owned     *session // the session process works on, until it hands it over
 	fds       map[int32]*session
+	bfds      map[int32]*backendConn
+	bspare    []*backendConn
+	lastCheck time.Time
 	touched   []*backendConn // backends this round made the loop flush
 	spare     []*session
 	now       time.Time
@@ -94,13 +104,15 @@ func newLoop(srv *Server) (*loop, error) {
 		return nil, err
 	}
 	l := &loop{
-		srv:    srv,
-		epfd:   epfd,
-		ep:     ep,
-		rc:     rc,
-		wakefd: wakefd,
-		done:   make(chan struct{}),
-		fds:    make(map[int32]*session),
+		srv:      srv,
+		epfd:     epfd,
+		ep:       ep,
+		rc:       rc,
+		wakefd:   wakefd,
+		done:     make(chan struct{}),
+		fds:      make(map[int32]*session),
+		bfds:     make(map[int32]*backendConn),
+		backends: make(map[*backendConn]struct{}),
 	}
 	l.pollFn = func(uintptr) bool {
 		l.n = l.poll(l.events)
@@ -116,9 +128,14 @@ func (l *loop) post(s *session) {
 	l.mu.Lock()
 	l.queue = append(l.queue, s)
 	l.mu.Unlock()
+	l.wake()
+}
+
+// wake interrupts the loop's wait, if it waits.
+func (l *loop) wake() {
 	if l.sleeping.Load() && l.sleeping.CompareAndSwap(true, false) {
 		var one = [8]byte{1}
-		syscall.Write(l.wakefd, one[:])
+		rawWrite(l.wakefd, one[:])
 	}
 }
 
@@ -141,11 +158,20 @@ func (l *loop) run() {
 	var drain [8]byte
 	for {
 		l.mu.Lock()
-		queued, stopping := len(l.queue) > 0, l.stopping
+		queued, stopping := len(l.queue) > 0 || len(l.bqueue) > 0, l.stopping
 		l.mu.Unlock()
 		if stopping {
 			for _, s := range l.fds {
 				l.close(s)
+			}
+			l.mu.Lock()
+			var left []*backendConn
+			for c := range l.backends {
+				left = append(left, c)
+			}
+			l.mu.Unlock()
+			for _, c := range left {
+				l.endBackend(c)
 			}
 			return
 		}
@@ -159,11 +185,14 @@ func (l *loop) run() {
 		for i := 0; i < n; i++ {
 			ev := &events[i]
 			if int(ev.Fd) == l.wakefd {
-				syscall.Read(l.wakefd, drain[:])
+				rawRead(l.wakefd, drain[:])
 				continue
 			}
 			s := l.fds[ev.Fd]
 			if s == nil {
+				if c := l.bfds[ev.Fd]; c != nil {
+					l.readBackend(c)
+				}
 				continue
 			}
 			s.lmu.Lock()
@@ -180,9 +209,14 @@ func (l *loop) run() {
 			l.process(s)
 		}
 		l.mu.Lock()
-		q := l.queue
-		l.queue = l.spare[:0]
+		q, bq := l.queue, l.bqueue
+		l.queue, l.bqueue = l.spare[:0], l.bspare[:0]
 		l.mu.Unlock()
+		for i, c := range bq {
+			l.backendPosted(c)
+			bq[i] = nil
+		}
+		l.bspare = bq[:0]
 		for i, s := range q {
 			l.process(s)
 			q[i] = nil
@@ -193,17 +227,21 @@ func (l *loop) run() {
 			l.lastSweep = l.now
 			l.sweep()
 		}
+		if len(l.bfds) > 0 && l.now.Sub(l.lastCheck) >= l.checkEvery() {
+			l.lastCheck = l.now
+			l.checkBackends()
+		}
 	}
 }
 
 // poll collects the ready events without waiting.
 func (l *loop) poll(events []syscall.EpollEvent) int {
 	for {
-		n, err := syscall.EpollWait(l.epfd, events, 0)
+		n, err := epollPoll(l.epfd, events)
 		if err == syscall.EINTR {
 			continue
 		}
-		if err != nil {
+		if err != 0 {
 			l.srv.log.Error("event loop: epoll_wait failed", zap.Error(err))
 			return 0
 		}
@@ -216,7 +254,8 @@ func (l *loop) poll(events []syscall.EpollEvent) int {
 // poller, so the loop parks like any goroutine waiting for a socket
 // instead of blocking a thread in epoll_wait (which makes the scheduler
 // hand the thread's work to another one each time). With IdleTimeout set
-// the wait ends after a second for the idle sweep.
+// the wait ends after a second for the idle sweep, and sooner while the
+// loop reads backend connections, to check them for stalls.
 func (l *loop) wait(events []syscall.EpollEvent) int {
 	l.sleeping.Store(true)
 	defer l.sleeping.Store(false)
@@ -226,8 +265,15 @@ func (l *loop) wait(events []syscall.EpollEvent) int {
 	if queued {
 		return l.poll(events) // posted while going to sleep
 	}
-	if l.srv.cfg.IdleTimeout > 0 {
+	// A deadline stays set until replaced, and one in the past would turn
+	// every later wait into a spin: set one each time, or clear it.
+	switch {
+	case len(l.bfds) > 0:
+		l.ep.SetReadDeadline(time.Now().Add(l.checkEvery()))
+	case l.srv.cfg.IdleTimeout > 0:
 		l.ep.SetReadDeadline(time.Now().Add(time.Second))
+	default:
+		l.ep.SetReadDeadline(time.Time{})
 	}
 	l.events, l.n = events, 0
 	err := l.rc.Read(l.pollFn)
@@ -395,7 +441,21 @@ func (l *loop) release(s *session) {
 // on as the flusher. Requests from many clients go out in one write.
 func (l *loop) flushTouched() {
 	for i, c := range l.touched {
-		c.flushQueued()
+		if c.lp == l && c.lfd >= 0 {
+			if c.unanswered.Load() > 0 {
+				// Replies to the last write are due; this write waits
+				// for them (readBackend), and the requests of the
+				// clients served meanwhile join it. Redis would only
+				// get to them after those anyway, and one batch in
+				// flight per connection saves the proxy and Redis a
+				// system call per request under load.
+				c.ldefer = true
+			} else {
+				c.flushLoop()
+			}
+		} else {
+			c.flushQueued()
+		}
 		l.touched[i] = nil
 	}
 	l.touched = l.touched[:0]
@@ -495,6 +555,16 @@ func (l *loop) handoff(s *session, how resumeKind, counted bool) {
 // non-blocking, and closes the connection, so that the descriptor belongs
 // to the caller alone and Go's poller no longer watches it.
 func detachConn(nc net.Conn) (int, error) {
+	fd, err := dupConn(nc)
+	if err != nil {
+		return -1, err
+	}
+	nc.Close()
+	return fd, nil
+}
+
+// dupConn returns a duplicate of a TCP connection's descriptor.
+func dupConn(nc net.Conn) (int, error) {
 	tc, ok := nc.(*net.TCPConn)
 	if !ok {
 		return -1, errors.New("proxy: not a TCP connection")
@@ -519,7 +589,6 @@ func detachConn(nc net.Conn) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	nc.Close()
 	return fd, nil
 }
 
@@ -535,13 +604,13 @@ func attachConn(fd int) (net.Conn, error) {
 // nothing now, io.EOF when the client closed it.
 func readRaw(fd int, p []byte) (int, error) {
 	for {
-		n, err := syscall.Read(fd, p)
+		n, err := rawRead(fd, p)
 		switch {
 		case err == syscall.EINTR:
 			continue
 		case err == syscall.EAGAIN:
 			return 0, errWouldBlock
-		case err != nil:
+		case err != 0:
 			return 0, err
 		case n == 0:
 			return 0, errEOF
@@ -553,15 +622,267 @@ func readRaw(fd int, p []byte) (int, error) {
 // writeRaw writes what the socket takes now, without waiting.
 func writeRaw(fd int, p []byte) (int, error) {
 	for {
-		n, err := syscall.Write(fd, p)
+		n, err := rawWrite(fd, p)
 		switch {
 		case err == syscall.EINTR:
 			continue
 		case err == syscall.EAGAIN:
 			return 0, nil
-		case err != nil:
+		case err != 0:
 			return 0, err
 		}
 		return n, nil
 	}
+}
+
+// The loop also reads the replies of the master's shared connections,
+// so that a round (replies in, client writes, client reads, one backend
+// write) needs no other goroutine. Requests from goroutine sessions on
+// those connections are answered from the loop too, through their done
+// channel. The loop reads from a duplicate of the socket; writes still go
+// through the net.Conn when a goroutine is the flusher, and through the
+// duplicate, without waiting, when the loop is (flushLoop).
+
+// adopt makes the loop the reader of c, a freshly dialled connection no
+// one else has yet; false if it cannot, and c keeps a reader goroutine.
+func (l *loop) adopt(c *backendConn) bool {
+	if c.cfg.BackendTLS != nil || c.rd.Buffered() > 0 {
+		return false
+	}
+	fd, err := dupConn(c.nc)
+	if err != nil {
+		return false
+	}
+	l.mu.Lock()
+	if l.stopping {
+		l.mu.Unlock()
+		syscall.Close(fd)
+		return false
+	}
+	c.lp, c.lfd = l, fd
+	c.rd.Reset(loopSource{c})
+	l.backends[c] = struct{}{}
+	l.bqueue = append(l.bqueue, c)
+	l.mu.Unlock()
+	l.wake()
+	return true
+}
+
+// postBackend tells the loop that c was adopted or closed. Once the loop
+// stops it has ended every connection it adopted, so nothing is lost.
+func (l *loop) postBackend(c *backendConn) {
+	l.mu.Lock()
+	if l.stopping {
+		l.mu.Unlock()
+		return
+	}
+	l.bqueue = append(l.bqueue, c)
+	l.mu.Unlock()
+	l.wake()
+}
+
+// backendPosted watches a newly adopted connection, or ends a closed one.
+func (l *loop) backendPosted(c *backendConn) {
+	switch {
+	case c.lended:
+	case !c.alive():
+		l.endBackend(c)
+	case l.bfds[int32(c.lfd)] != c:
+		l.bfds[int32(c.lfd)] = c
+		// Replies that came before this are reported at once.
+		ev := syscall.EpollEvent{Events: loopEvents, Fd: int32(c.lfd)}
+		if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, c.lfd, &ev); err != nil {
+			c.close(fmt.Errorf("proxy: event loop cannot watch %s: %w", c.nc.RemoteAddr(), os.NewSyscallError("epoll_ctl", err)))
+			l.endBackend(c)
+		}
+	}
+}
+
+// readBackend reads every reply c has for now and hands each to its
+// request, as the reader goroutine does (backendConn.readLoop).
+func (l *loop) readBackend(c *backendConn) {
+	if c.lended {
+		return
+	}
+	defer func() {
+		// A bug costs this connection's requests (they get errors), not
+		// the loop every client shares.
+		if v := recover(); v != nil {
+			l.srv.log.Error("event loop panic reading a backend; closing it", zap.Any("panic", v), zap.Stack("stack"))
+			c.close(fmt.Errorf("proxy: internal error reading from %s", c.nc.RemoteAddr()))
+			l.endBackend(c)
+		}
+	}()
+	c.lcan = true
+	c.lastRead.Store(l.now.UnixNano())
+	for {
+		raw, typ, err := c.rd.ReadReply()
+		if err == errWouldBlock {
+			if c.ldefer && c.unanswered.Load() == 0 {
+				c.ldefer = false
+				c.flushLoop()
+			}
+			return
+		}
+		if err != nil {
+			c.close(fmt.Errorf("proxy: read from %s: %w", c.nc.RemoteAddr(), err))
+			l.endBackend(c)
+			return
+		}
+		if c.cur == nil {
+			select {
+			case c.cur = <-c.pending:
+				c.blockingWait.Store(c.cur.blocking)
+			default:
+				// Redis answers only what it was sent, and a request is
+				// pending before its bytes go out.
+				c.close(fmt.Errorf("proxy: reply from %s with no request waiting", c.nc.RemoteAddr()))
+				l.endBackend(c)
+				return
+			}
+		}
+		if err := c.deliver(raw, typ); err != nil {
+			c.close(err)
+			l.endBackend(c)
+			return
+		}
+	}
+}
+
+// endBackend stops reading c, which is closed or being closed, and
+// finishes every request still queued on it.
+func (l *loop) endBackend(c *backendConn) {
+	if c.lended {
+		return
+	}
+	c.lended = true
+	l.mu.Lock()
+	delete(l.backends, c)
+	l.mu.Unlock()
+	if c.lfd >= 0 {
+		if l.bfds[int32(c.lfd)] == c {
+			delete(l.bfds, int32(c.lfd))
+			syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, c.lfd, nil)
+		}
+		syscall.Close(c.lfd)
+		c.lfd = -1
+	}
+	c.end()
+}
+
+// checkEvery is how often the loop looks for backend connections that
+// stopped answering: a quarter of ReadTimeout, at most a second.
+func (l *loop) checkEvery() time.Duration {
+	return min(time.Second, max(l.srv.cfg.ReadTimeout/4, time.Millisecond))
+}
+
+// checkBackends closes connections on which requests have waited longer
+// than ReadTimeout with no reply arriving, as a reader goroutine's read
+// deadline does.
+func (l *loop) checkBackends() {
+	d := l.srv.cfg.ReadTimeout
+	for _, c := range l.bfds {
+		if c.stalled(d, l.now) {
+			c.close(fmt.Errorf("proxy: read from %s: no reply for %s: %w", c.nc.RemoteAddr(), d, os.ErrDeadlineExceeded))
+			l.endBackend(c)
+		}
+	}
+}
+
+// loopSource is what an adopted connection's resp.Reader reads: the
+// loop's descriptor, without waiting. After a read that did not fill the
+// space it was given the socket is empty, and epoll reports new data, so
+// the next read waits for that (lcan) instead of costing an EAGAIN.
+type loopSource struct{ c *backendConn }
+
+func (s loopSource) Read(p []byte) (int, error) {
+	c := s.c
+	if !c.lcan {
+		return 0, errWouldBlock
+	}
+	n, err := readRaw(c.lfd, p)
+	c.lcan = n == len(p)
+	return n, err
+}
+
+// flushLoop is flushQueued for the loop on a connection it reads: it
+// writes what the socket takes now and leaves the rest to a goroutine,
+// so that the loop never waits for Redis to read while Redis may be
+// waiting for the loop to read its replies. The goroutine is the flusher
+// until the buffer is empty or the connection fails.
+func (c *backendConn) flushLoop() {
+	c.mu.Lock()
+	for len(c.wbuf) > 0 {
+		if c.fence != nil && c.fence.Load() {
+			c.flushing = false
+			c.mu.Unlock()
+			c.close(errFenced)
+			return
+		}
+		if !c.alive() {
+			// Closed: the descriptor outlives the net.Conn until the
+			// loop ends it, but nothing more goes out on it. The
+			// requests get the close's error.
+			c.flushing = false
+			c.mu.Unlock()
+			return
+		}
+		buf := c.take()
+		c.mu.Unlock()
+		n, err := writeRaw(c.lfd, buf)
+		c.mu.Lock()
+		if err != nil {
+			c.flushing = false
+			c.mu.Unlock()
+			c.close(fmt.Errorf("proxy: write to %s: %w", c.nc.RemoteAddr(), err))
+			return
+		}
+		if n < len(buf) {
+			// The rest goes first, then what was queued meanwhile.
+			rest := make([]byte, 0, len(buf)-n+len(c.wbuf))
+			rest = append(append(rest, buf[n:]...), c.wbuf...)
+			c.wbuf = rest
+			if cap(buf) <= maxWriteBuffer {
+				c.wspare = buf[:0]
+			}
+			c.mu.Unlock()
+			go c.flushQueued()
+			return
+		}
+		if cap(buf) <= maxWriteBuffer {
+			c.wspare = buf[:0]
+		}
+	}
+	c.flushing = false
+	c.mu.Unlock()
+}
+
+// The loop's reads, writes and polls are made as raw system calls, which
+// the Go scheduler does not see. They are all on non-blocking descriptors
+// and return within microseconds; announced as ordinary calls, each one
+// lets the runtime's monitor take the processor away from a loop that is
+// only briefly in the kernel and hand it to another thread, which with
+// GOMAXPROCS=1 costs a thread switch per hand-over and keeps the monitor
+// waking every 20 µs (measured: bench/README.md, "Raw system calls").
+
+func rawRead(fd int, p []byte) (int, syscall.Errno) {
+	if len(p) == 0 {
+		return 0, 0
+	}
+	n, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	return int(n), e
+}
+
+func rawWrite(fd int, p []byte) (int, syscall.Errno) {
+	if len(p) == 0 {
+		return 0, 0
+	}
+	n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	return int(n), e
+}
+
+// epollPoll collects ready events without waiting.
+func epollPoll(epfd int, events []syscall.EpollEvent) (int, syscall.Errno) {
+	n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	return int(n), e
 }

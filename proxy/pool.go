@@ -40,6 +40,9 @@ type pool struct {
 	// fence, if set, is the generation's fenced flag, handed to every
 	// connection: a fenced connection writes nothing more.
 	fence *atomic.Bool
+	// loop, if set, is the server's event loop (nil until it starts),
+	// which reads the replies of the pool's shared connections.
+	loop *atomic.Pointer[loop]
 
 	// mu guards the fields below.
 	mu      sync.Mutex
@@ -114,23 +117,23 @@ func (p *pool) shared() (*backendConn, error) {
 
 // liveShared returns a live pipelined connection without waiting: nil
 // when none is open (or the pool is closed), for callers that must not
-// block and will take the slow path through shared instead.
+// block and will take the slow path through shared instead. It is the
+// event loop's, which sends everything down the first live connection:
+// the requests of all its clients then go out, and come back, in one
+// batch per round instead of one per connection.
 func (p *pool) liveShared() *backendConn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return nil
 	}
-	n := uint32(len(p.slots))
-	start := p.next % n
-	p.next++
-	if home := &p.slots[start]; home.conn == nil || !home.conn.alive() {
-		p.startDial(home) // in the background; it keeps the slots filled
-	}
-	for i := uint32(0); i < n; i++ {
-		if c := p.slots[(start+i)%n].conn; c != nil && c.alive() {
+	for i := range p.slots {
+		if c := p.slots[i].conn; c != nil && c.alive() {
 			return c
 		}
+	}
+	for i := range p.slots {
+		p.startDial(&p.slots[i]) // in the background; a later round uses it
 	}
 	return nil
 }
@@ -146,7 +149,7 @@ func (p *pool) startDial(s *slot) {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		c, err := p.dial()
+		c, err := p.dial(true)
 		p.mu.Lock()
 		s.dialing = nil
 		switch {
@@ -162,8 +165,9 @@ func (p *pool) startDial(s *slot) {
 }
 
 // dial connects, records the outcome for backoff, and starts the
-// connection's goroutines under the pool's WaitGroup.
-func (p *pool) dial() (*backendConn, error) {
+// connection's reader under the pool's WaitGroup: the event loop for a
+// shared connection when the pool has one, else a goroutine.
+func (p *pool) dial(shared bool) (*backendConn, error) {
 	c, err := dialBackend(p.ctx, p.addr, p.key, p.cfg)
 	m := p.cfg.Metrics
 	if err != nil {
@@ -187,6 +191,11 @@ func (p *pool) dial() (*backendConn, error) {
 	c.fence = p.fence
 	p.wg.Add(1)
 	c.onExit = p.wg.Done
+	if shared && p.loop != nil {
+		if l := p.loop.Load(); l != nil && l.adopt(c) {
+			return c, nil
+		}
+	}
 	go c.run()
 	return c, nil
 }
@@ -215,7 +224,7 @@ func (p *pool) dedicated() (*backendConn, error) {
 	}
 	p.mu.Unlock()
 
-	c, err := p.dial()
+	c, err := p.dial(false)
 	if err != nil {
 		return nil, err
 	}

@@ -75,7 +75,7 @@ func (s *Server) SetMaster(epoch uint64, addr string) {
 		s.Release()
 		return
 	}
-	s.publish(newGeneration(epoch, addr, &s.cfg))
+	s.publish(newGeneration(epoch, addr, &s.cfg, &s.loop))
 }
 
 // Hold stops new commands from reaching the current master, from the
@@ -119,6 +119,11 @@ func (s *Server) publish(g *generation) {
 	if s.closed {
 		s.mu.Unlock()
 		return
+	}
+	if g != nil {
+		// Before the first connection to the master is dialled, so that
+		// the loop reads its replies (pool.dial) from the start.
+		s.startLoop()
 	}
 	old := s.gen.Swap(g)
 	if old != nil {

@@ -1,0 +1,141 @@
+package proxy_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pnats/switchyard/internal/lab/labtest"
+	"github.com/pnats/switchyard/proxy"
+)
+
+// How a shared backend connection ends, whoever reads its replies (the
+// event loop, or a reader goroutine with SWITCHYARD_TEST_NO_EVENT_LOOP):
+// the requests in flight get an error that says the command may have run,
+// and the proxy's other clients are answered meanwhile.
+
+// A master that stops answering (SIGSTOP) fails the request in flight
+// after ReadTimeout, and the proxy works again once it answers.
+func TestBackendReadTimeout(t *testing.T) {
+	rs, srv, addr := setup(t, proxy.Config{ReadTimeout: 300 * time.Millisecond})
+	c := dialRaw(t, addr)
+	c.send(cmd("PING"))
+	c.expect("+PONG")
+	waitFor(t, func() error {
+		if labtest.CommandCalls(t, rs, "command") == 0 {
+			return errors.New("command table not loaded yet")
+		}
+		return nil
+	})
+	if err := rs.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Resume()
+	c.send(cmd("GET", "k"))
+	// line waits 5 s, far longer than ReadTimeout.
+	if l := c.line(); l != "-ERR switchyard: timed out waiting for the master; the command may or may not have run" {
+		t.Fatalf("a request to a stalled master got %q", l)
+	}
+	if n := srv.Stats().BackendPending; n != 0 {
+		t.Fatalf("%d requests still pending after the timeout", n)
+	}
+	if err := rs.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() error {
+		c.send(cmd("PING"))
+		if l := c.line(); l != "+PONG" {
+			return fmt.Errorf("PING after the master came back: %q", l)
+		}
+		return nil
+	})
+}
+
+// A master that dies with a request in flight: the request gets an error
+// at once, and another client is answered (with an error, there being no
+// master) instead of waiting on a stuck proxy.
+func TestBackendLostMidRequest(t *testing.T) {
+	rs, srv, addr := setup(t, proxy.Config{HoldTimeout: 200 * time.Millisecond}, "--enable-debug-command", "yes")
+	c := dialRaw(t, addr)
+	other := dialRaw(t, addr)
+	for _, rc := range []*rawConn{c, other} {
+		rc.send(cmd("PING"))
+		rc.expect("+PONG")
+	}
+	c.send(cmd("DEBUG", "SLEEP", "3"))
+	waitFor(t, func() error {
+		if srv.Stats().BackendPending == 0 {
+			return errors.New("DEBUG not in flight yet")
+		}
+		return nil
+	})
+	if err := rs.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if l := c.line(); l != "-ERR switchyard: lost the connection to the master before the reply; the command may or may not have run" {
+		t.Fatalf("the request in flight got %q", l)
+	}
+	other.send(cmd("PING"))
+	if l := other.line(); !strings.HasPrefix(l, "-") {
+		t.Fatalf("PING with the master gone got %q, want an error", l)
+	}
+}
+
+// Many clients sending large values at once: the proxy writes more than
+// the backend socket takes in one go (the event loop then hands the rest
+// to a goroutine), and every value arrives whole, each client getting
+// its own reply.
+func TestBackendLargeConcurrentWrites(t *testing.T) {
+	rs, _, addr := setup(t, proxy.Config{})
+	const clients, size = 16, 1 << 20
+	conns := make([]*rawConn, clients)
+	for i := range conns {
+		conns[i] = dialRaw(t, addr)
+		conns[i].send(cmd("PING"))
+		conns[i].expect("+PONG")
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i, rc := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rc.nc.SetDeadline(time.Now().Add(20 * time.Second))
+			key := fmt.Sprintf("large:%d", i)
+			if _, err := rc.nc.Write([]byte(cmd("SET", key, strings.Repeat(string(rune('a'+i)), size)) + cmd("STRLEN", key))); err != nil {
+				errs <- err
+				return
+			}
+			for _, want := range []string{"+OK", fmt.Sprintf(":%d", size)} {
+				l, err := rc.br.ReadString('\n')
+				if err != nil {
+					errs <- fmt.Errorf("client %d: %v", i, err)
+					return
+				}
+				if l = strings.TrimSuffix(l, "\r\n"); l != want {
+					errs <- fmt.Errorf("client %d: got %q, want %q", i, l, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	ctx := ctxT(t)
+	for i := 0; i < clients; i++ {
+		v, err := rs.Client().Get(ctx, fmt.Sprintf("large:%d", i)).Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(v, bytes.Repeat([]byte{byte('a' + i)}, size)) {
+			t.Fatalf("large:%d arrived damaged (%d bytes)", i, len(v))
+		}
+	}
+}
