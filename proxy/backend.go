@@ -34,8 +34,9 @@ type request struct {
 	// readonly is set when a reply was -READONLY: the node is a replica.
 	readonly bool
 	// done receives one value per enqueue, when the request is finished,
-	// unless notify is set: then the reader calls notify instead, on its
-	// own goroutine, and it must not block.
+	// unless notify is set: then the reader calls notify instead, on the
+	// reader's goroutine (the event loop's, for a connection it adopted),
+	// and it must not block.
 	done   chan struct{}
 	notify func()
 }
@@ -53,10 +54,11 @@ func (r *request) finish(err error) {
 // directly: a request's bytes are appended to a shared buffer under mu,
 // and the session that finds no write in progress becomes the flusher and
 // writes until the buffer is empty, so requests that arrive during a write
-// go out together in the next one. A reader goroutine reads replies in
-// order and hands each to the request at the head of the pending queue.
-// When the connection fails or is closed, every request still queued gets
-// an error.
+// go out together in the next one. A reader reads replies in order and
+// hands each to the request at the head of the pending queue: a goroutine
+// of the connection's own (run), or the event loop for the master's shared
+// connections (loop.adopt). When the connection fails or is closed, every
+// request still queued gets an error.
 type backendConn struct {
 	nc  net.Conn
 	cfg *Config
@@ -111,6 +113,7 @@ type backendConn struct {
 	// ldefer that a write the loop holds waits for the replies due.
 	lfd    int
 	lcan   bool
+	lhup   bool // the last event said the peer closed
 	lended bool
 	ldefer bool
 }
@@ -333,11 +336,15 @@ func (c *backendConn) queue(r *request, wait bool) (flusher bool, err error) {
 	// with a write already in progress, say).
 	replies := r.n > 0
 	if replies {
-		if c.outstanding.Add(1) == 1 && c.lp != nil {
+		if c.lp != nil && c.outstanding.Load() == 0 {
 			// The loop reads whenever replies arrive, not when a request
-			// starts waiting: stalled measures from here.
+			// starts waiting: stalled measures from here. Stored before
+			// the count rises, or the loop's stall check could see an
+			// old time with a request outstanding. (Increments are
+			// serialised by mu.)
 			c.lastRead.Store(time.Now().UnixNano())
 		}
+		c.outstanding.Add(1)
 		for !c.tryPending(r) {
 			if !wait {
 				c.outstanding.Add(-1)
@@ -414,7 +421,11 @@ func (c *backendConn) flushQueued() {
 // c.mu is held.
 func (c *backendConn) take() []byte {
 	buf := c.wbuf
-	c.wbuf = c.wspare[:0]
+	// The spare is given up, not kept: it becomes the buffer others append
+	// to while buf is written, and only buf may be the spare afterwards
+	// (it is not when it is too large to keep). Two names for one array
+	// would let appends overwrite bytes still being written.
+	c.wbuf, c.wspare = c.wspare[:0], nil
 	if c.lp != nil {
 		c.unanswered.Add(int64(c.queuedReqs))
 	}
@@ -517,6 +528,12 @@ func (c *backendConn) deliver(raw []byte, typ byte) error {
 		// here means the reply accounting can no longer be trusted:
 		// end the connection rather than risk shifting replies.
 		return fmt.Errorf("proxy: unexpected push from %s", c.nc.RemoteAddr())
+	}
+	if !c.alive() {
+		// Closed (fenced, timed out) while this reply was on its way:
+		// it must not reach the client as a success. The loop reads
+		// from its own descriptor, which outlives c.nc until it ends c.
+		return c.err
 	}
 	cur := c.cur
 	if raw[0] == resp.TypeError && bytes.HasPrefix(raw, readonlyPrefix) {

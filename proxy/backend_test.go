@@ -139,3 +139,71 @@ func TestBackendLargeConcurrentWrites(t *testing.T) {
 		}
 	}
 }
+
+// Values over 1 MiB, too large for the proxy to keep their write buffer,
+// mixed with a stream of small pipelined commands from other clients:
+// the buffer others append to while a write is in progress must never be
+// the one being written, or the bytes Redis gets are scrambled. With a
+// goroutine per client (SWITCHYARD_TEST_NO_EVENT_LOOP) every session
+// appends while another writes, which is where this fails reliably when
+// the buffers alias; through the loop it needs a partial write handed to
+// a goroutine.
+func TestBackendLargeValuesAmidSmallPipelines(t *testing.T) {
+	rs, _, addr := setup(t, proxy.Config{})
+	const small, rounds, depth, bigSize, bigSets = 12, 400, 8, 3 << 20, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, small+1)
+	deadline := time.Now().Add(30 * time.Second)
+	big := dialRaw(t, addr)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		big.nc.SetDeadline(deadline)
+		for i := 0; i < bigSets; i++ {
+			v := strings.Repeat(string(rune('A'+i)), bigSize)
+			if _, err := big.nc.Write([]byte(cmd("SET", "mixed:big", v))); err != nil {
+				errs <- err
+				return
+			}
+			if l, err := big.br.ReadString('\n'); err != nil || l != "+OK\r\n" {
+				errs <- fmt.Errorf("large SET %d: %q, %v", i, l, err)
+				return
+			}
+		}
+	}()
+	for i := 0; i < small; i++ {
+		rc := dialRaw(t, addr)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rc.nc.SetDeadline(deadline)
+			key := fmt.Sprintf("mixed:%d", i)
+			batch := strings.Repeat(cmd("INCR", key), depth)
+			n := 0
+			for r := 0; r < rounds; r++ {
+				if _, err := rc.nc.Write([]byte(batch)); err != nil {
+					errs <- err
+					return
+				}
+				for j := 0; j < depth; j++ {
+					n++
+					l, err := rc.br.ReadString('\n')
+					if want := fmt.Sprintf(":%d\r\n", n); err != nil || l != want {
+						errs <- fmt.Errorf("client %d, INCR %d: got %q (%v), want %q", i, n, l, err, want)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	v, err := rs.Client().Get(ctx, "mixed:big").Bytes()
+	if err != nil || !bytes.Equal(v, bytes.Repeat([]byte{byte('A' + bigSets - 1)}, bigSize)) {
+		t.Fatalf("the last large value arrived damaged (%d bytes, %v)", len(v), err)
+	}
+}
