@@ -9,6 +9,7 @@ import (
 
 	"github.com/pnats/switchyard/resp"
 	"github.com/pnats/switchyard/router"
+	"go.uber.org/zap"
 )
 
 // The fast path: what the event loop (loop_linux.go) does for a client
@@ -101,11 +102,22 @@ func (s *session) prepareRequest() *request {
 	return r
 }
 
-// loopDone runs on the backend reader's goroutine when a loop session's
-// segment is finished: it writes the replies to the client without
-// waiting, and gives the session back to the loop if the client has more
-// to say. Anything that could wait goes to a goroutine instead.
+// loopDone runs where the backend's replies are read (the event loop, for
+// a connection it adopted, else the connection's reader goroutine) when
+// a loop session's segment is finished: it writes the replies to the
+// client without waiting, and gives the session back to the loop if the
+// client has more to say. Anything that could wait goes to a goroutine
+// instead.
 func (s *session) loopDone() {
+	defer func() {
+		// A bug must cost this client, not the reader (the loop, for
+		// every client) nor leave the session half-finished, which would
+		// hold up Close. Below, posting it is always the last step.
+		if v := recover(); v != nil {
+			s.srv.log.Error("panic answering a client; closing it", zap.Any("panic", v), zap.Stack("stack"))
+			s.askLoop(resumeClose)
+		}
+	}()
 	r := &s.req
 	r.notify = nil
 	if r.readonly && r.err == nil {

@@ -18,13 +18,13 @@ import (
 
 // loop serves plain-TCP clients whose commands all go down the fast path
 // (see fast.go) without a goroutine per client: one goroutine waits on an
-// epoll set holding every such client socket, reads and parses what each
-// ready client sent, queues it on a shared backend connection, and writes
-// every backend it touched once per round. The backend's reader goroutine
-// writes the replies straight to the client sockets. So a command costs a
-// read and a write on the client socket and a share of one backend write
-// and read, with no goroutine woken for it, and an idle client costs no
-// goroutine stack.
+// epoll set holding every such client socket and the master's shared
+// connections, reads and parses what each ready client sent, queues it on
+// a shared backend connection, and writes every backend it touched once
+// per round; it reads the replies and writes them straight to the client
+// sockets (see adopt, below). So a command costs a read and a write on the
+// client socket and a share of one backend write and read, with no
+// goroutine woken for it, and an idle client costs no goroutine stack.
 //
 // The loop owns each of its client sockets as a raw descriptor (a
 // duplicate, the net.Conn it came from is closed), so nothing else can
@@ -127,13 +127,14 @@ func newLoop(srv *Server) (*loop, error) {
 func (l *loop) post(s *session) {
 	l.mu.Lock()
 	l.queue = append(l.queue, s)
+	l.wakeLocked()
 	l.mu.Unlock()
-	l.wake()
 }
 
-// wake interrupts the loop's wait, if it waits.
-func (l *loop) wake() {
-	if l.sleeping.Load() && l.sleeping.CompareAndSwap(true, false) {
+// wakeLocked interrupts the loop's wait, if it waits; l.mu is held, which
+// keeps wakefd open (the loop closes it under l.mu when it ends).
+func (l *loop) wakeLocked() {
+	if l.wakefd >= 0 && l.sleeping.Load() && l.sleeping.CompareAndSwap(true, false) {
 		var one = [8]byte{1}
 		rawWrite(l.wakefd, one[:])
 	}
@@ -143,17 +144,25 @@ func (l *loop) wake() {
 func (l *loop) stop() {
 	l.mu.Lock()
 	l.stopping = true
+	if l.wakefd >= 0 {
+		// Whatever the loop is doing, it must look again.
+		l.sleeping.Store(false)
+		var one = [8]byte{1}
+		rawWrite(l.wakefd, one[:])
+	}
 	l.mu.Unlock()
-	l.sleeping.Store(false)
-	var one = [8]byte{1}
-	syscall.Write(l.wakefd, one[:])
 	<-l.done
 }
 
 func (l *loop) run() {
 	defer close(l.done)
 	defer l.ep.Close() // the epoll descriptor
-	defer syscall.Close(l.wakefd)
+	defer func() {
+		l.mu.Lock()
+		syscall.Close(l.wakefd)
+		l.wakefd = -1
+		l.mu.Unlock()
+	}()
 	events := make([]syscall.EpollEvent, 256)
 	var drain [8]byte
 	for {
@@ -191,6 +200,7 @@ func (l *loop) run() {
 			s := l.fds[ev.Fd]
 			if s == nil {
 				if c := l.bfds[ev.Fd]; c != nil {
+					c.lhup = ev.Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0
 					l.readBackend(c)
 				}
 				continue
@@ -260,7 +270,7 @@ func (l *loop) wait(events []syscall.EpollEvent) int {
 	l.sleeping.Store(true)
 	defer l.sleeping.Store(false)
 	l.mu.Lock()
-	queued := len(l.queue) > 0
+	queued := len(l.queue) > 0 || len(l.bqueue) > 0
 	l.mu.Unlock()
 	if queued {
 		return l.poll(events) // posted while going to sleep
@@ -396,7 +406,8 @@ func (l *loop) process(s *session) {
 }
 
 // send queues the session's segment on c. From then on the backend's
-// reader owns the session until it finishes the request (s.loopDone).
+// reader (the loop itself, for an adopted connection) owns the session
+// until it finishes the request (s.loopDone).
 func (l *loop) send(s *session, c *backendConn) {
 	r := s.prepareRequest()
 	r.notify = s.onDone
@@ -663,8 +674,8 @@ func (l *loop) adopt(c *backendConn) bool {
 	c.rd.Reset(loopSource{c})
 	l.backends[c] = struct{}{}
 	l.bqueue = append(l.bqueue, c)
+	l.wakeLocked()
 	l.mu.Unlock()
-	l.wake()
 	return true
 }
 
@@ -677,8 +688,8 @@ func (l *loop) postBackend(c *backendConn) {
 		return
 	}
 	l.bqueue = append(l.bqueue, c)
+	l.wakeLocked()
 	l.mu.Unlock()
-	l.wake()
 }
 
 // backendPosted watches a newly adopted connection, or ends a closed one.
@@ -792,7 +803,8 @@ func (l *loop) checkBackends() {
 // loopSource is what an adopted connection's resp.Reader reads: the
 // loop's descriptor, without waiting. After a read that did not fill the
 // space it was given the socket is empty, and epoll reports new data, so
-// the next read waits for that (lcan) instead of costing an EAGAIN.
+// the next read waits for that (lcan) instead of costing an EAGAIN;
+// unless the peer closed (lhup), which epoll reports only once.
 type loopSource struct{ c *backendConn }
 
 func (s loopSource) Read(p []byte) (int, error) {
@@ -801,7 +813,9 @@ func (s loopSource) Read(p []byte) (int, error) {
 		return 0, errWouldBlock
 	}
 	n, err := readRaw(c.lfd, p)
-	c.lcan = n == len(p)
+	// Once the peer has closed, epoll says so only once: read on to the
+	// end of the stream, or the close would go unnoticed.
+	c.lcan = n == len(p) || c.lhup
 	return n, err
 }
 
