@@ -111,7 +111,8 @@ func Lookup(args [][]byte) (Class, int) {
 	if !ok {
 		return Forward, 0
 	}
-	id := int(idByName[string(name)])
+	e := table[string(name)]
+	id := int(e.id)
 	switch string(name) {
 	case "XREAD", "XREADGROUP":
 		if hasBlockOption(args[1:]) {
@@ -121,8 +122,33 @@ func Lookup(args [][]byte) (Class, int) {
 	case "CLIENT":
 		return classifyClient(args[1:]), id
 	}
-	return byName[string(name)], id
+	return e.class, id
 }
+
+// entry is what Lookup knows of a command name: its class (Forward, the
+// zero Class, unless byName says otherwise) and its metric ID (0 unless
+// metricNames has it).
+type entry struct {
+	class Class
+	id    uint16
+}
+
+// table merges byName and the metric IDs, so that a command costs one
+// map lookup on the data path, not two.
+var table = func() map[string]entry {
+	m := make(map[string]entry, len(metricNames)+len(byName))
+	for i, n := range metricNames[1:] {
+		e := m[n]
+		e.id = uint16(i + 1)
+		m[n] = e
+	}
+	for n, c := range byName {
+		e := m[n]
+		e.class = c
+		m[n] = e
+	}
+	return m
+}()
 
 // classifyClient sorts the CLIENT subcommands that touch the connection's
 // own state.

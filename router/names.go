@@ -41,10 +41,3 @@ func CommandName(id int) string {
 	return metricNames[id]
 }
 
-var idByName = func() map[string]uint16 {
-	m := make(map[string]uint16, len(metricNames))
-	for i, n := range metricNames[1:] {
-		m[n] = uint16(i + 1)
-	}
-	return m
-}()
