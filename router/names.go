@@ -40,4 +40,3 @@ func CommandName(id int) string {
 	}
 	return metricNames[id]
 }
-
