@@ -390,7 +390,15 @@ func (c *backendConn) queue(r *request, wait bool) (flusher bool, err error) {
 // flushQueued writes the buffer until it is empty; only the flusher calls
 // it. Requests whose bytes fail to go out are finished by the reader's
 // drain once the connection is closed.
-func (c *backendConn) flushQueued() {
+func (c *backendConn) flushQueued() { c.flush(false) }
+
+// flush is flushQueued, or with raw the event loop's write on a
+// connection it reads (flushLoop): then it writes what the socket takes
+// now through the loop's descriptor and leaves the rest to a goroutine
+// (flushQueued), so that the loop never waits for Redis to read while
+// Redis may be waiting for the loop to read its replies. That goroutine
+// is the flusher until the buffer is empty or the connection fails.
+func (c *backendConn) flush(raw bool) {
 	c.mu.Lock()
 	for len(c.wbuf) > 0 {
 		if c.fence != nil && c.fence.Load() {
@@ -399,18 +407,44 @@ func (c *backendConn) flushQueued() {
 			c.close(errFenced)
 			return
 		}
+		if !c.alive() {
+			// Closed: nothing more goes out, even on the loop's
+			// descriptor, which outlives the net.Conn until the loop
+			// ends it. The requests get the close's error.
+			c.flushing = false
+			c.mu.Unlock()
+			return
+		}
 		buf := c.take()
 		c.mu.Unlock()
-		_, err := c.dw.Write(buf)
-		c.mu.Lock()
-		if cap(buf) <= maxWriteBuffer {
-			c.wspare = buf[:0]
+		var n int
+		var err error
+		if raw {
+			n, err = writeRaw(c.lfd, buf)
+		} else {
+			n, err = c.dw.Write(buf)
 		}
+		c.mu.Lock()
 		if err != nil {
 			c.flushing = false
 			c.mu.Unlock()
 			c.close(fmt.Errorf("proxy: write to %s: %w", c.nc.RemoteAddr(), err))
 			return
+		}
+		if n < len(buf) {
+			// Only a raw write stops short. The rest goes first, then
+			// what was queued meanwhile.
+			rest := make([]byte, 0, len(buf)-n+len(c.wbuf))
+			c.wbuf = append(append(rest, buf[n:]...), c.wbuf...)
+			if cap(buf) <= maxWriteBuffer {
+				c.wspare = buf[:0]
+			}
+			c.mu.Unlock()
+			go c.flushQueued()
+			return
+		}
+		if cap(buf) <= maxWriteBuffer {
+			c.wspare = buf[:0]
 		}
 	}
 	c.flushing = false

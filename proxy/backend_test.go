@@ -110,16 +110,8 @@ func TestBackendLargeConcurrentWrites(t *testing.T) {
 				errs <- err
 				return
 			}
-			for _, want := range []string{"+OK", fmt.Sprintf(":%d", size)} {
-				l, err := rc.br.ReadString('\n')
-				if err != nil {
-					errs <- fmt.Errorf("client %d: %v", i, err)
-					return
-				}
-				if l = strings.TrimSuffix(l, "\r\n"); l != want {
-					errs <- fmt.Errorf("client %d: got %q, want %q", i, l, want)
-					return
-				}
+			if err := rc.check("+OK", fmt.Sprintf(":%d", size)); err != nil {
+				errs <- fmt.Errorf("client %d: %v", i, err)
 			}
 		}()
 	}
@@ -165,8 +157,8 @@ func TestBackendLargeValuesAmidSmallPipelines(t *testing.T) {
 				errs <- err
 				return
 			}
-			if l, err := big.br.ReadString('\n'); err != nil || l != "+OK\r\n" {
-				errs <- fmt.Errorf("large SET %d: %q, %v", i, l, err)
+			if err := big.check("+OK"); err != nil {
+				errs <- fmt.Errorf("large SET %d: %v", i, err)
 				return
 			}
 		}
@@ -185,13 +177,14 @@ func TestBackendLargeValuesAmidSmallPipelines(t *testing.T) {
 					errs <- err
 					return
 				}
-				for j := 0; j < depth; j++ {
+				want := make([]string, depth)
+				for j := range want {
 					n++
-					l, err := rc.br.ReadString('\n')
-					if want := fmt.Sprintf(":%d\r\n", n); err != nil || l != want {
-						errs <- fmt.Errorf("client %d, INCR %d: got %q (%v), want %q", i, n, l, err, want)
-						return
-					}
+					want[j] = fmt.Sprintf(":%d", n)
+				}
+				if err := rc.check(want...); err != nil {
+					errs <- fmt.Errorf("client %d, round %d: %v", i, r, err)
+					return
 				}
 			}
 		}()

@@ -3,8 +3,10 @@ package proxy_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,6 +111,22 @@ func (c *rawConn) expect(want ...string) {
 			c.t.Fatalf("line %d: got %q, want %q", i+1, l, w)
 		}
 	}
+}
+
+// check is expect for use off the test's goroutine: it reads one line
+// per want, under the connection's own deadline, and returns the first
+// difference instead of failing the test.
+func (c *rawConn) check(want ...string) error {
+	for i, w := range want {
+		l, err := c.br.ReadString('\n')
+		if err != nil {
+			return fmt.Errorf("line %d: %v (got %q)", i+1, err, l)
+		}
+		if l = strings.TrimSuffix(l, "\r\n"); l != w {
+			return fmt.Errorf("line %d: got %q, want %q", i+1, l, w)
+		}
+	}
+	return nil
 }
 
 // closed reports whether the peer closed the connection within 5 s,

@@ -819,57 +819,8 @@ func (s loopSource) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// flushLoop is flushQueued for the loop on a connection it reads: it
-// writes what the socket takes now and leaves the rest to a goroutine,
-// so that the loop never waits for Redis to read while Redis may be
-// waiting for the loop to read its replies. The goroutine is the flusher
-// until the buffer is empty or the connection fails.
-func (c *backendConn) flushLoop() {
-	c.mu.Lock()
-	for len(c.wbuf) > 0 {
-		if c.fence != nil && c.fence.Load() {
-			c.flushing = false
-			c.mu.Unlock()
-			c.close(errFenced)
-			return
-		}
-		if !c.alive() {
-			// Closed: the descriptor outlives the net.Conn until the
-			// loop ends it, but nothing more goes out on it. The
-			// requests get the close's error.
-			c.flushing = false
-			c.mu.Unlock()
-			return
-		}
-		buf := c.take()
-		c.mu.Unlock()
-		n, err := writeRaw(c.lfd, buf)
-		c.mu.Lock()
-		if err != nil {
-			c.flushing = false
-			c.mu.Unlock()
-			c.close(fmt.Errorf("proxy: write to %s: %w", c.nc.RemoteAddr(), err))
-			return
-		}
-		if n < len(buf) {
-			// The rest goes first, then what was queued meanwhile.
-			rest := make([]byte, 0, len(buf)-n+len(c.wbuf))
-			rest = append(append(rest, buf[n:]...), c.wbuf...)
-			c.wbuf = rest
-			if cap(buf) <= maxWriteBuffer {
-				c.wspare = buf[:0]
-			}
-			c.mu.Unlock()
-			go c.flushQueued()
-			return
-		}
-		if cap(buf) <= maxWriteBuffer {
-			c.wspare = buf[:0]
-		}
-	}
-	c.flushing = false
-	c.mu.Unlock()
-}
+// flushLoop writes a connection the loop reads without waiting (flush).
+func (c *backendConn) flushLoop() { c.flush(true) }
 
 // The loop's reads, writes and polls are made as raw system calls, which
 // the Go scheduler does not see. They are all on non-blocking descriptors
