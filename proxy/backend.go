@@ -71,14 +71,17 @@ type backendConn struct {
 	mu       sync.Mutex
 	wbuf     []byte // bytes waiting to be written
 	wspare   []byte // the flusher's empty buffer, swapped with wbuf
-	flushing bool   // a session is writing wbuf
+	flushing bool   // a flusher (a session, the loop, its hand-off) owns writing wbuf
 	dead     bool
 
 	pending chan *request
-	// outstanding counts requests sent and not yet finished, for Stats.
+	// outstanding counts requests queued and not yet finished, for Stats
+	// and the stall checks.
 	outstanding atomic.Int64
 	// lastRead is when the reader last asked for data (Unix ns): while
 	// replies flow it trails the newest one; a stalled node leaves it old.
+	// On a connection the loop reads, it is when data last arrived, or
+	// when a request was queued on an idle connection.
 	lastRead atomic.Int64
 	// blockingWait is set while the reader waits for a blocking command's
 	// reply, which may legitimately take forever.
@@ -97,7 +100,8 @@ type backendConn struct {
 
 	// cur is the request whose replies are being read; owned by the reader.
 	cur *request
-	// queuedReqs counts the requests in wbuf (guarded by mu); on a loop's
+	// queuedReqs counts the requests queued since the last take, none of
+	// whose bytes has been handed to a write (guarded by mu); on a loop's
 	// connection unanswered counts those written, or being written, whose
 	// replies are not all in.
 	queuedReqs int
@@ -322,7 +326,8 @@ var errQueueFull = errors.New("proxy: backend queue full")
 
 // queue adds r's bytes to the write buffer and r to the pending replies,
 // without writing. If no write is in progress, the caller becomes the
-// flusher (flusher is true) and must call flushQueued. When maxPending
+// flusher (flusher is true) and must write the buffer: flushQueued, or
+// on the loop flushLoop, or later (flushTouched). When maxPending
 // requests are outstanding, queue waits for the reader if wait is set and
 // otherwise fails with errQueueFull, changing nothing: a caller holding
 // unwritten bytes must write them first, or their replies never come.
@@ -504,17 +509,28 @@ func (c *backendConn) end() {
 	}
 	c.mu.Lock()
 	c.dead = true
+	// The last unsent requests queued never had a byte written (a write
+	// the loop held back for the batch in flight, say): they are finished
+	// as not sent, which a client may safely retry and a loop session
+	// moves to the new master. The others may have run.
+	unsent := c.queuedReqs
+	c.queuedReqs = 0
 	c.mu.Unlock()
 	if r := c.cur; r != nil {
 		c.cur = nil
 		c.outstanding.Add(-1)
 		r.finish(c.err)
 	}
-	for {
+	sent := len(c.pending) - unsent
+	for i := 0; ; i++ {
 		select {
 		case r := <-c.pending:
 			c.outstanding.Add(-1)
-			r.finish(c.err)
+			if i >= sent {
+				r.finish(notSent(c.err))
+			} else {
+				r.finish(c.err)
+			}
 		default:
 			close(c.done)
 			if c.onExit != nil {

@@ -70,6 +70,9 @@ func clientError(err error) string {
 		return "TRYAGAIN switchyard: no verified master for this group, try again"
 	case errors.As(err, &de):
 		return "TRYAGAIN switchyard: master unreachable, try again"
+	case errors.As(err, &ns) && !errors.Is(err, errFenced) && !errors.Is(err, errPoolClosed):
+		// The connection failed (timed out, lost) before these were written.
+		return "TRYAGAIN switchyard: connection to the master lost before sending; not sent, try again"
 	case errors.As(err, &ns):
 		return "TRYAGAIN switchyard: master changed, not sent; try again"
 	case errors.Is(err, errNoReplica):

@@ -120,6 +120,13 @@ func (s *session) loopDone() {
 	}()
 	r := &s.req
 	r.notify = nil
+	if s.unsentOnFenced(r) {
+		// Held back for the batch in flight when the master was
+		// replaced: nothing was written, so the segment moves to the new
+		// master, as one that could not be queued does (flush).
+		s.askLoop(resumeBatch)
+		return
+	}
 	if r.readonly && r.err == nil {
 		s.askLoop(resumeFinish)
 		return
@@ -141,8 +148,9 @@ func (s *session) loopDone() {
 	}
 	s.resetOut()
 	s.busy.Store(false)
+	more := s.in.more || s.rd.Buffered() > 0
 	s.lmu.Lock()
-	again := s.lready || s.lstop || s.lhup || s.in.more || s.rd.Buffered() > 0
+	again := s.lready || s.lstop || s.lhup || more
 	s.lready = false
 	if !again {
 		s.lbusy = false
@@ -250,6 +258,14 @@ func (s *session) setConn(nc net.Conn) {
 	s.in.fd = -1
 	s.in.deadline = time.Time{}
 	s.cw = deadlineWriter{nc: nc, timeout: s.srv.cfg.ClientWriteTimeout}
+}
+
+func isNotSent(err error) bool {
+	if err == nil {
+		return false // before ns, which escapes: no allocation per command
+	}
+	var ns *notSentError
+	return errors.As(err, &ns)
 }
 
 func isProtocolError(err error) bool {

@@ -21,10 +21,11 @@ import (
 // epoll set holding every such client socket and the master's shared
 // connections, reads and parses what each ready client sent, queues it on
 // a shared backend connection, and writes every backend it touched once
-// per round; it reads the replies and writes them straight to the client
-// sockets (see adopt, below). So a command costs a read and a write on the
-// client socket and a share of one backend write and read, with no
-// goroutine woken for it, and an idle client costs no goroutine stack.
+// per round, or once the replies to its last write are in; it reads the
+// replies and writes them straight to the client sockets (see adopt,
+// below). So a command costs a read and a write on the client socket and
+// a share of one backend write and read, with no goroutine woken for it,
+// and an idle client costs no goroutine stack.
 //
 // The loop owns each of its client sockets as a raw descriptor (a
 // duplicate, the net.Conn it came from is closed), so nothing else can
@@ -40,7 +41,7 @@ type loop struct {
 	rc     syscall.RawConn // ep's
 	wakefd int             // an eventfd: post writes it to wake a sleeping loop
 
-	// mu guards queue, stopping, backends and bqueue.
+	// mu guards queue, stopping, backends, bqueue and wakefd's lifetime.
 	mu       sync.Mutex
 	queue    []*session
 	stopping bool

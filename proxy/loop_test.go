@@ -261,3 +261,63 @@ func cmd(args ...string) string {
 	}
 	return b.String()
 }
+
+// A command the loop held back behind the batch in flight (one write in
+// flight per connection) when the master is replaced was never written:
+// it goes to the new master, while the command in flight gets the error
+// that says it may have run. So does a goroutine client's command queued
+// behind the held-back write.
+func TestEventLoopHeldBackCommandMovesOnFailover(t *testing.T) {
+	skipWithoutLoop(t)
+	oldM := labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
+	newM := labtest.Server(t, lab.ServerOptions{})
+	srv, addr := startProxy(t, oldM.Addr, proxy.Config{})
+	// g keeps a goroutine: every CLIENT SETNAME the proxy answers itself
+	// moves it off the loop, and after 8 such moves it stays off.
+	g := dialRaw(t, addr)
+	for i := 0; i < 9; i++ {
+		g.send(cmd("CLIENT", "SETNAME", "g"))
+		g.expect("+OK")
+	}
+	a, b := dialRaw(t, addr), dialRaw(t, addr)
+	for _, c := range []*rawConn{a, b} {
+		c.send(cmd("PING"))
+		c.expect("+PONG")
+	}
+	waitEventLoop(t, srv, 2)
+	waitFor(t, func() error {
+		if labtest.CommandCalls(t, oldM, "command") == 0 {
+			return fmt.Errorf("command table not loaded yet")
+		}
+		return nil
+	})
+	a.send(cmd("DEBUG", "SLEEP", "1"))
+	waitBusy(t, oldM)
+	b.send(cmd("SET", "heldback", "v"))
+	waitFor(t, func() error {
+		if n := srv.Stats().BackendPending; n != 2 {
+			return fmt.Errorf("%d requests pending, want the DEBUG and the SET", n)
+		}
+		return nil
+	})
+	g.send(cmd("SET", "heldback:g", "v"))
+	waitFor(t, func() error {
+		if n := srv.Stats().BackendPending; n != 3 {
+			return fmt.Errorf("%d requests pending, want the goroutine's SET too", n)
+		}
+		return nil
+	})
+	srv.SetMaster(2, newM.Addr)
+	b.expect("+OK")
+	g.expect("+OK")
+	a.expect("-ERR switchyard: master changed before the reply; the command may or may not have run")
+	ctx := ctxT(t)
+	for _, k := range []string{"heldback", "heldback:g"} {
+		if v, _ := newM.Client().Get(ctx, k).Result(); v != "v" {
+			t.Fatalf("the new master has %s=%q", k, v)
+		}
+		if n, _ := oldM.Client().Exists(ctx, k).Result(); n != 0 {
+			t.Fatalf("the held-back %s reached the old master", k)
+		}
+	}
+}

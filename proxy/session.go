@@ -470,16 +470,33 @@ func (s *session) flush() {
 		if r.err != nil {
 			s.readFromMaster(seg.parts[len(seg.parts)-r.n:])
 		}
-	} else if err := s.awaitRelease(); err != nil {
-		r.err = err
-	} else if err := seg.conn.enqueue(r); err != nil {
-		r.err = err
-	} else if seg.blocking {
-		s.waitBlocking(r, seg.conn)
 	} else {
-		<-r.done
+		for moved := false; ; moved = true {
+			if err := s.awaitRelease(); err != nil {
+				r.err = err
+			} else if err := seg.conn.enqueue(r); err != nil {
+				r.err = err
+			} else if seg.blocking {
+				s.waitBlocking(r, seg.conn)
+			} else {
+				<-r.done
+			}
+			if moved || !s.unsentOnFenced(r) {
+				break
+			}
+			// Queued behind a write the event loop held back for the
+			// batch in flight, and the master was replaced before it
+			// went out: nothing was written, so it moves (awaitRelease).
+			r = s.prepareRequest()
+		}
 	}
 	s.finishSeg()
+}
+
+// unsentOnFenced reports whether r failed without a byte written on a
+// shared connection to a master that has since been replaced.
+func (s *session) unsentOnFenced(r *request) bool {
+	return isNotSent(r.err) && s.seg.conn != s.ded && s.gen != nil && s.gen.fenced.Load()
 }
 
 // finishSeg completes the segment whose request is finished: it retries
