@@ -271,7 +271,9 @@ func TestEventLoopHeldBackCommandMovesOnFailover(t *testing.T) {
 	skipWithoutLoop(t)
 	oldM := labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
 	newM := labtest.Server(t, lab.ServerOptions{})
-	srv, addr := startProxy(t, oldM.Addr, proxy.Config{})
+	// One shared connection: with two, the goroutine client could take
+	// the one the loop does not hold back, and its SET would be sent.
+	srv, addr := startProxy(t, oldM.Addr, proxy.Config{PoolSize: 1})
 	// g keeps a goroutine: every CLIENT SETNAME the proxy answers itself
 	// moves it off the loop, and after 8 such moves it stays off.
 	g := dialRaw(t, addr)
