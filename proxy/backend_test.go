@@ -59,7 +59,7 @@ func TestBackendReadTimeout(t *testing.T) {
 // at once, and another client is answered (with an error, there being no
 // master) instead of waiting on a stuck proxy.
 func TestBackendLostMidRequest(t *testing.T) {
-	rs, srv, addr := setup(t, proxy.Config{HoldTimeout: 200 * time.Millisecond}, "--enable-debug-command", "yes")
+	rs, _, addr := setup(t, proxy.Config{HoldTimeout: 200 * time.Millisecond}, "--enable-debug-command", "yes")
 	c := dialRaw(t, addr)
 	other := dialRaw(t, addr)
 	for _, rc := range []*rawConn{c, other} {
@@ -67,12 +67,9 @@ func TestBackendLostMidRequest(t *testing.T) {
 		rc.expect("+PONG")
 	}
 	c.send(cmd("DEBUG", "SLEEP", "3"))
-	waitFor(t, func() error {
-		if srv.Stats().BackendPending == 0 {
-			return errors.New("DEBUG not in flight yet")
-		}
-		return nil
-	})
+	// Running on Redis, not merely queued: a request killed before it was
+	// written is rightly reported as not sent.
+	waitBusy(t, rs)
 	if err := rs.Kill(); err != nil {
 		t.Fatal(err)
 	}

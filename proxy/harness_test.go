@@ -156,3 +156,28 @@ func waitFor(t testing.TB, cond func() error) {
 	t.Helper()
 	labtest.Eventually(t, 10*time.Second, cond)
 }
+
+// waitBusy waits until rs stops answering PING: a DEBUG SLEEP sent
+// through the proxy is running there.
+func waitBusy(t *testing.T, rs *lab.Server) {
+	t.Helper()
+	direct := dialRaw(t, rs.Addr)
+	waitFor(t, func() error {
+		direct.nc.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		direct.nc.Write([]byte(cmd("PING")))
+		if _, err := direct.br.ReadString('\n'); err == nil {
+			return fmt.Errorf("redis-server still answers")
+		}
+		return nil
+	})
+}
+
+// cmd encodes a command as a RESP array.
+func cmd(args ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	return b.String()
+}

@@ -144,21 +144,6 @@ func TestEventLoopSlowReader(t *testing.T) {
 	})
 }
 
-// waitBusy waits until rs stops answering PING: a DEBUG SLEEP sent
-// through the proxy is running there.
-func waitBusy(t *testing.T, rs *lab.Server) {
-	t.Helper()
-	direct := dialRaw(t, rs.Addr)
-	waitFor(t, func() error {
-		direct.nc.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-		direct.nc.Write([]byte(cmd("PING")))
-		if _, err := direct.br.ReadString('\n'); err == nil {
-			return fmt.Errorf("redis-server still answers")
-		}
-		return nil
-	})
-}
-
 func shutdownAsync(srv *proxy.Server) <-chan error {
 	done := make(chan error, 1)
 	go func() {
@@ -250,16 +235,6 @@ func loopClient(t *testing.T, srv *proxy.Server, addr, first string) *rawConn {
 	}
 	waitEventLoop(t, srv, 1)
 	return c
-}
-
-// cmd encodes a command as a RESP array.
-func cmd(args ...string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
-	}
-	return b.String()
 }
 
 // A command the loop held back behind the batch in flight (one write in
