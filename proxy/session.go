@@ -484,9 +484,10 @@ func (s *session) flush() {
 			if moved || !s.unsentOnFenced(r) {
 				break
 			}
-			// Queued behind a write the event loop held back for the
-			// batch in flight, and the master was replaced before it
-			// went out: nothing was written, so it moves (awaitRelease).
+			// Nothing was written and the master has been replaced:
+			// refused because the fence went up after awaitRelease, or
+			// queued behind a write the event loop held back for the
+			// batch in flight. It moves to the new master (awaitRelease).
 			r = s.prepareRequest()
 		}
 	}
