@@ -92,7 +92,13 @@ func (r *Reader) parseCommand(cmd *Command) (need int, err error) {
 		b := r.buf[r.r:min(r.w, r.r+r.maxFrame)]
 		var n int
 		if b[0] == TypeArray {
-			n, need, err = r.scanMultibulk(b, cmd)
+			var ok bool
+			if r.cmd.left == 0 {
+				n, ok = r.shortCommand(b, cmd)
+			}
+			if !ok {
+				n, need, err = r.scanMultibulk(b, cmd)
+			}
 		} else {
 			n, need, err = r.scanInline(b, cmd)
 		}

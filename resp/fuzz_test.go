@@ -99,6 +99,7 @@ func FuzzReadCommand(f *testing.F) {
 				t.Fatalf("command %d: in pieces %q %q, in one piece %q %q", i, got[i].raw, got[i].args, want[i].raw, want[i].args)
 			}
 		}
+		checkShortCommands(t, data, fuzzLimits)
 	})
 }
 
@@ -153,5 +154,6 @@ func FuzzReadReply(f *testing.F) {
 				t.Fatalf("reply %d: in pieces %q, in one piece %q", i, got[i].raw, want[i].raw)
 			}
 		}
+		checkShortReplies(t, data, fuzzLimits)
 	})
 }

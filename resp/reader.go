@@ -57,6 +57,10 @@ type Reader struct {
 
 	cmd   cmdState
 	reply replyState
+
+	// noShort turns the short paths off (short.go), so that tests can
+	// hold them to the general parser's results.
+	noShort bool
 }
 
 // NewReader returns a Reader that reads from rd with an initial buffer of size

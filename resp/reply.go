@@ -40,6 +40,14 @@ func (s *replyState) reset() {
 // ErrMalformedReply; input beyond the Limits, one wrapping ErrReplyTooLarge.
 func (r *Reader) ReadReply() (raw []byte, typ byte, err error) {
 	for {
+		if r.reply.scan == 0 {
+			// Nothing of this reply is scanned yet.
+			b := r.buf[r.r:min(r.w, r.r+r.maxFrame)]
+			if n := r.shortReply(b); n > 0 {
+				r.r += n
+				return b[:n:n], b[0], nil
+			}
+		}
 		need, err := r.parseReply()
 		if err != nil {
 			return nil, 0, err
