@@ -96,7 +96,9 @@ type backendConn struct {
 	closing   chan struct{}
 	err       error // why it closed; written before closing is closed
 	done      chan struct{}
-	onExit    func()
+	// wg, the pool's, counts the connection's reader until it ends the
+	// connection, and a goroutine that takes over a partial write.
+	wg *sync.WaitGroup
 
 	// cur is the request whose replies are being read; owned by the reader.
 	cur *request
@@ -445,7 +447,19 @@ func (c *backendConn) flush(raw bool) {
 				c.wspare = buf[:0]
 			}
 			c.mu.Unlock()
-			go c.flushQueued()
+			// The connection is not ended yet (only the loop ends it, and
+			// the loop is here), so its own count keeps wg above zero.
+			if c.wg != nil {
+				c.wg.Add(1)
+			}
+			handoffStarted()
+			go func() {
+				if c.wg != nil {
+					defer c.wg.Done()
+				}
+				c.flushQueued()
+				handoffEnded()
+			}()
 			return
 		}
 		if cap(buf) <= maxWriteBuffer {
@@ -455,6 +469,10 @@ func (c *backendConn) flush(raw bool) {
 	c.flushing = false
 	c.mu.Unlock()
 }
+
+// handoffStarted and handoffEnded are called as a goroutine takes over a
+// partial write and as it ends; tests replace them.
+var handoffStarted, handoffEnded = func() {}, func() {}
 
 // take returns the buffered bytes for writing, leaving an empty buffer;
 // c.mu is held.
@@ -533,8 +551,8 @@ func (c *backendConn) end() {
 			}
 		default:
 			close(c.done)
-			if c.onExit != nil {
-				c.onExit()
+			if c.wg != nil {
+				c.wg.Done()
 			}
 			return
 		}

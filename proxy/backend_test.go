@@ -197,3 +197,48 @@ func TestBackendLargeValuesAmidSmallPipelines(t *testing.T) {
 		t.Fatalf("the last large value arrived damaged (%d bytes, %v)", len(v), err)
 	}
 }
+
+// A partial write the event loop hands to a goroutine belongs to the
+// pool: Close waits for that goroutine, so nothing of the proxy outlives
+// Close. The master is stopped, so the write cannot finish; Close's end
+// of the connection fails it.
+func TestBackendHandoffEndsBeforeClose(t *testing.T) {
+	if noEventLoop() {
+		t.Skip("only the event loop hands writes off")
+	}
+	// Set before the proxy starts, which reads them.
+	started, ended := make(chan struct{}), make(chan struct{})
+	proxy.SetHandoffHooks(t, func() { close(started) }, func() {
+		// Slower than Close's own work, so that a Close that does not
+		// wait returns first.
+		time.Sleep(200 * time.Millisecond)
+		close(ended)
+	})
+	rs, srv, addr := setup(t, proxy.Config{WriteTimeout: time.Minute})
+	c := dialRaw(t, addr)
+	c.send(cmd("PING"))
+	c.expect("+PONG")
+	waitFor(t, func() error {
+		if labtest.CommandCalls(t, rs, "command") == 0 {
+			return errors.New("command table not loaded yet")
+		}
+		return nil
+	})
+	if err := rs.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Resume()
+	// More than the loopback socket buffers hold.
+	go c.nc.Write([]byte(cmd("SET", "blocked", strings.Repeat("v", 64<<20))))
+	select {
+	case <-started:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the event loop did not hand a partial write to a goroutine")
+	}
+	srv.Close()
+	select {
+	case <-ended:
+	default:
+		t.Fatal("Close returned while the goroutine writing to the master still ran")
+	}
+}

@@ -190,7 +190,7 @@ func (p *pool) dial(shared bool) (*backendConn, error) {
 	p.dialErr = nil
 	c.fence = p.fence
 	p.wg.Add(1)
-	c.onExit = p.wg.Done
+	c.wg = &p.wg
 	if shared && p.loop != nil {
 		if l := p.loop.Load(); l != nil && l.adopt(c) {
 			return c, nil
