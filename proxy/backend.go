@@ -276,6 +276,9 @@ func (c *backendConn) close(err error) {
 		if c.lp != nil {
 			c.lp.postBackend(c) // the loop finishes what is queued
 		}
+		if closeHook != nil {
+			closeHook()
+		}
 	})
 }
 
@@ -469,6 +472,10 @@ func (c *backendConn) flush(raw bool) {
 	c.flushing = false
 	c.mu.Unlock()
 }
+
+// closeHook, when set, runs once a backend connection is closed; tests
+// set it.
+var closeHook func()
 
 // handoffStarted and handoffEnded are called as a goroutine takes over a
 // partial write and as it ends; tests replace them.

@@ -14,3 +14,12 @@ func SetHandoffHooks(t *testing.T, started, ended func()) {
 	handoffEnded = func() { onceEnd.Do(ended) }
 	t.Cleanup(func() { handoffStarted, handoffEnded = func() {}, func() {} })
 }
+
+// SetLoopReadHooks makes beforeRead run each time the event loop starts
+// reading a backend connection, on the loop's goroutine, and closed each
+// time a backend connection is closed, for the rest of t. Call it before
+// starting a Server.
+func SetLoopReadHooks(t *testing.T, beforeRead, closed func()) {
+	loopReadHook, closeHook = beforeRead, closed
+	t.Cleanup(func() { loopReadHook, closeHook = nil, nil })
+}

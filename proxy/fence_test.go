@@ -313,3 +313,58 @@ func TestHoldClosesStalledMaster(t *testing.T) {
 		t.Fatal("the stalled write is still waiting after the hold began")
 	}
 }
+
+// A reply the old master sent before the switch, but that the event loop
+// reads only after the connection was fenced, must not reach the client
+// as a success: the proxy cannot tell whether the old master took the
+// write before or after the new one was known. The loop is held at the
+// start of its read until the failover has closed the connection.
+func TestEventLoopLateReplyAfterFenceIsNotASuccess(t *testing.T) {
+	if noEventLoop() {
+		t.Skip("the loop's own descriptor is what outlives the closed connection")
+	}
+	var armed atomic.Bool
+	atRead, release, closed := make(chan struct{}), make(chan struct{}), make(chan struct{}, 1)
+	proxy.SetLoopReadHooks(t, func() {
+		if armed.CompareAndSwap(true, false) {
+			close(atRead)
+			<-release
+		}
+	}, func() {
+		select {
+		case closed <- struct{}{}:
+		default: // later closes need not be counted
+		}
+	})
+	oldM := labtest.Server(t, lab.ServerOptions{})
+	newM := labtest.Server(t, lab.ServerOptions{})
+	srv, addr := startProxy(t, oldM.Addr, proxy.Config{PoolSize: 1})
+	c := dialRaw(t, addr)
+	c.send(cmd("PING"))
+	c.expect("+PONG")
+	waitFor(t, func() error {
+		if labtest.CommandCalls(t, oldM, "command") == 0 {
+			return errors.New("command table not loaded yet")
+		}
+		return nil
+	})
+	armed.Store(true)
+	c.send(cmd("SET", "late", "reply"))
+	select {
+	case <-atRead:
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("the loop did not start reading the reply")
+	}
+	srv.SetMaster(2, newM.Addr)
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("the old master's connection was not closed")
+	}
+	close(release)
+	if l := c.line(); l != "-ERR switchyard: master changed before the reply; the command may or may not have run" {
+		t.Fatalf("a reply read after the fence reached the client as %q", l)
+	}
+}
