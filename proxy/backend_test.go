@@ -224,16 +224,34 @@ func TestBackendHandoffEndsBeforeClose(t *testing.T) {
 		}
 		return nil
 	})
+	// The COMMAND reply has all arrived once this PONG has, on the one
+	// connection the loop writes: no reply is due, so the SET below is
+	// written at once, not held for a batch in flight.
+	c.send(cmd("PING"))
+	c.expect("+PONG")
 	if err := rs.Pause(); err != nil {
 		t.Fatal(err)
 	}
 	defer rs.Resume()
 	// More than the loopback socket buffers hold.
-	go c.nc.Write([]byte(cmd("SET", "blocked", strings.Repeat("v", 64<<20))))
-	select {
-	case <-started:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the event loop did not hand a partial write to a goroutine")
+	c.nc.SetWriteDeadline(time.Time{})
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := c.nc.Write([]byte(cmd("SET", "blocked", strings.Repeat("v", 64<<20))))
+		wrote <- err
+	}()
+	timeout := time.After(20 * time.Second)
+	for waiting := true; waiting; {
+		select {
+		case <-started:
+			waiting = false
+		case err := <-wrote:
+			if err != nil {
+				t.Fatalf("writing the large SET to the proxy: %v", err)
+			}
+		case <-timeout:
+			t.Fatal("the event loop did not hand a partial write to a goroutine")
+		}
 	}
 	srv.Close()
 	select {

@@ -348,6 +348,10 @@ func TestEventLoopLateReplyAfterFenceIsNotASuccess(t *testing.T) {
 		}
 		return nil
 	})
+	// Once this PONG is in, no other reply is on its way: the read held
+	// below is the SET's.
+	c.send(cmd("PING"))
+	c.expect("+PONG")
 	armed.Store(true)
 	c.send(cmd("SET", "late", "reply"))
 	select {

@@ -75,7 +75,9 @@ func (r *Reader) ReadCommand(cmd *Command) error {
 // take a whole pipeline, route it and flush once. ok is false when no
 // complete command is buffered; a partial frame stays buffered for
 // ReadCommand. err is a *ProtocolError found in buffered data. Unless ok,
-// cmd holds nothing of use.
+// cmd holds nothing of use. The argument bytes of earlier commands stay
+// valid, but not their Args slice: every call may reuse cmd's array of
+// arguments, whatever its result.
 func (r *Reader) BufferedCommand(cmd *Command) (ok bool, err error) {
 	need, err := r.parseCommand(cmd)
 	return err == nil && need == 0, err

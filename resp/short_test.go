@@ -8,12 +8,14 @@ import (
 )
 
 // readAll reads every frame of data in one piece, with the short paths on
-// or off, and returns the frames (with their arguments or type) and the
-// final error.
+// or off, into one Command, and returns the frames (with their arguments
+// or type) and the final error. An argument whose capacity reaches past
+// it is reported as such: appending to it would overwrite the next.
 func readAll(data []byte, lim Limits, replies, short bool) ([]string, string) {
 	r := NewReader(bytes.NewReader(data), len(data)+1, lim)
 	r.noShort = !short
 	var out []string
+	var c Command
 	for {
 		if replies {
 			raw, typ, err := r.ReadReply()
@@ -23,11 +25,15 @@ func readAll(data []byte, lim Limits, replies, short bool) ([]string, string) {
 			out = append(out, fmt.Sprintf("%c %q", typ, raw))
 			continue
 		}
-		var c Command
 		if err := r.ReadCommand(&c); err != nil {
 			return out, err.Error()
 		}
 		out = append(out, fmt.Sprintf("%q %q %v", c.Raw, c.Args, c.Inline))
+		for _, a := range c.Args {
+			if cap(a) != len(a) {
+				out = append(out, fmt.Sprintf("argument %q has capacity %d", a, cap(a)))
+			}
+		}
 	}
 }
 
