@@ -2,14 +2,12 @@ package proxy_test
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/pnats/switchyard/internal/lab/labtest"
 	"github.com/pnats/switchyard/proxy"
 )
 
@@ -23,14 +21,7 @@ import (
 func TestBackendReadTimeout(t *testing.T) {
 	rs, srv, addr := setup(t, proxy.Config{ReadTimeout: 300 * time.Millisecond})
 	c := dialRaw(t, addr)
-	c.send(cmd("PING"))
-	c.expect("+PONG")
-	waitFor(t, func() error {
-		if labtest.CommandCalls(t, rs, "command") == 0 {
-			return errors.New("command table not loaded yet")
-		}
-		return nil
-	})
+	settle(t, c, rs)
 	if err := rs.Pause(); err != nil {
 		t.Fatal(err)
 	}
@@ -216,19 +207,9 @@ func TestBackendHandoffEndsBeforeClose(t *testing.T) {
 	})
 	rs, srv, addr := setup(t, proxy.Config{WriteTimeout: time.Minute})
 	c := dialRaw(t, addr)
-	c.send(cmd("PING"))
-	c.expect("+PONG")
-	waitFor(t, func() error {
-		if labtest.CommandCalls(t, rs, "command") == 0 {
-			return errors.New("command table not loaded yet")
-		}
-		return nil
-	})
-	// The COMMAND reply has all arrived once this PONG has, on the one
-	// connection the loop writes: no reply is due, so the SET below is
-	// written at once, not held for a batch in flight.
-	c.send(cmd("PING"))
-	c.expect("+PONG")
+	settle(t, c, rs)
+	// No reply is due (settle), so the SET below is written at once, not
+	// held for a batch in flight.
 	if err := rs.Pause(); err != nil {
 		t.Fatal(err)
 	}

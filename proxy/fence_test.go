@@ -284,12 +284,7 @@ func TestHoldClosesStalledMaster(t *testing.T) {
 	}
 	// The proxy loads the command table from each new master; let that
 	// finish, so that the only request in flight below is the client's.
-	waitFor(t, func() error {
-		if labtest.CommandCalls(t, oldM, "command") == 0 {
-			return errors.New("command table not loaded yet")
-		}
-		return nil
-	})
+	waitCommandTable(t, oldM)
 	if err := oldM.Pause(); err != nil {
 		t.Fatal(err)
 	}
@@ -340,18 +335,8 @@ func TestEventLoopLateReplyAfterFenceIsNotASuccess(t *testing.T) {
 	newM := labtest.Server(t, lab.ServerOptions{})
 	srv, addr := startProxy(t, oldM.Addr, proxy.Config{PoolSize: 1})
 	c := dialRaw(t, addr)
-	c.send(cmd("PING"))
-	c.expect("+PONG")
-	waitFor(t, func() error {
-		if labtest.CommandCalls(t, oldM, "command") == 0 {
-			return errors.New("command table not loaded yet")
-		}
-		return nil
-	})
-	// Once this PONG is in, no other reply is on its way: the read held
-	// below is the SET's.
-	c.send(cmd("PING"))
-	c.expect("+PONG")
+	// No other reply is on its way: the read held below is the SET's.
+	settle(t, c, oldM)
 	armed.Store(true)
 	c.send(cmd("SET", "late", "reply"))
 	select {

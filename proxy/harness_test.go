@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -180,4 +181,29 @@ func cmd(args ...string) string {
 		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
 	}
 	return b.String()
+}
+
+// waitCommandTable waits until the proxy has asked rs for its command
+// table (which it does for each new master), so that a test's request
+// is not the only one in flight by accident.
+func waitCommandTable(t testing.TB, rs *lab.Server) {
+	t.Helper()
+	waitFor(t, func() error {
+		if labtest.CommandCalls(t, rs, "command") == 0 {
+			return errors.New("command table not loaded yet")
+		}
+		return nil
+	})
+}
+
+// settle makes sure c is served and that no reply from rs is due on the
+// proxy's connections: after the command table was asked for, a PING
+// answered on the same shared connection comes after COMMAND's reply.
+func settle(t testing.TB, c *rawConn, rs *lab.Server) {
+	t.Helper()
+	c.send(cmd("PING"))
+	c.expect("+PONG")
+	waitCommandTable(t, rs)
+	c.send(cmd("PING"))
+	c.expect("+PONG")
 }

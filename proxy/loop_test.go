@@ -262,12 +262,7 @@ func TestEventLoopHeldBackCommandMovesOnFailover(t *testing.T) {
 		c.expect("+PONG")
 	}
 	waitEventLoop(t, srv, 2)
-	waitFor(t, func() error {
-		if labtest.CommandCalls(t, oldM, "command") == 0 {
-			return fmt.Errorf("command table not loaded yet")
-		}
-		return nil
-	})
+	waitCommandTable(t, oldM)
 	a.send(cmd("DEBUG", "SLEEP", "1"))
 	waitBusy(t, oldM)
 	b.send(cmd("SET", "heldback", "v"))
