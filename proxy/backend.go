@@ -276,9 +276,7 @@ func (c *backendConn) close(err error) {
 		if c.lp != nil {
 			c.lp.postBackend(c) // the loop finishes what is queued
 		}
-		if closeHook != nil {
-			closeHook()
-		}
+		hook(closeHook)
 	})
 }
 
@@ -455,13 +453,13 @@ func (c *backendConn) flush(raw bool) {
 			if c.wg != nil {
 				c.wg.Add(1)
 			}
-			handoffStarted()
+			hook(handoffStarted)
 			go func() {
 				if c.wg != nil {
 					defer c.wg.Done()
 				}
 				c.flushQueued()
-				handoffEnded()
+				hook(handoffEnded)
 			}()
 			return
 		}
@@ -473,13 +471,20 @@ func (c *backendConn) flush(raw bool) {
 	c.mu.Unlock()
 }
 
-// closeHook, when set, runs once a backend connection is closed; tests
-// set it.
-var closeHook func()
+// Test hooks, nil outside tests (export_test.go sets them before a
+// Server starts), run where named.
+var (
+	closeHook      func() // a backend connection is closed
+	loopReadHook   func() // the event loop starts reading a backend connection
+	handoffStarted func() // a goroutine takes over a partial write
+	handoffEnded   func() // that goroutine is done
+)
 
-// handoffStarted and handoffEnded are called as a goroutine takes over a
-// partial write and as it ends; tests replace them.
-var handoffStarted, handoffEnded = func() {}, func() {}
+func hook(f func()) {
+	if f != nil {
+		f()
+	}
+}
 
 // take returns the buffered bytes for writing, leaving an empty buffer;
 // c.mu is held.

@@ -12,7 +12,7 @@ func SetHandoffHooks(t *testing.T, started, ended func()) {
 	var once, onceEnd sync.Once
 	handoffStarted = func() { once.Do(started) }
 	handoffEnded = func() { onceEnd.Do(ended) }
-	t.Cleanup(func() { handoffStarted, handoffEnded = func() {}, func() {} })
+	t.Cleanup(func() { handoffStarted, handoffEnded = nil, nil })
 }
 
 // SetLoopReadHooks makes beforeRead run each time the event loop starts

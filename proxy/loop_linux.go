@@ -727,9 +727,7 @@ func (l *loop) readBackend(c *backendConn) {
 	}()
 	c.lcan = true
 	c.lastRead.Store(l.now.UnixNano())
-	if loopReadHook != nil {
-		loopReadHook()
-	}
+	hook(loopReadHook)
 	for {
 		raw, typ, err := c.rd.ReadReply()
 		if err == errWouldBlock {
@@ -763,10 +761,6 @@ func (l *loop) readBackend(c *backendConn) {
 		}
 	}
 }
-
-// loopReadHook, when set, runs as the loop starts reading a backend
-// connection; tests set it to hold the loop there.
-var loopReadHook func()
 
 // endBackend stops reading c, which is closed or being closed, and
 // finishes every request still queued on it.
