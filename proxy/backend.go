@@ -89,8 +89,16 @@ type backendConn struct {
 	// fence is the generation's fenced flag (nil for replicas): once set,
 	// nothing more is written, so a replaced master receives no command
 	// after the switch is known, whatever was already queued.
-	fence  *atomic.Bool
-	tunnel chan *clientWriter
+	fence *atomic.Bool
+	// held, on a connection the event loop reads, is the server's
+	// failover hold: while it is set nothing queued goes out, and
+	// heldBack (guarded by mu) records that bytes wait for its end
+	// (loop.resumeHeld). A goroutine's write is not held back this way:
+	// it checks the hold just before it queues (awaitRelease), while the
+	// loop may hold a batch back for a whole round trip.
+	held     *atomic.Bool
+	heldBack bool
+	tunnel   chan *clientWriter
 
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -402,13 +410,19 @@ func (c *backendConn) flushQueued() { c.flush(false) }
 
 // flush is flushQueued, or with raw the event loop's write on a
 // connection it reads (flushLoop): then it writes what the socket takes
-// now through the loop's descriptor and leaves the rest to a goroutine
-// (flushQueued), so that the loop never waits for Redis to read while
-// Redis may be waiting for the loop to read its replies. That goroutine
-// is the flusher until the buffer is empty or the connection fails.
-func (c *backendConn) flush(raw bool) {
+// now through the loop's descriptor and leaves the rest to a goroutine,
+// so that the loop never waits for Redis to read while Redis may be
+// waiting for the loop to read its replies. That goroutine is the flusher
+// until the buffer is empty or the connection fails.
+func (c *backendConn) flush(raw bool) { c.flushFrom(raw, nil) }
+
+// flushFrom is flush, starting with rest: what a raw write left unwritten
+// of a buffer already taken, whose requests are on their way (they count
+// as sent). It goes out even during a failover hold, which holds back
+// only what no write has begun on; a fence stops it like anything else.
+func (c *backendConn) flushFrom(raw bool, rest []byte) {
 	c.mu.Lock()
-	for len(c.wbuf) > 0 {
+	for len(rest) > 0 || len(c.wbuf) > 0 {
 		if c.fence != nil && c.fence.Load() {
 			c.flushing = false
 			c.mu.Unlock()
@@ -423,7 +437,20 @@ func (c *backendConn) flush(raw bool) {
 			c.mu.Unlock()
 			return
 		}
-		buf := c.take()
+		buf, spare := rest, false
+		if len(rest) > 0 {
+			rest = nil
+		} else if c.lp != nil && c.held != nil && c.held.Load() {
+			// A failover started after these were queued: they wait for
+			// Release (loop.resumeHeld), or end unsent when a new master
+			// fences the connection, and then move there.
+			c.heldBack = true
+			c.flushing = false
+			c.mu.Unlock()
+			return
+		} else {
+			buf, spare = c.take(), true
+		}
 		c.mu.Unlock()
 		var n int
 		var err error
@@ -440,13 +467,9 @@ func (c *backendConn) flush(raw bool) {
 			return
 		}
 		if n < len(buf) {
-			// Only a raw write stops short. The rest goes first, then
-			// what was queued meanwhile.
-			rest := make([]byte, 0, len(buf)-n+len(c.wbuf))
-			c.wbuf = append(append(rest, buf[n:]...), c.wbuf...)
-			if cap(buf) <= maxWriteBuffer {
-				c.wspare = buf[:0]
-			}
+			// Only a raw write stops short. A goroutine writes the rest,
+			// then what was queued meanwhile. buf is not kept as the
+			// spare: the rest is part of it.
 			c.mu.Unlock()
 			// The connection is not ended yet (only the loop ends it, and
 			// the loop is here), so its own count keeps wg above zero.
@@ -458,12 +481,12 @@ func (c *backendConn) flush(raw bool) {
 				if c.wg != nil {
 					defer c.wg.Done()
 				}
-				c.flushQueued()
+				c.flushFrom(false, buf[n:])
 				hook(handoffEnded)
 			}()
 			return
 		}
-		if cap(buf) <= maxWriteBuffer {
+		if spare && cap(buf) <= maxWriteBuffer {
 			c.wspare = buf[:0]
 		}
 	}
@@ -478,6 +501,7 @@ var (
 	loopReadHook   func() // the event loop starts reading a backend connection
 	handoffStarted func() // a goroutine takes over a partial write
 	handoffEnded   func() // that goroutine is done
+	replacedHook   func() // a replaced master's connections are about to close
 )
 
 func hook(f func()) {
@@ -614,6 +638,12 @@ func (c *backendConn) deliver(raw []byte, typ byte) error {
 		// it must not reach the client as a success. The loop reads
 		// from its own descriptor, which outlives c.nc until it ends c.
 		return c.err
+	}
+	if c.fence != nil && c.fence.Load() {
+		// The master changed and the close is on its way: an
+		// acknowledgement from the old one, read now, cannot be told
+		// from one the promotion will discard.
+		return errFenced
 	}
 	cur := c.cur
 	if raw[0] == resp.TypeError && bytes.HasPrefix(raw, readonlyPrefix) {

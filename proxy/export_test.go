@@ -23,3 +23,11 @@ func SetLoopReadHooks(t *testing.T, beforeRead, closed func()) {
 	loopReadHook, closeHook = beforeRead, closed
 	t.Cleanup(func() { loopReadHook, closeHook = nil, nil })
 }
+
+// SetReplacedHook makes f run, on a goroutine of its own, before the
+// connections of a replaced master are closed, for the rest of t. Call it
+// before starting a Server.
+func SetReplacedHook(t *testing.T, f func()) {
+	replacedHook = f
+	t.Cleanup(func() { replacedHook = nil })
+}

@@ -357,3 +357,23 @@ func TestEventLoopLateReplyAfterFenceIsNotASuccess(t *testing.T) {
 		t.Fatalf("a reply read after the fence reached the client as %q", l)
 	}
 }
+
+// The same, before the close: from the moment the master changes, a reply
+// from the old one is not a success, even while its connections are
+// still open (they close on a goroutine of their own, held back here).
+func TestLateReplyBeforeTheCloseIsNotASuccess(t *testing.T) {
+	gate := make(chan struct{})
+	proxy.SetReplacedHook(t, func() { <-gate })
+	defer close(gate)
+	oldM := labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
+	newM := labtest.Server(t, lab.ServerOptions{})
+	srv, addr := startProxy(t, oldM.Addr, proxy.Config{PoolSize: 1})
+	c := dialRaw(t, addr)
+	settle(t, c, oldM)
+	c.send(cmd("DEBUG", "SLEEP", "0.3") + cmd("SET", "late", "reply"))
+	waitBusy(t, oldM)
+	srv.SetMaster(2, newM.Addr)
+	const lost = "-ERR switchyard: master changed before the reply; the command may or may not have run"
+	c.expect(lost)
+	c.expect(lost)
+}

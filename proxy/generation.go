@@ -15,6 +15,9 @@ type generation struct {
 	cfg   *Config
 	// loop is the server's event loop, for the default pool (see pool.loop).
 	loop *atomic.Pointer[loop]
+	// held is the server's failover hold, for the default pool (see
+	// pool.held).
+	held *atomic.Bool
 	// routed is set once a command has been sent to this generation.
 	routed atomic.Bool
 	// fenced is set, before anyone learns of the new master, when this
@@ -28,8 +31,8 @@ type generation struct {
 	why    error
 }
 
-func newGeneration(epoch uint64, addr string, cfg *Config, lp *atomic.Pointer[loop]) *generation {
-	return &generation{epoch: epoch, addr: addr, cfg: cfg, loop: lp, pools: make(map[poolKey]*pool)}
+func newGeneration(epoch uint64, addr string, cfg *Config, lp *atomic.Pointer[loop], held *atomic.Bool) *generation {
+	return &generation{epoch: epoch, addr: addr, cfg: cfg, loop: lp, held: held, pools: make(map[poolKey]*pool)}
 }
 
 // acquire returns the pool for key, creating it, and counts the caller as
@@ -46,6 +49,7 @@ func (g *generation) acquire(key poolKey) *pool {
 			// session leaves, which may be on the loop, and closing waits
 			// for the connections' readers, which would then be the loop.
 			p.loop = g.loop
+			p.held = g.held
 		}
 		if g.closed {
 			p.closed, p.why = true, g.why

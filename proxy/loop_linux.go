@@ -693,7 +693,22 @@ func (l *loop) postBackend(c *backendConn) {
 	l.mu.Unlock()
 }
 
-// backendPosted watches a newly adopted connection, or ends a closed one.
+// resumeHeld has the loop write what a failover hold held back on its
+// connections (backendConn.held), once the hold is released.
+func (l *loop) resumeHeld() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopping {
+		return
+	}
+	for c := range l.backends {
+		l.bqueue = append(l.bqueue, c)
+	}
+	l.wakeLocked()
+}
+
+// backendPosted watches a newly adopted connection, ends a closed one, or
+// writes what a released hold held back on a live one.
 func (l *loop) backendPosted(c *backendConn) {
 	switch {
 	case c.lended:
@@ -706,6 +721,18 @@ func (l *loop) backendPosted(c *backendConn) {
 		if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, c.lfd, &ev); err != nil {
 			c.close(fmt.Errorf("proxy: event loop cannot watch %s: %w", c.nc.RemoteAddr(), os.NewSyscallError("epoll_ctl", err)))
 			l.endBackend(c)
+		}
+	default:
+		c.mu.Lock()
+		resume := c.heldBack && !c.flushing
+		c.heldBack = false
+		if resume {
+			c.flushing = true
+		}
+		c.mu.Unlock()
+		if resume {
+			// The loop is the flusher now, as after flushTouched.
+			l.touched = append(l.touched, c)
 		}
 	}
 }

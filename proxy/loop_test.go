@@ -293,3 +293,69 @@ func TestEventLoopHeldBackCommandMovesOnFailover(t *testing.T) {
 		}
 	}
 }
+
+// A failover hold that starts while the loop holds a command back for
+// the batch in flight keeps it from the old master: the command was not
+// sent when the failover began, and the old master may take writes the
+// promotion discards. A new master gets it (it moves as not sent); an
+// aborted failover (Release) sends it to the old master after all; a hold
+// that outlasts ReadTimeout fails it as not sent.
+func TestEventLoopHoldKeepsHeldBackCommand(t *testing.T) {
+	skipWithoutLoop(t)
+	for _, end := range []string{"new master", "release", "read timeout"} {
+		t.Run(end, func(t *testing.T) {
+			oldM := labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
+			newM := labtest.Server(t, lab.ServerOptions{})
+			// A long StallTimeout: the hold must not close the connection
+			// for the DEBUG in flight, or the SET would end unsent anyway.
+			srv, addr := startProxy(t, oldM.Addr, proxy.Config{PoolSize: 1, StallTimeout: time.Minute, ReadTimeout: 2 * time.Second})
+			a, b := dialRaw(t, addr), dialRaw(t, addr)
+			settle(t, a, oldM)
+			b.send(cmd("PING"))
+			b.expect("+PONG")
+			a.send(cmd("DEBUG", "SLEEP", "0.5"))
+			waitBusy(t, oldM)
+			b.send(cmd("SET", "held", "v"))
+			waitFor(t, func() error {
+				if n := srv.Stats().BackendPending; n != 2 {
+					return fmt.Errorf("%d requests pending, want the DEBUG and the SET", n)
+				}
+				return nil
+			})
+			srv.Hold()
+			a.expect("+OK")
+			// Without the hold's check the SET goes out within
+			// microseconds of the DEBUG's reply; give it far longer.
+			for deadline := time.Now().Add(300 * time.Millisecond); time.Now().Before(deadline); {
+				if labtest.CommandCalls(t, oldM, "set") > 0 {
+					t.Fatal("a command held back before the failover reached the old master during the hold")
+				}
+			}
+			ctx := ctxT(t)
+			switch end {
+			case "release":
+				srv.Release()
+				b.expect("+OK")
+				if v, _ := oldM.Client().Get(ctx, "held").Result(); v != "v" {
+					t.Fatalf("after the release the old master has held=%q", v)
+				}
+				return
+			case "read timeout":
+				// line waits 5 s, longer than ReadTimeout.
+				b.expect("-TRYAGAIN switchyard: connection to the master lost before sending; not sent, try again")
+				if n := labtest.CommandCalls(t, oldM, "set"); n != 0 {
+					t.Fatalf("the old master ran %d SETs", n)
+				}
+				return
+			}
+			srv.SetMaster(2, newM.Addr)
+			b.expect("+OK")
+			if v, _ := newM.Client().Get(ctx, "held").Result(); v != "v" {
+				t.Fatalf("the new master has held=%q", v)
+			}
+			if n := labtest.CommandCalls(t, oldM, "set"); n != 0 {
+				t.Fatalf("the old master ran %d SETs", n)
+			}
+		})
+	}
+}

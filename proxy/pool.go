@@ -43,6 +43,9 @@ type pool struct {
 	// loop, if set, is the server's event loop (nil until it starts),
 	// which reads the replies of the pool's shared connections.
 	loop *atomic.Pointer[loop]
+	// held, if set, is the server's failover hold, handed to the
+	// connections the loop adopts (backendConn.held).
+	held *atomic.Bool
 
 	// mu guards the fields below.
 	mu      sync.Mutex
@@ -188,7 +191,7 @@ func (p *pool) dial(shared bool) (*backendConn, error) {
 		return nil, p.why
 	}
 	p.dialErr = nil
-	c.fence = p.fence
+	c.fence, c.held = p.fence, p.held
 	p.wg.Add(1)
 	c.wg = &p.wg
 	if shared && p.loop != nil {

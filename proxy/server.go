@@ -75,7 +75,7 @@ func (s *Server) SetMaster(epoch uint64, addr string) {
 		s.Release()
 		return
 	}
-	s.publish(newGeneration(epoch, addr, &s.cfg, &s.loop))
+	s.publish(newGeneration(epoch, addr, &s.cfg, &s.loop, &s.held))
 }
 
 // Hold stops new commands from reaching the current master, from the
@@ -105,6 +105,10 @@ func (s *Server) Release() {
 	s.held.Store(false)
 	close(s.published)
 	s.published = make(chan struct{})
+	if l := s.loop.Load(); l != nil {
+		// Commands queued before the hold and held back by it go now.
+		l.resumeHeld()
+	}
 	s.log.Info("released held commands to the current master")
 }
 
@@ -125,12 +129,14 @@ func (s *Server) publish(g *generation) {
 		// the loop reads its replies (pool.dial) from the start.
 		s.startLoop()
 	}
-	old := s.gen.Swap(g)
+	old := s.gen.Load()
 	if old != nil {
 		// Before anyone can learn of the new master: from now on no
-		// connection of the old one writes a byte.
+		// connection of the old one writes a byte, nor hands a reply on
+		// as a success (deliver).
 		old.fenced.Store(true)
 	}
+	s.gen.Store(g)
 	s.held.Store(false)
 	if g != nil {
 		close(s.published)
@@ -157,6 +163,7 @@ func (s *Server) publish(g *generation) {
 		s.bg.Add(1)
 		go func() {
 			defer s.bg.Done()
+			hook(replacedHook)
 			old.close(errFenced)
 		}()
 	}
