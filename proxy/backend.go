@@ -91,13 +91,15 @@ type backendConn struct {
 	// after the switch is known, whatever was already queued.
 	fence *atomic.Bool
 	// held, on a connection the event loop reads, is the server's
-	// failover hold: while it is set nothing queued goes out, and
-	// heldBack (guarded by mu) records that bytes wait for its end
-	// (loop.resumeHeld). A goroutine's write is not held back this way:
-	// it checks the hold just before it queues (awaitRelease), while the
-	// loop may hold a batch back for a whole round trip.
+	// failover hold: while it is set nothing queued goes out, whoever
+	// flushes, and heldBack (guarded by mu, like heldAt, when it was
+	// first set) records that bytes wait for its end (loop.resumeHeld,
+	// or loop.checkBackends after HoldTimeout). The loop may hold a batch
+	// back for a whole round trip; a goroutine checks the hold just
+	// before it queues (awaitRelease).
 	held     *atomic.Bool
 	heldBack bool
+	heldAt   time.Time
 	tunnel   chan *clientWriter
 
 	closeOnce sync.Once
@@ -444,12 +446,15 @@ func (c *backendConn) flushFrom(raw bool, rest []byte) {
 			// A failover started after these were queued: they wait for
 			// Release (loop.resumeHeld), or end unsent when a new master
 			// fences the connection, and then move there.
-			c.heldBack = true
+			if !c.heldBack {
+				c.heldBack, c.heldAt = true, time.Now()
+			}
 			c.flushing = false
 			c.mu.Unlock()
 			return
 		} else {
 			buf, spare = c.take(), true
+			c.heldBack = false
 		}
 		c.mu.Unlock()
 		var n int
@@ -701,6 +706,15 @@ func (d *deadlineReader) Read(p []byte) (int, error) {
 
 // stalled reports whether requests have waited on c for longer than d
 // without any reply arriving (blocking commands excepted).
+// heldTooLong reports whether requests have waited on c for the end of a
+// failover hold for longer than d, with none written before them still
+// unanswered.
+func (c *backendConn) heldTooLong(d time.Duration, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.heldBack && now.Sub(c.heldAt) > d && c.unanswered.Load() == 0
+}
+
 func (c *backendConn) stalled(d time.Duration, now time.Time) bool {
 	if c.outstanding.Load() == 0 || c.blockingWait.Load() {
 		return false

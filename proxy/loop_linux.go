@@ -819,11 +819,19 @@ func (l *loop) checkEvery() time.Duration {
 // checkBackends closes connections on which requests have waited longer
 // than ReadTimeout with no reply arriving, as a reader goroutine's read
 // deadline does.
+//
+// It also ends the wait of requests held back by a failover hold for
+// longer than HoldTimeout, as awaitRelease does for a goroutine's: the
+// connection is closed, and they end unsent.
 func (l *loop) checkBackends() {
-	d := l.srv.cfg.ReadTimeout
+	d, hold := l.srv.cfg.ReadTimeout, l.srv.cfg.HoldTimeout
 	for _, c := range l.bfds {
-		if c.stalled(d, l.now) {
+		switch {
+		case c.stalled(d, l.now):
 			c.close(fmt.Errorf("proxy: read from %s: no reply for %s: %w", c.nc.RemoteAddr(), d, os.ErrDeadlineExceeded))
+			l.endBackend(c)
+		case c.heldTooLong(hold, l.now):
+			c.close(fmt.Errorf("proxy: commands held back for a failover for over %s: %w", hold, errNoMaster))
 			l.endBackend(c)
 		}
 	}

@@ -299,16 +299,21 @@ func TestEventLoopHeldBackCommandMovesOnFailover(t *testing.T) {
 // sent when the failover began, and the old master may take writes the
 // promotion discards. A new master gets it (it moves as not sent); an
 // aborted failover (Release) sends it to the old master after all; a hold
-// that outlasts ReadTimeout fails it as not sent.
+// that outlasts HoldTimeout fails it as not sent, as it does a command
+// held by a goroutine.
 func TestEventLoopHoldKeepsHeldBackCommand(t *testing.T) {
 	skipWithoutLoop(t)
-	for _, end := range []string{"new master", "release", "read timeout"} {
+	for _, end := range []string{"new master", "release", "hold timeout"} {
 		t.Run(end, func(t *testing.T) {
 			oldM := labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
 			newM := labtest.Server(t, lab.ServerOptions{})
 			// A long StallTimeout: the hold must not close the connection
 			// for the DEBUG in flight, or the SET would end unsent anyway.
-			srv, addr := startProxy(t, oldM.Addr, proxy.Config{PoolSize: 1, StallTimeout: time.Minute, ReadTimeout: 2 * time.Second})
+			cfg := proxy.Config{PoolSize: 1, StallTimeout: time.Minute}
+			if end == "hold timeout" {
+				cfg.HoldTimeout = time.Second
+			}
+			srv, addr := startProxy(t, oldM.Addr, cfg)
 			a, b := dialRaw(t, addr), dialRaw(t, addr)
 			settle(t, a, oldM)
 			b.send(cmd("PING"))
@@ -330,6 +335,7 @@ func TestEventLoopHoldKeepsHeldBackCommand(t *testing.T) {
 				if labtest.CommandCalls(t, oldM, "set") > 0 {
 					t.Fatal("a command held back before the failover reached the old master during the hold")
 				}
+				time.Sleep(10 * time.Millisecond) // between polls
 			}
 			ctx := ctxT(t)
 			switch end {
@@ -340,9 +346,10 @@ func TestEventLoopHoldKeepsHeldBackCommand(t *testing.T) {
 					t.Fatalf("after the release the old master has held=%q", v)
 				}
 				return
-			case "read timeout":
-				// line waits 5 s, longer than ReadTimeout.
-				b.expect("-TRYAGAIN switchyard: connection to the master lost before sending; not sent, try again")
+			case "hold timeout":
+				// line waits 5 s, longer than HoldTimeout and the loop's
+				// check interval together.
+				b.expect("-TRYAGAIN switchyard: no verified master for this group, try again")
 				if n := labtest.CommandCalls(t, oldM, "set"); n != 0 {
 					t.Fatalf("the old master ran %d SETs", n)
 				}

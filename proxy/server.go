@@ -192,7 +192,12 @@ func (s *Server) current() *generation {
 	if s.held.Load() {
 		return nil
 	}
-	return s.gen.Load()
+	if g := s.gen.Load(); g != nil && !g.fenced.Load() {
+		return g
+	}
+	// Replaced: publish fences the old generation a moment before it
+	// stores the new one (waitMaster then waits for that).
+	return nil
 }
 
 // waitMaster waits up to d for a generation other than not to become
