@@ -377,3 +377,38 @@ func TestLateReplyBeforeTheCloseIsNotASuccess(t *testing.T) {
 	c.expect(lost)
 	c.expect(lost)
 }
+
+// Close does not wait for commands held by a failover: no master will
+// come for them, and waiting would hold up the process's exit for
+// HoldTimeout.
+func TestCloseDoesNotWaitForHeldCommands(t *testing.T) {
+	rs := labtest.Server(t, lab.ServerOptions{})
+	in := &count{}
+	srv, addr := startProxy(t, rs.Addr, proxy.Config{HoldTimeout: time.Minute, Metrics: &proxy.Metrics{BytesIn: in}})
+	c := dialRaw(t, addr)
+	settle(t, c, rs)
+	srv.Hold()
+	_, before := in.get()
+	set := cmd("SET", "held", "v")
+	c.send(set)
+	// Read by the proxy: from here the SET waits for the hold's end.
+	waitFor(t, func() error {
+		if _, n := in.get(); n < before+float64(len(set)) {
+			return errors.New("the SET is not read yet")
+		}
+		return nil
+	})
+	closed := make(chan struct{})
+	go func() {
+		srv.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(15 * time.Second):
+		t.Fatal("Close waited for a command held by the failover")
+	}
+	if n := labtest.CommandCalls(t, rs, "set"); n != 0 {
+		t.Fatalf("the held SET ran %d times", n)
+	}
+}

@@ -99,7 +99,7 @@ func (s *Server) Hold() {
 func (s *Server) Release() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.held.Load() {
+	if s.closed || !s.held.Load() {
 		return
 	}
 	s.held.Store(false)
@@ -207,8 +207,12 @@ func (s *Server) waitMaster(not *generation, d time.Duration) *generation {
 	defer t.Stop()
 	for {
 		s.mu.Lock()
-		ch := s.published
+		ch, closed := s.published, s.closed
 		s.mu.Unlock()
+		if closed {
+			// No master will come: Close must not wait for this.
+			return nil
+		}
 		if g := s.current(); g != nil && g != not {
 			return g
 		}
@@ -362,6 +366,7 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
+	close(s.published) // wakes waitMaster
 	for l := range s.listeners {
 		l.Close()
 	}
