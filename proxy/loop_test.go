@@ -263,15 +263,7 @@ func TestEventLoopHeldBackCommandMovesOnFailover(t *testing.T) {
 	}
 	waitEventLoop(t, srv, 2)
 	waitCommandTable(t, oldM)
-	a.send(cmd("DEBUG", "SLEEP", "1"))
-	waitBusy(t, oldM)
-	b.send(cmd("SET", "heldback", "v"))
-	waitFor(t, func() error {
-		if n := srv.Stats().BackendPending; n != 2 {
-			return fmt.Errorf("%d requests pending, want the DEBUG and the SET", n)
-		}
-		return nil
-	})
+	setBehindSlowCommand(t, srv, oldM, a, b, "1", "heldback")
 	g.send(cmd("SET", "heldback:g", "v"))
 	waitFor(t, func() error {
 		if n := srv.Stats().BackendPending; n != 3 {
@@ -318,15 +310,7 @@ func TestEventLoopHoldKeepsHeldBackCommand(t *testing.T) {
 			settle(t, a, oldM)
 			b.send(cmd("PING"))
 			b.expect("+PONG")
-			a.send(cmd("DEBUG", "SLEEP", "0.5"))
-			waitBusy(t, oldM)
-			b.send(cmd("SET", "held", "v"))
-			waitFor(t, func() error {
-				if n := srv.Stats().BackendPending; n != 2 {
-					return fmt.Errorf("%d requests pending, want the DEBUG and the SET", n)
-				}
-				return nil
-			})
+			setBehindSlowCommand(t, srv, oldM, a, b, "0.5", "held")
 			srv.Hold()
 			a.expect("+OK")
 			// Without the hold's check the SET goes out within
@@ -365,4 +349,20 @@ func TestEventLoopHoldKeepsHeldBackCommand(t *testing.T) {
 			}
 		})
 	}
+}
+
+// setBehindSlowCommand has a run DEBUG SLEEP secs on rs and then b send
+// SET key v, and waits until both are pending: with one shared
+// connection, the loop holds the SET back for the DEBUG in flight.
+func setBehindSlowCommand(t *testing.T, srv *proxy.Server, rs *lab.Server, a, b *rawConn, secs, key string) {
+	t.Helper()
+	a.send(cmd("DEBUG", "SLEEP", secs))
+	waitBusy(t, rs)
+	b.send(cmd("SET", key, "v"))
+	waitFor(t, func() error {
+		if n := srv.Stats().BackendPending; n != 2 {
+			return fmt.Errorf("%d requests pending, want the DEBUG and the SET", n)
+		}
+		return nil
+	})
 }
