@@ -704,8 +704,6 @@ func (d *deadlineReader) Read(p []byte) (int, error) {
 	return d.nc.Read(p)
 }
 
-// stalled reports whether requests have waited on c for longer than d
-// without any reply arriving (blocking commands excepted).
 // heldTooLong reports whether requests have waited on c for the end of a
 // failover hold for longer than d, with none written before them still
 // unanswered.
@@ -715,6 +713,8 @@ func (c *backendConn) heldTooLong(d time.Duration, now time.Time) bool {
 	return c.heldBack && now.Sub(c.heldAt) > d && c.unanswered.Load() == 0
 }
 
+// stalled reports whether requests have waited on c for longer than d
+// without any reply arriving (blocking commands excepted).
 func (c *backendConn) stalled(d time.Duration, now time.Time) bool {
 	if c.outstanding.Load() == 0 || c.blockingWait.Load() {
 		return false
