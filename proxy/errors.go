@@ -14,6 +14,9 @@ var (
 	errNoMaster = errors.New("proxy: no verified master")
 	// errFenced: the generation the connection belonged to was replaced.
 	errFenced = errors.New("proxy: master changed")
+	// errStalled: a failover began while requests on the connection had
+	// waited over StallTimeout for a reply (Hold closes it).
+	errStalled = errors.New("proxy: master stopped answering as a failover began")
 	// errClientGone: the client went away while its command was blocked.
 	errClientGone = errors.New("proxy: client closed the connection")
 	// errPoolClosed: the session's pool went away under it.
@@ -79,6 +82,8 @@ func clientError(err error) string {
 		return replyNoReplica
 	case errors.Is(err, errFenced):
 		return "ERR switchyard: master changed before the reply; the command may or may not have run"
+	case errors.Is(err, errStalled):
+		return "ERR switchyard: master stopped answering as a failover began; the command may or may not have run"
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {

@@ -102,7 +102,7 @@ func (g *generation) fenceStalled(d time.Duration) int {
 	}
 	g.mu.Unlock()
 	for _, c := range stalled {
-		c.close(errFenced)
+		c.close(errStalled)
 	}
 	return len(stalled)
 }
