@@ -103,7 +103,7 @@ func (w *writers) stop() []*writerLog {
 // errorKind reduces an error to a short class for the report.
 func errorKind(err error) string {
 	s := err.Error()
-	for _, k := range []string{"READONLY", "TRYAGAIN", "master changed", "LOADING", "MASTERDOWN"} {
+	for _, k := range []string{"READONLY", "TRYAGAIN", "master changed", "stopped answering", "LOADING", "MASTERDOWN"} {
 		if strings.Contains(s, k) {
 			return k
 		}
