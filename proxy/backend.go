@@ -408,7 +408,7 @@ func (c *backendConn) queue(r *request, wait bool) (flusher bool, err error) {
 // flushQueued writes the buffer until it is empty; only the flusher calls
 // it. Requests whose bytes fail to go out are finished by the reader's
 // drain once the connection is closed.
-func (c *backendConn) flushQueued() { c.flush(false) }
+func (c *backendConn) flushQueued() { c.flush(false, nil) }
 
 // flush is flushQueued, or with raw the event loop's write on a
 // connection it reads (flushLoop): then it writes what the socket takes
@@ -416,13 +416,12 @@ func (c *backendConn) flushQueued() { c.flush(false) }
 // so that the loop never waits for Redis to read while Redis may be
 // waiting for the loop to read its replies. That goroutine is the flusher
 // until the buffer is empty or the connection fails.
-func (c *backendConn) flush(raw bool) { c.flushFrom(raw, nil) }
-
-// flushFrom is flush, starting with rest: what a raw write left unwritten
-// of a buffer already taken, whose requests are on their way (they count
-// as sent). It goes out even during a failover hold, which holds back
-// only what no write has begun on; a fence stops it like anything else.
-func (c *backendConn) flushFrom(raw bool, rest []byte) {
+//
+// It starts with rest, if any: what a raw write left unwritten of a
+// buffer already taken, whose requests are on their way (they count as
+// sent). That goes out even during a failover hold, which holds back only
+// what no write has begun on; a fence stops it like anything else.
+func (c *backendConn) flush(raw bool, rest []byte) {
 	c.mu.Lock()
 	for len(rest) > 0 || len(c.wbuf) > 0 {
 		if c.fence != nil && c.fence.Load() {
@@ -486,7 +485,7 @@ func (c *backendConn) flushFrom(raw bool, rest []byte) {
 				if c.wg != nil {
 					defer c.wg.Done()
 				}
-				c.flushFrom(false, buf[n:])
+				c.flush(false, buf[n:])
 				hook(handoffEnded)
 			}()
 			return
