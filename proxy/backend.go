@@ -179,7 +179,7 @@ func dialBackend(ctx context.Context, addr string, key poolKey, cfg *Config) (*b
 		nc = tc
 	}
 	c := newBackendConn(nc, cfg)
-	if err := c.handshake(key); err != nil {
+	if err := c.handshake(ctx, key); err != nil {
 		nc.Close()
 		return nil, err
 	}
@@ -188,7 +188,10 @@ func dialBackend(ctx context.Context, addr string, key poolKey, cfg *Config) (*b
 
 // handshake applies the session settings in one round trip. An error
 // reply is returned as *ReplyError so the client sees Redis's own words.
-func (c *backendConn) handshake(key poolKey) error {
+// Cancelling ctx (the pool closing) ends it at once: a node that accepted
+// the connection but does not answer (stopped, or busy) must not hold up
+// the close for DialTimeout, and the close may be on the event loop.
+func (c *backendConn) handshake(ctx context.Context, key poolKey) error {
 	user, pass := key.user, key.pass
 	if !key.clientAuth {
 		user, pass = c.cfg.Username, c.cfg.Password
@@ -225,22 +228,34 @@ func (c *backendConn) handshake(key poolKey) error {
 	deadline := time.Now().Add(c.cfg.DialTimeout)
 	c.nc.SetDeadline(deadline)
 	defer c.nc.SetDeadline(time.Time{})
+	// Set after the deadline above, which would otherwise undo it.
+	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
 	c.dr.timeout, c.dw.timeout = 0, 0
 	defer func() { c.dr.timeout, c.dw.timeout = c.cfg.ReadTimeout, c.cfg.WriteTimeout }()
 	if _, err := c.nc.Write(buf); err != nil {
-		return &dialError{err}
+		return &dialError{handshakeErr(ctx, err)}
 	}
 	var first error
 	for i := 0; i < replies; i++ {
 		raw, _, err := c.rd.ReadReply()
 		if err != nil {
-			return &dialError{err}
+			return &dialError{handshakeErr(ctx, err)}
 		}
 		if len(raw) > 0 && (raw[0] == resp.TypeError || raw[0] == resp.TypeBulkError) && first == nil {
 			first = &ReplyError{Msg: errorText(raw)}
 		}
 	}
 	return first
+}
+
+// handshakeErr says why a handshake failed: the deadline set when ctx
+// was cancelled is not a timeout.
+func handshakeErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("handshake cancelled: %w", ctx.Err())
+	}
+	return err
 }
 
 // BackendName is the CLIENT SETNAME of every backend connection.
@@ -506,6 +521,7 @@ var (
 	handoffStarted func() // a goroutine takes over a partial write
 	handoffEnded   func() // that goroutine is done
 	replacedHook   func() // a replaced master's connections are about to close
+	dialHook       func() // a pool's background dial starts
 )
 
 func hook(f func()) {

@@ -31,3 +31,11 @@ func SetReplacedHook(t *testing.T, f func()) {
 	replacedHook = f
 	t.Cleanup(func() { replacedHook = nil })
 }
+
+// SetDialHook makes f run at the start of each background dial of a
+// pool's shared connection, on the dial's goroutine, for the rest of t.
+// Call it before starting a Server.
+func SetDialHook(t *testing.T, f func()) {
+	dialHook = f
+	t.Cleanup(func() { dialHook = nil })
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -365,4 +366,47 @@ func setBehindSlowCommand(t *testing.T, srv *proxy.Server, rs *lab.Server, a, b 
 		}
 		return nil
 	})
+}
+
+// A client that SELECTed another database has a pool of its own, which
+// closes when its last client leaves; that may be on the event loop.
+// Closing it must not wait for a dial stuck in its handshake (the node
+// accepted the connection but does not answer) for DialTimeout: every
+// other loop client would wait with it. The probe needs nothing from
+// Redis: its malformed request is answered by the proxy.
+func TestEventLoopDroppedPoolDoesNotWaitForDial(t *testing.T) {
+	skipWithoutLoop(t)
+	rs := labtest.Server(t, lab.ServerOptions{})
+	var armed atomic.Bool
+	reached, proceed := make(chan struct{}), make(chan struct{})
+	proxy.SetDialHook(t, func() {
+		if armed.CompareAndSwap(true, false) {
+			close(reached)
+			<-proceed
+		}
+	})
+	// Two shared connections per pool: the second client batch on db 1
+	// starts a dial of the second one, and is served by the first.
+	srv, addr := startProxy(t, rs.Addr, proxy.Config{PoolSize: 2, DialTimeout: time.Minute})
+	t.Cleanup(func() { rs.Resume() }) // before the server closes
+	b := dialRaw(t, addr)
+	settle(t, b, rs)
+	b.send(cmd("SELECT", "1"))
+	b.expect("+OK")
+	armed.Store(true)
+	b.send("PING\r\n") // inline: a goroutine serves it, through pool.shared
+	b.expect("+PONG")
+	<-reached
+	if err := rs.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	close(proceed) // the dial connects to a node that does not answer
+	waitEventLoop(t, srv, 1)
+	probe := dialRaw(t, addr)
+	waitEventLoop(t, srv, 2)
+	b.nc.Close() // the loop closes b, and with it the db 1 pool
+	probe.send("*x\r\n")
+	if l := probe.line(); !strings.HasPrefix(l, "-ERR Protocol error") {
+		t.Fatalf("probe: %q", l)
+	}
 }

@@ -152,6 +152,7 @@ func (p *pool) startDial(s *slot) {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
+		hook(dialHook)
 		c, err := p.dial(true)
 		p.mu.Lock()
 		s.dialing = nil
