@@ -9,8 +9,10 @@ import (
 // awaitRelease keeps the current segment back while a failover holds the
 // generation it is bound for. When the hold ends with a new master, a
 // stateless segment moves to it (nothing was sent yet, so that is safe);
-// a pinned one fails when it finds its connection fenced. A hold that
-// outlasts HoldTimeout fails the segment closed with TRYAGAIN.
+// a pinned one fails when it finds its connection fenced. When it ends
+// without one (Release), a stateless segment whose connection the hold
+// closed (a stalled master) takes a fresh one. A hold that outlasts
+// HoldTimeout fails the segment closed with TRYAGAIN.
 func (s *session) awaitRelease() error {
 	if s.gen == nil {
 		return nil
@@ -21,6 +23,13 @@ func (s *session) awaitRelease() error {
 		}
 	}
 	if !s.gen.fenced.Load() {
+		if c := s.seg.conn; c != nil && c != s.ded && !c.alive() {
+			c, err := s.pool.shared()
+			if err != nil {
+				return err
+			}
+			s.seg.conn = c
+		}
 		return nil
 	}
 	// The segment was built for a master that has been replaced. Nothing

@@ -120,10 +120,10 @@ func (s *session) loopDone() {
 	}()
 	r := &s.req
 	r.notify = nil
-	if s.unsentOnFenced(r) {
-		// Held back for the batch in flight when the master was
-		// replaced: nothing was written, so the segment moves to the new
-		// master, as one that could not be queued does (flush).
+	if s.unsentInFailover(r) {
+		// Nothing was written and a failover replaced the master or is
+		// under way: the segment waits for its outcome on a goroutine,
+		// as one that could not be queued does (flush).
 		s.askLoop(resumeBatch)
 		return
 	}

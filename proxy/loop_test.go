@@ -410,3 +410,46 @@ func TestEventLoopDroppedPoolDoesNotWaitForDial(t *testing.T) {
 		t.Fatalf("probe: %q", l)
 	}
 }
+
+// A command the loop held back behind one to a master that stopped
+// answering was never written when a failover began and Hold closed the
+// stalled connection. It waits for the failover's outcome like any held
+// command: a new master gets it, and an aborted failover (Release) sends
+// it to the old master on a fresh connection. The command in flight gets
+// the error that says it may have run.
+func TestEventLoopHoldRetriesUnsentBehindStalledMaster(t *testing.T) {
+	skipWithoutLoop(t)
+	for _, end := range []string{"new master", "release"} {
+		t.Run(end, func(t *testing.T) {
+			oldM := labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
+			newM := labtest.Server(t, lab.ServerOptions{})
+			cfg := proxy.Config{PoolSize: 1, StallTimeout: 100 * time.Millisecond, HoldTimeout: time.Minute}
+			srv, addr := startProxy(t, oldM.Addr, cfg)
+			a, b := dialRaw(t, addr), dialRaw(t, addr)
+			settle(t, a, oldM)
+			b.send(cmd("PING"))
+			b.expect("+PONG")
+			setBehindSlowCommand(t, srv, oldM, a, b, "1", "unsent")
+			time.Sleep(150 * time.Millisecond) // longer than StallTimeout without a reply
+			srv.Hold()
+			a.expect("-ERR switchyard: master stopped answering as a failover began; the command may or may not have run")
+			ctx := ctxT(t)
+			if end == "release" {
+				srv.Release()
+				b.expect("+OK")
+				if v, _ := oldM.Client().Get(ctx, "unsent").Result(); v != "v" {
+					t.Fatalf("after the release the old master has unsent=%q", v)
+				}
+				return
+			}
+			srv.SetMaster(2, newM.Addr)
+			b.expect("+OK")
+			if v, _ := newM.Client().Get(ctx, "unsent").Result(); v != "v" {
+				t.Fatalf("the new master has unsent=%q", v)
+			}
+			if n := labtest.CommandCalls(t, oldM, "set"); n != 0 {
+				t.Fatalf("the old master ran %d SETs", n)
+			}
+		})
+	}
+}

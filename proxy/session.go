@@ -481,23 +481,32 @@ func (s *session) flush() {
 			} else {
 				<-r.done
 			}
-			if moved || !s.unsentOnFenced(r) {
+			if moved || !s.unsentInFailover(r) {
 				break
 			}
-			// Nothing was written and the master has been replaced:
-			// refused because the fence went up after awaitRelease, or
-			// queued behind a write the event loop held back for the
-			// batch in flight. It moves to the new master (awaitRelease).
+			// Nothing was written, and a failover replaced the master or
+			// is under way: refused because the fence went up after
+			// awaitRelease, queued behind a write the event loop held back
+			// for the batch in flight, or held back behind a request to a
+			// master that stopped answering as the failover began (Hold
+			// closed its connection). It goes where the failover's
+			// outcome sends it (awaitRelease).
 			r = s.prepareRequest()
 		}
 	}
 	s.finishSeg()
 }
 
-// unsentOnFenced reports whether r failed without a byte written on a
-// shared connection to a master that has since been replaced.
-func (s *session) unsentOnFenced(r *request) bool {
-	return isNotSent(r.err) && s.seg.conn != s.ded && s.gen != nil && s.gen.fenced.Load()
+// unsentInFailover reports whether r failed without a byte written on a
+// shared connection whose master has since been replaced, or is being
+// replaced (a hold), so that it can go where the failover's outcome sends
+// it. Not once the hold has outlasted HoldTimeout (errNoMaster): the
+// commands waited their time already.
+func (s *session) unsentInFailover(r *request) bool {
+	if !isNotSent(r.err) || s.seg.conn == s.ded || s.gen == nil {
+		return false
+	}
+	return s.gen.fenced.Load() || s.srv.held.Load() && !errors.Is(r.err, errNoMaster)
 }
 
 // finishSeg completes the segment whose request is finished: it retries
