@@ -9,10 +9,10 @@ import (
 // awaitRelease keeps the current segment back while a failover holds the
 // generation it is bound for. When the hold ends with a new master, a
 // stateless segment moves to it (nothing was sent yet, so that is safe);
-// a pinned one fails when it finds its connection fenced. When it ends
-// without one (Release), a stateless segment whose connection the hold
-// closed (a stalled master) takes a fresh one. A hold that outlasts
-// HoldTimeout fails the segment closed with TRYAGAIN.
+// a pinned one fails when it finds its connection fenced. A stateless
+// segment whose connection was lost meanwhile (the hold closed it, the
+// master died) takes a fresh one. A hold that outlasts HoldTimeout fails
+// the segment closed with TRYAGAIN.
 func (s *session) awaitRelease() error {
 	if s.gen == nil {
 		return nil
@@ -24,7 +24,7 @@ func (s *session) awaitRelease() error {
 	}
 	if !s.gen.fenced.Load() {
 		if c := s.seg.conn; c != nil && c != s.ded && !c.alive() {
-			c, err := s.pool.shared()
+			c, err := s.connect((*pool).shared)
 			if err != nil {
 				return err
 			}

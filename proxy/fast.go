@@ -120,10 +120,9 @@ func (s *session) loopDone() {
 	}()
 	r := &s.req
 	r.notify = nil
-	if s.unsentInFailover(r) {
-		// Nothing was written and a failover replaced the master or is
-		// under way: the segment waits for its outcome on a goroutine,
-		// as one that could not be queued does (flush).
+	if s.retryUnsent(r) {
+		// Nothing was written, and a second try may succeed: a goroutine
+		// makes it, as for a segment that could not be queued (flush).
 		s.askLoop(resumeBatch)
 		return
 	}

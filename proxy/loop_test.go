@@ -453,3 +453,49 @@ func TestEventLoopHoldRetriesUnsentBehindStalledMaster(t *testing.T) {
 		})
 	}
 }
+
+// A command the loop held back behind the batch in flight was never
+// written when the master's connection was lost (here the master died).
+// Like a new command that finds the master unreachable, it waits within
+// HoldTimeout for a master to connect to (here the same one, restarted),
+// instead of failing at once; the command in flight gets the error that
+// says it may have run.
+func TestEventLoopUnsentOnLostConnectionWaitsForMaster(t *testing.T) {
+	skipWithoutLoop(t)
+	rs := labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
+	srv, addr := startProxy(t, rs.Addr, proxy.Config{PoolSize: 1, HoldTimeout: time.Minute, DialBackoff: 20 * time.Millisecond})
+	a, b := dialRaw(t, addr), dialRaw(t, addr)
+	settle(t, a, rs)
+	b.send(cmd("PING"))
+	b.expect("+PONG")
+	setBehindSlowCommand(t, srv, rs, a, b, "10", "unsent")
+	if err := rs.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	a.expect("-ERR switchyard: lost the connection to the master before the reply; the command may or may not have run")
+	ctx := ctxT(t)
+	if err := rs.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.expect("+OK")
+	if v, _ := rs.Client().Get(ctx, "unsent").Result(); v != "v" {
+		t.Fatalf("the restarted master has unsent=%q", v)
+	}
+}
+
+// The same after a read timeout is not retried: the master is slow, not
+// gone, and a second try would queue behind the same slow work, keeping
+// the client waiting past ReadTimeout (here until the DEBUG SLEEP ends);
+// TRYAGAIN tells it at once that nothing was sent.
+func TestEventLoopUnsentAfterTimeoutIsNotRetried(t *testing.T) {
+	skipWithoutLoop(t)
+	rs := labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
+	srv, addr := startProxy(t, rs.Addr, proxy.Config{PoolSize: 1, ReadTimeout: 300 * time.Millisecond})
+	a, b := dialRaw(t, addr), dialRaw(t, addr)
+	settle(t, a, rs)
+	b.send(cmd("PING"))
+	b.expect("+PONG")
+	setBehindSlowCommand(t, srv, rs, a, b, "2", "unsent")
+	a.expect("-ERR switchyard: timed out waiting for the master; the command may or may not have run")
+	b.expect("-TRYAGAIN switchyard: connection to the master lost before sending; not sent, try again")
+}

@@ -481,32 +481,44 @@ func (s *session) flush() {
 			} else {
 				<-r.done
 			}
-			if moved || !s.unsentInFailover(r) {
+			if moved || !s.retryUnsent(r) {
 				break
 			}
-			// Nothing was written, and a failover replaced the master or
-			// is under way: refused because the fence went up after
-			// awaitRelease, queued behind a write the event loop held back
-			// for the batch in flight, or held back behind a request to a
-			// master that stopped answering as the failover began (Hold
-			// closed its connection). It goes where the failover's
-			// outcome sends it (awaitRelease).
+			// Nothing was written: refused because the fence went up
+			// after awaitRelease, queued behind a write the event loop
+			// held back for the batch in flight, or queued on a connection
+			// that was lost (the master died, or stopped answering as a
+			// failover began). It goes where the failover's outcome sends
+			// it, or to a fresh connection (awaitRelease).
 			r = s.prepareRequest()
 		}
 	}
 	s.finishSeg()
 }
 
-// unsentInFailover reports whether r failed without a byte written on a
-// shared connection whose master has since been replaced, or is being
-// replaced (a hold), so that it can go where the failover's outcome sends
-// it. Not once the hold has outlasted HoldTimeout (errNoMaster): the
-// commands waited their time already.
-func (s *session) unsentInFailover(r *request) bool {
+// retryUnsent reports whether r failed without a byte written on a shared
+// connection, for a reason a second try can get past: the master has been
+// replaced, is being replaced (a hold), or the connection was lost. A new
+// connection to a master that is down waits for one within HoldTimeout,
+// as a new command does (connect). Not retried: commands that already
+// waited HoldTimeout (errNoMaster), a closing server (errPoolClosed), and
+// a connection that timed out: that master is slow, not gone, and a second
+// try would queue behind the same slow work, past ReadTimeout; TRYAGAIN
+// says at once that nothing was sent.
+func (s *session) retryUnsent(r *request) bool {
 	if !isNotSent(r.err) || s.seg.conn == s.ded || s.gen == nil {
 		return false
 	}
-	return s.gen.fenced.Load() || s.srv.held.Load() && !errors.Is(r.err, errNoMaster)
+	switch {
+	case s.gen.fenced.Load():
+		return true
+	case errors.Is(r.err, errNoMaster), errors.Is(r.err, errPoolClosed):
+		return false
+	case s.srv.held.Load():
+		return true
+	}
+	var ne net.Error
+	return !errors.As(r.err, &ne) || !ne.Timeout()
 }
 
 // finishSeg completes the segment whose request is finished: it retries
