@@ -101,6 +101,9 @@ type backendConn struct {
 	heldBack bool
 	heldAt   time.Time
 	tunnel   chan *clientWriter
+	// shared says the connection is one of a pool's pipelined ones, which
+	// carry no session state: a command not sent on it may go on another.
+	shared bool
 
 	closeOnce sync.Once
 	closing   chan struct{}

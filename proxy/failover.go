@@ -18,15 +18,15 @@ func (s *session) awaitRelease() error {
 		return nil
 	}
 	if s.srv.held.Load() && s.gen == s.srv.gen.Load() {
-		if s.srv.waitMaster(nil, s.srv.cfg.HoldTimeout) == nil {
+		if s.srv.waitMaster(nil, s.holdWait()) == nil {
 			return errNoMaster
 		}
 	}
 	if !s.gen.fenced.Load() {
-		if c := s.seg.conn; c != nil && c != s.ded && !c.alive() {
+		if c := s.seg.conn; c != nil && c.shared && !c.alive() {
 			c, err := s.connect((*pool).shared)
 			if err != nil {
-				return err
+				return notSent(err)
 			}
 			s.seg.conn = c
 		}
@@ -34,20 +34,21 @@ func (s *session) awaitRelease() error {
 	}
 	// The segment was built for a master that has been replaced. Nothing
 	// of it was sent. A transaction, WATCH or subscription cannot follow
-	// to the new master: the client must see the failover.
-	if s.seg.conn == s.ded {
+	// to the new master, nor can a segment built on a dedicated connection
+	// since given up: the client must see the failover.
+	if c := s.seg.conn; c == nil || !c.shared {
 		return notSent(errFenced)
 	}
 	g := s.srv.current()
 	if g == nil {
-		if g = s.srv.waitMaster(nil, s.srv.cfg.HoldTimeout); g == nil {
+		if g = s.srv.waitMaster(nil, s.holdWait()); g == nil {
 			return errNoMaster
 		}
 	}
 	s.moveTo(g)
 	c, err := s.pool.shared()
 	if err != nil {
-		return err
+		return notSent(err)
 	}
 	s.seg.conn = c
 	return nil

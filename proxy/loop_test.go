@@ -396,7 +396,11 @@ func TestEventLoopDroppedPoolDoesNotWaitForDial(t *testing.T) {
 	armed.Store(true)
 	b.send("PING\r\n") // inline: a goroutine serves it, through pool.shared
 	b.expect("+PONG")
-	<-reached
+	select {
+	case <-reached:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no dial of the db 1 pool's second connection started")
+	}
 	if err := rs.Pause(); err != nil {
 		t.Fatal(err)
 	}
@@ -405,6 +409,12 @@ func TestEventLoopDroppedPoolDoesNotWaitForDial(t *testing.T) {
 	probe := dialRaw(t, addr)
 	waitEventLoop(t, srv, 2)
 	b.nc.Close() // the loop closes b, and with it the db 1 pool
+	waitFor(t, func() error {
+		if n := srv.Clients(); n != 1 {
+			return fmt.Errorf("%d clients, want the probe alone", n)
+		}
+		return nil
+	})
 	probe.send("*x\r\n")
 	if l := probe.line(); !strings.HasPrefix(l, "-ERR Protocol error") {
 		t.Fatalf("probe: %q", l)
@@ -429,7 +439,7 @@ func TestEventLoopHoldRetriesUnsentBehindStalledMaster(t *testing.T) {
 			settle(t, a, oldM)
 			b.send(cmd("PING"))
 			b.expect("+PONG")
-			setBehindSlowCommand(t, srv, oldM, a, b, "1", "unsent")
+			setBehindSlowCommand(t, srv, oldM, a, b, "2", "unsent")
 			time.Sleep(150 * time.Millisecond) // longer than StallTimeout without a reply
 			srv.Hold()
 			a.expect("-ERR switchyard: master stopped answering as a failover began; the command may or may not have run")
@@ -490,12 +500,67 @@ func TestEventLoopUnsentOnLostConnectionWaitsForMaster(t *testing.T) {
 func TestEventLoopUnsentAfterTimeoutIsNotRetried(t *testing.T) {
 	skipWithoutLoop(t)
 	rs := labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
-	srv, addr := startProxy(t, rs.Addr, proxy.Config{PoolSize: 1, ReadTimeout: 300 * time.Millisecond})
+	srv, addr := startProxy(t, rs.Addr, proxy.Config{PoolSize: 1, ReadTimeout: time.Second})
 	a, b := dialRaw(t, addr), dialRaw(t, addr)
 	settle(t, a, rs)
 	b.send(cmd("PING"))
 	b.expect("+PONG")
-	setBehindSlowCommand(t, srv, rs, a, b, "2", "unsent")
+	setBehindSlowCommand(t, srv, rs, a, b, "3", "unsent")
 	a.expect("-ERR switchyard: timed out waiting for the master; the command may or may not have run")
 	b.expect("-TRYAGAIN switchyard: connection to the master lost before sending; not sent, try again")
+}
+
+// During a failover hold the same is retried even after a read timeout:
+// the failover decides where the command goes, and here the new master
+// gets it.
+func TestEventLoopHoldRetriesUnsentAfterTimeout(t *testing.T) {
+	skipWithoutLoop(t)
+	oldM := labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
+	newM := labtest.Server(t, lab.ServerOptions{})
+	// A long StallTimeout: Hold leaves the connection to the read timeout.
+	cfg := proxy.Config{PoolSize: 1, StallTimeout: time.Minute, ReadTimeout: 500 * time.Millisecond, HoldTimeout: time.Minute}
+	srv, addr := startProxy(t, oldM.Addr, cfg)
+	a, b := dialRaw(t, addr), dialRaw(t, addr)
+	settle(t, a, oldM)
+	b.send(cmd("PING"))
+	b.expect("+PONG")
+	setBehindSlowCommand(t, srv, oldM, a, b, "3", "unsent")
+	srv.Hold()
+	a.expect("-ERR switchyard: timed out waiting for the master; the command may or may not have run")
+	srv.SetMaster(2, newM.Addr)
+	b.expect("+OK")
+	ctx := ctxT(t)
+	if v, _ := newM.Client().Get(ctx, "unsent").Result(); v != "v" {
+		t.Fatalf("the new master has unsent=%q", v)
+	}
+}
+
+// A command tried again waits for a master HoldTimeout in all, from its
+// first failure: here it waits for the hold's end, and then for a master
+// that is down; the second wait gets only what is left of HoldTimeout.
+func TestEventLoopRetryWaitsHoldTimeoutInAll(t *testing.T) {
+	skipWithoutLoop(t)
+	rs := labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
+	hold := 3 * time.Second
+	cfg := proxy.Config{PoolSize: 1, StallTimeout: 100 * time.Millisecond, HoldTimeout: hold, DialBackoff: 20 * time.Millisecond}
+	srv, addr := startProxy(t, rs.Addr, cfg)
+	a, b := dialRaw(t, addr), dialRaw(t, addr)
+	settle(t, a, rs)
+	b.send(cmd("PING"))
+	b.expect("+PONG")
+	setBehindSlowCommand(t, srv, rs, a, b, "10", "unsent")
+	time.Sleep(150 * time.Millisecond) // longer than StallTimeout without a reply
+	start := time.Now()
+	srv.Hold() // closes the stalled connection: the SET was not sent
+	a.expect("-ERR switchyard: master stopped answering as a failover began; the command may or may not have run")
+	if err := rs.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(start.Add(2 * time.Second))) // the failover lasts 2 s, then aborts
+	srv.Release()
+	b.expect("-TRYAGAIN switchyard: master unreachable, try again")
+	// A fresh HoldTimeout after the release would end at 5 s.
+	if took := time.Since(start); took > hold+time.Second {
+		t.Fatalf("the retried command waited %s for a master, HoldTimeout is %s", took.Round(time.Millisecond), hold)
+	}
 }

@@ -174,10 +174,14 @@ func (p *pool) startDial(s *slot) {
 func (p *pool) dial(shared bool) (*backendConn, error) {
 	c, err := dialBackend(p.ctx, p.addr, p.key, p.cfg)
 	m := p.cfg.Metrics
-	if err != nil {
-		m.add(m.BackendErrors, 1)
-	} else {
+	switch {
+	case err == nil:
 		m.add(m.BackendConnects, 1)
+	case p.ctx.Err() != nil:
+		// Cancelled by the pool's close: not the node's failure.
+		return nil, err
+	default:
+		m.add(m.BackendErrors, 1)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -192,7 +196,7 @@ func (p *pool) dial(shared bool) (*backendConn, error) {
 		return nil, p.why
 	}
 	p.dialErr = nil
-	c.fence, c.held = p.fence, p.held
+	c.fence, c.held, c.shared = p.fence, p.held, shared
 	p.wg.Add(1)
 	c.wg = &p.wg
 	if shared && p.loop != nil {

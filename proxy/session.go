@@ -41,6 +41,10 @@ type session struct {
 	readPrefer bool
 	// lastWrite is when the client last wrote, for ReadYourWrites.
 	lastWrite time.Time
+	// retryUntil, once a segment that was not sent is tried again
+	// (retryUnsent), bounds all its waits for a master together to
+	// HoldTimeout from the first failure; zero otherwise.
+	retryUntil time.Time
 	// ded is the session's own connection while it holds state there.
 	ded          *backendConn
 	multi, watch bool
@@ -498,27 +502,43 @@ func (s *session) flush() {
 
 // retryUnsent reports whether r failed without a byte written on a shared
 // connection, for a reason a second try can get past: the master has been
-// replaced, is being replaced (a hold), or the connection was lost. A new
-// connection to a master that is down waits for one within HoldTimeout,
-// as a new command does (connect). Not retried: commands that already
-// waited HoldTimeout (errNoMaster), a closing server (errPoolClosed), and
-// a connection that timed out: that master is slow, not gone, and a second
-// try would queue behind the same slow work, past ReadTimeout; TRYAGAIN
-// says at once that nothing was sent.
+// replaced, is being replaced (a hold: the failover decides where it goes,
+// even after a timeout), or the connection was lost. A new connection to a
+// master that is down waits for one, as a new command does (connect).
+// Not retried: commands that already waited HoldTimeout (errNoMaster), a
+// closing server (errPoolClosed), and, outside a failover, a connection
+// that timed out (read_timeout, or the kernel's ETIMEDOUT): that master
+// is slow or unreachable rather than gone, a second try would most likely
+// wait as long again, and TRYAGAIN says at once that nothing was sent.
+// When it reports true, the retry's waits end HoldTimeout from now.
 func (s *session) retryUnsent(r *request) bool {
-	if !isNotSent(r.err) || s.seg.conn == s.ded || s.gen == nil {
+	if !isNotSent(r.err) || s.seg.conn == nil || !s.seg.conn.shared || s.gen == nil {
 		return false
 	}
+	retry := false
 	switch {
 	case s.gen.fenced.Load():
-		return true
+		retry = true
 	case errors.Is(r.err, errNoMaster), errors.Is(r.err, errPoolClosed):
-		return false
 	case s.srv.held.Load():
-		return true
+		retry = true
+	default:
+		var ne net.Error
+		retry = !errors.As(r.err, &ne) || !ne.Timeout()
 	}
-	var ne net.Error
-	return !errors.As(r.err, &ne) || !ne.Timeout()
+	if retry && s.retryUntil.IsZero() {
+		s.retryUntil = time.Now().Add(s.srv.cfg.HoldTimeout)
+	}
+	return retry
+}
+
+// holdWait is how long to wait for a master now: HoldTimeout, or what is
+// left of it for a segment being tried again.
+func (s *session) holdWait() time.Duration {
+	if s.retryUntil.IsZero() {
+		return s.srv.cfg.HoldTimeout
+	}
+	return max(time.Until(s.retryUntil), 0)
 }
 
 // finishSeg completes the segment whose request is finished: it retries
@@ -543,6 +563,7 @@ func (s *session) finishSeg() {
 	seg.blocking = false
 	seg.conn = nil
 	seg.node = nil
+	s.retryUntil = time.Time{}
 	if r.err != nil {
 		for i := 0; i < r.n; i++ {
 			s.out = resp.AppendError(s.out, clientError(r.err))
@@ -639,6 +660,9 @@ func (s *session) connect(get func(*pool) (*backendConn, error)) (*backendConn, 
 		now := time.Now()
 		if deadline.IsZero() {
 			deadline = now.Add(s.srv.cfg.HoldTimeout)
+			if !s.retryUntil.IsZero() {
+				deadline = s.retryUntil
+			}
 			s.srv.recheck()
 		}
 		if !now.Before(deadline) {
@@ -672,7 +696,7 @@ func (s *session) flushIfOn(c *backendConn) {
 func (s *session) currentPool() (*pool, error) {
 	g := s.srv.current()
 	if g == nil {
-		g = s.srv.waitMaster(nil, s.srv.cfg.HoldTimeout)
+		g = s.srv.waitMaster(nil, s.holdWait())
 		if g == nil {
 			return nil, errNoMaster
 		}
