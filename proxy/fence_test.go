@@ -412,3 +412,59 @@ func TestCloseDoesNotWaitForHeldCommands(t *testing.T) {
 		t.Fatalf("the held SET ran %d times", n)
 	}
 }
+
+// A command queued behind a large write that the master's connection
+// never finished (the master died mid-write) was not sent: it waits for
+// the master to come back, as a new command does, and runs there once.
+// The large command was partly written and gets the error that says it
+// may have run. With a goroutine per client the large command's goroutine
+// is the flusher; in the event loop, the goroutine the partial write is
+// handed to.
+func TestUnsentBehindBrokenWriteWaitsForMaster(t *testing.T) {
+	rs, srv, addr := setup(t, proxy.Config{PoolSize: 1, HoldTimeout: time.Minute, DialBackoff: 20 * time.Millisecond})
+	x, y := dialRaw(t, addr), dialRaw(t, addr)
+	settle(t, x, rs)
+	y.send(cmd("PING"))
+	y.expect("+PONG")
+	if err := rs.Pause(); err != nil { // its socket buffer fills; the write stops
+		t.Fatal(err)
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		x.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		_, err := x.nc.Write([]byte(cmd("SET", "big", strings.Repeat("x", 32<<20))))
+		wrote <- err
+	}()
+	waitFor(t, func() error {
+		if n := srv.Stats().BackendPending; n != 1 {
+			return fmt.Errorf("%d requests pending, want the large SET", n)
+		}
+		return nil
+	})
+	// Its write has begun, so the small SET cannot join it.
+	waitUnread(t, rs, 64<<10)
+	y.send(cmd("SET", "small", "v"))
+	waitFor(t, func() error {
+		if n := srv.Stats().BackendPending; n != 2 {
+			return fmt.Errorf("%d requests pending, want the small SET too", n)
+		}
+		return nil
+	})
+	if err := rs.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatalf("sending the large SET: %v", err)
+	}
+	if l := x.line(); !strings.HasPrefix(l, "-ERR switchyard: ") || !strings.HasSuffix(l, "may or may not have run") {
+		t.Fatalf("the partly written SET got %q", l)
+	}
+	ctx := ctxT(t)
+	if err := rs.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	y.expect("+OK")
+	if v, _ := rs.Client().Get(ctx, "small").Result(); v != "v" {
+		t.Fatalf("the restarted master has small=%q", v)
+	}
+}

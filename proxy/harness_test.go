@@ -207,3 +207,34 @@ func settle(t testing.TB, c *rawConn, rs *lab.Server) {
 	c.send(cmd("PING"))
 	c.expect("+PONG")
 }
+
+// waitUnread waits until a connection to rs holds at least n bytes that
+// rs has not read (the receive queue in /proc/net/tcp): a write to a
+// paused node has begun.
+func waitUnread(t *testing.T, rs *lab.Server, n int64) {
+	t.Helper()
+	_, port, err := net.SplitHostPort(rs.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p int64
+	fmt.Sscan(port, &p)
+	suffix := fmt.Sprintf(":%04X", p)
+	waitFor(t, func() error {
+		data, err := os.ReadFile("/proc/net/tcp")
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 5 || f[3] != "01" || !strings.HasSuffix(f[1], suffix) {
+				continue
+			}
+			var tx, rx int64
+			if _, err := fmt.Sscanf(f[4], "%x:%x", &tx, &rx); err == nil && rx >= n {
+				return nil
+			}
+		}
+		return fmt.Errorf("no connection to %s holds %d unread bytes", rs.Addr, n)
+	})
+}

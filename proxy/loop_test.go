@@ -564,3 +564,50 @@ func TestEventLoopRetryWaitsHoldTimeoutInAll(t *testing.T) {
 		t.Fatalf("the retried command waited %s for a master, HoldTimeout is %s", took.Round(time.Millisecond), hold)
 	}
 }
+
+// A hold that ends (Release) and starts again before the loop acts on
+// the release keeps the held-back command back: the second failover may
+// promote another node as much as the first. The loop is held at the
+// start of its read of the reply the SET waits behind, while the test
+// releases and holds again.
+func TestEventLoopHoldAgainKeepsHeldBackCommand(t *testing.T) {
+	skipWithoutLoop(t)
+	var armed atomic.Bool
+	atRead, proceed := make(chan struct{}), make(chan struct{})
+	proxy.SetLoopReadHooks(t, func() {
+		if armed.CompareAndSwap(true, false) {
+			close(atRead)
+			<-proceed
+		}
+	}, nil)
+	oldM := labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
+	srv, addr := startProxy(t, oldM.Addr, proxy.Config{PoolSize: 1, StallTimeout: time.Minute})
+	a, b := dialRaw(t, addr), dialRaw(t, addr)
+	settle(t, a, oldM)
+	b.send(cmd("PING"))
+	b.expect("+PONG")
+	armed.Store(true) // the next read is the DEBUG's reply: nothing else is due
+	setBehindSlowCommand(t, srv, oldM, a, b, "0.5", "held")
+	srv.Hold()
+	select {
+	case <-atRead:
+	case <-time.After(10 * time.Second):
+		close(proceed)
+		t.Fatal("the loop did not start reading the DEBUG's reply")
+	}
+	srv.Release()
+	srv.Hold()
+	close(proceed)
+	a.expect("+OK")
+	for deadline := time.Now().Add(300 * time.Millisecond); time.Now().Before(deadline); {
+		if labtest.CommandCalls(t, oldM, "set") > 0 {
+			t.Fatal("a command held back went to the old master while a second hold was on")
+		}
+		time.Sleep(10 * time.Millisecond) // between polls
+	}
+	srv.Release()
+	b.expect("+OK")
+	if v, _ := oldM.Client().Get(ctxT(t), "held").Result(); v != "v" {
+		t.Fatalf("after the last release the old master has held=%q", v)
+	}
+}
