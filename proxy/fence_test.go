@@ -422,10 +422,7 @@ func TestCloseDoesNotWaitForHeldCommands(t *testing.T) {
 // handed to.
 func TestUnsentBehindBrokenWriteWaitsForMaster(t *testing.T) {
 	rs, srv, addr := setup(t, proxy.Config{PoolSize: 1, HoldTimeout: time.Minute, DialBackoff: 20 * time.Millisecond})
-	x, y := dialRaw(t, addr), dialRaw(t, addr)
-	settle(t, x, rs)
-	y.send(cmd("PING"))
-	y.expect("+PONG")
+	x, y := settledPair(t, addr, rs)
 	if err := rs.Pause(); err != nil { // its socket buffer fills; the write stops
 		t.Fatal(err)
 	}
@@ -464,7 +461,5 @@ func TestUnsentBehindBrokenWriteWaitsForMaster(t *testing.T) {
 		t.Fatal(err)
 	}
 	y.expect("+OK")
-	if v, _ := rs.Client().Get(ctx, "small").Result(); v != "v" {
-		t.Fatalf("the restarted master has small=%q", v)
-	}
+	expectValue(t, rs, "small", "v", "the restarted master has")
 }

@@ -238,3 +238,31 @@ func waitUnread(t *testing.T, rs *lab.Server, n int64) {
 		return fmt.Errorf("no connection to %s holds %d unread bytes", rs.Addr, n)
 	})
 }
+
+// settledPair connects two clients to addr and has each answered once:
+// both are served, and the proxy has loaded rs's command table.
+func settledPair(t *testing.T, addr string, rs *lab.Server) (a, b *rawConn) {
+	t.Helper()
+	a, b = dialRaw(t, addr), dialRaw(t, addr)
+	settle(t, a, rs)
+	b.send(cmd("PING"))
+	b.expect("+PONG")
+	return a, b
+}
+
+// expectValue fails t unless node holds key=want; who names node in the
+// failure ("the new master has").
+func expectValue(t *testing.T, node *lab.Server, key, want, who string) {
+	t.Helper()
+	if v, _ := node.Client().Get(ctxT(t), key).Result(); v != want {
+		t.Fatalf("%s %s=%q", who, key, v)
+	}
+}
+
+// expectNoSET fails t if the old master oldM ran any SET.
+func expectNoSET(t *testing.T, oldM *lab.Server) {
+	t.Helper()
+	if n := labtest.CommandCalls(t, oldM, "set"); n != 0 {
+		t.Fatalf("the old master ran %d SETs", n)
+	}
+}

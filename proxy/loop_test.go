@@ -307,10 +307,7 @@ func TestEventLoopHoldKeepsHeldBackCommand(t *testing.T) {
 				cfg.HoldTimeout = time.Second
 			}
 			srv, addr := startProxy(t, oldM.Addr, cfg)
-			a, b := dialRaw(t, addr), dialRaw(t, addr)
-			settle(t, a, oldM)
-			b.send(cmd("PING"))
-			b.expect("+PONG")
+			a, b := settledPair(t, addr, oldM)
 			setBehindSlowCommand(t, srv, oldM, a, b, "0.5", "held")
 			srv.Hold()
 			a.expect("+OK")
@@ -322,32 +319,23 @@ func TestEventLoopHoldKeepsHeldBackCommand(t *testing.T) {
 				}
 				time.Sleep(10 * time.Millisecond) // between polls
 			}
-			ctx := ctxT(t)
 			switch end {
 			case "release":
 				srv.Release()
 				b.expect("+OK")
-				if v, _ := oldM.Client().Get(ctx, "held").Result(); v != "v" {
-					t.Fatalf("after the release the old master has held=%q", v)
-				}
+				expectValue(t, oldM, "held", "v", "after the release the old master has")
 				return
 			case "hold timeout":
 				// line waits 5 s, longer than HoldTimeout and the loop's
 				// check interval together.
 				b.expect("-TRYAGAIN switchyard: no verified master for this group, try again")
-				if n := labtest.CommandCalls(t, oldM, "set"); n != 0 {
-					t.Fatalf("the old master ran %d SETs", n)
-				}
+				expectNoSET(t, oldM)
 				return
 			}
 			srv.SetMaster(2, newM.Addr)
 			b.expect("+OK")
-			if v, _ := newM.Client().Get(ctx, "held").Result(); v != "v" {
-				t.Fatalf("the new master has held=%q", v)
-			}
-			if n := labtest.CommandCalls(t, oldM, "set"); n != 0 {
-				t.Fatalf("the old master ran %d SETs", n)
-			}
+			expectValue(t, newM, "held", "v", "the new master has")
+			expectNoSET(t, oldM)
 		})
 	}
 }
@@ -435,31 +423,21 @@ func TestEventLoopHoldRetriesUnsentBehindStalledMaster(t *testing.T) {
 			newM := labtest.Server(t, lab.ServerOptions{})
 			cfg := proxy.Config{PoolSize: 1, StallTimeout: 100 * time.Millisecond, HoldTimeout: time.Minute}
 			srv, addr := startProxy(t, oldM.Addr, cfg)
-			a, b := dialRaw(t, addr), dialRaw(t, addr)
-			settle(t, a, oldM)
-			b.send(cmd("PING"))
-			b.expect("+PONG")
+			a, b := settledPair(t, addr, oldM)
 			setBehindSlowCommand(t, srv, oldM, a, b, "2", "unsent")
 			time.Sleep(150 * time.Millisecond) // longer than StallTimeout without a reply
 			srv.Hold()
 			a.expect("-ERR switchyard: master stopped answering as a failover began; the command may or may not have run")
-			ctx := ctxT(t)
 			if end == "release" {
 				srv.Release()
 				b.expect("+OK")
-				if v, _ := oldM.Client().Get(ctx, "unsent").Result(); v != "v" {
-					t.Fatalf("after the release the old master has unsent=%q", v)
-				}
+				expectValue(t, oldM, "unsent", "v", "after the release the old master has")
 				return
 			}
 			srv.SetMaster(2, newM.Addr)
 			b.expect("+OK")
-			if v, _ := newM.Client().Get(ctx, "unsent").Result(); v != "v" {
-				t.Fatalf("the new master has unsent=%q", v)
-			}
-			if n := labtest.CommandCalls(t, oldM, "set"); n != 0 {
-				t.Fatalf("the old master ran %d SETs", n)
-			}
+			expectValue(t, newM, "unsent", "v", "the new master has")
+			expectNoSET(t, oldM)
 		})
 	}
 }
@@ -474,10 +452,7 @@ func TestEventLoopUnsentOnLostConnectionWaitsForMaster(t *testing.T) {
 	skipWithoutLoop(t)
 	rs := labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
 	srv, addr := startProxy(t, rs.Addr, proxy.Config{PoolSize: 1, HoldTimeout: time.Minute, DialBackoff: 20 * time.Millisecond})
-	a, b := dialRaw(t, addr), dialRaw(t, addr)
-	settle(t, a, rs)
-	b.send(cmd("PING"))
-	b.expect("+PONG")
+	a, b := settledPair(t, addr, rs)
 	setBehindSlowCommand(t, srv, rs, a, b, "10", "unsent")
 	if err := rs.Kill(); err != nil {
 		t.Fatal(err)
@@ -488,9 +463,7 @@ func TestEventLoopUnsentOnLostConnectionWaitsForMaster(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.expect("+OK")
-	if v, _ := rs.Client().Get(ctx, "unsent").Result(); v != "v" {
-		t.Fatalf("the restarted master has unsent=%q", v)
-	}
+	expectValue(t, rs, "unsent", "v", "the restarted master has")
 }
 
 // The same after a read timeout is not retried: the master is slow, not
@@ -501,10 +474,7 @@ func TestEventLoopUnsentAfterTimeoutIsNotRetried(t *testing.T) {
 	skipWithoutLoop(t)
 	rs := labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
 	srv, addr := startProxy(t, rs.Addr, proxy.Config{PoolSize: 1, ReadTimeout: time.Second})
-	a, b := dialRaw(t, addr), dialRaw(t, addr)
-	settle(t, a, rs)
-	b.send(cmd("PING"))
-	b.expect("+PONG")
+	a, b := settledPair(t, addr, rs)
 	setBehindSlowCommand(t, srv, rs, a, b, "3", "unsent")
 	a.expect("-ERR switchyard: timed out waiting for the master; the command may or may not have run")
 	b.expect("-TRYAGAIN switchyard: connection to the master lost before sending; not sent, try again")
@@ -520,19 +490,13 @@ func TestEventLoopHoldRetriesUnsentAfterTimeout(t *testing.T) {
 	// A long StallTimeout: Hold leaves the connection to the read timeout.
 	cfg := proxy.Config{PoolSize: 1, StallTimeout: time.Minute, ReadTimeout: 500 * time.Millisecond, HoldTimeout: time.Minute}
 	srv, addr := startProxy(t, oldM.Addr, cfg)
-	a, b := dialRaw(t, addr), dialRaw(t, addr)
-	settle(t, a, oldM)
-	b.send(cmd("PING"))
-	b.expect("+PONG")
+	a, b := settledPair(t, addr, oldM)
 	setBehindSlowCommand(t, srv, oldM, a, b, "3", "unsent")
 	srv.Hold()
 	a.expect("-ERR switchyard: timed out waiting for the master; the command may or may not have run")
 	srv.SetMaster(2, newM.Addr)
 	b.expect("+OK")
-	ctx := ctxT(t)
-	if v, _ := newM.Client().Get(ctx, "unsent").Result(); v != "v" {
-		t.Fatalf("the new master has unsent=%q", v)
-	}
+	expectValue(t, newM, "unsent", "v", "the new master has")
 }
 
 // A command tried again waits for a master HoldTimeout in all, from its
@@ -544,10 +508,7 @@ func TestEventLoopRetryWaitsHoldTimeoutInAll(t *testing.T) {
 	hold := 3 * time.Second
 	cfg := proxy.Config{PoolSize: 1, StallTimeout: 100 * time.Millisecond, HoldTimeout: hold, DialBackoff: 20 * time.Millisecond}
 	srv, addr := startProxy(t, rs.Addr, cfg)
-	a, b := dialRaw(t, addr), dialRaw(t, addr)
-	settle(t, a, rs)
-	b.send(cmd("PING"))
-	b.expect("+PONG")
+	a, b := settledPair(t, addr, rs)
 	setBehindSlowCommand(t, srv, rs, a, b, "10", "unsent")
 	time.Sleep(150 * time.Millisecond) // longer than StallTimeout without a reply
 	start := time.Now()
@@ -582,10 +543,7 @@ func TestEventLoopHoldAgainKeepsHeldBackCommand(t *testing.T) {
 	}, nil)
 	oldM := labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
 	srv, addr := startProxy(t, oldM.Addr, proxy.Config{PoolSize: 1, StallTimeout: time.Minute})
-	a, b := dialRaw(t, addr), dialRaw(t, addr)
-	settle(t, a, oldM)
-	b.send(cmd("PING"))
-	b.expect("+PONG")
+	a, b := settledPair(t, addr, oldM)
 	armed.Store(true) // the next read is the DEBUG's reply: nothing else is due
 	setBehindSlowCommand(t, srv, oldM, a, b, "0.5", "held")
 	srv.Hold()
@@ -607,7 +565,5 @@ func TestEventLoopHoldAgainKeepsHeldBackCommand(t *testing.T) {
 	}
 	srv.Release()
 	b.expect("+OK")
-	if v, _ := oldM.Client().Get(ctxT(t), "held").Result(); v != "v" {
-		t.Fatalf("after the last release the old master has held=%q", v)
-	}
+	expectValue(t, oldM, "held", "v", "after the last release the old master has")
 }
