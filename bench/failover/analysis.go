@@ -63,22 +63,32 @@ func (p presence) has(w int, seq int64) bool {
 	return w < len(p) && seq >= 0 && seq < int64(len(p[w])) && p[w][seq]
 }
 
-// listPresence turns one list's values (LRANGE) into a presence row.
-func listPresence(values []string) ([]bool, error) {
+// listPresence turns one list's values (LRANGE) into a presence row. It
+// also counts the values found more than once (a write executed twice:
+// every attempt writes a new value) and those smaller than the one before
+// them (executed out of order: a writer sends its next write only after
+// the last one's reply).
+func listPresence(values []string) (row []bool, twice, disorder int, err error) {
 	seqs := make([]int64, len(values))
 	var hi int64
 	for i, v := range values {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			return nil, fmt.Errorf("list value %.40q is not a non-negative integer", v)
+			return nil, 0, 0, fmt.Errorf("list value %.40q is not a non-negative integer", v)
 		}
 		seqs[i], hi = n, max(hi, n)
+		if i > 0 && n < seqs[i-1] {
+			disorder++
+		}
 	}
-	row := make([]bool, hi+1)
+	row = make([]bool, hi+1)
 	for _, n := range seqs {
+		if row[n] {
+			twice++
+		}
 		row[n] = true
 	}
-	return row, nil
+	return row, twice, disorder, nil
 }
 
 // measures are the numbers reported for one scenario × endpoint.
@@ -103,6 +113,9 @@ type measures struct {
 	lostBeforeTry, lostTryToSwitch, lostAfterSwitch int
 	// lost lists every acknowledged write missing from the final master.
 	lost []lostWrite
+	// twice counts values on the final master more than once, disorder
+	// values smaller than the one before them (listPresence).
+	twice, disorder int
 }
 
 // lostWrite is an acknowledged write missing from the final master.

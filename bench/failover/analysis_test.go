@@ -69,9 +69,12 @@ func TestMeasureWithoutSwitch(t *testing.T) {
 }
 
 func TestListPresence(t *testing.T) {
-	row, err := listPresence([]string{"3", "1"})
+	row, twice, disorder, err := listPresence([]string{"3", "1"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if twice != 0 || disorder != 1 {
+		t.Errorf("3, 1: %d twice, %d out of order; want 0, 1", twice, disorder)
 	}
 	p := presence{row}
 	for seq, want := range map[int64]bool{0: false, 1: true, 2: false, 3: true, 4: false, -1: false} {
@@ -82,8 +85,11 @@ func TestListPresence(t *testing.T) {
 	if p.has(1, 1) {
 		t.Error("has(1, 1) on a missing writer")
 	}
-	if _, err := listPresence([]string{"1", "x"}); err == nil {
+	if _, _, _, err := listPresence([]string{"1", "x"}); err == nil {
 		t.Error("a non-integer value was accepted")
+	}
+	if _, twice, disorder, _ := listPresence([]string{"1", "2", "2", "3", "5", "5"}); twice != 2 || disorder != 0 {
+		t.Errorf("1, 2, 2, 3, 5, 5: %d twice, %d out of order; want 2, 0", twice, disorder)
 	}
 }
 

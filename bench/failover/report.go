@@ -104,6 +104,9 @@ func (r report) markdown() string {
 		if lt := lostAfterText(res); lt != "" {
 			fmt.Fprintf(&b, "; %s", lt)
 		}
+		if res.m.twice+res.m.disorder > 0 {
+			fmt.Fprintf(&b, "; on the final master %d values twice and %d out of order", res.m.twice, res.m.disorder)
+		}
 		if hc := haproxyText(res); hc != "" {
 			fmt.Fprintf(&b, "; HAProxy (after fault): %s", hc)
 		}
@@ -148,6 +151,10 @@ func (r report) targets() string {
 	})
 	line("no acked write lost after +switch-master", func(res result) (bool, bool, string) {
 		return res.m.lostAfterSwitch == 0, true, fmt.Sprintf("%d lost", res.m.lostAfterSwitch)
+	})
+	line("no write executed twice or out of order", func(res result) (bool, bool, string) {
+		m := res.m
+		return m.twice+m.disorder == 0, true, fmt.Sprintf("%d twice, %d out of order", m.twice, m.disorder)
 	})
 	line("graceful: no acked write lost once the hold began (+try-failover)", func(res result) (bool, bool, string) {
 		if res.scenario != scGraceful {

@@ -120,7 +120,7 @@ func runScenario(ctx context.Context, o options, b binaries, sc, ep, dir string)
 		return res, err
 	}
 	res.finalMaster = final.Addr
-	present, err := readLists(ctx, final, logs)
+	present, twice, disorder, err := readLists(ctx, final, logs)
 	if err != nil {
 		return res, err
 	}
@@ -131,6 +131,7 @@ func runScenario(ctx context.Context, o options, b binaries, sc, ep, dir string)
 	}
 	res.tl.end = end.Sub(start)
 	res.m = measure(logs, present, res.tl)
+	res.m.twice, res.m.disorder = twice, disorder
 	if err := writeLost(filepath.Join(dir, "lost-writes.tsv"), res.m.lost, fault, res.tl.fault); err != nil {
 		return res, err
 	}
@@ -180,21 +181,24 @@ func inject(ctx context.Context, sc string, g *lab.Group, old *lab.Server, ev *e
 	return time.Time{}, fmt.Errorf("unknown scenario %q", sc)
 }
 
-// readLists reads every writer's list from the final master.
-func readLists(ctx context.Context, final *lab.Server, logs []*writerLog) (presence, error) {
+// readLists reads every writer's list from the final master, and counts
+// the values in them twice and out of order (listPresence).
+func readLists(ctx context.Context, final *lab.Server, logs []*writerLog) (p presence, twice, disorder int, err error) {
 	c := final.Client()
 	defer c.Close()
-	p := make(presence, len(logs))
+	p = make(presence, len(logs))
 	for i, l := range logs {
 		vals, err := c.LRange(ctx, l.key, 0, -1).Result()
 		if err != nil {
-			return nil, fmt.Errorf("LRANGE %s on the final master %s: %w", l.key, final.Addr, err)
+			return nil, 0, 0, fmt.Errorf("LRANGE %s on the final master %s: %w", l.key, final.Addr, err)
 		}
-		if p[i], err = listPresence(vals); err != nil {
-			return nil, fmt.Errorf("%s on %s: %w", l.key, final.Addr, err)
+		var tw, dis int
+		if p[i], tw, dis, err = listPresence(vals); err != nil {
+			return nil, 0, 0, fmt.Errorf("%s on %s: %w", l.key, final.Addr, err)
 		}
+		twice, disorder = twice+tw, disorder+dis
 	}
-	return p, nil
+	return p, twice, disorder, nil
 }
 
 // writeLost records every lost acknowledged write, for a closer look;
