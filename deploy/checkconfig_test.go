@@ -12,19 +12,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 )
-
-// pendingFields are configuration fields other issues are adding to the
-// binary. Until check-config knows one, a configuration that uses it (the
-// TLS example) is skipped, naming the field; every other rejection fails.
-var pendingFields = []string{"tls", "client_auth", "backend_tls", "read_listen", "sentinel_facade", "announce"}
-
-// unknownField matches the binary's strict decoder on a field it lacks.
-var unknownField = regexp.MustCompile(`field (\w+) not found in type`)
 
 // fileSetting matches a "something_file: /path" line of a configuration.
 var fileSetting = regexp.MustCompile(`(?m)^(\s*(?:-\s+)?(\w+_file):\s*)(\S+)\s*$`)
@@ -103,15 +94,6 @@ func checkConfig(t *testing.T, env []string, args ...string) (string, error) {
 	return string(out), err
 }
 
-// skipIfPending skips, naming the field, when the binary rejected a field
-// that another issue is adding.
-func skipIfPending(t *testing.T, out string) {
-	t.Helper()
-	if m := unknownField.FindStringSubmatch(out); m != nil && slices.Contains(pendingFields, m[1]) {
-		t.Skipf("check-config does not know the field %q yet (it is being added to cmd/switchyard): %s", m[1], strings.TrimSpace(out))
-	}
-}
-
 // TestConfigMapPassesCheckConfig runs the proxy's own validation on the
 // configuration every environment renders into its ConfigMap.
 func TestConfigMapPassesCheckConfig(t *testing.T) {
@@ -122,9 +104,6 @@ func TestConfigMapPassesCheckConfig(t *testing.T) {
 		writeFile(t, path, []byte(materialize(t, root, text)))
 		out, err := checkConfig(t, nil, "-config", path)
 		if err != nil {
-			if env.Example {
-				skipIfPending(t, out)
-			}
 			t.Fatalf("switchyard check-config rejects the %s ConfigMap: %v\n%s\n--- configuration:\n%s", env.Name, err, out, text)
 		}
 		if !strings.HasPrefix(out, "configuration OK") {

@@ -154,6 +154,27 @@ func TestBinaryReloadAndDrain(t *testing.T) {
 		t.Fatalf("after a failed reload: %v", err)
 	}
 
+	// A group that cannot start (its port is taken) is reported, and the
+	// others keep serving.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	write(groupA, groupB, fmt.Sprintf("  - {name: c, listen: '%s', upstream: '%s'}\n", taken.Addr(), rs.Addr))
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	labtest.Eventually(t, 10*time.Second, func() error {
+		if !strings.Contains(p.output(), "some groups did not start") {
+			return errors.New("no 'some groups did not start' in the log")
+		}
+		return nil
+	})
+	for _, addr := range []string{a, b} {
+		if err := ping(addr); err != nil {
+			t.Fatalf("after a group failed to start: %v", err)
+		}
+	}
+
 	// Remove group b.
 	write(groupA)
 	p.cmd.Process.Signal(syscall.SIGHUP)
@@ -214,5 +235,36 @@ func TestBinaryCheckConfigAndVersion(t *testing.T) {
 	out, err = exec.Command(binary(t), "check-config", "-config", bad).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "pool_size=-3") {
 		t.Fatalf("check-config on a bad file: %q %v", out, err)
+	}
+}
+
+// A group that cannot bind its port stops start-up with an error naming
+// the group, not a crash.
+func TestBinaryStartupPortTaken(t *testing.T) {
+	skipShort(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfgPath := filepath.Join(t.TempDir(), "switchyard.yaml")
+	cfg := fmt.Sprintf("groups:\n  - {name: a, listen: '%s', upstream: '127.0.0.1:1'}\n", taken.Addr())
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startBinary(t, "-config", cfgPath)
+	select {
+	case err := <-p.done:
+		p.done <- err // for the cleanup
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Fatalf("exit: %v, want status 1", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still running with its port taken")
+	}
+	out := p.output()
+	if !strings.Contains(out, `group "a"`) || !strings.Contains(out, "address already in use") || strings.Contains(out, "panic") {
+		t.Fatalf("output does not name the group and the cause, or shows a crash:\n%s", out)
 	}
 }

@@ -257,6 +257,9 @@ func loadConfig(path string) (*config, error) {
 		}
 		f.Password = cred.Password
 	}
+	if err := c.checkTLS(); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -480,5 +483,32 @@ func checkAddr(field, addr string) error {
 		return fmt.Errorf("%s=%q: port must be 0-65535", field, addr)
 	}
 	_ = host
+	return nil
+}
+
+// checkTLS loads every certificate, key and CA file the configuration
+// names, and checks how they combine, so that a missing or bad one fails
+// the configuration (check-config, start-up, a reload, which then changes
+// nothing) instead of the group's start: by then a reload has stopped the
+// group it changed. Building them starts nothing.
+func (c *config) checkTLS() error {
+	nop := zap.NewNop()
+	for i := range c.Groups {
+		g := &c.Groups[i]
+		field := fmt.Sprintf("groups[%d] (%s)", i, g.Name)
+		if g.TLS != nil {
+			if _, err := g.TLS.build(nop); err != nil {
+				return fmt.Errorf("%s.tls: %w", field, err)
+			}
+		}
+		if _, err := g.BackendTLS.build(nop); err != nil {
+			return fmt.Errorf("%s.backend_tls: %w", field, err)
+		}
+		if s := g.Sentinel; s != nil {
+			if _, err := s.TLS.build(nop); err != nil {
+				return fmt.Errorf("%s.sentinel.tls: %w", field, err)
+			}
+		}
+	}
 	return nil
 }

@@ -94,6 +94,11 @@ func TestConfigErrorsNameFieldAndValue(t *testing.T) {
 		{name: "file pool size", file: "groups:\n  - {name: a, listen: '127.0.0.1:1', upstream: 'x:1', pool_size: 100}\n", want: []string{"pool_size=100", "1-64"}},
 		{name: "file no groups", file: "admin_listen: 127.0.0.1:9\n", want: []string{"at least one group"}},
 		{name: "file sentinel without addrs", file: "groups:\n  - {name: a, listen: '127.0.0.1:1', sentinel: {master_name: m}}\n", want: []string{"sentinel.addrs is empty"}},
+		// TLS files are loaded with the configuration: a reload naming a
+		// missing one changes nothing, and check-config says so.
+		{name: "file missing certificate", file: "groups:\n  - {name: a, listen: '127.0.0.1:1', upstream: 'x:1', tls: {listen: '127.0.0.1:2', cert_file: /nonexistent/tls.crt, key_file: /nonexistent/tls.key}}\n", want: []string{"groups[0] (a).tls", "/nonexistent/tls.crt"}},
+		{name: "file missing backend CA", file: "groups:\n  - {name: a, listen: '127.0.0.1:1', upstream: 'x:1', backend_tls: {ca_file: /nonexistent/ca.crt}}\n", want: []string{"groups[0] (a).backend_tls", "/nonexistent/ca.crt"}},
+		{name: "file missing sentinel CA", file: "groups:\n  - {name: a, listen: '127.0.0.1:1', sentinel: {master_name: m, addrs: ['s:1'], tls: {ca_file: /nonexistent/sca.crt}}}\n", want: []string{"groups[0] (a).sentinel.tls", "/nonexistent/sca.crt"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -45,12 +45,13 @@ func newGroup(cfg groupConfig, log *zap.Logger, m *metrics) (g *group, err error
 	if g.maxLag == 0 {
 		g.maxLag = 1 << 20
 	}
-	defer func() {
+	// built, not g: the error returns below set g to nil before this runs.
+	defer func(built *group) {
 		if err != nil {
-			g.closeListeners()
+			built.closeListeners()
 			err = fmt.Errorf("group %q: %w", cfg.Name, err)
 		}
-	}()
+	}(g)
 	backendTLS, err := cfg.BackendTLS.build(g.log)
 	if err != nil {
 		return nil, err
