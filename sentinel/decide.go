@@ -1,8 +1,10 @@
 package sentinel
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sort"
 	"strings"
 	"time"
@@ -71,6 +73,9 @@ type brain struct {
 	// pending is a new master named by +promoted-slave or +switch-master
 	// that has not answered ROLE master yet.
 	pending *announce
+	// slowRole: the verified master's last ROLE check timed out, and it
+	// was kept (step); for logging the start of that once.
+	slowRole bool
 	// recent is the last switch made on an event. Sentinels that were not
 	// part of the failover learn of it from hello messages a second or two
 	// later; until then they still name the old master, which also still
@@ -155,9 +160,25 @@ func (b *brain) step(now time.Time, views []view, events []event, role func(addr
 			b.set(StateFailover, b.failoverReason(fmt.Sprintf("%s %s", cand, r)))
 			return
 		}
+		if cand == b.master && noAnswer(r.Err) {
+			// Busy (a slow command, a fork) or stopped: it has not said
+			// it is anything but master, and the Sentinels still name it.
+			// Holding would close the connection of every command waiting
+			// on it (the proxy's stall check) although nothing may change;
+			// if it is down, Sentinel's failover events hold commands as
+			// the failover starts, and a demoted node says so.
+			if !b.slowRole {
+				b.log.Warn("sentinel: master did not answer ROLE in time; keeping it while the Sentinels name it",
+					zap.String("master", cand), zap.Error(r.Err))
+			}
+			b.slowRole = true
+			b.set(StateReady, fmt.Sprintf("%d of %d reachable Sentinels name %s; it did not answer ROLE in time, and is kept until it answers otherwise or a failover starts%s", named, t.reachable, cand, note))
+			return
+		}
 		b.set(StateNoMaster, fmt.Sprintf("%d of %d reachable Sentinels name %s but it %s%s", named, t.reachable, cand, r, note))
 		return
 	}
+	b.slowRole = false
 	if f := b.failover; f != nil && cand == f.old {
 		b.set(StateFailover, b.failoverReason(fmt.Sprintf("%d of %d reachable Sentinels still name %s", named, t.reachable, cand)))
 		return
@@ -361,4 +382,14 @@ func allAttempted(views []view) bool {
 		}
 	}
 	return true
+}
+
+// noAnswer reports whether a ROLE check failed for want of an answer in
+// time, rather than with one (a refused connection, an error reply).
+func noAnswer(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

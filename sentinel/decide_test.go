@@ -1,7 +1,9 @@
 package sentinel
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -52,8 +54,11 @@ func TestBrainStep(t *testing.T) {
 	roles := func(m map[string]string) func(string) roleResult {
 		return func(addr string) roleResult {
 			r, ok := m[addr]
-			if !ok {
+			switch {
+			case !ok:
 				return roleResult{Err: errors.New("connection refused")}
+			case r == "timeout":
+				return roleResult{Err: fmt.Errorf("sentinel: ROLE: %w", context.DeadlineExceeded)}
 			}
 			return roleResult{Role: r}
 		}
@@ -165,6 +170,34 @@ func TestBrainStep(t *testing.T) {
 			state:  StateNoMaster,
 			master: nodeA, epoch: 1,
 			reason: "does not answer ROLE (connection refused)",
+		},
+		{
+			// A slow command or a fork: holding would fence everyone
+			// waiting on it, for a master nobody is replacing.
+			name:   "master too busy to answer ROLE in time is kept",
+			brain:  ready(nodeA, 1),
+			views:  []view{up(s1, nodeA), up(s2, nodeA), up(s3, nodeA)},
+			roles:  map[string]string{nodeA: "timeout"},
+			state:  StateReady,
+			master: nodeA, epoch: 1,
+			reason: "did not answer ROLE in time, and is kept",
+		},
+		{
+			name:   "a new master that does not answer ROLE in time is not taken",
+			brain:  ready(nodeA, 1),
+			views:  []view{up(s1, nodeB), up(s2, nodeB), up(s3, nodeA)},
+			roles:  map[string]string{nodeA: "master", nodeB: "timeout"},
+			state:  StateNoMaster,
+			master: nodeA, epoch: 1,
+			reason: "does not answer ROLE",
+		},
+		{
+			name:   "busy master during a failover: held",
+			brain:  inFailover(nodeA, 1, t0.Add(-time.Second), s1),
+			views:  []view{up(s1, nodeA), up(s2, nodeA), up(s3, nodeA)},
+			roles:  map[string]string{nodeA: "timeout"},
+			state:  StateFailover,
+			master: nodeA, epoch: 1,
 		},
 		{
 			name:   "majority moves: switch by polling",

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -250,4 +251,53 @@ func TestPinnedSessionsAcrossFailover(t *testing.T) {
 	if n, _ := c.Exists(context.Background(), "pinned:tx").Result(); n != 0 {
 		t.Fatal("the queued SET was applied")
 	}
+}
+
+// TestBusyMasterIsNotAFailover runs a command on the master for longer
+// than the ROLE check's timeout (dial_timeout) while the Sentinels agree
+// on it: the master is busy, not gone, and nothing may treat it as a
+// failover. The slow command gets its reply, and so does a command queued
+// behind it on the shared connection; neither is fenced.
+func TestBusyMasterIsNotAFailover(t *testing.T) {
+	skipShort(t)
+	g := labtest.Group(t, lab.GroupOptions{Name: "busy", Replicas: 1, Sentinels: 3,
+		DownAfter: 20 * time.Second, ServerArgs: []string{"--enable-debug-command", "yes"}})
+	grp := runGroup(t, g, func(gc *groupConfig) {
+		gc.DialTimeout = 300 * time.Millisecond
+		gc.ReadTimeout = 10 * time.Second
+		gc.PoolSize = 1
+	})
+	slow, other := dial(t, grp.addr()), dial(t, grp.addr())
+	slow.send("SET busy:k v\r\n")
+	slow.expect("+OK")
+	other.send("PING\r\n")
+	other.expect("+PONG")
+	slow.send("DEBUG SLEEP 2\r\n")
+	waitAnswering(t, g.Master, false)
+	other.send("GET busy:k\r\n")
+	slow.expect("+OK")
+	other.expect("$1", "v")
+	if st := grp.watcher.Topology().State; st != sentinel.StateReady {
+		t.Fatalf("group state %v after a slow command", st)
+	}
+}
+
+// waitAnswering waits until rs answers a direct PING (or, with want
+// false, stops answering: a command is keeping it busy).
+func waitAnswering(t *testing.T, rs *lab.Server, want bool) {
+	t.Helper()
+	labtest.Eventually(t, 10*time.Second, func() error {
+		c, err := net.DialTimeout("tcp", rs.Addr, time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(100 * time.Millisecond))
+		c.Write([]byte("PING\r\n"))
+		_, err = c.Read(make([]byte, 16))
+		if (err == nil) != want {
+			return fmt.Errorf("answering: %v, want %v", err == nil, want)
+		}
+		return nil
+	})
 }
