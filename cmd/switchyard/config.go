@@ -29,6 +29,10 @@ type config struct {
 	// SentinelFacade answers Sentinel queries naming Switchyard as each
 	// group's master. nil: off.
 	SentinelFacade *facadeConfig `yaml:"sentinel_facade"`
+
+	// warnings are things the configuration did that its author may not
+	// expect; serve logs them and check-config prints them.
+	warnings []string
 }
 
 // facadeConfig is the Sentinel facade (package sentinel/facade).
@@ -280,6 +284,7 @@ func readFile(path string) (*config, error) {
 // fromEnv builds the single group the sidecar variables describe.
 func fromEnv(e envConfig) (*config, error) {
 	g := groupConfig{Name: "default", Listen: e.Listen}
+	var warnings []string
 	switch {
 	case e.RedisHost != "" && len(e.SentinelHosts) == 0 && e.SentinelMaster != "" && e.SentinelListen != "":
 		// A fixed upstream that the facade presents under the name
@@ -293,9 +298,6 @@ func fromEnv(e envConfig) (*config, error) {
 		if len(e.SentinelHosts) == 0 || e.SentinelMaster == "" {
 			return nil, errors.New("REDIS_SENTINEL_HOSTS and REDIS_SENTINEL_MASTER must be set together")
 		}
-		if e.RedisHost != "" {
-			return nil, errors.New("set either REDIS_HOST or REDIS_SENTINEL_HOSTS, not both")
-		}
 		g.Name = e.SentinelMaster
 		hosts := make([]string, 0, len(e.SentinelHosts))
 		for _, h := range e.SentinelHosts {
@@ -304,6 +306,11 @@ func fromEnv(e envConfig) (*config, error) {
 			}
 		}
 		g.Sentinel = &sentinelConfig{MasterName: e.SentinelMaster, Addrs: hosts}
+		if e.RedisHost != "" {
+			// The connection guide lists both sets, and a pod given all of
+			// them (envFrom) should follow Sentinel, which is the point.
+			warnings = append(warnings, fmt.Sprintf("REDIS_HOST=%s is ignored: REDIS_SENTINEL_HOSTS and REDIS_SENTINEL_MASTER are set, and Switchyard follows the master the Sentinels name", e.RedisHost))
+		}
 	case e.RedisHost != "":
 		if e.RedisPort < 1 || e.RedisPort > 65535 {
 			return nil, fmt.Errorf("REDIS_PORT=%d: want 1-65535", e.RedisPort)
@@ -316,8 +323,13 @@ func fromEnv(e envConfig) (*config, error) {
 		return nil, fmt.Errorf("REDIS_SOCKET_TIMEOUT=%v: want seconds, zero or more", e.SocketTimeout)
 	}
 	if e.SocketTimeout > 0 {
-		d := time.Duration(e.SocketTimeout * float64(time.Second))
-		g.DialTimeout, g.ReadTimeout = d, d
+		// The app's socket timeout bounds connecting, as it does for the
+		// app. It is not the read timeout: the app enforces its patience
+		// on its own connection, while on the proxy's shared connections
+		// a timeout fails every client's commands in flight there, so a
+		// 100 ms command would cost others theirs (read_timeout keeps its
+		// default).
+		g.DialTimeout = time.Duration(e.SocketTimeout * float64(time.Second))
 	}
 	if e.MaxConnections < 0 {
 		return nil, fmt.Errorf("REDIS_MAX_CONNECTIONS=%d: want zero or more", e.MaxConnections)
@@ -341,7 +353,7 @@ func fromEnv(e envConfig) (*config, error) {
 	if e.Password != "" || e.PasswordFile != "" {
 		g.ClientAuth = &clientAuth{Password: e.Password, PasswordFile: e.PasswordFile}
 	}
-	c := &config{AdminListen: "127.0.0.1:9190", Groups: []groupConfig{g}}
+	c := &config{AdminListen: "127.0.0.1:9190", Groups: []groupConfig{g}, warnings: warnings}
 	if e.SentinelListen != "" {
 		c.SentinelFacade = &facadeConfig{Listen: e.SentinelListen}
 	}

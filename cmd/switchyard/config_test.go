@@ -37,8 +37,10 @@ func TestEnvConfig(t *testing.T) {
 		if g.Upstream != "10.0.0.5:6380" || g.Listen != "127.0.0.1:6379" || g.Sentinel != nil {
 			t.Fatalf("group = %+v", g)
 		}
-		if g.ReadTimeout != 100*time.Millisecond || g.DialTimeout != 100*time.Millisecond {
-			t.Fatalf("REDIS_SOCKET_TIMEOUT=0.1 gave read %v dial %v", g.ReadTimeout, g.DialTimeout)
+		// A dial timeout only: as a read timeout on the shared backend
+		// connections it would fail everyone's commands behind one slow one.
+		if g.ReadTimeout != 0 || g.DialTimeout != 100*time.Millisecond {
+			t.Fatalf("REDIS_SOCKET_TIMEOUT=0.1 gave read %v (want the default) dial %v", g.ReadTimeout, g.DialTimeout)
 		}
 		if c.AdminListen != "127.0.0.1:9190" {
 			t.Fatalf("admin default %q", c.AdminListen)
@@ -55,6 +57,25 @@ func TestEnvConfig(t *testing.T) {
 		}
 		if g := c.Groups[0]; g.EventLoop == nil || *g.EventLoop {
 			t.Fatalf("SWITCHYARD_EVENT_LOOP=false gave %v", g.EventLoop)
+		}
+	})
+	// The connection guide lists both sets; a pod given all of them
+	// follows Sentinel and is told that REDIS_HOST is ignored.
+	t.Run("sentinel and host", func(t *testing.T) {
+		setEnv(t, map[string]string{
+			"REDIS_SENTINEL_HOSTS":  "platform-kv-sentinel.platform.svc:26379",
+			"REDIS_SENTINEL_MASTER": "platform-kv-master",
+			"REDIS_HOST":            "platform-kv.platform.svc",
+		})
+		c, err := loadConfig("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := c.Groups[0]; g.Sentinel == nil || g.Upstream != "" {
+			t.Fatalf("group = %+v, want Sentinel mode", g)
+		}
+		if len(c.warnings) != 1 || !strings.Contains(c.warnings[0], "REDIS_HOST=platform-kv.platform.svc is ignored") {
+			t.Fatalf("warnings %q", c.warnings)
 		}
 	})
 	t.Run("sentinel", func(t *testing.T) {

@@ -62,6 +62,9 @@ func run(args []string) int {
 			return 1
 		}
 		fmt.Printf("configuration OK: %d group(s)\n", len(c.Groups))
+		for _, w := range c.warnings {
+			fmt.Println("warning:", w)
+		}
 	default:
 		fmt.Fprintf(os.Stderr, "switchyard: unknown command %q (want serve, check-config, status or version)\n", cmd)
 		return 2
@@ -100,6 +103,9 @@ func serve(path string) error {
 		return err
 	}
 	defer fac.Close()
+	for _, w := range cfg.warnings {
+		log.Warn(w)
+	}
 	log.Info("started", zap.String("version", version), zap.Int("groups", len(cfg.Groups)))
 
 	sigs := make(chan os.Signal, 2)
