@@ -430,3 +430,39 @@ func TestBrainFailoverSequence(t *testing.T) {
 		t.Errorf("recent switch still remembered after the Sentinels caught up: %+v", b.recent)
 	}
 }
+
+// A Service address that reaches a Sentinel also dialled at its own
+// address is one Sentinel in the status, as in the vote: listed under its
+// own address, reachable if either address is, so that the counts behind
+// switchyard_sentinels_reachable match the vote.
+func TestSentinelStatusesCountEachSentinelOnce(t *testing.T) {
+	const svc = "platform-kv-sentinel.platform.svc:26379"
+	seed := up(svc, nodeA)
+	seed.ID = "id-" + s1 // the Service reached s1 this time
+	s1down := down(s1)
+	s1down.ID = "id-" + s1
+	views := []view{seed, s1down, up(s2, nodeA), up(s3, nodeB), {Addr: "10.0.1.9:26379", Attempted: true, Err: "timeout"}}
+	got := sentinelStatuses(views, nodeA, []string{svc})
+	if len(got) != 4 {
+		t.Fatalf("%d entries, want 4 Sentinels: %+v", len(got), got)
+	}
+	first := got[0]
+	if first.Addr != s1 || len(first.Also) != 1 || first.Also[0] != svc || !first.Reachable || !first.Agrees || first.LastError != "" {
+		t.Fatalf("merged entry %+v: want s1's address, the Service in also, reachable through it", first)
+	}
+	reach, agree := 0, 0
+	for _, s := range got {
+		if s.Reachable {
+			reach++
+		}
+		if s.Agrees {
+			agree++
+		}
+	}
+	if reach != 3 || agree != 2 {
+		t.Fatalf("reachable %d, agreeing %d; want 3 and 2", reach, agree)
+	}
+	if n := tallyViews(views).reachable; n != reach {
+		t.Fatalf("the vote counts %d reachable Sentinels, the status %d", n, reach)
+	}
+}

@@ -2,6 +2,7 @@ package sentinel
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -157,16 +158,7 @@ func (w *Watcher) publish(d *decider, views []view, ticked bool) {
 		Reason:      b.reason,
 		LastSwitch:  b.lastSwitch,
 		SwitchEvent: b.switchEvent,
-		Sentinels:   make([]SentinelStatus, 0, len(views)),
-	}
-	for _, v := range views {
-		t.Sentinels = append(t.Sentinels, SentinelStatus{
-			Addr:      v.Addr,
-			Reachable: v.Reachable,
-			Master:    v.Master,
-			Agrees:    v.Reachable && v.Master != "" && v.Master == b.master,
-			LastError: v.Err,
-		})
+		Sentinels:   sentinelStatuses(views, b.master, w.cfg.Sentinels),
 	}
 	t.Replicas = pickReplicas(views, b.master)
 	if w.replicaHealthOf(t.Replicas) {
@@ -232,6 +224,44 @@ func pickReplicas(views []view, master string) []Replica {
 		if r.Addr != master {
 			out = append(out, r)
 		}
+	}
+	return out
+}
+
+// sentinelStatuses lists each Sentinel once, as the vote counts it
+// (tallyViews): views with the same run id are one Sentinel. Its entry
+// takes the address that is not a configured seed (a seed is often a
+// Service address that reaches any of them), and is reachable, naming
+// what it names, if any of its addresses is.
+func sentinelStatuses(views []view, master string, seeds []string) []SentinelStatus {
+	out := make([]SentinelStatus, 0, len(views))
+	byID := map[string]int{}
+	for _, v := range views {
+		st := SentinelStatus{
+			Addr:      v.Addr,
+			Reachable: v.Reachable,
+			Master:    v.Master,
+			Agrees:    v.Reachable && v.Master != "" && v.Master == master,
+			LastError: v.Err,
+		}
+		i, dup := byID[v.ID]
+		if v.ID == "" || !dup {
+			if v.ID != "" {
+				byID[v.ID] = len(out)
+			}
+			out = append(out, st)
+			continue
+		}
+		prev := &out[i]
+		keep, other := *prev, st
+		if slices.Contains(seeds, keep.Addr) && !slices.Contains(seeds, st.Addr) {
+			keep, other = st, *prev
+		}
+		if !keep.Reachable && other.Reachable {
+			keep.Reachable, keep.Master, keep.Agrees, keep.LastError = true, other.Master, other.Agrees, ""
+		}
+		keep.Also = append(append(keep.Also, other.Addr), other.Also...)
+		*prev = keep
 	}
 	return out
 }

@@ -77,13 +77,17 @@ func (r Replica) Healthy(maxLagBytes int64, staleAfter time.Duration, now time.T
 		r.LagBytes >= 0 && r.LagBytes <= maxLagBytes
 }
 
-// SentinelStatus is what one Sentinel address told the Watcher.
+// SentinelStatus is what one Sentinel told the Watcher. A Sentinel
+// reached at more than one address (a configured Service address and its
+// own, discovered) is listed once, under its own address, with the others
+// in Also: it has one vote.
 type SentinelStatus struct {
-	Addr      string
-	Reachable bool
-	Master    string // the master it names, "" if unreachable
-	Agrees    bool   // names the chosen master
-	LastError string
+	Addr      string   `json:"addr"`
+	Also      []string `json:"also,omitempty"`
+	Reachable bool     `json:"reachable"`
+	Master    string   `json:"master,omitempty"` // the master it names, "" if unreachable
+	Agrees    bool     `json:"agrees"`           // names the chosen master
+	LastError string   `json:"last_error,omitempty"`
 }
 
 // Topology is one published view of the group. The proxy must treat its
@@ -118,7 +122,10 @@ func (t *Topology) sameShape(o *Topology) bool {
 	return t.Epoch == o.Epoch && t.State == o.State && t.Master == o.Master &&
 		t.Reason == o.Reason && t.LastSwitch.Equal(o.LastSwitch) && t.SwitchEvent.Equal(o.SwitchEvent) &&
 		slices.EqualFunc(t.Replicas, o.Replicas, sameReplica) &&
-		slices.Equal(t.Sentinels, o.Sentinels)
+		slices.EqualFunc(t.Sentinels, o.Sentinels, func(a, b SentinelStatus) bool {
+			return a.Addr == b.Addr && slices.Equal(a.Also, b.Also) && a.Reachable == b.Reachable &&
+				a.Master == b.Master && a.Agrees == b.Agrees && a.LastError == b.LastError
+		})
 }
 
 // sameReplicaSet reports whether two topologies have the same master and
