@@ -169,6 +169,18 @@ func TestEnvironments(t *testing.T) {
 		if servicePort(svc, "admin") != nil {
 			t.Error("the admin port must not be on the shared IP")
 		}
+		if env.Name != "production" {
+			return
+		}
+		// docs/connecting.md sends Sentinel-aware clients to the facade
+		// on the shared IP.
+		f := cfg.SentinelFacade
+		if f == nil || portOf(t, f.Listen) != 26379 || f.Announce != "103.110.174.22:26379" {
+			t.Errorf("sentinel_facade %+v: want listen on 26379, announced as 103.110.174.22:26379", f)
+		}
+		if sp := servicePort(svc, "sentinel"); sp == nil || sp.Port != 26379 {
+			t.Errorf("Service %s: the Sentinel facade should be on port 26379, have %+v", svc.Name, sp)
+		}
 	})
 }
 

@@ -170,7 +170,8 @@ type proxyConfig struct {
 		} `json:"tls"`
 	} `json:"groups"`
 	SentinelFacade *struct {
-		Listen string `json:"listen"`
+		Listen   string `json:"listen"`
+		Announce string `json:"announce"`
 	} `json:"sentinel_facade"`
 }
 
