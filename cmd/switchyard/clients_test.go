@@ -41,16 +41,19 @@ func TestClientMatrix(t *testing.T) {
 	skipShort(t)
 	started := time.Now()
 	g := labtest.Group(t, lab.GroupOptions{Name: "platform-kv-master", Replicas: 2, Sentinels: 3})
-	grp := runGroup(t, g, func(gc *groupConfig) { gc.Name = "platform-kv" })
+	// With a read port, which the facade names as the group's replica:
+	// redis-py's slave_for reads through it.
+	grp := runGroup(t, g, func(gc *groupConfig) { gc.Name, gc.ReadListen = "platform-kv", "127.0.0.1:0" })
 	fac := runFacade(t, grp)
 	host, port, _ := net.SplitHostPort(grp.l.Addr().String())
+	_, readPort, _ := net.SplitHostPort(grp.readL.Addr().String())
 	env := []string{
 		"REDIS_HOST=" + host,
 		"REDIS_PORT=" + port,
 		"REDIS_SENTINEL_HOSTS=" + fac.addr,
 		"REDIS_SENTINEL_MASTER=" + g.Name,
 		"REDIS_SOCKET_TIMEOUT=0.1", // the guide's value
-		"MATRIX_READ_PORT=",        // groups have no read port yet
+		"MATRIX_READ_PORT=" + readPort,
 	}
 
 	var clients []*matrixClient
