@@ -109,7 +109,7 @@ type groupCollector struct {
 	groups func() []*group
 
 	clients, looped, pinned, backendConns, pending, held, epoch, lastSwitch,
-	state, sentinels, reachable, disagreeing, replicas, replicasDown *prometheus.Desc
+	state, sentinels, reachable, disagreeing, replicas, replicasDown, replicaLag, replicaReads *prometheus.Desc
 }
 
 func newGroupCollector(groups func() []*group) *groupCollector {
@@ -132,12 +132,14 @@ func newGroupCollector(groups func() []*group) *groupCollector {
 		disagreeing:  d("sentinels_disagreeing", "Reachable Sentinels that name a different master than the chosen one."),
 		replicas:     d("replicas", "Replicas the Sentinels report."),
 		replicasDown: d("replicas_down", "Replicas flagged s_down, o_down or disconnected."),
+		replicaLag:   d("replica_lag_bytes", "Bytes of the master's replication stream a replica has not received, as the watcher last read it; absent while unknown.", "replica"),
+		replicaReads: d("replica_serving_reads", "1 while a replica is healthy enough to serve reads (read_listen, prefer-replica): not flagged, link up, not loading, fresh and within max_replica_lag_bytes.", "replica"),
 	}
 }
 
 func (c *groupCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.clients, c.looped, c.pinned, c.backendConns, c.pending, c.held, c.epoch,
-		c.lastSwitch, c.state, c.sentinels, c.reachable, c.disagreeing, c.replicas, c.replicasDown} {
+		c.lastSwitch, c.state, c.sentinels, c.reachable, c.disagreeing, c.replicas, c.replicasDown, c.replicaLag, c.replicaReads} {
 		ch <- d
 	}
 }
@@ -185,10 +187,18 @@ func (c *groupCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.reachable, float64(reach), name)
 		gauge(c.disagreeing, float64(disagree), name)
 		down := 0
+		now := time.Now()
 		for _, r := range t.Replicas {
 			if r.Down {
 				down++
 			}
+			if r.Addr == t.Master {
+				continue
+			}
+			if r.LagBytes >= 0 && !r.Checked.IsZero() {
+				gauge(c.replicaLag, float64(r.LagBytes), name, r.Addr)
+			}
+			gauge(c.replicaReads, b(r.Healthy(g.maxLag, g.staleAfter(), now)), name, r.Addr)
 		}
 		gauge(c.replicas, float64(len(t.Replicas)), name)
 		gauge(c.replicasDown, float64(down), name)

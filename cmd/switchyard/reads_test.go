@@ -11,8 +11,34 @@ import (
 
 	"github.com/pnats/switchyard/internal/lab"
 	"github.com/pnats/switchyard/internal/lab/labtest"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
+
+// replicaGauge is the group's gauge switchyard_<name>{replica=addr} as a
+// scrape would give it, and whether it is there.
+func replicaGauge(t *testing.T, grp *group, name, addr string) (float64, bool) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newGroupCollector(func() []*group { return []*group{grp} }))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "switchyard_"+name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "replica" && l.GetValue() == addr {
+					return m.GetGauge().GetValue(), true
+				}
+			}
+		}
+	}
+	return 0, false
+}
 
 func errorstat(t *testing.T, node *lab.Server, code string) string {
 	c := node.Client()
@@ -77,6 +103,16 @@ func TestReplicaReadsFollowHealth(t *testing.T) {
 		}
 	}
 
+	// The metrics say which replicas serve reads, and how far behind.
+	for _, rep := range g.Replicas {
+		if v, ok := replicaGauge(t, grp, "replica_serving_reads", rep.Addr); !ok || v != 1 {
+			t.Errorf("replica_serving_reads{replica=%q} = %v (present %v), want 1", rep.Addr, v, ok)
+		}
+		if _, ok := replicaGauge(t, grp, "replica_lag_bytes", rep.Addr); !ok {
+			t.Errorf("no replica_lag_bytes for %s", rep.Addr)
+		}
+	}
+
 	// A paused replica is skipped: it leaves the read set and reads keep
 	// being answered by the other one.
 	paused := g.Replicas[0]
@@ -90,6 +126,9 @@ func TestReplicaReadsFollowHealth(t *testing.T) {
 		return nil
 	})
 	readAll(50)
+	if v, _ := replicaGauge(t, grp, "replica_serving_reads", paused.Addr); v != 0 {
+		t.Errorf("replica_serving_reads for the paused replica = %v, want 0", v)
+	}
 	if err := paused.Resume(); err != nil {
 		t.Fatal(err)
 	}
