@@ -20,8 +20,11 @@ type view struct {
 	Attempted bool   // at least one poll has finished, successfully or not
 	Reachable bool   // last poll succeeded, recently enough
 	Master    string // what it named on its last successful poll
-	Replicas  []Replica
-	Err       string // last poll error, "" after a success
+	// MasterDown: on its last successful poll it flagged the master it
+	// names s_down, o_down or failover_in_progress (pollResult).
+	MasterDown bool
+	Replicas   []Replica
+	Err        string // last poll error, "" after a success
 }
 
 // roleResult is the answer of one ROLE check.
@@ -91,6 +94,9 @@ func newBrain(hold time.Duration, log *zap.Logger) *brain {
 // step applies the events received since the last step, then decides the
 // state and master from the Sentinels' views and ROLE checks.
 func (b *brain) step(now time.Time, views []view, events []event, role func(addr string) roleResult) {
+	// Set again below only while a slow master is kept.
+	wasSlow := b.slowRole
+	b.slowRole = false
 	for _, ev := range events {
 		b.apply(now, ev)
 	}
@@ -160,25 +166,31 @@ func (b *brain) step(now time.Time, views []view, events []event, role func(addr
 			b.set(StateFailover, b.failoverReason(fmt.Sprintf("%s %s", cand, r)))
 			return
 		}
-		if cand == b.master && noAnswer(r.Err) {
-			// Busy (a slow command, a fork) or stopped: it has not said
-			// it is anything but master, and the Sentinels still name it.
-			// Holding would close the connection of every command waiting
-			// on it (the proxy's stall check) although nothing may change;
-			// if it is down, Sentinel's failover events hold commands as
-			// the failover starts, and a demoted node says so.
-			if !b.slowRole {
-				b.log.Warn("sentinel: master did not answer ROLE in time; keeping it while the Sentinels name it",
+		if cand == b.master && noAnswer(r.Err) && b.state == StateReady && !flaggedDown(views, cand) {
+			// Busy (a slow command, a fork) or stopped: its last answer
+			// was master (the state is still Ready), the Sentinels still
+			// name it, and none flags it down. Holding would close the
+			// connection of every command waiting on it (the proxy's
+			// stall check) although nothing may change. If it is really
+			// down, the Sentinels flag it s_down after
+			// down-after-milliseconds, before they promote anything, and
+			// the next poll sees that even if their events are lost: then
+			// it is held (below), and the stall check closes what waits on
+			// it before it can wake up as a zombie.
+			if !wasSlow {
+				b.log.Warn("sentinel: master did not answer ROLE in time; keeping it while the Sentinels name it and none flags it down",
 					zap.String("master", cand), zap.Error(r.Err))
 			}
 			b.slowRole = true
-			b.set(StateReady, fmt.Sprintf("%d of %d reachable Sentinels name %s; it did not answer ROLE in time, and is kept until it answers otherwise or a failover starts%s", named, t.reachable, cand, note))
+			b.set(StateReady, fmt.Sprintf("%d of %d reachable Sentinels name %s; it did not answer ROLE in time, and is kept while no Sentinel flags it down%s", named, t.reachable, cand, note))
 			return
 		}
 		b.set(StateNoMaster, fmt.Sprintf("%d of %d reachable Sentinels name %s but it %s%s", named, t.reachable, cand, r, note))
 		return
 	}
-	b.slowRole = false
+	if wasSlow && cand == b.master {
+		b.log.Info("sentinel: master answers ROLE again", zap.String("master", cand))
+	}
 	if f := b.failover; f != nil && cand == f.old {
 		b.set(StateFailover, b.failoverReason(fmt.Sprintf("%d of %d reachable Sentinels still name %s", named, t.reachable, cand)))
 		return
@@ -392,4 +404,15 @@ func noAnswer(err error) bool {
 	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// flaggedDown reports whether a reachable Sentinel that names master
+// flags it s_down, o_down or failover_in_progress.
+func flaggedDown(views []view, master string) bool {
+	for _, v := range views {
+		if v.Reachable && v.Master == master && v.MasterDown {
+			return true
+		}
+	}
+	return false
 }

@@ -183,6 +183,33 @@ func TestBrainStep(t *testing.T) {
 			reason: "did not answer ROLE in time, and is kept",
 		},
 		{
+			// s_down comes before any promotion, and reaches the polls
+			// even when the events are lost: the stall check must fence
+			// what waits on a master that may wake up as a zombie.
+			name:   "busy master flagged down by a Sentinel: held",
+			brain:  ready(nodeA, 1),
+			views:  []view{up(s1, nodeA), up(s2, nodeA), {Addr: s3, ID: "id-" + s3, Attempted: true, Reachable: true, Master: nodeA, MasterDown: true}},
+			roles:  map[string]string{nodeA: "timeout"},
+			state:  StateNoMaster,
+			master: nodeA, epoch: 1,
+			reason: "does not answer ROLE",
+		},
+		{
+			// Its last answer was not master (here: slave, which made the
+			// state no-master): a timeout now says nothing new.
+			name: "a node that answered slave and then times out stays held",
+			brain: func() *brain {
+				b := ready(nodeA, 1)
+				b.state = StateNoMaster
+				return b
+			}(),
+			views:  []view{up(s1, nodeA), up(s2, nodeA), up(s3, nodeA)},
+			roles:  map[string]string{nodeA: "timeout"},
+			state:  StateNoMaster,
+			master: nodeA, epoch: 1,
+			reason: "does not answer ROLE",
+		},
+		{
 			name:   "a new master that does not answer ROLE in time is not taken",
 			brain:  ready(nodeA, 1),
 			views:  []view{up(s1, nodeB), up(s2, nodeB), up(s3, nodeA)},

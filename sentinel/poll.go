@@ -15,8 +15,13 @@ import (
 
 // pollResult is one successful poll of one Sentinel.
 type pollResult struct {
-	ID         string // SENTINEL MYID, "" if the Sentinel does not know it
-	Master     string // get-master-addr-by-name
+	ID     string // SENTINEL MYID, "" if the Sentinel does not know it
+	Master string // get-master-addr-by-name
+	// MasterDown: SENTINEL MASTER flags the master s_down, o_down or
+	// failover_in_progress. A Sentinel flags s_down after
+	// down-after-milliseconds without an answer, always before it
+	// promotes anything, and whether or not its events reach us.
+	MasterDown bool
 	Replicas   []Replica
 	Discovered []string // SENTINEL sentinels, when Config.Discover is set
 }
@@ -73,6 +78,16 @@ func (l *link) poll(ctx context.Context) (pollResult, error) {
 		return res, fmt.Errorf("sentinel: %s: SENTINEL get-master-addr-by-name: unexpected reply %.100q", l.addr, m)
 	}
 	res.Master = net.JoinHostPort(m[0], m[1])
+
+	mi, err := l.client.Master(qctx, l.cfg.MasterName).Result()
+	if err != nil {
+		return res, fmt.Errorf("sentinel: %s: SENTINEL master: %w", l.addr, err)
+	}
+	for _, f := range strings.Split(mi["flags"], ",") {
+		if f == "s_down" || f == "o_down" || f == "failover_in_progress" {
+			res.MasterDown = true
+		}
+	}
 
 	reps, err := l.client.Replicas(qctx, l.cfg.MasterName).Result()
 	if err != nil {

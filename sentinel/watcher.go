@@ -25,6 +25,9 @@ type Watcher struct {
 	// master or the set of replicas changed.
 	healthNow chan struct{}
 	ran       atomic.Bool
+	// dropEvents makes event discard what the links receive: tests use it
+	// to stand for lost Sentinel events (a subscription reconnecting).
+	dropEvents atomic.Bool
 
 	// mu guards the fields below, written by the link goroutines and the
 	// health loop and read by the decide goroutine. It is never held
@@ -49,6 +52,7 @@ type linkState struct {
 	attempted  bool
 	lastOK     time.Time
 	master     string
+	masterDown bool
 	replicas   []Replica
 	err        string
 	discovered []string
@@ -157,10 +161,12 @@ func (w *Watcher) report(l *link, r pollResult, err error) {
 		s.lastOK = now
 		s.id = r.ID
 		s.master = r.Master
+		s.masterDown = r.MasterDown
 		s.replicas = r.Replicas
 		s.discovered = r.Discovered
 	}
-	material := !before.attempted || before.err != s.err || before.master != s.master || before.id != s.id
+	material := !before.attempted || before.err != s.err || before.master != s.master || before.id != s.id ||
+		before.masterDown != s.masterDown
 	if !material && slices.EqualFunc(before.replicas, s.replicas, sameReplica) && slices.Equal(before.discovered, s.discovered) {
 		return // nothing new, or only offsets: the next tick picks them up
 	}
@@ -172,6 +178,9 @@ func (w *Watcher) report(l *link, r pollResult, err error) {
 
 // event queues an event from a link for the next decision.
 func (w *Watcher) event(ev event) {
+	if w.dropEvents.Load() {
+		return
+	}
 	w.mu.Lock()
 	w.events = append(w.events, ev)
 	w.urgent = true

@@ -310,3 +310,35 @@ func TestWatcherRunEnds(t *testing.T) {
 		t.Errorf("topology after Run: %s", describe(w.Topology()))
 	}
 }
+
+// TestWatcherPausedMasterWithoutEvents pauses the master while the
+// Sentinels' events are lost. A ROLE timeout alone keeps a master (a
+// slow command is not a failover), but once the Sentinels flag it s_down,
+// which they do before promoting anything, the watcher must stop routing
+// to it: otherwise the proxy would not fence the writes waiting on it, and
+// a master that wakes up after the promotion would acknowledge them.
+func TestWatcherPausedMasterWithoutEvents(t *testing.T) {
+	t.Parallel()
+	g := labtest.Group(t, lab.GroupOptions{Name: "mymaster", Replicas: 1, Sentinels: 3})
+	r := startWatcher(t, Config{Sentinels: sentinelAddrs(g.Sentinels...), DialTimeout: 300 * time.Millisecond})
+	r.waitTopo(t, 5*time.Second, isReady(g.Master.Addr, 1))
+	r.w.dropEvents.Store(true)
+	old := g.Master
+	if err := old.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer old.Resume()
+	top := r.waitTopo(t, 15*time.Second, func(top Topology) error {
+		if top.State == StateReady && top.Master == old.Addr {
+			return errors.New("still routing to the paused master")
+		}
+		return nil
+	})
+	if top.Master != old.Addr || top.Epoch != 1 {
+		t.Fatalf("the watcher held only after the switch: %s", describe(top))
+	}
+	role, err := g.Replicas[0].Client().Do(ctxT(t, 5*time.Second), "ROLE").Slice()
+	if err != nil || len(role) == 0 || role[0] != "slave" {
+		t.Fatalf("the watcher held only once the replica was promoted (ROLE %v, %v): %s", role, err, describe(top))
+	}
+}
