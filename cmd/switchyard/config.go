@@ -282,6 +282,10 @@ func readFile(path string) (*config, error) {
 }
 
 // fromEnv builds the single group the sidecar variables describe.
+// minSocketDial is the least REDIS_SOCKET_TIMEOUT that becomes the dial
+// timeout (fromEnv).
+const minSocketDial = time.Second
+
 func fromEnv(e envConfig) (*config, error) {
 	g := groupConfig{Name: "default", Listen: e.Listen}
 	var warnings []string
@@ -324,12 +328,19 @@ func fromEnv(e envConfig) (*config, error) {
 	}
 	if e.SocketTimeout > 0 {
 		// The app's socket timeout bounds connecting, as it does for the
-		// app. It is not the read timeout: the app enforces its patience
-		// on its own connection, while on the proxy's shared connections
-		// a timeout fails every client's commands in flight there, so a
-		// 100 ms command would cost others theirs (read_timeout keeps its
-		// default).
-		g.DialTimeout = time.Duration(e.SocketTimeout * float64(time.Second))
+		// app, if it leaves room for that. It is not the read timeout: the
+		// app enforces its patience on its own connection, while on the
+		// proxy's shared connections a timeout fails every client's
+		// commands in flight there (read_timeout keeps its default). Below
+		// a second (the guide's 0.1) it is too short for the proxy's own
+		// work under it: a connect with its AUTH and SELECT, a Sentinel
+		// poll of four queries, a ROLE check.
+		d := time.Duration(e.SocketTimeout * float64(time.Second))
+		if d < minSocketDial {
+			warnings = append(warnings, fmt.Sprintf("REDIS_SOCKET_TIMEOUT=%v is the app's per-command timeout; below %v it is not used as Switchyard's dial_timeout, which keeps its default", e.SocketTimeout, minSocketDial))
+		} else {
+			g.DialTimeout = d
+		}
 	}
 	if e.MaxConnections < 0 {
 		return nil, fmt.Errorf("REDIS_MAX_CONNECTIONS=%d: want zero or more", e.MaxConnections)

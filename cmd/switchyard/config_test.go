@@ -37,16 +37,30 @@ func TestEnvConfig(t *testing.T) {
 		if g.Upstream != "10.0.0.5:6380" || g.Listen != "127.0.0.1:6379" || g.Sentinel != nil {
 			t.Fatalf("group = %+v", g)
 		}
-		// A dial timeout only: as a read timeout on the shared backend
-		// connections it would fail everyone's commands behind one slow one.
-		if g.ReadTimeout != 0 || g.DialTimeout != 100*time.Millisecond {
-			t.Fatalf("REDIS_SOCKET_TIMEOUT=0.1 gave read %v (want the default) dial %v", g.ReadTimeout, g.DialTimeout)
+		// Not a read timeout: on the shared backend connections it would
+		// fail everyone's commands behind one slow one. Nor, at 0.1 s, the
+		// dial timeout, which also bounds Sentinel polls and ROLE checks.
+		if g.ReadTimeout != 0 || g.DialTimeout != 0 {
+			t.Fatalf("REDIS_SOCKET_TIMEOUT=0.1 gave read %v dial %v, want the defaults", g.ReadTimeout, g.DialTimeout)
+		}
+		if len(c.warnings) != 1 || !strings.Contains(c.warnings[0], "REDIS_SOCKET_TIMEOUT=0.1") {
+			t.Fatalf("warnings %q", c.warnings)
 		}
 		if c.AdminListen != "127.0.0.1:9190" {
 			t.Fatalf("admin default %q", c.AdminListen)
 		}
 		if g.EventLoop != nil {
 			t.Fatalf("event_loop set without SWITCHYARD_EVENT_LOOP: %v", *g.EventLoop)
+		}
+	})
+	t.Run("socket timeout of seconds", func(t *testing.T) {
+		setEnv(t, map[string]string{"REDIS_HOST": "10.0.0.5", "REDIS_SOCKET_TIMEOUT": "2.5"})
+		c, err := loadConfig("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := c.Groups[0]; g.DialTimeout != 2500*time.Millisecond || g.ReadTimeout != 0 || len(c.warnings) != 0 {
+			t.Fatalf("REDIS_SOCKET_TIMEOUT=2.5 gave dial %v read %v, warnings %q", g.DialTimeout, g.ReadTimeout, c.warnings)
 		}
 	})
 	t.Run("event loop off", func(t *testing.T) {
