@@ -16,6 +16,7 @@ import (
 
 	"github.com/pnats/switchyard/internal/lab"
 	"github.com/pnats/switchyard/internal/lab/labtest"
+	"go.uber.org/zap/zaptest"
 )
 
 // buildBinary compiles switchyard once per test run.
@@ -266,5 +267,30 @@ func TestBinaryStartupPortTaken(t *testing.T) {
 	out := p.output()
 	if !strings.Contains(out, `group "a"`) || !strings.Contains(out, "address already in use") || strings.Contains(out, "panic") {
 		t.Fatalf("output does not name the group and the cause, or shows a crash:\n%s", out)
+	}
+}
+
+// A group that fails to start leaves nothing running: a fixed upstream's
+// master is set before the ports are bound, which starts the proxy's
+// connections to it, and a failed reload must not leak them each time.
+func TestFailedGroupLeavesNoConnections(t *testing.T) {
+	skipShort(t)
+	rs := labtest.Server(t, lab.ServerOptions{})
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for i := 0; i < 3; i++ {
+		if _, err := newGroup(groupConfig{Name: "a", Listen: taken.Addr().String(), Upstream: rs.Addr}, zaptest.NewLogger(t), nil); err == nil {
+			t.Fatal("a group on a taken port started")
+		}
+	}
+	// Whatever a failed start dialled is closed; nothing dials later.
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
+		if n := proxyConns(t, rs); n != 0 {
+			t.Fatalf("%d proxy connections to Redis after failed starts", n)
+		}
+		time.Sleep(20 * time.Millisecond) // between polls
 	}
 }

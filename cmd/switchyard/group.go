@@ -49,6 +49,11 @@ func newGroup(cfg groupConfig, log *zap.Logger, m *metrics) (g *group, err error
 	defer func(built *group) {
 		if err != nil {
 			built.closeListeners()
+			if built.srv != nil {
+				// A fixed upstream's master is set before the listeners
+				// are bound, which starts the server's loop and dials.
+				built.srv.Close()
+			}
 			err = fmt.Errorf("group %q: %w", cfg.Name, err)
 		}
 	}(g)
