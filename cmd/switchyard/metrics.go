@@ -133,7 +133,7 @@ func newGroupCollector(groups func() []*group) *groupCollector {
 		replicas:     d("replicas", "Replicas the Sentinels report."),
 		replicasDown: d("replicas_down", "Replicas flagged s_down, o_down or disconnected."),
 		replicaLag:   d("replica_lag_bytes", "Bytes of the master's replication stream a replica has not received, as the watcher last read it; absent while unknown.", "replica"),
-		replicaReads: d("replica_serving_reads", "1 while a replica is healthy enough to serve reads (read_listen, prefer-replica): not flagged, link up, not loading, fresh and within max_replica_lag_bytes.", "replica"),
+		replicaReads: d("replica_serving_reads", "1 while a replica is eligible to serve reads, for a read port or prefer-replica if the group has them: not flagged, link up, not loading, fresh and within max_replica_lag_bytes.", "replica"),
 	}
 }
 

@@ -56,7 +56,11 @@ func printStatus(w io.Writer, admin string) error {
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "  SENTINEL\tREACHABLE\tNAMES\tAGREES\tLAST ERROR")
 			for _, s := range g.Sentinels {
-				fmt.Fprintf(tw, "  %s\t%v\t%s\t%v\t%s\n", s.Addr, s.Reachable, orDash(s.Master), s.Agrees, orDash(s.LastError))
+				addr := s.Addr
+				if len(s.Also) > 0 {
+					addr += " (also " + strings.Join(s.Also, ", ") + ")"
+				}
+				fmt.Fprintf(tw, "  %s\t%v\t%s\t%v\t%s\n", addr, s.Reachable, orDash(s.Master), s.Agrees, orDash(s.LastError))
 			}
 			tw.Flush()
 		}
