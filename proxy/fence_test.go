@@ -318,14 +318,8 @@ func TestEventLoopLateReplyAfterFenceIsNotASuccess(t *testing.T) {
 	if noEventLoop() {
 		t.Skip("the loop's own descriptor is what outlives the closed connection")
 	}
-	var armed atomic.Bool
-	atRead, release, closed := make(chan struct{}), make(chan struct{}), make(chan struct{}, 1)
-	proxy.SetLoopReadHooks(t, func() {
-		if armed.CompareAndSwap(true, false) {
-			close(atRead)
-			<-release
-		}
-	}, func() {
+	read, closed := newGate(), make(chan struct{}, 1)
+	proxy.SetLoopReadHooks(t, read.pass, func() {
 		select {
 		case closed <- struct{}{}:
 		default: // later closes need not be counted
@@ -337,22 +331,16 @@ func TestEventLoopLateReplyAfterFenceIsNotASuccess(t *testing.T) {
 	c := dialRaw(t, addr)
 	// No other reply is on its way: the read held below is the SET's.
 	settle(t, c, oldM)
-	armed.Store(true)
+	read.arm(t)
 	c.send(cmd("SET", "late", "reply"))
-	select {
-	case <-atRead:
-	case <-time.After(10 * time.Second):
-		close(release)
-		t.Fatal("the loop did not start reading the reply")
-	}
+	read.wait(t, "the loop did not start reading the reply")
 	srv.SetMaster(2, newM.Addr)
 	select {
 	case <-closed:
 	case <-time.After(10 * time.Second):
-		close(release)
 		t.Fatal("the old master's connection was not closed")
 	}
-	close(release)
+	read.open()
 	if l := c.line(); l != "-ERR switchyard: master changed before the reply; the command may or may not have run" {
 		t.Fatalf("a reply read after the fence reached the client as %q", l)
 	}

@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -264,5 +266,59 @@ func expectNoSET(t *testing.T, oldM *lab.Server) {
 	t.Helper()
 	if n := labtest.CommandCalls(t, oldM, "set"); n != 0 {
 		t.Fatalf("the old master ran %d SETs", n)
+	}
+}
+
+// gate holds the first goroutine that reaches it once armed (a test hook
+// calls pass) until the test opens it, so that a test can act while a
+// proxy goroutine stands at a known point.
+type gate struct {
+	armed   atomic.Bool
+	reached chan struct{}
+	proceed chan struct{}
+	once    sync.Once
+}
+
+func newGate() *gate {
+	return &gate{reached: make(chan struct{}), proceed: make(chan struct{})}
+}
+
+// pass is the hook's body.
+func (g *gate) pass() {
+	if g.armed.CompareAndSwap(true, false) {
+		close(g.reached)
+		<-g.proceed
+	}
+}
+
+// arm makes the next pass hold. The gate opens when the test ends at the
+// latest: arm runs after the server starts, so this cleanup runs before
+// the server's Close, which could otherwise wait for the held goroutine.
+func (g *gate) arm(t *testing.T) {
+	t.Cleanup(g.open)
+	g.armed.Store(true)
+}
+
+// wait fails t unless a goroutine reaches the gate within 10 s.
+func (g *gate) wait(t *testing.T, what string) {
+	t.Helper()
+	select {
+	case <-g.reached:
+	case <-time.After(10 * time.Second):
+		t.Fatal(what)
+	}
+}
+
+func (g *gate) open() { g.once.Do(func() { close(g.proceed) }) }
+
+// expectNoSETFor fails t with why if oldM runs a SET within d: long enough
+// for a command the proxy should hold back to have arrived by mistake.
+func expectNoSETFor(t *testing.T, oldM *lab.Server, d time.Duration, why string) {
+	t.Helper()
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
+		if labtest.CommandCalls(t, oldM, "set") > 0 {
+			t.Fatal(why)
+		}
+		time.Sleep(10 * time.Millisecond) // between polls
 	}
 }

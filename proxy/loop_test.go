@@ -9,7 +9,6 @@ import (
 	"net"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -313,12 +312,7 @@ func TestEventLoopHoldKeepsHeldBackCommand(t *testing.T) {
 			a.expect("+OK")
 			// Without the hold's check the SET goes out within
 			// microseconds of the DEBUG's reply; give it far longer.
-			for deadline := time.Now().Add(300 * time.Millisecond); time.Now().Before(deadline); {
-				if labtest.CommandCalls(t, oldM, "set") > 0 {
-					t.Fatal("a command held back before the failover reached the old master during the hold")
-				}
-				time.Sleep(10 * time.Millisecond) // between polls
-			}
+			expectNoSETFor(t, oldM, 300*time.Millisecond, "a command held back before the failover reached the old master during the hold")
 			switch end {
 			case "release":
 				srv.Release()
@@ -365,14 +359,8 @@ func setBehindSlowCommand(t *testing.T, srv *proxy.Server, rs *lab.Server, a, b 
 func TestEventLoopDroppedPoolDoesNotWaitForDial(t *testing.T) {
 	skipWithoutLoop(t)
 	rs := labtest.Server(t, lab.ServerOptions{})
-	var armed atomic.Bool
-	reached, proceed := make(chan struct{}), make(chan struct{})
-	proxy.SetDialHook(t, func() {
-		if armed.CompareAndSwap(true, false) {
-			close(reached)
-			<-proceed
-		}
-	})
+	dial := newGate()
+	proxy.SetDialHook(t, dial.pass)
 	// Two shared connections per pool: the second client batch on db 1
 	// starts a dial of the second one, and is served by the first.
 	srv, addr := startProxy(t, rs.Addr, proxy.Config{PoolSize: 2, DialTimeout: time.Minute})
@@ -381,18 +369,14 @@ func TestEventLoopDroppedPoolDoesNotWaitForDial(t *testing.T) {
 	settle(t, b, rs)
 	b.send(cmd("SELECT", "1"))
 	b.expect("+OK")
-	armed.Store(true)
+	dial.arm(t)
 	b.send("PING\r\n") // inline: a goroutine serves it, through pool.shared
 	b.expect("+PONG")
-	select {
-	case <-reached:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no dial of the db 1 pool's second connection started")
-	}
+	dial.wait(t, "no dial of the db 1 pool's second connection started")
 	if err := rs.Pause(); err != nil {
 		t.Fatal(err)
 	}
-	close(proceed) // the dial connects to a node that does not answer
+	dial.open() // the dial connects to a node that does not answer
 	waitEventLoop(t, srv, 1)
 	probe := dialRaw(t, addr)
 	waitEventLoop(t, srv, 2)
@@ -533,36 +517,20 @@ func TestEventLoopRetryWaitsHoldTimeoutInAll(t *testing.T) {
 // releases and holds again.
 func TestEventLoopHoldAgainKeepsHeldBackCommand(t *testing.T) {
 	skipWithoutLoop(t)
-	var armed atomic.Bool
-	atRead, proceed := make(chan struct{}), make(chan struct{})
-	proxy.SetLoopReadHooks(t, func() {
-		if armed.CompareAndSwap(true, false) {
-			close(atRead)
-			<-proceed
-		}
-	}, nil)
+	read := newGate()
+	proxy.SetLoopReadHooks(t, read.pass, nil)
 	oldM := labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
 	srv, addr := startProxy(t, oldM.Addr, proxy.Config{PoolSize: 1, StallTimeout: time.Minute})
 	a, b := settledPair(t, addr, oldM)
-	armed.Store(true) // the next read is the DEBUG's reply: nothing else is due
+	read.arm(t) // the next read is the DEBUG's reply: nothing else is due
 	setBehindSlowCommand(t, srv, oldM, a, b, "0.5", "held")
 	srv.Hold()
-	select {
-	case <-atRead:
-	case <-time.After(10 * time.Second):
-		close(proceed)
-		t.Fatal("the loop did not start reading the DEBUG's reply")
-	}
+	read.wait(t, "the loop did not start reading the DEBUG's reply")
 	srv.Release()
 	srv.Hold()
-	close(proceed)
+	read.open()
 	a.expect("+OK")
-	for deadline := time.Now().Add(300 * time.Millisecond); time.Now().Before(deadline); {
-		if labtest.CommandCalls(t, oldM, "set") > 0 {
-			t.Fatal("a command held back went to the old master while a second hold was on")
-		}
-		time.Sleep(10 * time.Millisecond) // between polls
-	}
+	expectNoSETFor(t, oldM, 300*time.Millisecond, "a command held back went to the old master while a second hold was on")
 	srv.Release()
 	b.expect("+OK")
 	expectValue(t, oldM, "held", "v", "after the last release the old master has")
