@@ -30,6 +30,10 @@ const (
 	keepReads = 16
 )
 
+// growAhead bounds how far the buffer grows past the bytes it holds for
+// a frame whose declared length is not in yet (fill).
+const growAhead = 1 << 20
+
 // Reader reads RESP frames from an io.Reader into a buffer of its own. It
 // reads either requests (ReadCommand, BufferedCommand) or replies
 // (ReadReply): one connection carries one or the other, and a Reader must
@@ -119,10 +123,15 @@ func (r *Reader) fill(need int) error {
 		copy(r.small, r.buf[r.r:r.w])
 		r.buf = r.small
 	case need > len(r.buf):
-		// Grow in one step to what is known to be needed (a whole bulk
-		// payload, say), doubling at least so that frames of unknown
-		// length cost amortised constant copying per byte.
-		b := make([]byte, max(need, min(2*len(r.buf), r.maxFrame)))
+		// Grow toward what is known to be needed (a whole bulk payload,
+		// say), doubling at least so that frames of unknown length cost
+		// amortised constant copying per byte; but never more than
+		// growAhead past the bytes buffered. A length is only declared
+		// until its bytes arrive: a client that announces a 512 MB value
+		// and sends 8 bytes must not cost 512 MB (zeroed, so resident).
+		size := max(need, min(2*len(r.buf), r.maxFrame))
+		size = min(size, max(2*len(r.buf), n+growAhead))
+		b := make([]byte, size)
 		copy(b, r.buf[r.r:r.w])
 		r.buf = b
 	case r.r > 0:

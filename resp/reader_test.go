@@ -381,3 +381,29 @@ func TestWouldBlockIsNotKept(t *testing.T) {
 		t.Fatalf("at the end: %v, want EOF", err)
 	}
 }
+
+// TestDeclaredLengthIsNotAllocated: a frame that declares a huge bulk
+// and sends a few bytes of it costs about growAhead of buffer, not the
+// declared length; the buffer grows as the bytes arrive, and a real large
+// bulk still reads whole.
+func TestDeclaredLengthIsNotAllocated(t *testing.T) {
+	head := []byte("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$536870000\r\n12345678")
+	r := NewReader(&wouldBlock{chunks: [][]byte{head}, ready: true}, 1024, Limits{})
+	if err := r.ReadCommand(new(Command)); err != ErrWouldBlock {
+		t.Fatalf("ReadCommand: %v, want ErrWouldBlock", err)
+	}
+	if c := cap(r.buf); c > 2*growAhead {
+		t.Fatalf("buffer of %d bytes for %d received", c, len(head))
+	}
+
+	payload := bytes.Repeat([]byte("v"), 5*growAhead+7)
+	in := AppendCommand(nil, [][]byte{[]byte("SET"), []byte("k"), payload})
+	r = NewReader(&chunkReader{data: in, sizes: []int{64 << 10}}, 1024, Limits{})
+	var cmd Command
+	if err := r.ReadCommand(&cmd); err != nil {
+		t.Fatal(err)
+	}
+	if len(cmd.Args) != 3 || !bytes.Equal(cmd.Args[2], payload) {
+		t.Fatalf("a %d-byte value read back as %d bytes", len(payload), len(cmd.Args[2]))
+	}
+}
