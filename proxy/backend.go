@@ -746,9 +746,26 @@ type deadlineWriter struct {
 	set     time.Time
 }
 
+// writeChunk is how much of a write one deadline covers. The timeout is
+// one of no progress: a peer that reads a large batch of replies slowly
+// but steadily is not cut off (Redis would not cut it off either), one
+// that reads nothing for the timeout is.
+const writeChunk = 256 << 10
+
 func (d *deadlineWriter) Write(p []byte) (int, error) {
-	d.set = refreshDeadline(d.nc.SetWriteDeadline, d.set, d.timeout)
-	return d.nc.Write(p)
+	total := 0
+	for {
+		chunk := p[total:]
+		if len(chunk) > writeChunk {
+			chunk = chunk[:writeChunk]
+		}
+		d.set = refreshDeadline(d.nc.SetWriteDeadline, d.set, d.timeout)
+		n, err := d.nc.Write(chunk)
+		total += n
+		if err != nil || total == len(p) {
+			return total, err
+		}
+	}
 }
 
 func refreshDeadline(set func(time.Time) error, cur time.Time, timeout time.Duration) time.Time {

@@ -39,9 +39,11 @@ type Config struct {
 	// connections. Default 15s; negative turns keepalive off.
 	KeepAlive time.Duration
 
-	// ClientWriteTimeout is how long a write to a client may block. A
-	// client that reads nothing for this long is disconnected, so a stalled
-	// client holds at most one batch of replies. Default 30s.
+	// ClientWriteTimeout is how long a write to a client may make no
+	// progress (less than 256 KiB taken). A client that reads nothing for
+	// this long is disconnected, so a stalled client holds at most one
+	// batch of replies; one that reads slowly but steadily gets them all.
+	// Default 30s.
 	ClientWriteTimeout time.Duration
 	// PubSubWriteTimeout is the same bound for clients in Pub/Sub,
 	// MONITOR or tracking mode, whose messages the proxy never buffers

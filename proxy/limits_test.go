@@ -154,3 +154,29 @@ func TestMaxRequestBytes(t *testing.T) {
 		t.Fatal("part of the oversized request was applied")
 	}
 }
+
+// A client that reads a large batch of replies slowly but steadily is
+// not cut off by ClientWriteTimeout, which is a timeout of no progress:
+// Redis would deliver it all, and these replies are of commands that ran.
+// Here 8 × 4 MiB take about 4 s to read against a 1 s timeout.
+func TestSlowSteadyReaderGetsEverything(t *testing.T) {
+	rs, _, addr := setup(t, proxy.Config{ClientWriteTimeout: time.Second})
+	const size, n = 4 << 20, 8
+	if err := rs.Client().Set(ctxT(t), "big", strings.Repeat("v", size), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, addr)
+	c.send(strings.Repeat(cmd("GET", "big"), n))
+	want := n * (len(fmt.Sprintf("$%d\r\n", size)) + size + 2)
+	buf := make([]byte, 64<<10)
+	got := 0
+	c.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for got < want {
+		m, err := c.br.Read(buf)
+		got += m
+		if err != nil {
+			t.Fatalf("after %d of %d bytes: %v", got, want, err)
+		}
+		time.Sleep(8 * time.Millisecond) // about 8 MB/s at most
+	}
+}
