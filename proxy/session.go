@@ -349,17 +349,22 @@ func (s *session) handle(cmd *resp.Command) {
 		s.forward(c, raw, true)
 		s.flush()
 	case router.Multi, router.Watch:
-		c, err := s.dedicated()
-		if err != nil {
-			s.replyError(clientError(err))
-			return
+		if txArity(class, cmd.Args) {
+			c, err := s.dedicated()
+			if err != nil {
+				s.replyError(clientError(err))
+				return
+			}
+			s.forward(c, raw, false)
+			s.multi = class == router.Multi
+			s.watch = class == router.Watch
+			break
 		}
-		s.forward(c, raw, false)
-		s.multi = class == router.Multi
-		s.watch = class == router.Watch
+		fallthrough
 	case router.Exec, router.Discard, router.Unwatch:
 		// Outside a transaction Redis answers these itself (an error, or
-		// OK for UNWATCH) and no state changes: any shared connection will do.
+		// OK for UNWATCH), as it answers a MULTI or WATCH of the wrong
+		// arity, and no state changes: any shared connection will do.
 		c, err := s.sharedConn()
 		if err != nil {
 			s.replyError(clientError(err))
@@ -408,13 +413,15 @@ func (s *session) handlePinned(class router.Class, args [][]byte, raw []byte) {
 	s.forward(s.ded, raw, class == router.Blocking && !s.multi)
 	switch class {
 	case router.Multi:
-		s.multi = true
+		if txArity(class, args) {
+			s.multi = true
+		}
 	case router.Exec, router.Discard:
 		if s.multi {
 			s.multi, s.watch, s.poisoned = false, false, false
 		}
 	case router.Watch:
-		if !s.multi {
+		if !s.multi && txArity(class, args) {
 			s.watch = true
 		}
 	case router.Unwatch:
@@ -422,6 +429,15 @@ func (s *session) handlePinned(class router.Class, args [][]byte, raw []byte) {
 			s.watch = false
 		}
 	}
+}
+
+// txArity reports whether a MULTI or WATCH has the arity Redis accepts
+// (MULTI alone, WATCH with keys): one it refuses changes no state.
+func txArity(class router.Class, args [][]byte) bool {
+	if class == router.Multi {
+		return len(args) == 1
+	}
+	return len(args) >= 2
 }
 
 // abortPoisoned ends a transaction in which the proxy refused a command:

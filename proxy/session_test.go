@@ -245,3 +245,43 @@ func TestUnsupportedReplicationCommand(t *testing.T) {
 		t.Fatalf("PSYNC error is not a Redis error reply: %v", err)
 	}
 }
+
+// A MULTI or WATCH that Redis refuses for its arity changes no state, at
+// the proxy as in Redis: what follows is answered as Redis answers it,
+// and the client holds no connection of its own.
+func TestRefusedTransactionCommandsLeaveNoState(t *testing.T) {
+	rs, srv, addr := setup(t, proxy.Config{})
+	// Every reply here is one line.
+	cases := []struct {
+		name  string
+		input []string
+	}{
+		{"WATCH without keys", []string{cmd("WATCH"), cmd("SELECT", "1"), cmd("SET", "tx:a", "1"), cmd("SELECT", "0")}},
+		{"MULTI with an argument", []string{cmd("MULTI", "x"), cmd("SELECT", "1"), cmd("EXEC"), cmd("SELECT", "0")}},
+		{"MULTI with an argument, then BLPOP", []string{cmd("MULTI", "x"), cmd("BLPOP", "tx:none", "0.1")}},
+	}
+	lines := func(addr string, input []string) []string {
+		c := dialRaw(t, addr)
+		c.send(strings.Join(input, ""))
+		var out []string
+		for range input {
+			out = append(out, c.line())
+		}
+		return out
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			want := lines(rs.Addr, tc.input)
+			got := lines(addr, tc.input)
+			if strings.Join(got, "|") != strings.Join(want, "|") {
+				t.Fatalf("proxy replied %q, Redis replied %q", got, want)
+			}
+			waitFor(t, func() error {
+				if n := srv.Stats().Pinned; n != 0 {
+					return fmt.Errorf("%d clients hold a connection of their own", n)
+				}
+				return nil
+			})
+		})
+	}
+}
