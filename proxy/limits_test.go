@@ -160,7 +160,8 @@ func TestMaxRequestBytes(t *testing.T) {
 // Redis would deliver it all, and these replies are of commands that ran.
 // Here 8 × 4 MiB take about 4 s to read against a 1 s timeout.
 func TestSlowSteadyReaderGetsEverything(t *testing.T) {
-	rs, _, addr := setup(t, proxy.Config{ClientWriteTimeout: time.Second})
+	slow := &count{}
+	rs, _, addr := setup(t, proxy.Config{ClientWriteTimeout: time.Second, Metrics: &proxy.Metrics{SlowClients: slow}})
 	const size, n = 4 << 20, 8
 	if err := rs.Client().Set(ctxT(t), "big", strings.Repeat("v", size), 0).Err(); err != nil {
 		t.Fatal(err)
@@ -178,5 +179,8 @@ func TestSlowSteadyReaderGetsEverything(t *testing.T) {
 			t.Fatalf("after %d of %d bytes: %v", got, want, err)
 		}
 		time.Sleep(8 * time.Millisecond) // about 8 MB/s at most
+	}
+	if n, _ := slow.get(); n != 0 {
+		t.Fatalf("SlowClients counted %d disconnects of a client that read everything", n)
 	}
 }

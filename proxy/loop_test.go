@@ -119,7 +119,8 @@ func TestEventLoopHalfClose(t *testing.T) {
 // and its other clients carry on meanwhile.
 func TestEventLoopSlowReader(t *testing.T) {
 	skipWithoutLoop(t)
-	_, srv, addr := setup(t, proxy.Config{ClientWriteTimeout: time.Second})
+	slow := &count{}
+	_, srv, addr := setup(t, proxy.Config{ClientWriteTimeout: time.Second, Metrics: &proxy.Metrics{SlowClients: slow}})
 	big := strings.Repeat("x", 256<<10)
 	c := loopClient(t, srv, addr, cmd("SET", "big", big))
 	// Megabytes of replies the client never reads.
@@ -142,6 +143,9 @@ func TestEventLoopSlowReader(t *testing.T) {
 		}
 		return nil
 	})
+	if n, _ := slow.get(); n != 1 {
+		t.Fatalf("SlowClients counted %d disconnects, want 1", n)
+	}
 }
 
 func shutdownAsync(srv *proxy.Server) <-chan error {

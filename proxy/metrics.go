@@ -19,6 +19,9 @@ type Observer interface{ Observe(float64) }
 type Metrics struct {
 	ClientsAccepted Counter // clients accepted
 	ClientsRejected Counter // clients refused at MaxClients
+	// SlowClients counts clients disconnected because a write to them made
+	// no progress for ClientWriteTimeout.
+	SlowClients Counter
 	BytesIn         Counter // bytes read from clients
 	BytesOut        Counter // bytes written to clients
 	BackendConnects Counter // backend connections established

@@ -273,8 +273,15 @@ func (s *session) writeOut() error {
 		return nil
 	}
 	n, err := s.cw.Write(s.out)
-	s.srv.cfg.Metrics.add(s.srv.cfg.Metrics.BytesOut, float64(n))
+	m := s.srv.cfg.Metrics
+	m.add(m.BytesOut, float64(n))
 	s.resetOut()
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		m.add(m.SlowClients, 1)
+		s.srv.log.Debug("client disconnected: it read nothing for client_write_timeout",
+			zap.String("client", s.nc.RemoteAddr().String()), zap.Duration("client_write_timeout", s.cw.timeout))
+	}
 	return err
 }
 
