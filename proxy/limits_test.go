@@ -9,10 +9,14 @@ import (
 	"time"
 
 	"github.com/pnats/switchyard/proxy"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 func TestMaxClients(t *testing.T) {
-	_, srv, addr := setup(t, proxy.Config{MaxClients: 3})
+	core, logs := observer.New(zap.WarnLevel)
+	rejected := &count{}
+	_, srv, addr := setup(t, proxy.Config{MaxClients: 3, Logger: zap.New(core), Metrics: &proxy.Metrics{ClientsRejected: rejected}})
 	var conns []*rawConn
 	for i := 0; i < 3; i++ {
 		c := dialRaw(t, addr)
@@ -28,6 +32,22 @@ func TestMaxClients(t *testing.T) {
 	}
 	if !extra.closed() {
 		t.Fatal("refused client left open")
+	}
+	// A storm of refused clients is counted in full but logged at most
+	// once a second: 30 within far less than 2 s make at most 2 lines.
+	start := time.Now()
+	for i := 0; i < 30; i++ {
+		c := dialRaw(t, addr)
+		if l := c.line(); l != "-ERR max number of clients reached" {
+			t.Fatalf("refused client %d got %q", i, l)
+		}
+		c.nc.Close()
+	}
+	if n, _ := rejected.get(); n != 31 {
+		t.Fatalf("%d refusals counted, want 31", n)
+	}
+	if lines := logs.FilterMessage("client refused: max clients reached").Len(); time.Since(start) < 2*time.Second && lines > 2 {
+		t.Fatalf("%d log lines for 31 refusals", lines)
 	}
 	conns[0].nc.Close()
 	waitFor(t, func() error {

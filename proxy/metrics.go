@@ -21,7 +21,7 @@ type Metrics struct {
 	ClientsRejected Counter // clients refused at MaxClients
 	// SlowClients counts clients disconnected because a write to them made
 	// no progress for ClientWriteTimeout.
-	SlowClients Counter
+	SlowClients     Counter
 	BytesIn         Counter // bytes read from clients
 	BytesOut        Counter // bytes written to clients
 	BackendConnects Counter // backend connections established

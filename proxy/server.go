@@ -26,6 +26,10 @@ type Server struct {
 	// draining is set by Shutdown: listeners are closed on purpose and
 	// sessions end after their current batch.
 	draining atomic.Bool
+	// refused counts clients refused at MaxClients since the last log
+	// line about it; refusedLog spaces those lines.
+	refused    atomic.Int64
+	refusedLog logEvery
 
 	// replicas is the read set; replicaMu serialises SetReplicas.
 	replicas  atomic.Pointer[replicaSet]
@@ -304,7 +308,13 @@ func (s *Server) serveConn(nc net.Conn, readPort bool) {
 	if s.cfg.MaxClients > 0 && len(s.sessions) >= s.cfg.MaxClients {
 		s.mu.Unlock()
 		s.cfg.Metrics.add(s.cfg.Metrics.ClientsRejected, 1)
-		s.log.Warn("client refused: max clients reached", zap.Int("max_clients", s.cfg.MaxClients))
+		if n := s.refused.Add(1); s.refusedLog.Allow() {
+			// At most one line a second: a connection storm at the limit
+			// must not flood the log (the metric counts every refusal).
+			s.log.Warn("client refused: max clients reached", zap.Int("max_clients", s.cfg.MaxClients),
+				zap.Int64("refused_since_last_line", n))
+			s.refused.Store(0)
+		}
 		go refuse(nc, s.cfg.ClientWriteTimeout)
 		return
 	}
@@ -436,4 +446,13 @@ func (s *Server) Clients() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.sessions)
+}
+
+// logEvery lets a repeated log line through at most once a second.
+type logEvery struct{ last atomic.Int64 }
+
+func (l *logEvery) Allow() bool {
+	now := time.Now().UnixNano()
+	last := l.last.Load()
+	return now-last >= int64(time.Second) && l.last.CompareAndSwap(last, now)
 }
