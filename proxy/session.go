@@ -276,8 +276,7 @@ func (s *session) writeOut() error {
 	m := s.srv.cfg.Metrics
 	m.add(m.BytesOut, float64(n))
 	s.resetOut()
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if err != nil && isTimeoutErr(err) {
 		m.add(m.SlowClients, 1)
 		s.srv.log.Debug("client disconnected: it read nothing for client_write_timeout",
 			zap.String("client", s.nc.RemoteAddr().String()), zap.Duration("client_write_timeout", s.cw.timeout))
@@ -778,6 +777,13 @@ func (s *session) cleanup() {
 		s.pool = nil
 	}
 	s.nc.Close()
+}
+
+// isTimeoutErr reports whether err is a timeout. Kept out of line, and
+// called only with an error, for the reason isDialError is.
+func isTimeoutErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // isDialError is kept out of line: the pointer errors.As needs escapes,
