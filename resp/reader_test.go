@@ -142,8 +142,9 @@ func TestReadAllocs(t *testing.T) {
 	}
 }
 
-// TestBulkGrowsInOneStep checks that a bulk of known length gets room for all
-// of it with the next read, instead of the buffer doubling its way there.
+// TestBulkGrowsInOneStep checks that a bulk of known length, up to
+// growAhead, gets room for all of it with the next read, instead of the
+// buffer doubling its way there.
 func TestBulkGrowsInOneStep(t *testing.T) {
 	payload := bytes.Repeat([]byte("v"), 1<<20)
 	for _, tt := range []struct {
