@@ -176,6 +176,19 @@ func TestBinaryReloadAndDrain(t *testing.T) {
 		}
 	}
 
+	// A changed group that cannot start (its new port is taken) goes back
+	// to its previous configuration instead of staying down.
+	write(groupA, fmt.Sprintf("  - {name: b, listen: '%s', upstream: '%s'}\n", taken.Addr(), rs.Addr))
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	labtest.Eventually(t, 10*time.Second, func() error {
+		if !strings.Contains(p.output(), "group kept its previous configuration") {
+			return errors.New("no 'group kept its previous configuration' in the log")
+		}
+		return ping(b)
+	})
+	write(groupA, groupB) // what runs again
+	p.cmd.Process.Signal(syscall.SIGHUP)
+
 	// Remove group b.
 	write(groupA)
 	p.cmd.Process.Signal(syscall.SIGHUP)

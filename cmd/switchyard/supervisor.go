@@ -88,7 +88,9 @@ func (s *supervisor) groups() []*group {
 
 // reload applies cfg: groups no longer there are drained and stopped,
 // changed groups are restarted, new groups are started. A group that
-// cannot start is reported and the others stay as they are.
+// cannot start is reported and the others stay as they are; a changed
+// one that cannot start goes back to its old configuration, which it was
+// stopped from only to free its ports.
 func (s *supervisor) reload(cfg *config) error {
 	want := map[string]groupConfig{}
 	for _, gc := range cfg.Groups {
@@ -97,6 +99,7 @@ func (s *supervisor) reload(cfg *config) error {
 	s.mu.Lock()
 	var stop []*runningGroup
 	var start []groupConfig
+	old := map[string]groupConfig{} // changed groups' running configuration
 	unchanged := 0
 	for name, rg := range s.running {
 		gc, ok := want[name]
@@ -108,6 +111,7 @@ func (s *supervisor) reload(cfg *config) error {
 			stop = append(stop, rg)
 			delete(s.running, name)
 			start = append(start, gc)
+			old[name] = rg.g.cfg
 		default:
 			unchanged++
 		}
@@ -126,7 +130,15 @@ func (s *supervisor) reload(cfg *config) error {
 		g, err := newGroup(gc, s.log, s.metrics)
 		if err != nil {
 			errs = append(errs, err)
-			continue
+			prev, changed := old[gc.Name]
+			if !changed {
+				continue
+			}
+			if g, err = newGroup(prev, s.log, s.metrics); err != nil {
+				errs = append(errs, fmt.Errorf("restoring its previous configuration: %w", err))
+				continue
+			}
+			s.log.Warn("group kept its previous configuration: the new one did not start", zap.String("group", gc.Name))
 		}
 		s.mu.Lock()
 		s.launch(g)
