@@ -31,8 +31,8 @@ COPY --from=build /out/switchyard /switchyard
 # nonroot; the chart's securityContext runs as the same user and group.
 USER 65532:65532
 # Client ports the chart's values use (platform-kv 6379, cache-kv 6380,
-# their TLS listeners 6390 and 6391), the Sentinel facade, and the admin
-# endpoint (/healthz, /readyz, /metrics).
-EXPOSE 6379 6380 6390 6391 26379 9190
+# their TLS listeners 6390 and 6391), the Sentinel facade (26379, and
+# 26390 over TLS), and the admin endpoint (/healthz, /readyz, /metrics).
+EXPOSE 6379 6380 6390 6391 26379 26390 9190
 ENTRYPOINT ["/switchyard"]
 CMD ["serve"]

@@ -172,6 +172,9 @@ type proxyConfig struct {
 	SentinelFacade *struct {
 		Listen   string `json:"listen"`
 		Announce string `json:"announce"`
+		TLS      *struct {
+			Listen string `json:"listen"`
+		} `json:"tls"`
 	} `json:"sentinel_facade"`
 }
 

@@ -34,8 +34,13 @@ func TestPortsMatch(t *testing.T) {
 				want[portOf(t, g.TLS.Listen)] = true
 			}
 		}
-		if cfg.SentinelFacade != nil && cfg.SentinelFacade.Listen != "" {
-			want[portOf(t, cfg.SentinelFacade.Listen)] = true
+		if f := cfg.SentinelFacade; f != nil {
+			if f.Listen != "" {
+				want[portOf(t, f.Listen)] = true
+			}
+			if f.TLS != nil && f.TLS.Listen != "" {
+				want[portOf(t, f.TLS.Listen)] = true
+			}
 		}
 		names := map[string]bool{}
 		for _, p := range c.Ports {

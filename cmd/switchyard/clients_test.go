@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
+	stdtls "crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/pnats/switchyard/internal/lab"
 	"github.com/pnats/switchyard/internal/lab/labtest"
+	"github.com/pnats/switchyard/tls/tlstest"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap/zaptest"
 )
@@ -43,10 +46,17 @@ func TestClientMatrix(t *testing.T) {
 	g := labtest.Group(t, lab.GroupOptions{Name: "platform-kv-master", Replicas: 2, Sentinels: 3})
 	// With a read port, which the facade names as the group's replica:
 	// redis-py's slave_for reads through it.
-	grp := runGroup(t, g, func(gc *groupConfig) { gc.Name, gc.ReadListen = "platform-kv", "127.0.0.1:0" })
-	fac := runFacade(t, grp)
+	// And with TLS beside plain text, on the group and on the facade:
+	// clients that speak TLS to Sentinel reach the TLS port through it.
+	certs := matrixCerts(t)
+	grp := runGroup(t, g, func(gc *groupConfig) {
+		gc.Name, gc.ReadListen = "platform-kv", "127.0.0.1:0"
+		gc.TLS = certs.listener()
+	})
+	fac := runFacadeConfig(t, &facadeConfig{Listen: "127.0.0.1:0", TLS: certs.listener()}, grp)
 	host, port, _ := net.SplitHostPort(grp.l.Addr().String())
 	_, readPort, _ := net.SplitHostPort(grp.readL.Addr().String())
+	_, tlsPort, _ := net.SplitHostPort(grp.tlsL.Addr().String())
 	env := []string{
 		"REDIS_HOST=" + host,
 		"REDIS_PORT=" + port,
@@ -54,6 +64,9 @@ func TestClientMatrix(t *testing.T) {
 		"REDIS_SENTINEL_MASTER=" + g.Name,
 		"REDIS_SOCKET_TIMEOUT=0.1", // the guide's value
 		"MATRIX_READ_PORT=" + readPort,
+		"MATRIX_TLS_SENTINEL=" + fac.tlsAddr,
+		"MATRIX_TLS_PORT=" + tlsPort,
+		"MATRIX_TLS_CA=" + certs.caFile,
 	}
 
 	var clients []*matrixClient
@@ -65,7 +78,7 @@ func TestClientMatrix(t *testing.T) {
 		}
 		clients = append(clients, startScript(t, spec, env))
 	}
-	clients = append(clients, startGoRedis(t, "go-redis", grp.l.Addr().String(), fac.addr, g.Name))
+	clients = append(clients, startGoRedis(t, "go-redis", grp.l.Addr().String(), fac, certs.config(t), g.Name))
 	t.Logf("setup %v", time.Since(started).Round(time.Millisecond))
 
 	for _, c := range clients {
@@ -132,10 +145,15 @@ func TestClientMatrix(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v\n%s", err, c.stderr())
 			}
+			modes := map[string]bool{}
 			for _, p := range c.phase2() {
+				modes[p.mode] = true
 				if v, err := getOn(newM, p.key); v != "after" {
 					t.Errorf("%s: %s = %q on the promoted master %s (%v)", p.mode, p.key, v, newM.Addr, err)
 				}
+			}
+			if tlsClients[c.name] && !modes["sentinel-tls"] {
+				t.Errorf("no sentinel-tls mode ran: the client did not go through the facade's TLS listener")
 			}
 		})
 	}
@@ -167,7 +185,13 @@ func missingClient(t *testing.T, reason string) {
 // as serve does next to the admin server.
 func runFacade(t *testing.T, grps ...*group) *facadeRunner {
 	t.Helper()
-	cfg := &config{SentinelFacade: &facadeConfig{Listen: "127.0.0.1:0"}}
+	return runFacadeConfig(t, &facadeConfig{Listen: "127.0.0.1:0"}, grps...)
+}
+
+// runFacadeConfig is runFacade with the facade's own configuration.
+func runFacadeConfig(t *testing.T, fc *facadeConfig, grps ...*group) *facadeRunner {
+	t.Helper()
+	cfg := &config{SentinelFacade: fc}
 	for _, g := range grps {
 		cfg.Groups = append(cfg.Groups, g.cfg)
 	}
@@ -386,24 +410,58 @@ func startScript(t *testing.T, spec scriptClient, env []string) *matrixClient {
 	return c
 }
 
+// tlsClients are the matrix's clients that also run a sentinel-tls mode:
+// TLS to the facade's TLS listener, then to the group's TLS port.
+var tlsClients = map[string]bool{"go-redis": true, "redis-py": true, "ioredis": true}
+
+// matrixTLS is the matrix's certificate: a CA, and a server certificate
+// for 127.0.0.1 that the group and the facade both present.
+type matrixTLS struct{ caFile, certFile, keyFile string }
+
+func matrixCerts(t *testing.T) matrixTLS {
+	ca := tlstest.NewCA(t, "matrix CA")
+	dir := t.TempDir()
+	crt, key := ca.Issue(t, "switchyard", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, false)
+	tlstest.WriteFiles(t, dir, map[string][]byte{"ca.crt": ca.CertPEM, "tls.crt": crt, "tls.key": key})
+	return matrixTLS{filepath.Join(dir, "ca.crt"), filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")}
+}
+
+func (m matrixTLS) listener() *listenerTLS {
+	return &listenerTLS{Listen: "127.0.0.1:0", CertFile: m.certFile, KeyFile: m.keyFile}
+}
+
+// config is a client's TLS configuration trusting the CA.
+func (m matrixTLS) config(t *testing.T) *stdtls.Config {
+	b, err := os.ReadFile(m.caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(b)
+	return &stdtls.Config{RootCAs: roots, MinVersion: stdtls.VersionTLS12}
+}
+
 // startGoRedis runs the guide's go-redis flow in-process: NewClient on
-// Switchyard's port and NewFailoverClient through the facade.
-func startGoRedis(t *testing.T, name, addr, sentinelAddr, master string) *matrixClient {
+// Switchyard's port, and NewFailoverClient through the facade, in plain
+// text and with TLS (tlsCfg) to the facade's TLS listener.
+func startGoRedis(t *testing.T, name, addr string, fac *facadeRunner, tlsCfg *stdtls.Config, master string) *matrixClient {
 	c := &matrixClient{name: name, ready: make(chan struct{}), done: make(chan error, 1)}
 	go2 := make(chan struct{})
 	var once sync.Once
 	c.proceed = func() { once.Do(func() { close(go2) }) }
 	standard := redis.NewClient(&redis.Options{Addr: addr})
-	failover := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: master, SentinelAddrs: []string{sentinelAddr}})
+	failover := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: master, SentinelAddrs: []string{fac.addr}})
+	failoverTLS := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: master, SentinelAddrs: []string{fac.tlsAddr}, TLSConfig: tlsCfg})
 	t.Cleanup(func() {
 		c.proceed()
 		standard.Close()
 		failover.Close()
+		failoverTLS.Close()
 	})
 	modes := []struct {
 		mode string
 		c    *redis.Client
-	}{{"sentinel", failover}, {"standard", standard}}
+	}{{"sentinel", failover}, {"sentinel-tls", failoverTLS}, {"standard", standard}}
 	prefix := "myapp:" + name
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*matrixTimeout)

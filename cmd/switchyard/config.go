@@ -37,8 +37,12 @@ type config struct {
 
 // facadeConfig is the Sentinel facade (package sentinel/facade).
 type facadeConfig struct {
-	// Listen is the facade's host:port, e.g. 0.0.0.0:26379. Required.
+	// Listen is the facade's host:port, e.g. 0.0.0.0:26379. Required
+	// unless TLS is set.
 	Listen string `yaml:"listen"`
+	// TLS adds a TLS listener beside (or instead of) the plain one. Over
+	// it, the facade names each group's TLS address (see groupFacade).
+	TLS *listenerTLS `yaml:"tls"`
 	// Announce is the facade's own advertised host:port. Default: Listen,
 	// with an unspecified host replaced by the announce host (see
 	// config.announceHost).
@@ -531,6 +535,11 @@ func (c *config) checkTLS() error {
 			if _, err := s.TLS.build(nop); err != nil {
 				return fmt.Errorf("%s.sentinel.tls: %w", field, err)
 			}
+		}
+	}
+	if f := c.SentinelFacade; f != nil && f.TLS != nil {
+		if _, err := f.TLS.build(nop); err != nil {
+			return fmt.Errorf("sentinel_facade.tls: %w", err)
 		}
 	}
 	return nil

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	stdtls "crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pnats/switchyard/sentinel/facade"
+	sytls "github.com/pnats/switchyard/tls"
 	"go.uber.org/zap"
 )
 
@@ -31,19 +34,34 @@ func (c *config) validateFacade() error {
 	if f == nil {
 		return nil
 	}
-	if f.Listen == "" {
-		return errors.New("sentinel_facade.listen is empty: give host:port, e.g. 0.0.0.0:26379")
+	if f.Listen == "" && f.TLS == nil {
+		return errors.New("sentinel_facade.listen is empty: give host:port, e.g. 0.0.0.0:26379, or tls.listen")
 	}
-	if err := checkAddr("sentinel_facade.listen", f.Listen); err != nil {
-		return err
-	}
-	for i, g := range c.Groups {
-		if g.Listen == f.Listen {
-			return fmt.Errorf("sentinel_facade.listen=%q: already used by groups[%d] (%s)", f.Listen, i, g.Name)
+	if f.Listen != "" {
+		if err := checkAddr("sentinel_facade.listen", f.Listen); err != nil {
+			return err
 		}
 	}
-	if c.AdminListen != "" && c.AdminListen == f.Listen {
-		return fmt.Errorf("sentinel_facade.listen=%q: already used by admin_listen", f.Listen)
+	if f.TLS != nil {
+		if err := f.TLS.validate("sentinel_facade"); err != nil {
+			return err
+		}
+		if f.TLS.Listen == f.Listen {
+			return fmt.Errorf("sentinel_facade.tls.listen=%q: already used by sentinel_facade.listen", f.Listen)
+		}
+	}
+	for _, l := range []struct{ name, addr string }{{"listen", f.Listen}, {"tls.listen", f.tlsListen()}} {
+		if l.addr == "" {
+			continue
+		}
+		for i, g := range c.Groups {
+			if l.addr == g.Listen || l.addr == g.tlsListen() || l.addr == g.ReadListen {
+				return fmt.Errorf("sentinel_facade.%s=%q: already used by groups[%d] (%s)", l.name, l.addr, i, g.Name)
+			}
+		}
+		if c.AdminListen != "" && c.AdminListen == l.addr {
+			return fmt.Errorf("sentinel_facade.%s=%q: already used by admin_listen", l.name, l.addr)
+		}
 	}
 	if f.Announce != "" {
 		if err := checkAnnounce("sentinel_facade.announce", f.Announce); err != nil {
@@ -65,6 +83,13 @@ func (c *config) validateFacade() error {
 		return errors.New("sentinel_facade: no group to present; Sentinel groups are presented under sentinel.master_name, fixed-upstream groups need facade_name")
 	}
 	return nil
+}
+
+func (f *facadeConfig) tlsListen() string {
+	if f.TLS == nil {
+		return ""
+	}
+	return f.TLS.Listen
 }
 
 // checkAnnounce: an advertised address needs a host clients can dial and
@@ -132,58 +157,119 @@ func advertise(listen, host string) string {
 	return net.JoinHostPort(h, p)
 }
 
-// facadeRunner runs the Sentinel facade next to the admin server: the
-// server, its listener, and the ticker that calls Check.
+// facadeRunner runs the Sentinel facade next to the admin server: a
+// server per listener (plain, TLS), and the ticker that calls Check. Each
+// server keeps its own subscribers and published addresses, because each
+// names the groups' addresses for its own kind of client (groupFacade).
 type facadeRunner struct {
-	srv  *facade.Server
-	addr string // the address it listens on
-	log  *zap.Logger
+	srv     *facade.Server // plain; nil without listen
+	addr    string         // the address it listens on
+	tlsSrv  *facade.Server // nil without tls
+	tlsAddr string
+	certs   *sytls.Server
+	log     *zap.Logger
 
 	cfg     atomic.Pointer[config] // the running configuration's groups
 	running func() []*group
 
-	stop chan struct{}
-	wg   sync.WaitGroup
+	stop   chan struct{}
+	cancel context.CancelFunc // ends the certificate reloads
+	wg     sync.WaitGroup
 }
 
 // startFacade serves cfg.SentinelFacade. With none it returns a runner
 // that serves nothing, so that a reload can say a restart is needed.
-func startFacade(cfg *config, running func() []*group, log *zap.Logger) (*facadeRunner, error) {
-	r := &facadeRunner{log: log.Named("facade"), running: running, stop: make(chan struct{})}
+func startFacade(cfg *config, running func() []*group, log *zap.Logger) (r *facadeRunner, err error) {
+	r = &facadeRunner{log: log.Named("facade"), running: running, stop: make(chan struct{})}
 	snapshot := *cfg // the caller updates its configuration in place
 	r.cfg.Store(&snapshot)
 	fc := cfg.SentinelFacade
 	if fc == nil {
 		return r, nil
 	}
-	l, err := net.Listen("tcp", fc.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("sentinel_facade.listen %q: %w", fc.Listen, err)
-	}
-	r.addr = l.Addr().String()
-	announce := fc.Announce
-	if announce == "" {
-		announce = advertise(r.addr, cfg.announceHost())
-	}
-	r.srv = facade.New(facade.Config{
-		Groups:   r.groups,
-		Announce: announce,
-		Password: fc.Password,
-		Logger:   r.log,
-	})
-	r.wg.Add(2)
-	go func() {
-		defer r.wg.Done()
-		if err := r.srv.Serve(l); err != nil && !errors.Is(err, facade.ErrServerClosed) {
-			r.log.Error("sentinel facade stopped", zap.Error(err))
+	var pl, tl net.Listener
+	defer func() {
+		if err != nil {
+			for _, l := range []net.Listener{pl, tl} {
+				if l != nil {
+					l.Close()
+				}
+			}
 		}
 	}()
+	if fc.Listen != "" {
+		if pl, err = net.Listen("tcp", fc.Listen); err != nil {
+			return nil, fmt.Errorf("sentinel_facade.listen %q: %w", fc.Listen, err)
+		}
+		r.addr = pl.Addr().String()
+	}
+	if t := fc.TLS; t != nil {
+		if r.certs, err = t.build(r.log); err != nil {
+			return nil, fmt.Errorf("sentinel_facade.tls: %w", err)
+		}
+		l, err := net.Listen("tcp", t.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("sentinel_facade.tls.listen %q: %w", t.Listen, err)
+		}
+		r.tlsAddr = l.Addr().String()
+		tl = stdtls.NewListener(l, r.certs.Config())
+	}
+	serve := func(l net.Listener, announce string, overTLS bool) *facade.Server {
+		srv := facade.New(facade.Config{
+			Groups:   func() []facade.Group { return r.groups(overTLS) },
+			Announce: announce,
+			Password: fc.Password,
+			Logger:   r.log,
+		})
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			if err := srv.Serve(l); err != nil && !errors.Is(err, facade.ErrServerClosed) {
+				r.log.Error("sentinel facade stopped", zap.String("addr", l.Addr().String()), zap.Error(err))
+			}
+		}()
+		r.log.Info("sentinel facade listening", zap.String("addr", l.Addr().String()), zap.Bool("tls", overTLS), zap.String("announce", announce))
+		return srv
+	}
+	host := cfg.announceHost()
+	if pl != nil {
+		announce := fc.Announce
+		if announce == "" {
+			announce = advertise(r.addr, host)
+		}
+		r.srv = serve(pl, announce, false)
+	}
+	if tl != nil {
+		announce := fc.TLS.Announce
+		if announce == "" {
+			announce = advertise(r.tlsAddr, host)
+		}
+		r.tlsSrv = serve(tl, announce, true)
+		ctx, cancel := context.WithCancel(context.Background())
+		r.cancel = cancel
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.certs.Run(ctx) // reloads rotated certificates until Close
+		}()
+	}
+	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		r.tick()
 	}()
-	r.log.Info("sentinel facade listening", zap.String("addr", r.addr), zap.String("announce", announce))
 	return r, nil
+}
+
+// servers are the running facade servers.
+func (r *facadeRunner) servers() []*facade.Server {
+	var out []*facade.Server
+	for _, s := range []*facade.Server{r.srv, r.tlsSrv} {
+		if s != nil {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // tick calls Check every facadeCheckInterval until Close.
@@ -195,7 +281,9 @@ func (r *facadeRunner) tick() {
 		case <-r.stop:
 			return
 		case <-t.C:
-			r.srv.Check()
+			for _, s := range r.servers() {
+				s.Check()
+			}
 		}
 	}
 }
@@ -213,24 +301,31 @@ func (r *facadeRunner) update(cfg *config) {
 		next.SentinelFacade = old
 	}
 	r.cfg.Store(&next)
-	if r.srv != nil {
-		r.srv.Check()
+	for _, s := range r.servers() {
+		s.Check()
 	}
 }
 
-// Close stops the ticker and the server and waits for both.
+// Close stops the ticker, the servers and the certificate reloads, and
+// waits for them.
 func (r *facadeRunner) Close() {
-	if r.srv == nil {
+	if r.srv == nil && r.tlsSrv == nil {
 		return
 	}
 	close(r.stop)
-	r.srv.Close()
+	for _, s := range r.servers() {
+		s.Close()
+	}
+	if r.cancel != nil {
+		r.cancel()
+	}
 	r.wg.Wait()
 }
 
 // groups is the facade's view of the configured groups: names, advertised
-// addresses, and whether the running group has a verified master.
-func (r *facadeRunner) groups() []facade.Group {
+// addresses, and whether the running group has a verified master. overTLS
+// is for clients of the TLS listener (groupFacade).
+func (r *facadeRunner) groups(overTLS bool) []facade.Group {
 	cfg := r.cfg.Load()
 	running := map[string]*group{}
 	for _, g := range r.running() {
@@ -244,22 +339,7 @@ func (r *facadeRunner) groups() []facade.Group {
 			continue
 		}
 		g := running[gc.Name]
-		addr := gc.Announce
-		if addr == "" {
-			listen := gc.Listen
-			if g != nil {
-				listen = g.l.Addr().String() // the bound address, for a listen port of 0
-			}
-			addr = advertise(listen, host)
-		}
-		readAddr := ""
-		if gc.ReadListen != "" {
-			listen := gc.ReadListen
-			if g != nil && g.readL != nil {
-				listen = g.readL.Addr().String()
-			}
-			readAddr = advertise(listen, host)
-		}
+		addr, readAddr := groupFacade(gc, g, host, overTLS)
 		out = append(out, facade.Group{
 			Name:     name,
 			Addr:     func() string { return addr },
@@ -274,4 +354,59 @@ func (r *facadeRunner) groups() []facade.Group {
 		})
 	}
 	return out
+}
+
+// groupFacade is the address the facade names as gc's master, and as its
+// replica (its read port, "" without one), to a client that reached the
+// facade over TLS (overTLS) or in plain text. g is the running group, nil
+// if it is not running; its bound addresses stand in for a listen port
+// of 0.
+//
+// Like a Sentinel, which names one address per master whatever the
+// client speaks, each group has one answer per kind of client, and a
+// client that speaks the other must be configured for it:
+//   - plain: announce, else the plain listener, else (a TLS-only group)
+//     the TLS listener;
+//   - TLS: tls.announce, else the TLS listener; a group without one is
+//     named as in plain text. A TLS-only group's announce stands for its
+//     TLS listener.
+//
+// The read port has no TLS listener: both name it.
+func groupFacade(gc groupConfig, g *group, host string, overTLS bool) (addr, readAddr string) {
+	bound := func(l net.Listener, configured string) string {
+		if g != nil && l != nil {
+			return l.Addr().String()
+		}
+		return configured
+	}
+	switch {
+	case overTLS && gc.TLS != nil && gc.TLS.Announce != "":
+		addr = gc.TLS.Announce
+	case overTLS && gc.TLS != nil && gc.Listen != "":
+		var l net.Listener
+		if g != nil {
+			l = g.tlsL
+		}
+		addr = advertise(bound(l, gc.TLS.Listen), host)
+	case gc.Announce != "":
+		addr = gc.Announce
+	default:
+		listen := gc.Listen
+		if listen == "" {
+			listen = gc.tlsListen()
+		}
+		var l net.Listener
+		if g != nil {
+			l = g.l // the TLS listener of a TLS-only group
+		}
+		addr = advertise(bound(l, listen), host)
+	}
+	if gc.ReadListen != "" {
+		var l net.Listener
+		if g != nil {
+			l = g.readL
+		}
+		readAddr = advertise(bound(l, gc.ReadListen), host)
+	}
+	return addr, readAddr
 }

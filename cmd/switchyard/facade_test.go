@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	stdtls "crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/pnats/switchyard/internal/lab"
 	"github.com/pnats/switchyard/internal/lab/labtest"
+	"github.com/pnats/switchyard/tls/tlstest"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap/zaptest"
 )
@@ -50,6 +54,22 @@ func TestFacadeConfigErrors(t *testing.T) {
 			want: []string{"sentinel_facade: no group to present", "facade_name"}},
 		{name: "password and file", file: "sentinel_facade: {listen: ':26379', password: p, password_file: '" + pw + "'}\ngroups:\n" + sentinelGroup,
 			want: []string{"sentinel_facade: set password or password_file, not both"}},
+		{name: "tls without a certificate", file: "sentinel_facade: {tls: {listen: ':26380'}}\ngroups:\n" + sentinelGroup,
+			want: []string{"sentinel_facade.tls: cert_file and key_file are required"}},
+		{name: "tls listen taken by a read port", file: "sentinel_facade: {listen: ':26379', tls: {listen: '127.0.0.1:7000', cert_file: c, key_file: k}}\ngroups:\n" +
+			"  - {name: a, listen: '127.0.0.1:6379', read_listen: '127.0.0.1:7000', sentinel: {master_name: a-master, addrs: ['s:26379']}}\n",
+			want: []string{"sentinel_facade.tls.listen=\"127.0.0.1:7000\"", "groups[0] (a)"}},
+		{name: "tls listen taken by a group's tls", file: "sentinel_facade: {tls: {listen: '127.0.0.1:7000', cert_file: c, key_file: k}}\ngroups:\n" +
+			"  - {name: a, tls: {listen: '127.0.0.1:7000', cert_file: c, key_file: k}, sentinel: {master_name: a-master, addrs: ['s:26379']}}\n",
+			want: []string{"sentinel_facade.tls.listen=\"127.0.0.1:7000\"", "groups[0] (a)"}},
+		{name: "tls listen same as listen", file: "sentinel_facade: {listen: ':26379', tls: {listen: ':26379', cert_file: c, key_file: k}}\ngroups:\n" + sentinelGroup,
+			want: []string{"sentinel_facade.tls.listen=\":26379\"", "sentinel_facade.listen"}},
+		{name: "tls missing certificate file", file: "sentinel_facade: {tls: {listen: ':26380', cert_file: '" + filepath.Join(dir, "none.crt") + "', key_file: '" + filepath.Join(dir, "none.key") + "'}}\ngroups:\n" + sentinelGroup,
+			want: []string{"sentinel_facade.tls", "none.crt"}},
+		{name: "bad tls announce", file: "sentinel_facade: {tls: {listen: ':26380', cert_file: c, key_file: k, announce: '0.0.0.0:26380'}}\ngroups:\n" + sentinelGroup,
+			want: []string{"sentinel_facade.tls.announce=\"0.0.0.0:26380\"", "cannot dial"}},
+		{name: "bad group tls announce", file: "groups:\n  - {name: a, listen: ':1', upstream: 'x:1', tls: {listen: ':2', cert_file: c, key_file: k, announce: 'h'}}\n",
+			want: []string{"groups[0] (a).tls.announce=\"h\"", "host:port"}},
 		{name: "env facade for a fixed upstream needs a name", env: map[string]string{"REDIS_HOST": "h", "SWITCHYARD_SENTINEL_LISTEN": "127.0.0.1:26379"},
 			want: []string{"sentinel_facade: no group to present"}},
 		{name: "env bad announce", env: map[string]string{"REDIS_HOST": "h", "SWITCHYARD_ANNOUNCE": "::"},
@@ -247,5 +267,178 @@ func TestBinaryFacadeFromEnv(t *testing.T) {
 	}
 	if ping(facadeAddr) == nil {
 		t.Fatal("facade still answering after exit")
+	}
+}
+
+// TestFacadeOverTLS: a Sentinel-aware client that speaks TLS to Sentinel
+// and to Redis (go-redis with TLSConfig, ioredis
+// enableTLSForSentinelMode) reaches the groups through the facade's TLS
+// listener, which names their TLS addresses, while the plain listener
+// keeps naming the plain ones. Each listener publishes +switch-master
+// for its own addresses only.
+func TestFacadeOverTLS(t *testing.T) {
+	skipShort(t)
+	rs := labtest.Server(t, lab.ServerOptions{})
+	ca := tlstest.NewCA(t, "facade CA")
+	dir := t.TempDir()
+	crt, key := ca.Issue(t, "switchyard", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, false)
+	tlstest.WriteFiles(t, dir, map[string][]byte{"tls.crt": crt, "tls.key": key})
+	certs := func(listen string) *listenerTLS {
+		return &listenerTLS{Listen: listen, CertFile: filepath.Join(dir, "tls.crt"), KeyFile: filepath.Join(dir, "tls.key")}
+	}
+	a := runFixedGroup(t, groupConfig{Name: "a", Listen: "127.0.0.1:0", Upstream: rs.Addr, FacadeName: "a-master",
+		groupExtras: groupExtras{TLS: certs("127.0.0.1:0")}})
+	b := runFixedGroup(t, groupConfig{Name: "b", Listen: "127.0.0.1:0", Upstream: rs.Addr, FacadeName: "b-master"})
+	fac := runFacadeConfig(t, &facadeConfig{Listen: "127.0.0.1:0", TLS: certs("127.0.0.1:0")}, a, b)
+	ctx := context.Background()
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.CertPEM)
+	tlsCfg := &stdtls.Config{RootCAs: roots, MinVersion: stdtls.VersionTLS12}
+
+	masterOf := func(sc *redis.SentinelClient, name string) string {
+		t.Helper()
+		addr, err := sc.GetMasterAddrByName(ctx, name).Result()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return net.JoinHostPort(addr[0], addr[1])
+	}
+	overTLS := redis.NewSentinelClient(&redis.Options{Addr: fac.tlsAddr, TLSConfig: tlsCfg})
+	defer overTLS.Close()
+	plain := redis.NewSentinelClient(&redis.Options{Addr: fac.addr})
+	defer plain.Close()
+	if got, want := masterOf(overTLS, "a-master"), a.tlsL.Addr().String(); got != want {
+		t.Fatalf("a-master over TLS: %s, want its TLS listener %s", got, want)
+	}
+	if got, want := masterOf(plain, "a-master"), a.l.Addr().String(); got != want {
+		t.Fatalf("a-master in plain text: %s, want its plain listener %s", got, want)
+	}
+	// A group without a TLS listener is named as in plain text.
+	if got, want := masterOf(overTLS, "b-master"), b.l.Addr().String(); got != want {
+		t.Fatalf("b-master over TLS: %s, want %s", got, want)
+	}
+
+	// The whole client: TLS to the facade, then TLS to the named master.
+	fc := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "a-master", SentinelAddrs: []string{fac.tlsAddr}, TLSConfig: tlsCfg})
+	defer fc.Close()
+	if err := fc.Set(ctx, "myapp:tls:1", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := rs.Client().Get(ctx, "myapp:tls:1").Result(); v != "v" {
+		t.Fatalf("the write through the TLS facade's master is not on Redis: %q", v)
+	}
+	// Plain text on the TLS listener is not answered.
+	raw, err := net.DialTimeout("tcp", fac.tlsAddr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.SetDeadline(time.Now().Add(5 * time.Second))
+	raw.Write([]byte("PING\r\n"))
+	if b, _ := io.ReadAll(raw); strings.Contains(string(b), "PONG") {
+		t.Fatalf("a plain-text PING on the TLS listener was answered: %q", b)
+	}
+
+	subTLS := overTLS.Subscribe(ctx, "+switch-master")
+	defer subTLS.Close()
+	subPlain := plain.Subscribe(ctx, "+switch-master")
+	defer subPlain.Close()
+	for _, sub := range []*redis.PubSub{subTLS, subPlain} {
+		if _, err := sub.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A reload that gives a's TLS listener an announce address moves
+	// a-master for TLS clients only.
+	next := *fac.cfg.Load()
+	next.Groups = []groupConfig{a.cfg, b.cfg}
+	tc := *a.cfg.TLS
+	tc.Announce = "203.0.113.9:7443"
+	next.Groups[0].TLS = &tc
+	fac.update(&next)
+	msg, err := subTLS.ReceiveMessage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(a.tlsL.Addr().String())
+	if want := "a-master 127.0.0.1 " + port + " 203.0.113.9 7443"; msg.Payload != want {
+		t.Fatalf("+switch-master over TLS %q, want %q", msg.Payload, want)
+	}
+	if got := masterOf(plain, "a-master"); got != a.l.Addr().String() {
+		t.Fatalf("a-master in plain text after the TLS announce moved: %s", got)
+	}
+	select {
+	case msg := <-subPlain.Channel():
+		t.Fatalf("the plain listener published %q for a TLS address change", msg.Payload)
+	case <-time.After(2 * facadeCheckInterval):
+	}
+}
+
+// TestGroupFacadeAddresses: what the facade names for each kind of group,
+// to plain-text and to TLS clients, before the group runs (so from its
+// configuration; TestFacadeOverTLS covers bound ports).
+func TestGroupFacadeAddresses(t *testing.T) {
+	tlsOn := func(listen, announce string) groupExtras {
+		return groupExtras{TLS: &listenerTLS{Listen: listen, Announce: announce}}
+	}
+	const host = "203.0.113.1"
+	tests := []struct {
+		name              string
+		gc                groupConfig
+		plain, tls, reads string
+	}{
+		{name: "plain only", gc: groupConfig{Listen: ":6379"},
+			plain: host + ":6379", tls: host + ":6379"},
+		{name: "plain and TLS", gc: groupConfig{Listen: ":6379", groupExtras: tlsOn(":6389", "")},
+			plain: host + ":6379", tls: host + ":6389"},
+		{name: "the plain announce is not the TLS address", gc: groupConfig{Listen: ":6379", Announce: "kv.example.com:6379", groupExtras: tlsOn("10.0.0.5:6389", "")},
+			plain: "kv.example.com:6379", tls: "10.0.0.5:6389"},
+		{name: "tls announce", gc: groupConfig{Listen: ":6379", Announce: "kv.example.com:6379", groupExtras: tlsOn(":6389", "kv.example.com:16389")},
+			plain: "kv.example.com:6379", tls: "kv.example.com:16389"},
+		{name: "TLS only", gc: groupConfig{groupExtras: tlsOn(":6389", "")},
+			plain: host + ":6389", tls: host + ":6389"},
+		{name: "TLS only, its announce", gc: groupConfig{Announce: "kv.example.com:6389", groupExtras: tlsOn(":6389", "")},
+			plain: "kv.example.com:6389", tls: "kv.example.com:6389"},
+		{name: "read port", gc: groupConfig{Listen: ":6379", groupExtras: groupExtras{ReadListen: ":6390", TLS: &listenerTLS{Listen: ":6389"}}},
+			plain: host + ":6379", tls: host + ":6389", reads: host + ":6390"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, c := range []struct {
+				overTLS bool
+				want    string
+			}{{false, tt.plain}, {true, tt.tls}} {
+				addr, reads := groupFacade(tt.gc, nil, host, c.overTLS)
+				if addr != c.want || reads != tt.reads {
+					t.Errorf("over TLS %v: master %q, replica %q; want %q, %q", c.overTLS, addr, reads, c.want, tt.reads)
+				}
+			}
+		})
+	}
+}
+
+// TestFacadeTLSConfigLoads: the TLS settings of the facade and a group's
+// tls.announce are read from the file, and a facade may be TLS only.
+func TestFacadeTLSConfigLoads(t *testing.T) {
+	setEnv(t, nil)
+	ca := tlstest.NewCA(t, "config CA")
+	dir := t.TempDir()
+	crt, key := ca.Issue(t, "switchyard", []string{"localhost"}, nil, false)
+	tlstest.WriteFiles(t, dir, map[string][]byte{"tls.crt": crt, "tls.key": key, "ca.crt": ca.CertPEM})
+	files := fmt.Sprintf("cert_file: %q, key_file: %q", filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))
+	path := filepath.Join(dir, "c.yaml")
+	os.WriteFile(path, []byte("sentinel_facade:\n  tls: {listen: '0.0.0.0:26380', announce: 'kv.example.com:26380', client_auth: optional, client_ca_file: "+
+		fmt.Sprintf("%q", filepath.Join(dir, "ca.crt"))+", "+files+"}\n"+
+		"groups:\n  - {name: a, listen: ':6379', tls: {listen: ':6389', announce: 'kv.example.com:6389', "+files+"}, sentinel: {master_name: a-master, addrs: ['s:26379']}}\n"), 0o600)
+	c, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := c.SentinelFacade
+	if f.Listen != "" || f.TLS == nil || f.TLS.Listen != "0.0.0.0:26380" || f.TLS.Announce != "kv.example.com:26380" || f.TLS.ClientAuth != "optional" {
+		t.Fatalf("sentinel_facade: %+v %+v", f, f.TLS)
+	}
+	if got := c.Groups[0].TLS.Announce; got != "kv.example.com:6389" {
+		t.Fatalf("groups[0].tls.announce %q", got)
 	}
 }

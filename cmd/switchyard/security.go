@@ -52,6 +52,12 @@ type listenerTLS struct {
 	// ReloadInterval is how often the files are checked for a new
 	// certificate (cert-manager rotation). Default 10s.
 	ReloadInterval time.Duration `yaml:"reload_interval"`
+	// Announce is the host:port clients outside dial for this listener.
+	// A group's is what the Sentinel facade names as its master to
+	// clients that reach the facade over TLS; the facade's own is shown
+	// in its INFO. Default: Listen, with an unspecified host replaced by
+	// the announce host (see config.announceHost).
+	Announce string `yaml:"announce"`
 }
 
 type clientTLS struct {
@@ -79,19 +85,32 @@ type clientUser struct {
 	PasswordFile string `yaml:"password_file"`
 }
 
-func (x *groupExtras) validate(field string) error {
-	if t := x.TLS; t != nil {
-		if err := checkAddr(field+".tls.listen", t.Listen); err != nil {
+// validate checks a TLS listener's settings; field names its owner.
+func (t *listenerTLS) validate(field string) error {
+	if err := checkAddr(field+".tls.listen", t.Listen); err != nil {
+		return err
+	}
+	if t.CertFile == "" || t.KeyFile == "" {
+		return fmt.Errorf("%s.tls: cert_file and key_file are required", field)
+	}
+	if _, err := sytls.ParseClientAuth(t.ClientAuth); err != nil {
+		return fmt.Errorf("%s.tls.client_auth=%q: want none, optional or require", field, t.ClientAuth)
+	}
+	if t.ReloadInterval < 0 {
+		return fmt.Errorf("%s.tls.reload_interval=%v: must not be negative", field, t.ReloadInterval)
+	}
+	if t.Announce != "" {
+		if err := checkAnnounce(field+".tls.announce", t.Announce); err != nil {
 			return err
 		}
-		if t.CertFile == "" || t.KeyFile == "" {
-			return fmt.Errorf("%s.tls: cert_file and key_file are required", field)
-		}
-		if _, err := sytls.ParseClientAuth(t.ClientAuth); err != nil {
-			return fmt.Errorf("%s.tls.client_auth=%q: want none, optional or require", field, t.ClientAuth)
-		}
-		if t.ReloadInterval < 0 {
-			return fmt.Errorf("%s.tls.reload_interval=%v: must not be negative", field, t.ReloadInterval)
+	}
+	return nil
+}
+
+func (x *groupExtras) validate(field string) error {
+	if t := x.TLS; t != nil {
+		if err := t.validate(field); err != nil {
+			return err
 		}
 	}
 	if x.ReadListen != "" {

@@ -1,5 +1,6 @@
 """redis-py (Debian python3-redis) through Switchyard: redis.Redis and
-Sentinel(...).master_for / slave_for through the Sentinel facade."""
+Sentinel(...).master_for / slave_for through the Sentinel facade, in
+plain text and over TLS."""
 import os
 import sys
 import time
@@ -87,9 +88,26 @@ else:
     assert replicas == [], f"no read port, yet replicas {replicas}"
 flow("sentinel", master, reader=replica)
 
+# Sentinel-aware over TLS: TLS to the facade's TLS listener
+# (sentinel_kwargs) and to the master it names, the group's TLS port.
+tls_master = None
+if os.environ.get("MATRIX_TLS_SENTINEL"):
+    ca = os.environ["MATRIX_TLS_CA"]
+    thost, tport = os.environ["MATRIX_TLS_SENTINEL"].rsplit(":", 1)
+    tls_sentinel = Sentinel([(thost, int(tport))], socket_timeout=timeout,
+                            sentinel_kwargs={"ssl": True, "ssl_ca_certs": ca, "socket_timeout": timeout})
+    addr = tls_sentinel.discover_master(master_name)
+    want = (host, int(os.environ["MATRIX_TLS_PORT"]))
+    assert addr == want, f"discover_master over TLS gave {addr}, want the TLS port {want}"
+    tls_master = tls_sentinel.master_for(master_name, socket_timeout=timeout, decode_responses=True,
+                                         ssl=True, ssl_ca_certs=ca)
+    flow("sentinel-tls", tls_master)
+
 print("READY", flush=True)
 sys.stdin.readline()
 
 after("sentinel", master)
+if tls_master is not None:
+    after("sentinel-tls", tls_master)
 after("standard", standard)
 print("DONE", flush=True)

@@ -46,5 +46,8 @@ name cut to 11, then -tls or -ro.
 {{- with dig "sentinel_facade" "listen" "" .Values.config }}
 - {name: sentinel, port: {{ include "switchyard.port" . }}, client: true}
 {{- end }}
+{{- with dig "sentinel_facade" "tls" "listen" "" .Values.config }}
+- {name: sentinel-tls, port: {{ include "switchyard.port" . }}, client: true}
+{{- end }}
 - {name: admin, port: {{ include "switchyard.port" (required "config.admin_listen is required: the probes and the ServiceMonitor use it" .Values.config.admin_listen) }}, client: false}
 {{- end -}}

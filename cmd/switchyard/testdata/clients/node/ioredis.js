@@ -1,5 +1,7 @@
 // ioredis (npm, pinned in package.json) through Switchyard: a plain
-// connection and sentinels: through the Sentinel facade.
+// connection and sentinels: through the Sentinel facade, in plain text
+// and over TLS.
+const fs = require('fs');
 const Redis = require('ioredis');
 const readline = require('readline');
 
@@ -74,12 +76,34 @@ async function main() {
   standard.on('error', (err) => process.stderr.write(`standard client error: ${err}\n`));
   await flow('standard', standard);
   await flow('sentinel', sentinel);
+  // Over TLS: sentinelTLS to the facade's TLS listener, and with
+  // enableTLSForSentinelMode, tls to the master it names (the TLS port).
+  let tlsSentinel = null;
+  if (process.env.MATRIX_TLS_SENTINEL) {
+    const [thost, tport] = process.env.MATRIX_TLS_SENTINEL.split(':');
+    const ca = fs.readFileSync(process.env.MATRIX_TLS_CA);
+    tlsSentinel = new Redis({
+      sentinels: [{ host: thost, port: Number(tport) }],
+      name,
+      role: 'master',
+      sentinelTLS: { ca },
+      tls: { ca },
+      enableTLSForSentinelMode: true,
+    });
+    tlsSentinel.on('error', (err) => process.stderr.write(`sentinel-tls client error: ${err}\n`));
+    await flow('sentinel-tls', tlsSentinel);
+    const want = `${host}:${process.env.MATRIX_TLS_PORT}`;
+    const got = `${tlsSentinel.stream.remoteAddress}:${tlsSentinel.stream.remotePort}`;
+    check(got === want, `sentinel-tls connected to ${got}, want the TLS port ${want}`);
+  }
   console.log('READY');
   await nextLine();
   await after('sentinel', sentinel);
+  if (tlsSentinel) await after('sentinel-tls', tlsSentinel);
   await after('standard', standard);
   standard.disconnect();
   sentinel.disconnect();
+  if (tlsSentinel) tlsSentinel.disconnect();
   console.log('DONE');
   // stdin stays referenced after readline; nothing else is pending.
   process.exit(0);
