@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/pnats/switchyard/internal/lab"
 	"github.com/pnats/switchyard/internal/lab/labtest"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -114,10 +116,10 @@ func ping(addr string) error {
 func TestBinaryReloadAndDrain(t *testing.T) {
 	skipShort(t)
 	rs := labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
-	a, b := freeAddr(t), freeAddr(t)
+	a, b, fac := freeAddr(t), freeAddr(t), freeAddr(t)
 	cfgPath := filepath.Join(t.TempDir(), "switchyard.yaml")
 	write := func(groups ...string) {
-		cfg := "drain_timeout: 5s\ngroups:\n"
+		cfg := "drain_timeout: 5s\nsentinel_facade: {listen: '" + fac + "'}\ngroups:\n"
 		for _, g := range groups {
 			cfg += g
 		}
@@ -125,8 +127,8 @@ func TestBinaryReloadAndDrain(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	groupA := fmt.Sprintf("  - {name: a, listen: '%s', upstream: '%s'}\n", a, rs.Addr)
-	groupB := fmt.Sprintf("  - {name: b, listen: '%s', upstream: '%s'}\n", b, rs.Addr)
+	groupA := fmt.Sprintf("  - {name: a, listen: '%s', upstream: '%s', facade_name: a-master}\n", a, rs.Addr)
+	groupB := fmt.Sprintf("  - {name: b, listen: '%s', upstream: '%s', facade_name: b-master}\n", b, rs.Addr)
 	write(groupA)
 	p := startBinary(t, "-config", cfgPath)
 	labtest.Eventually(t, 10*time.Second, func() error { return ping(a) })
@@ -178,7 +180,7 @@ func TestBinaryReloadAndDrain(t *testing.T) {
 
 	// A changed group that cannot start (its new port is taken) goes back
 	// to its previous configuration instead of staying down.
-	write(groupA, fmt.Sprintf("  - {name: b, listen: '%s', upstream: '%s'}\n", taken.Addr(), rs.Addr))
+	write(groupA, fmt.Sprintf("  - {name: b, listen: '%s', upstream: '%s', facade_name: b-master, announce: '203.0.113.5:6380'}\n", taken.Addr(), rs.Addr))
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	labtest.Eventually(t, 10*time.Second, func() error {
 		if !strings.Contains(p.output(), "group kept its previous configuration") {
@@ -186,6 +188,13 @@ func TestBinaryReloadAndDrain(t *testing.T) {
 		}
 		return ping(b)
 	})
+	// The Sentinel facade names the address b still serves, not the new
+	// announce address of the configuration that did not start.
+	sc := redis.NewSentinelClient(&redis.Options{Addr: fac})
+	defer sc.Close()
+	if addr, err := sc.GetMasterAddrByName(context.Background(), "b-master").Result(); err != nil || net.JoinHostPort(addr[0], addr[1]) != b {
+		t.Fatalf("the facade names b-master at %v (%v) after its reload failed, want %s", addr, err, b)
+	}
 	write(groupA, groupB) // what runs again
 	p.cmd.Process.Signal(syscall.SIGHUP)
 

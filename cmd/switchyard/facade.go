@@ -64,6 +64,9 @@ func (c *config) validateFacade() error {
 		}
 	}
 	if f.Announce != "" {
+		if f.Listen == "" {
+			return fmt.Errorf("sentinel_facade.announce=%q: there is no plain listen to announce; the TLS listener's is tls.announce", f.Announce)
+		}
 		if err := checkAnnounce("sentinel_facade.announce", f.Announce); err != nil {
 			return err
 		}
@@ -90,6 +93,13 @@ func (f *facadeConfig) tlsListen() string {
 		return ""
 	}
 	return f.TLS.Listen
+}
+
+func (f *facadeConfig) tlsAnnounce() string {
+	if f.TLS == nil {
+		return ""
+	}
+	return f.TLS.Announce
 }
 
 // checkAnnounce: an advertised address needs a host clients can dial and
@@ -127,12 +137,14 @@ func (g groupConfig) facadeName() string {
 
 // announceHost is the host that replaces an unspecified one (0.0.0.0, ::,
 // empty) in a default advertised address: the host of
-// sentinel_facade.announce, else of the first group with an announce,
-// else 127.0.0.1.
+// sentinel_facade.announce, else of sentinel_facade.tls.announce, else of
+// the first group with an announce, else 127.0.0.1.
 func (c *config) announceHost() string {
-	if f := c.SentinelFacade; f != nil && f.Announce != "" {
-		if h, _, err := net.SplitHostPort(f.Announce); err == nil {
-			return h
+	if f := c.SentinelFacade; f != nil {
+		for _, a := range []string{f.Announce, f.tlsAnnounce()} {
+			if h, _, err := net.SplitHostPort(a); err == nil && a != "" {
+				return h
+			}
 		}
 	}
 	for _, g := range c.Groups {
@@ -365,13 +377,17 @@ func (r *facadeRunner) groups(overTLS bool) []facade.Group {
 // Like a Sentinel, which names one address per master whatever the
 // client speaks, each group has one answer per kind of client, and a
 // client that speaks the other must be configured for it:
-//   - plain: announce, else the plain listener, else (a TLS-only group)
-//     the TLS listener;
+//   - plain: announce, else the plain listener;
 //   - TLS: tls.announce, else the TLS listener; a group without one is
-//     named as in plain text. A TLS-only group's announce stands for its
+//     named as in plain text;
+//   - a TLS-only group has one address for both: announce or
+//     tls.announce (each kind of client preferring its own), else the
 //     TLS listener.
 //
-// The read port has no TLS listener: both name it.
+// The read port has no TLS listener, so only plain-text clients are
+// given it: a client that reached the facade over TLS speaks TLS to the
+// replicas too (go-redis, ioredis), and with no replica named, reads go
+// to the master.
 func groupFacade(gc groupConfig, g *group, host string, overTLS bool) (addr, readAddr string) {
 	bound := func(l net.Listener, configured string) string {
 		if g != nil && l != nil {
@@ -379,29 +395,30 @@ func groupFacade(gc groupConfig, g *group, host string, overTLS bool) (addr, rea
 		}
 		return configured
 	}
+	var tlsL, plainL net.Listener
+	if g != nil {
+		tlsL, plainL = g.tlsL, g.l // g.l is the TLS listener of a TLS-only group
+	}
+	tlsAnnounce := ""
+	if gc.TLS != nil {
+		tlsAnnounce = gc.TLS.Announce
+	}
+	tlsOnly := gc.Listen == ""
 	switch {
-	case overTLS && gc.TLS != nil && gc.TLS.Announce != "":
-		addr = gc.TLS.Announce
-	case overTLS && gc.TLS != nil && gc.Listen != "":
-		var l net.Listener
-		if g != nil {
-			l = g.tlsL
-		}
-		addr = advertise(bound(l, gc.TLS.Listen), host)
+	case overTLS && tlsAnnounce != "":
+		addr = tlsAnnounce
+	case overTLS && gc.TLS != nil && !tlsOnly:
+		addr = advertise(bound(tlsL, gc.TLS.Listen), host)
 	case gc.Announce != "":
 		addr = gc.Announce
+	case tlsOnly && tlsAnnounce != "":
+		addr = tlsAnnounce
+	case tlsOnly:
+		addr = advertise(bound(plainL, gc.tlsListen()), host)
 	default:
-		listen := gc.Listen
-		if listen == "" {
-			listen = gc.tlsListen()
-		}
-		var l net.Listener
-		if g != nil {
-			l = g.l // the TLS listener of a TLS-only group
-		}
-		addr = advertise(bound(l, listen), host)
+		addr = advertise(bound(plainL, gc.Listen), host)
 	}
-	if gc.ReadListen != "" {
+	if gc.ReadListen != "" && !overTLS {
 		var l net.Listener
 		if g != nil {
 			l = g.readL

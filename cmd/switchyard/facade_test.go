@@ -54,6 +54,8 @@ func TestFacadeConfigErrors(t *testing.T) {
 			want: []string{"sentinel_facade: no group to present", "facade_name"}},
 		{name: "password and file", file: "sentinel_facade: {listen: ':26379', password: p, password_file: '" + pw + "'}\ngroups:\n" + sentinelGroup,
 			want: []string{"sentinel_facade: set password or password_file, not both"}},
+		{name: "announce without a plain listen", file: "sentinel_facade: {announce: '10.0.0.1:26379', tls: {listen: ':26380', cert_file: c, key_file: k}}\ngroups:\n" + sentinelGroup,
+			want: []string{"sentinel_facade.announce=\"10.0.0.1:26379\"", "tls.announce"}},
 		{name: "tls without a certificate", file: "sentinel_facade: {tls: {listen: ':26380'}}\ngroups:\n" + sentinelGroup,
 			want: []string{"sentinel_facade.tls: cert_file and key_file are required"}},
 		{name: "tls listen taken by a read port", file: "sentinel_facade: {listen: ':26379', tls: {listen: '127.0.0.1:7000', cert_file: c, key_file: k}}\ngroups:\n" +
@@ -136,6 +138,10 @@ func TestAnnounceDefaults(t *testing.T) {
 		{"IPv6 unspecified", config{}, "[::]:6380", "127.0.0.1:6380"},
 		{"facade announce host", config{SentinelFacade: f("203.0.113.7:26379")}, "0.0.0.0:6379", "203.0.113.7:6379"},
 		{"first group announce host", config{Groups: []groupConfig{{Name: "a"}, {Name: "b", Announce: "kv.example.com:7000"}}}, "0.0.0.0:6380", "kv.example.com:6380"},
+		{"TLS-only facade announce host", config{SentinelFacade: &facadeConfig{TLS: &listenerTLS{Listen: ":26390", Announce: "203.0.113.8:26390"}},
+			Groups: []groupConfig{{Name: "b", Announce: "kv.example.com:7000"}}}, "0.0.0.0:6390", "203.0.113.8:6390"},
+		{"plain facade announce first", config{SentinelFacade: &facadeConfig{Listen: ":26379", Announce: "203.0.113.7:26379",
+			TLS: &listenerTLS{Listen: ":26390", Announce: "203.0.113.8:26390"}}}, "0.0.0.0:6390", "203.0.113.7:6390"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -289,7 +295,9 @@ func TestFacadeOverTLS(t *testing.T) {
 	a := runFixedGroup(t, groupConfig{Name: "a", Listen: "127.0.0.1:0", Upstream: rs.Addr, FacadeName: "a-master",
 		groupExtras: groupExtras{TLS: certs("127.0.0.1:0")}})
 	b := runFixedGroup(t, groupConfig{Name: "b", Listen: "127.0.0.1:0", Upstream: rs.Addr, FacadeName: "b-master"})
-	fac := runFacadeConfig(t, &facadeConfig{Listen: "127.0.0.1:0", TLS: certs("127.0.0.1:0")}, a, b)
+	c := runFixedGroup(t, groupConfig{Name: "c", Upstream: rs.Addr, FacadeName: "c-master",
+		groupExtras: groupExtras{TLS: certs("127.0.0.1:0")}})
+	fac := runFacadeConfig(t, &facadeConfig{Listen: "127.0.0.1:0", TLS: certs("127.0.0.1:0")}, a, b, c)
 	ctx := context.Background()
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(ca.CertPEM)
@@ -316,6 +324,12 @@ func TestFacadeOverTLS(t *testing.T) {
 	// A group without a TLS listener is named as in plain text.
 	if got, want := masterOf(overTLS, "b-master"), b.l.Addr().String(); got != want {
 		t.Fatalf("b-master over TLS: %s, want %s", got, want)
+	}
+	// A TLS-only group has its one (bound) address for both.
+	for _, sc := range []*redis.SentinelClient{overTLS, plain} {
+		if got, want := masterOf(sc, "c-master"), c.tlsL.Addr().String(); got != want {
+			t.Fatalf("c-master: %s, want its TLS listener %s", got, want)
+		}
 	}
 
 	// The whole client: TLS to the facade, then TLS to the named master.
@@ -351,7 +365,7 @@ func TestFacadeOverTLS(t *testing.T) {
 	// A reload that gives a's TLS listener an announce address moves
 	// a-master for TLS clients only.
 	next := *fac.cfg.Load()
-	next.Groups = []groupConfig{a.cfg, b.cfg}
+	next.Groups = []groupConfig{a.cfg, b.cfg, c.cfg}
 	tc := *a.cfg.TLS
 	tc.Announce = "203.0.113.9:7443"
 	next.Groups[0].TLS = &tc
@@ -399,18 +413,24 @@ func TestGroupFacadeAddresses(t *testing.T) {
 			plain: host + ":6389", tls: host + ":6389"},
 		{name: "TLS only, its announce", gc: groupConfig{Announce: "kv.example.com:6389", groupExtras: tlsOn(":6389", "")},
 			plain: "kv.example.com:6389", tls: "kv.example.com:6389"},
+		{name: "TLS only, its tls.announce", gc: groupConfig{groupExtras: tlsOn(":6389", "kv.example.com:6389")},
+			plain: "kv.example.com:6389", tls: "kv.example.com:6389"},
+		{name: "TLS only, both announces", gc: groupConfig{Announce: "a.example.com:6389", groupExtras: tlsOn(":6389", "b.example.com:6389")},
+			plain: "a.example.com:6389", tls: "b.example.com:6389"},
 		{name: "read port", gc: groupConfig{Listen: ":6379", groupExtras: groupExtras{ReadListen: ":6390", TLS: &listenerTLS{Listen: ":6389"}}},
 			plain: host + ":6379", tls: host + ":6389", reads: host + ":6390"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// The read port speaks plain text only: it is not named to
+			// clients that reached the facade over TLS.
 			for _, c := range []struct {
-				overTLS bool
-				want    string
-			}{{false, tt.plain}, {true, tt.tls}} {
+				overTLS     bool
+				want, reads string
+			}{{false, tt.plain, tt.reads}, {true, tt.tls, ""}} {
 				addr, reads := groupFacade(tt.gc, nil, host, c.overTLS)
-				if addr != c.want || reads != tt.reads {
-					t.Errorf("over TLS %v: master %q, replica %q; want %q, %q", c.overTLS, addr, reads, c.want, tt.reads)
+				if addr != c.want || reads != c.reads {
+					t.Errorf("over TLS %v: master %q, replica %q; want %q, %q", c.overTLS, addr, reads, c.want, c.reads)
 				}
 			}
 		})
@@ -440,5 +460,67 @@ func TestFacadeTLSConfigLoads(t *testing.T) {
 	}
 	if got := c.Groups[0].TLS.Announce; got != "kv.example.com:6389" {
 		t.Fatalf("groups[0].tls.announce %q", got)
+	}
+}
+
+// TestFacadeTLSOnlyStartAndClose: a facade with only a TLS listener serves,
+// and Close frees its port; a facade whose TLS port is taken does not
+// start and leaves its plain port free.
+func TestFacadeTLSOnlyStartAndClose(t *testing.T) {
+	skipShort(t)
+	rs := labtest.Server(t, lab.ServerOptions{})
+	ca := tlstest.NewCA(t, "facade CA")
+	dir := t.TempDir()
+	crt, key := ca.Issue(t, "switchyard", nil, []net.IP{net.IPv4(127, 0, 0, 1)}, false)
+	tlstest.WriteFiles(t, dir, map[string][]byte{"tls.crt": crt, "tls.key": key})
+	certs := func(listen string) *listenerTLS {
+		return &listenerTLS{Listen: listen, CertFile: filepath.Join(dir, "tls.crt"), KeyFile: filepath.Join(dir, "tls.key")}
+	}
+	a := runFixedGroup(t, groupConfig{Name: "a", Listen: "127.0.0.1:0", Upstream: rs.Addr, FacadeName: "a-master"})
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.CertPEM)
+	tlsCfg := &stdtls.Config{RootCAs: roots, MinVersion: stdtls.VersionTLS12}
+
+	cfg := &config{SentinelFacade: &facadeConfig{TLS: certs(freeAddr(t))}, Groups: []groupConfig{a.cfg}}
+	fac, err := startFacade(cfg, func() []*group { return []*group{a} }, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := redis.NewSentinelClient(&redis.Options{Addr: fac.tlsAddr, TLSConfig: tlsCfg})
+	addr, err := sc.GetMasterAddrByName(context.Background(), "a-master").Result()
+	sc.Close()
+	if err != nil || net.JoinHostPort(addr[0], addr[1]) != a.l.Addr().String() {
+		t.Fatalf("a-master over a TLS-only facade: %v %v, want %s", addr, err, a.l.Addr())
+	}
+	closed := make(chan struct{})
+	go func() {
+		fac.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close of a TLS-only facade did not return")
+	}
+	if l, err := net.Listen("tcp", fac.tlsAddr); err != nil {
+		t.Fatalf("the TLS port is still taken after Close: %v", err)
+	} else {
+		l.Close()
+	}
+
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	plainAddr := freeAddr(t)
+	cfg = &config{SentinelFacade: &facadeConfig{Listen: plainAddr, TLS: certs(taken.Addr().String())}, Groups: []groupConfig{a.cfg}}
+	if _, err := startFacade(cfg, func() []*group { return []*group{a} }, zaptest.NewLogger(t)); err == nil || !strings.Contains(err.Error(), "sentinel_facade.tls.listen") {
+		t.Fatalf("start with the TLS port taken: %v", err)
+	}
+	if l, err := net.Listen("tcp", plainAddr); err != nil {
+		t.Fatalf("the plain port stays taken after a failed start: %v", err)
+	} else {
+		l.Close()
 	}
 }

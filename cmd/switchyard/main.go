@@ -156,6 +156,18 @@ func reload(path string, running *config, sup *supervisor, level zap.AtomicLevel
 	if err := sup.reload(cfg); err != nil {
 		log.Error("reload: some groups did not start", zap.Error(err))
 	}
+	// A changed group that could not start went back to its previous
+	// configuration: the facade must go on naming the addresses it
+	// serves.
+	serving := map[string]groupConfig{}
+	for _, g := range sup.groups() {
+		serving[g.cfg.Name] = g.cfg
+	}
+	for i, gc := range cfg.Groups {
+		if old, ok := serving[gc.Name]; ok {
+			cfg.Groups[i] = old
+		}
+	}
 	running.Groups = cfg.Groups
 	running.Log.Level = cfg.Log.Level
 	running.SentinelFacade = cfg.SentinelFacade
