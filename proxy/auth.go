@@ -71,8 +71,7 @@ func (s *session) authFailed(msg string) {
 // proxyAuth handles AUTH when the proxy authenticates clients itself: the
 // backend connections keep the proxy's own credentials.
 func (s *session) proxyAuth(args [][]byte) {
-	if len(args) != 2 && len(args) != 3 {
-		s.replyError(arityError("auth"))
+	if !s.authArity(args) {
 		return
 	}
 	user := []byte("default")

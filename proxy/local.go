@@ -31,6 +31,10 @@ func (s *session) handleLocal(class router.Class, args [][]byte, raw []byte) {
 	case router.ClientSetName:
 		s.clientSetName(args)
 	case router.ClientGetName:
+		if len(args) != 2 {
+			s.replyError(arityError("client|getname"))
+			return
+		}
 		if s.name == "" {
 			s.reply(resp.AppendNull(nil, s.key.proto))
 		} else {
@@ -45,6 +49,21 @@ func (s *session) handleLocal(class router.Class, args [][]byte, raw []byte) {
 
 func arityError(name string) string {
 	return "ERR wrong number of arguments for '" + name + "' command"
+}
+
+// authArity reports whether AUTH has a password, and a user at most,
+// answering as Redis does when not: AUTH alone is short of arguments,
+// and more than a user and a password is a syntax error.
+func (s *session) authArity(args [][]byte) bool {
+	switch {
+	case len(args) < 2:
+		s.replyError(arityError("auth"))
+		return false
+	case len(args) > 3:
+		s.replyError("ERR syntax error")
+		return false
+	}
+	return true
 }
 
 func (s *session) selectDB(args [][]byte) {
@@ -75,8 +94,7 @@ func (s *session) auth(args [][]byte) {
 		s.proxyAuth(args)
 		return
 	}
-	if len(args) != 2 && len(args) != 3 {
-		s.replyError(arityError("auth"))
+	if !s.authArity(args) {
 		return
 	}
 	key := s.key

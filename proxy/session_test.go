@@ -285,3 +285,32 @@ func TestRefusedTransactionCommandsLeaveNoState(t *testing.T) {
 		})
 	}
 }
+
+// TestLocalCommandErrorsMatchRedis: commands the proxy answers itself
+// (AUTH, SELECT, CLIENT SETNAME/GETNAME) refuse a wrong number of
+// arguments with Redis's own errors. One connection each, so failed
+// AUTHs are never paced.
+func TestLocalCommandErrorsMatchRedis(t *testing.T) {
+	rs, _, addr := setup(t, proxy.Config{})
+	inputs := [][]string{
+		{"CLIENT", "GETNAME", "x"},
+		{"CLIENT", "SETNAME"},
+		{"CLIENT", "SETNAME", "a", "b"},
+		{"AUTH"},
+		{"AUTH", "a", "b", "c"},
+		{"SELECT"},
+		{"SELECT", "1", "2"},
+		{"SELECT", "x"},
+	}
+	line := func(addr string, input []string) string {
+		c := dialRaw(t, addr)
+		c.send(cmd(input...))
+		return c.line()
+	}
+	for _, in := range inputs {
+		want, got := line(rs.Addr, in), line(addr, in)
+		if got != want {
+			t.Errorf("%q: proxy replied %q, Redis replied %q", in, got, want)
+		}
+	}
+}
