@@ -18,6 +18,9 @@ const (
 	epSwitchyard = "switchyard"
 	epHAProxy    = "haproxy"
 	epTwemproxy  = "twemproxy"
+	// epBaseline is a second Switchyard binary (-baseline), started the
+	// way switchyard is, to compare two builds in one run.
+	epBaseline = "baseline"
 )
 
 // readyTimeout bounds how long a started proxy may take to answer PING.
@@ -50,7 +53,8 @@ type testbed struct {
 	endpoints []endpoint
 	// switchyardMode says how the environment-configured Switchyard
 	// found the master.
-	switchyardMode string
+	switchyardMode     string
+	switchyardSentinel bool // it follows Sentinel
 	// file is the Switchyard configured by a file for the TLS and reads
 	// workloads; nil when neither runs.
 	file *fileSwitchyard
@@ -65,6 +69,7 @@ type testbed struct {
 type setup struct {
 	dir        string
 	switchyard string   // path of the switchyard binary
+	baseline   string   // path of the -baseline binary, "" for none
 	sentinel   string   // auto, on or off
 	endpoints  []string // which endpoints the proxies workloads measure
 	idle       int      // idle client connections every endpoint must accept
@@ -131,8 +136,18 @@ func startTestbed(ctx context.Context, s setup, in *installer) (_ *testbed, err 
 		tb.endpoints = append(tb.endpoints, endpoint{name: epRedis, addr: tb.master.Addr, port: tb.master.Port, pid: tb.master.PID()})
 	}
 	if want(epSwitchyard) {
-		if err := tb.startSwitchyard(ctx, s.switchyard, s.sentinel); err != nil {
+		if err := tb.startSwitchyard(ctx, epSwitchyard, s.switchyard, s.sentinel); err != nil {
 			return nil, err
+		}
+	}
+	if want(epBaseline) {
+		// The same mode as switchyard's, or the two would not compare.
+		mode := "off"
+		if tb.switchyardSentinel {
+			mode = "on"
+		}
+		if err := tb.startSwitchyard(ctx, epBaseline, s.baseline, mode); err != nil {
+			return nil, fmt.Errorf("-baseline: %w", err)
 		}
 	}
 	if want(epHAProxy) {

@@ -182,6 +182,39 @@ func TestReport(t *testing.T) {
 	}
 }
 
+// TestBaselineReport: with -baseline, the record compares switchyard
+// with the baseline round by round, and the proxies' targets stay
+// switchyard's.
+func TestBaselineReport(t *testing.T) {
+	r := newResults(workloads, []string{epRedis, epSwitchyard, epBaseline})
+	k := caseKey{"c50p1", "set"}
+	for i, d := range []float64{100000, 80000, 120000} {
+		r.add(k, epRedis, sample{rps: d, p50: 0.5, p99: 1.0, cpu: 1, requests: 100000})
+		r.add(k, epSwitchyard, sample{rps: []float64{90000, 80000, 96000}[i], p50: 0.6, p99: 1.2, cpu: 1.2, requests: 100000})
+		r.add(k, epBaseline, sample{rps: []float64{100000, 64000, 120000}[i], p50: 0.7, p99: 1.5, cpu: 1.3, requests: 100000})
+	}
+	rec := &record{proxies: r, rounds: 3, n: 100000}
+	var b strings.Builder
+	rec.write(&b)
+	out := b.String()
+	// Per-round ratios 0.90, 1.25, 0.80: the median is 0.90.
+	for _, want := range []string{
+		"### Switchyard against the baseline binary",
+		"| 50 clients, pipeline 1 | SET | 0.90× | 0.80–1.25 | -0.100 | -0.300 | 1.20, 1.30 |",
+		"| 50 clients, pipeline 1 | SET | baseline | 100000 | 1.00× |",
+		"| Throughput ≥ 0.9× direct Redis, 50 clients, pipeline 1 | met | SET 0.90×",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q; got:\n%s", want, out)
+		}
+	}
+	b.Reset()
+	(&record{proxies: fakeResults(), rounds: 3, n: 100000}).write(&b)
+	if strings.Contains(b.String(), "baseline") {
+		t.Error("a run without -baseline reports one")
+	}
+}
+
 func TestReplaceBetween(t *testing.T) {
 	doc := "# Bench\n\n" + markerStart + "\nold\n" + markerEnd + "\ntail\n"
 	got, err := replaceBetween(doc, "new\n\n")
@@ -263,8 +296,19 @@ func TestParseFlags(t *testing.T) {
 	if !slices.Equal(o.suites, []string{suiteReads, suiteTLS}) || o.has(suiteProxies) {
 		t.Errorf("-workloads reads,tls,reads: suites %v", o.suites)
 	}
+	o, err = parseFlags([]string{"-baseline", "/tmp/old-switchyard", "-endpoints", "redis,switchyard"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.baseline != "/tmp/old-switchyard" || !slices.Equal(o.endpoints, []string{epRedis, epSwitchyard, epBaseline}) {
+		t.Errorf("-baseline: baseline %q, endpoints %v", o.baseline, o.endpoints)
+	}
 	for _, bad := range [][]string{
-		{"-endpoints", "switchyard"}, // no direct Redis to compare with
+		{"-baseline", "b", "-write"},                      // the record is of one binary
+		{"-baseline", "b", "-workloads", "tls"},           // compared in the proxies suite only
+		{"-baseline", "b", "-endpoints", "redis,haproxy"}, // nothing to compare it with
+		{"-endpoints", "redis,switchyard,baseline"},       // only through -baseline
+		{"-endpoints", "switchyard"},                      // no direct Redis to compare with
 		{"-endpoints", "redis,envoy"},
 		{"-sentinel", "maybe"},
 		{"-rounds", "0"},

@@ -38,12 +38,18 @@ func describeMachine(switchyardBin string) machine {
 		// nutcracker --version prints "This is nutcracker-0.5.0".
 		nutcracker: strings.TrimPrefix(firstLine(output("nutcracker", "--version")), "This is "),
 	}
-	// switchyard version prints "switchyard 28271cd".
-	m.switchyard = strings.TrimPrefix(firstLine(output(switchyardBin, "version")), "switchyard ")
-	if bi, err := buildinfo.ReadFile(switchyardBin); err == nil {
-		m.switchyard += ", built with " + bi.GoVersion
-	}
+	m.switchyard = switchyardVersion(switchyardBin)
 	return m
+}
+
+// switchyardVersion is the binary's version and the Go that built it.
+func switchyardVersion(bin string) string {
+	// switchyard version prints "switchyard 28271cd".
+	v := strings.TrimPrefix(firstLine(output(bin, "version")), "switchyard ")
+	if bi, err := buildinfo.ReadFile(bin); err == nil {
+		v += ", built with " + bi.GoVersion
+	}
+	return v
 }
 
 // cpuModel is the first "model name" of /proc/cpuinfo.

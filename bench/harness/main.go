@@ -31,6 +31,7 @@ import (
 // options are the command-line flags.
 type options struct {
 	switchyard string
+	baseline   string // a second binary, measured as epBaseline; "" for none
 	sentinel   string
 	rounds     int
 	n          int
@@ -66,6 +67,7 @@ func parseFlags(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("harness", flag.ContinueOnError)
 	fs.StringVar(&o.switchyard, "switchyard", "bin/switchyard", "path of the switchyard binary")
+	fs.StringVar(&o.baseline, "baseline", "", "a second switchyard binary, measured beside -switchyard in the proxies suite as the endpoint baseline: before and after a change, in one run")
 	fs.StringVar(&o.sentinel, "sentinel", "auto", "how Switchyard finds the master: on (Sentinel), off (fixed upstream) or auto (Sentinel when the binary supports it)")
 	fs.IntVar(&o.rounds, "rounds", 3, "interleaved rounds; the report shows the median")
 	fs.IntVar(&o.n, "n", 100000, "requests per test at pipeline 1 (pipeline 16 runs 8×n)")
@@ -134,6 +136,15 @@ func parseFlags(args []string) (options, error) {
 	if o.has(suiteProxies) && !slices.Contains(o.endpoints, epRedis) {
 		return o, errors.New("-endpoints must include redis: every number is a ratio to direct Redis")
 	}
+	if o.baseline != "" {
+		switch {
+		case !o.has(suiteProxies) || !slices.Contains(o.endpoints, epSwitchyard):
+			return o, errors.New("-baseline is compared with switchyard in the proxies suite: keep both in -workloads and -endpoints")
+		case o.write:
+			return o, errors.New("-baseline with -write: the recorded results are of one binary; compare without -write")
+		}
+		o.endpoints = append(o.endpoints, epBaseline)
+	}
 	if o.has(suiteReads) && o.sentinel == "off" {
 		return o, errors.New("-workloads reads needs Sentinel (Switchyard finds the replicas through it); drop -sentinel off")
 	}
@@ -162,6 +173,11 @@ func run(ctx context.Context, o options) (err error) {
 	if (o.has(suiteProxies) && slices.Contains(o.endpoints, epSwitchyard)) || o.has(suiteTLS) || o.has(suiteReads) {
 		if _, err := os.Stat(o.switchyard); err != nil {
 			return fmt.Errorf("switchyard binary: %w (run make build)", err)
+		}
+	}
+	if o.baseline != "" {
+		if _, err := os.Stat(o.baseline); err != nil {
+			return fmt.Errorf("-baseline binary: %w", err)
 		}
 	}
 	var notes []string
@@ -199,6 +215,7 @@ func run(ctx context.Context, o options) (err error) {
 	tb, err := startTestbed(ctx, setup{
 		dir:        dir,
 		switchyard: o.switchyard,
+		baseline:   o.baseline,
 		sentinel:   o.sentinel,
 		endpoints:  o.endpoints,
 		idle:       o.idle,
@@ -212,6 +229,9 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	defer func() { err = errors.Join(err, tb.close()) }()
 	notes = append(notes, tb.notes...)
+	if o.baseline != "" {
+		notes = append(notes, fmt.Sprintf("baseline (-baseline %s): %s, started as switchyard is", o.baseline, switchyardVersion(o.baseline)))
+	}
 
 	var proxies, secure *suite
 	var reads *readsBench

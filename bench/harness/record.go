@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -69,6 +70,14 @@ func (rec *record) write(w io.Writer) {
 		fmt.Fprintln(w, "\n### Throughput, latency and CPU")
 		fmt.Fprintln(w)
 		r.writeThroughput(w)
+
+		if slices.Contains(r.endpoints, epBaseline) {
+			fmt.Fprintln(w, "\n### Switchyard against the baseline binary")
+			fmt.Fprintln(w)
+			fmt.Fprintln(w, "Each round's switchyard run divided by (or less) the baseline's of the same round, median over the rounds.")
+			fmt.Fprintln(w)
+			r.writeBaseline(w)
+		}
 
 		if len(r.idle) > 0 {
 			fmt.Fprintln(w, "\n### Memory per idle client connection")

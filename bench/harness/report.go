@@ -180,6 +180,21 @@ func (r *results) writeThroughput(w io.Writer) {
 	}
 }
 
+// writeBaseline writes switchyard against epBaseline, paired by round.
+func (r *results) writeBaseline(w io.Writer) {
+	fmt.Fprintln(w, "| Workload | Test | switchyard ÷ baseline | rounds' range | +p50 (ms) | +p99 (ms) | CPU s / 100k cmds: switchyard, baseline |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|")
+	for _, k := range r.cases() {
+		c := r.compare(k, epSwitchyard, epBaseline)
+		if !c.ok {
+			continue
+		}
+		sy, base := r.summarize(k, epSwitchyard), r.summarize(k, epBaseline)
+		fmt.Fprintf(w, "| %s | %s | %.2f× | %.2f–%.2f | %+.3f | %+.3f | %.2f, %.2f |\n",
+			workloadByID(k.workload).title, strings.ToUpper(k.test), c.ratio, c.ratioLo, c.ratioHi, c.addP50, c.addP99, sy.cpuPer100k, base.cpuPer100k)
+	}
+}
+
 // writeIdle writes the idle-connection memory table.
 func (r *results) writeIdle(w io.Writer) {
 	fmt.Fprintln(w, "| Endpoint | Idle connections | RSS before (MiB) | RSS after (MiB) | KiB per connection |")

@@ -18,11 +18,17 @@ import (
 // "auto" it first tries Sentinel mode and falls back to a fixed upstream
 // if this binary does not support Sentinel (it exits or never becomes
 // ready); "on" and "off" force one mode.
-func (tb *testbed) startSwitchyard(ctx context.Context, bin, mode string) error {
+//
+// name is the endpoint's: epSwitchyard, or epBaseline for -baseline,
+// which does not change the mode reported.
+func (tb *testbed) startSwitchyard(ctx context.Context, name, bin, mode string) error {
 	if mode != "off" {
-		err := tb.launchSwitchyard(ctx, bin, true)
+		err := tb.launchSwitchyard(ctx, name, bin, true)
 		if err == nil {
-			tb.switchyardMode = "follows Sentinel (REDIS_SENTINEL_HOSTS, REDIS_SENTINEL_MASTER)"
+			if name == epSwitchyard {
+				tb.switchyardMode = "follows Sentinel (REDIS_SENTINEL_HOSTS, REDIS_SENTINEL_MASTER)"
+				tb.switchyardSentinel = true
+			}
 			return nil
 		}
 		if mode == "on" || ctx.Err() != nil {
@@ -32,14 +38,16 @@ func (tb *testbed) startSwitchyard(ctx context.Context, bin, mode string) error 
 		first, _, _ := strings.Cut(err.Error(), "\n")
 		tb.notes = append(tb.notes, "switchyard did not start in Sentinel mode ("+first+"), so it ran with a fixed upstream")
 	}
-	if err := tb.launchSwitchyard(ctx, bin, false); err != nil {
+	if err := tb.launchSwitchyard(ctx, name, bin, false); err != nil {
 		return err
 	}
-	tb.switchyardMode = "fixed upstream (REDIS_HOST, REDIS_PORT)"
+	if name == epSwitchyard {
+		tb.switchyardMode = "fixed upstream (REDIS_HOST, REDIS_PORT)"
+	}
 	return nil
 }
 
-func (tb *testbed) launchSwitchyard(ctx context.Context, bin string, sentinel bool) error {
+func (tb *testbed) launchSwitchyard(ctx context.Context, name, bin string, sentinel bool) error {
 	port, err := freePort()
 	if err != nil {
 		return err
@@ -64,12 +72,12 @@ func (tb *testbed) launchSwitchyard(ctx context.Context, bin string, sentinel bo
 	} else {
 		env = append(env, "REDIS_HOST=127.0.0.1", fmt.Sprintf("REDIS_PORT=%d", tb.master.Port))
 	}
-	logf("starting switchyard on %s (%s)", addr, what)
+	logf("starting %s (%s) on %s (%s)", name, bin, addr, what)
 	abs, err := filepath.Abs(bin)
 	if err != nil {
 		return err
 	}
-	c, err := startChild(epSwitchyard, tb.dir, env, abs)
+	c, err := startChild(name, tb.dir, env, abs)
 	if err != nil {
 		return err
 	}
@@ -85,11 +93,11 @@ func (tb *testbed) launchSwitchyard(ctx context.Context, bin string, sentinel bo
 		return err == nil, err
 	})
 	if err != nil {
-		err = c.withLog(fmt.Errorf("switchyard (%s) not ready: %w", what, err))
+		err = c.withLog(fmt.Errorf("%s (%s) not ready: %w", name, what, err))
 		return errors.Join(err, c.stop())
 	}
 	tb.children = append(tb.children, c)
-	tb.endpoints = append(tb.endpoints, endpoint{name: epSwitchyard, addr: addr, port: port, pid: c.pid()})
+	tb.endpoints = append(tb.endpoints, endpoint{name: name, addr: addr, port: port, pid: c.pid()})
 	return nil
 }
 
