@@ -74,7 +74,7 @@ func (rec *record) write(w io.Writer) {
 		if slices.Contains(r.endpoints, epBaseline) {
 			fmt.Fprintln(w, "\n### Switchyard against the baseline binary")
 			fmt.Fprintln(w)
-			fmt.Fprintln(w, "Each round's switchyard run divided by (or less) the baseline's of the same round, median over the rounds.")
+			fmt.Fprintln(w, "Each round's switchyard run against the baseline's run of the same round (throughput divided, latency subtracted), median over the rounds.")
 			fmt.Fprintln(w)
 			r.writeBaseline(w)
 		}
