@@ -6,11 +6,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pnats/switchyard/resp"
@@ -104,6 +106,12 @@ type backendConn struct {
 	// shared says the connection is one of a pool's pipelined ones, which
 	// carry no session state: a command not sent on it may go on another.
 	shared bool
+	// rawc is the socket under nc (under TLS too), for idleClosed; nil if
+	// there is none. peekFn is idleClosed's look at it, made once so that
+	// looking allocates nothing; it sets peerGone.
+	rawc     syscall.RawConn
+	peekFn   func(fd uintptr)
+	peerGone atomic.Bool
 
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -150,6 +158,20 @@ func newBackendConn(nc net.Conn, cfg *Config) *backendConn {
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 		lfd:     -1,
+	}
+	sock := nc
+	if tc, ok := nc.(*tls.Conn); ok {
+		sock = tc.NetConn()
+	}
+	if sc, ok := sock.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.rawc = rc
+			c.peekFn = func(fd uintptr) {
+				if peekClosed(fd) {
+					c.peerGone.Store(true)
+				}
+			}
+		}
 	}
 	c.dr = deadlineReader{nc: nc, timeout: cfg.ReadTimeout, last: &c.lastRead}
 	c.dw = deadlineWriter{nc: nc, timeout: cfg.WriteTimeout}
@@ -293,6 +315,33 @@ func (c *backendConn) alive() bool {
 	default:
 		return true
 	}
+}
+
+// usable is alive, and for a connection that waits for no reply, not
+// closed by Redis meanwhile (idleClosed): what a caller about to write
+// to it checks.
+func (c *backendConn) usable() bool {
+	return c.alive() && !c.idleClosed()
+}
+
+// idleClosed reports whether Redis closed c while no reply was due on it
+// (its idle-client timeout, CLIENT KILL, a restart), and then closes c.
+// A reader goroutine reads only while a reply is due, so without this
+// look the next request would be written into the dead socket and fail
+// as "may or may not have run", though Redis never saw it. The event
+// loop sees such a close itself. Data waiting is not a close: a reply to
+// a request queued since outstanding was read may be on its way. The
+// look neither waits nor takes the socket's read lock (Control, not
+// Read), so the loop may make it, and a reader may be reading meanwhile.
+func (c *backendConn) idleClosed() bool {
+	if c.lp != nil || c.rawc == nil || c.outstanding.Load() != 0 {
+		return false
+	}
+	if c.rawc.Control(c.peekFn) != nil || c.peerGone.Load() {
+		c.close(fmt.Errorf("proxy: %s closed the connection while it was idle: %w", c.nc.RemoteAddr(), io.EOF))
+		return true
+	}
+	return false
 }
 
 // close ends the connection; queued requests fail with err.

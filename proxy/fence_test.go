@@ -451,3 +451,93 @@ func TestUnsentBehindBrokenWriteWaitsForMaster(t *testing.T) {
 	y.expect("+OK")
 	expectValue(t, rs, "small", "v", "the restarted master has")
 }
+
+// killProxyConns closes every client connection of rs except the test's
+// own (the proxy's, all of them) and waits until Redis has none left.
+func killProxyConns(t *testing.T, rs *lab.Server) {
+	t.Helper()
+	ctx := ctxT(t)
+	rc := rs.Client()
+	defer rc.Close()
+	if err := rc.ClientKillByFilter(ctx, "TYPE", "normal", "SKIPME", "yes").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() error {
+		list, err := rc.ClientList(ctx).Result()
+		if err != nil {
+			return err
+		}
+		if n := strings.Count(list, "\n"); n > 1 {
+			return fmt.Errorf("%d client connections left on Redis", n)
+		}
+		return nil
+	})
+}
+
+// TestHeldCommandOutlivesItsConnection: a command held by a failover hold
+// while Redis closed the proxy's connections (its idle-client timeout,
+// CLIENT KILL, a restart) goes out on a new connection when the hold is
+// released: nothing of it was sent, and the master did not change.
+func TestHeldCommandOutlivesItsConnection(t *testing.T) {
+	rs := labtest.Server(t, lab.ServerOptions{})
+	srv, addr := startProxy(t, rs.Addr, proxy.Config{HoldTimeout: 10 * time.Second})
+	ctx := ctxT(t)
+	c := client(t, addr)
+	if err := c.Set(ctx, "before", "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	srv.Hold()
+	done := make(chan error, 1)
+	go func() { done <- c.Set(ctx, "held", "1", 0).Err() }()
+	select {
+	case err := <-done:
+		t.Fatalf("SET completed during the hold: %v", err)
+	case <-time.After(200 * time.Millisecond): // it waits for the hold now
+	}
+	killProxyConns(t, rs)
+	srv.Release()
+	if err := <-done; err != nil {
+		t.Fatalf("held SET after Redis closed its connection: %v", err)
+	}
+	if v, _ := rs.Client().Get(ctx, "held").Result(); v != "1" {
+		t.Fatalf("held SET not on Redis: %q", v)
+	}
+}
+
+// TestIdleConnectionsClosedByRedis: connections Redis closed while they
+// were idle, shared ones and a transaction's kept for reuse, are replaced
+// before anything is written to them. A command on one would otherwise
+// fail as "may or may not have run", though Redis never saw it.
+func TestIdleConnectionsClosedByRedis(t *testing.T) {
+	rs := labtest.Server(t, lab.ServerOptions{})
+	_, addr := startProxy(t, rs.Addr, proxy.Config{})
+	ctx := ctxT(t)
+	c := client(t, addr)
+	tx := func(v string) error {
+		_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, "tx", v, 0)
+			return nil
+		})
+		return err
+	}
+	for i := range 10 {
+		if err := c.Set(ctx, fmt.Sprint("k", i), "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx("1"); err != nil {
+		t.Fatal(err)
+	}
+	killProxyConns(t, rs)
+	for i := range 10 {
+		if err := c.Set(ctx, fmt.Sprint("k", i), "w", 0).Err(); err != nil {
+			t.Fatalf("SET %d after Redis closed the idle connections: %v", i, err)
+		}
+	}
+	if err := tx("2"); err != nil {
+		t.Fatalf("MULTI/EXEC after Redis closed the idle connections: %v", err)
+	}
+	if v, _ := rs.Client().Get(ctx, "tx").Result(); v != "2" {
+		t.Fatalf("tx = %q, want 2", v)
+	}
+}

@@ -74,6 +74,19 @@ func newPool(addr string, key poolKey, cfg *Config) *pool {
 
 // shared returns a live pipelined connection, dialing one if none is live.
 func (p *pool) shared() (*backendConn, error) {
+	// A connection Redis closed while idle is replaced here, before
+	// anything is written to it.
+	for range len(p.slots) {
+		c, err := p.pickShared()
+		if err != nil || !c.idleClosed() {
+			return c, err
+		}
+	}
+	return p.pickShared()
+}
+
+// pickShared is shared without the look for an idle close.
+func (p *pool) pickShared() (*backendConn, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -131,7 +144,9 @@ func (p *pool) liveShared() *backendConn {
 		return nil
 	}
 	for i := range p.slots {
-		if c := p.slots[i].conn; c != nil && c.alive() {
+		// usable: the loop reads its own connections and sees a close,
+		// but the others are read by goroutines, which do not while idle.
+		if c := p.slots[i].conn; c != nil && c.usable() {
 			return c
 		}
 	}
@@ -215,11 +230,15 @@ func (p *pool) dedicated() (*backendConn, error) {
 	for len(p.idle) > 0 && !p.closed {
 		c := p.idle[len(p.idle)-1]
 		p.idle = p.idle[:len(p.idle)-1]
-		if c.alive() {
-			p.active[c] = struct{}{}
-			p.mu.Unlock()
-			return c, nil
+		if !c.alive() {
+			continue
 		}
+		if c.idleClosed() { // perhaps closed by Redis while kept
+			continue
+		}
+		p.active[c] = struct{}{}
+		p.mu.Unlock()
+		return c, nil
 	}
 	if p.closed {
 		p.mu.Unlock()
