@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pnats/switchyard/resp"
+	"go.uber.org/zap"
 )
 
 // request is one segment a session hands a backend connection: the raw
@@ -746,7 +747,14 @@ func (c *backendConn) pump(w *clientWriter) {
 			return
 		}
 		if err := w.write(raw, c.rd.Buffered() == 0); err != nil {
-			c.close(err)
+			// The client failed, not Redis: not a backend error.
+			if isTimeoutErr(err) {
+				m := c.cfg.Metrics
+				m.add(m.SlowClients, 1)
+				c.cfg.Logger.Debug("client disconnected: it read nothing for pubsub_write_timeout",
+					zap.String("client", w.nc.RemoteAddr().String()), zap.Duration("pubsub_write_timeout", w.timeout))
+			}
+			c.close(fmt.Errorf("%w: %w", errClientGone, err))
 			w.closeConn()
 			return
 		}

@@ -204,3 +204,34 @@ func TestSlowSteadyReaderGetsEverything(t *testing.T) {
 		t.Fatalf("SlowClients counted %d disconnects of a client that read everything", n)
 	}
 }
+
+// TestSlowSubscriberIsASlowClient: a subscriber that stops reading is cut
+// off after PubSubWriteTimeout and counted as a slow client, not as a
+// backend error: Redis did nothing wrong, and an alert on backend errors
+// would send the operator to look at Redis.
+func TestSlowSubscriberIsASlowClient(t *testing.T) {
+	slow, backendErrs := &count{}, &count{}
+	rs, _, addr := setup(t, proxy.Config{PubSubWriteTimeout: 300 * time.Millisecond,
+		Metrics: &proxy.Metrics{SlowClients: slow, BackendErrors: backendErrs}})
+	sub := dialRaw(t, addr)
+	sub.send(cmd("SUBSCRIBE", "firehose"))
+	sub.expect("*3", "$9", "subscribe", "$8", "firehose", ":1")
+	// It reads no more. 24 MB fill the sockets between it and the proxy.
+	msg := strings.Repeat("m", 1<<20)
+	pub := rs.Client()
+	defer pub.Close()
+	for range 24 {
+		if err := pub.Publish(ctxT(t), "firehose", msg).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() error {
+		if n, _ := slow.get(); n != 1 {
+			return fmt.Errorf("%d slow clients counted", n)
+		}
+		return nil
+	})
+	if n, _ := backendErrs.get(); n != 0 {
+		t.Fatalf("a slow subscriber counted %d backend errors", n)
+	}
+}
