@@ -16,7 +16,7 @@ var (
 	errFenced = errors.New("proxy: master changed")
 	// errStalled: a failover began while requests on the connection had
 	// waited over StallTimeout for a reply (Hold closes it).
-	errStalled = errors.New("proxy: master stopped answering as a failover began")
+	errStalled = errors.New("proxy: master stopped answering while commands were held")
 	// errClientGone: the client went away while its command was blocked.
 	errClientGone = errors.New("proxy: client closed the connection")
 	// errPoolClosed: the session's pool went away under it.
@@ -83,7 +83,7 @@ func clientError(err error) string {
 	case errors.Is(err, errFenced):
 		return "ERR switchyard: master changed before the reply; the command may or may not have run"
 	case errors.Is(err, errStalled):
-		return "ERR switchyard: master stopped answering as a failover began; the command may or may not have run"
+		return "ERR switchyard: master stopped answering while commands were held; the command may or may not have run"
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {

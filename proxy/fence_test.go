@@ -126,7 +126,7 @@ func TestHoldThenSwitch(t *testing.T) {
 	if err := c.Set(ctx, "before", "1", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	srv.Hold()
+	srv.Hold("test")
 	done := make(chan error, 1)
 	go func() { done <- c.Set(ctx, "held", "1", 0).Err() }()
 	select {
@@ -152,7 +152,7 @@ func TestHoldReleaseAndTimeout(t *testing.T) {
 	ctx := ctxT(t)
 	c := client(t, addr)
 
-	srv.Hold()
+	srv.Hold("test")
 	start := time.Now()
 	err := c.Set(ctx, "k", "v", 0).Err()
 	if err == nil || !strings.HasPrefix(err.Error(), "TRYAGAIN") {
@@ -298,10 +298,10 @@ func TestHoldClosesStalledMaster(t *testing.T) {
 		return nil
 	})
 	time.Sleep(150 * time.Millisecond) // longer than StallTimeout without a reply
-	srv.Hold()
+	srv.Hold("test")
 	select {
 	case err := <-done:
-		if err == nil || err.Error() != "ERR switchyard: master stopped answering as a failover began; the command may or may not have run" {
+		if err == nil || err.Error() != "ERR switchyard: master stopped answering while commands were held; the command may or may not have run" {
 			t.Fatalf("stalled write ended with %v", err)
 		}
 	case <-time.After(5 * time.Second):
@@ -375,7 +375,7 @@ func TestCloseDoesNotWaitForHeldCommands(t *testing.T) {
 	srv, addr := startProxy(t, rs.Addr, proxy.Config{HoldTimeout: time.Minute, Metrics: &proxy.Metrics{BytesIn: in}})
 	c := dialRaw(t, addr)
 	settle(t, c, rs)
-	srv.Hold()
+	srv.Hold("test")
 	_, before := in.get()
 	set := cmd("SET", "held", "v")
 	c.send(set)
@@ -486,7 +486,7 @@ func TestHeldCommandOutlivesItsConnection(t *testing.T) {
 	if err := c.Set(ctx, "before", "1", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	srv.Hold()
+	srv.Hold("test")
 	done := make(chan error, 1)
 	go func() { done <- c.Set(ctx, "held", "1", 0).Err() }()
 	select {

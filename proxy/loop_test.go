@@ -312,7 +312,7 @@ func TestEventLoopHoldKeepsHeldBackCommand(t *testing.T) {
 			srv, addr := startProxy(t, oldM.Addr, cfg)
 			a, b := settledPair(t, addr, oldM)
 			setBehindSlowCommand(t, srv, oldM, a, b, "0.5", "held")
-			srv.Hold()
+			srv.Hold("test")
 			a.expect("+OK")
 			// Without the hold's check the SET goes out within
 			// microseconds of the DEBUG's reply; give it far longer.
@@ -414,8 +414,8 @@ func TestEventLoopHoldRetriesUnsentBehindStalledMaster(t *testing.T) {
 			a, b := settledPair(t, addr, oldM)
 			setBehindSlowCommand(t, srv, oldM, a, b, "2", "unsent")
 			time.Sleep(150 * time.Millisecond) // longer than StallTimeout without a reply
-			srv.Hold()
-			a.expect("-ERR switchyard: master stopped answering as a failover began; the command may or may not have run")
+			srv.Hold("test")
+			a.expect("-ERR switchyard: master stopped answering while commands were held; the command may or may not have run")
 			if end == "release" {
 				srv.Release()
 				b.expect("+OK")
@@ -480,7 +480,7 @@ func TestEventLoopHoldRetriesUnsentAfterTimeout(t *testing.T) {
 	srv, addr := startProxy(t, oldM.Addr, cfg)
 	a, b := settledPair(t, addr, oldM)
 	setBehindSlowCommand(t, srv, oldM, a, b, "3", "unsent")
-	srv.Hold()
+	srv.Hold("test")
 	a.expect("-ERR switchyard: timed out waiting for the master; the command may or may not have run")
 	srv.SetMaster(2, newM.Addr)
 	b.expect("+OK")
@@ -500,8 +500,8 @@ func TestEventLoopRetryWaitsHoldTimeoutInAll(t *testing.T) {
 	setBehindSlowCommand(t, srv, rs, a, b, "10", "unsent")
 	time.Sleep(150 * time.Millisecond) // longer than StallTimeout without a reply
 	start := time.Now()
-	srv.Hold() // closes the stalled connection: the SET was not sent
-	a.expect("-ERR switchyard: master stopped answering as a failover began; the command may or may not have run")
+	srv.Hold("test") // closes the stalled connection: the SET was not sent
+	a.expect("-ERR switchyard: master stopped answering while commands were held; the command may or may not have run")
 	if err := rs.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -528,10 +528,10 @@ func TestEventLoopHoldAgainKeepsHeldBackCommand(t *testing.T) {
 	a, b := settledPair(t, addr, oldM)
 	read.arm(t) // the next read is the DEBUG's reply: nothing else is due
 	setBehindSlowCommand(t, srv, oldM, a, b, "0.5", "held")
-	srv.Hold()
+	srv.Hold("test")
 	read.wait(t, "the loop did not start reading the DEBUG's reply")
 	srv.Release()
-	srv.Hold()
+	srv.Hold("test")
 	read.open()
 	a.expect("+OK")
 	expectNoSETFor(t, oldM, 300*time.Millisecond, "a command held back went to the old master while a second hold was on")

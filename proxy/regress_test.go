@@ -179,7 +179,7 @@ func TestHeldExecNeverReachesOldMaster(t *testing.T) {
 		a := dialFrames(t, addr)
 		a.send("MULTI", "SET fenced yes")
 		a.expect("+OK", "+QUEUED")
-		srv.Hold()
+		srv.Hold("test")
 		a.send("EXEC")
 		time.Sleep(20 * time.Millisecond) // let the EXEC reach the hold
 		srv.SetMaster(2, nw.Addr)

@@ -83,9 +83,10 @@ func (s *Server) SetMaster(epoch uint64, addr string) {
 }
 
 // Hold stops new commands from reaching the current master, from the
-// moment a failover starts: they wait (up to HoldTimeout) for Release or
-// SetMaster. Commands already sent complete normally.
-func (s *Server) Hold() {
+// moment a failover starts or the master can no longer be verified: they
+// wait (up to HoldTimeout) for Release or SetMaster. Commands already
+// sent complete normally. why is for the log.
+func (s *Server) Hold(why string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || s.held.Load() {
@@ -94,7 +95,7 @@ func (s *Server) Hold() {
 	s.held.Store(true)
 	if g := s.gen.Load(); g != nil {
 		n := g.fenceStalled(s.cfg.StallTimeout)
-		s.log.Info("holding commands: failover in progress", zap.String("master", g.addr), zap.Int("stalled_connections_closed", n))
+		s.log.Info("holding commands", zap.String("reason", why), zap.String("master", g.addr), zap.Int("stalled_connections_closed", n))
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/pnats/switchyard/sentinel"
@@ -17,6 +18,9 @@ import (
 type adminServer struct {
 	srv  *http.Server
 	addr string // the address it listens on
+	// draining is set once a SIGTERM starts the drain: /readyz then
+	// answers 503, so that whatever balances on it stops sending clients.
+	draining atomic.Bool
 }
 
 func (a *adminServer) Close() {
@@ -34,12 +38,17 @@ func startAdmin(addr string, groups func() []*group, m *metrics, log *zap.Logger
 	if addr == "" {
 		return &adminServer{}, nil
 	}
+	a := &adminServer{}
 	m.reg.MustRegister(newGroupCollector(groups))
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if a.draining.Load() {
+			http.Error(w, "not ready: draining", http.StatusServiceUnavailable)
+			return
+		}
 		for _, g := range groups() {
 			if _, _, ok := g.srv.Master(); !ok {
 				http.Error(w, fmt.Sprintf("not ready: group %s has no verified master", g.cfg.Name), http.StatusServiceUnavailable)
@@ -66,7 +75,8 @@ func startAdmin(addr string, groups func() []*group, m *metrics, log *zap.Logger
 		}
 	}()
 	log.Info("admin listening", zap.String("addr", l.Addr().String()))
-	return &adminServer{srv: hs, addr: l.Addr().String()}, nil
+	a.srv, a.addr = hs, l.Addr().String()
+	return a, nil
 }
 
 // status is /status: what an operator needs to see about each group. It
@@ -104,6 +114,10 @@ type replicaStatus struct {
 	Loading    bool     `json:"loading"`
 	LagBytes   int64    `json:"lag_bytes"`
 	ReplOffset int64    `json:"repl_offset"`
+	// CheckedAt is when its INFO last answered (staleness: the read set
+	// drops a replica that has not answered for three poll intervals,
+	// at least 2 s); nil if it never has.
+	CheckedAt *time.Time `json:"checked_at"`
 }
 
 func statusOf(groups []*group) status {
@@ -131,12 +145,17 @@ func statusOf(groups []*group) status {
 			readSet := g.srv.Replicas()
 			now := time.Now()
 			for _, r := range t.Replicas {
-				gs.Replicas = append(gs.Replicas, replicaStatus{
+				rs := replicaStatus{
 					Addr: r.Addr, Healthy: r.Healthy(g.maxLag, g.staleAfter(), now),
 					InReadSet: slices.Contains(readSet, r.Addr), Flags: r.Flags,
 					Link: r.MasterLinkStatus, LinkUp: r.LinkUp, Loading: r.Loading,
 					LagBytes: r.LagBytes, ReplOffset: r.ReplOffset,
-				})
+				}
+				if !r.Checked.IsZero() {
+					at := r.Checked.UTC()
+					rs.CheckedAt = &at
+				}
+				gs.Replicas = append(gs.Replicas, rs)
 			}
 			gs.Sentinels = t.Sentinels
 		}

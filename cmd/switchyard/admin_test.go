@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pnats/switchyard/internal/lab"
 	"github.com/pnats/switchyard/internal/lab/labtest"
@@ -60,8 +62,8 @@ func TestAdminEndpoints(t *testing.T) {
 		len(gs.Sentinels) != 3 || len(gs.Replicas) != 1 || gs.Clients != 1 {
 		t.Fatalf("/status group: %+v", gs)
 	}
-	if !gs.Replicas[0].Healthy {
-		t.Fatalf("replica not healthy: %+v", gs.Replicas[0])
+	if r := gs.Replicas[0]; !r.Healthy || r.CheckedAt == nil || time.Since(*r.CheckedAt) > time.Minute {
+		t.Fatalf("replica not healthy, or not checked lately: %+v", r)
 	}
 
 	_, metrics := get(t, base+"/metrics")
@@ -71,6 +73,7 @@ func TestAdminEndpoints(t *testing.T) {
 		`switchyard_group_state{group="test",state="ready"} 1`,
 		`switchyard_sentinels_reachable{group="test"} 3`,
 		`switchyard_master_epoch{group="test"} 1`,
+		`switchyard_master{group="test",master="` + g.Master.Addr + `"} 1`,
 		`switchyard_client_connections_total{group="test"} 1`,
 	} {
 		if !strings.Contains(metrics, want) {
@@ -85,4 +88,22 @@ func TestAdminEndpoints(t *testing.T) {
 	if !strings.Contains(out.String(), g.Master.Addr) || !strings.Contains(out.String(), "ready") {
 		t.Fatalf("switchyard status printed:\n%s", out.String())
 	}
+
+	// After a failover switchyard_master names the new master only, so
+	// instances can be compared by it (master_epoch is per process).
+	old := g.Master.Addr
+	newM, err := g.Failover(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	labtest.Eventually(t, 10*time.Second, func() error {
+		_, metrics := get(t, base+"/metrics")
+		if want := `switchyard_master{group="test",master="` + newM.Addr + `"} 1`; !strings.Contains(metrics, want) {
+			return fmt.Errorf("/metrics lacks %s", want)
+		}
+		if strings.Contains(metrics, `master="`+old+`"`) {
+			return fmt.Errorf("/metrics still names the old master %s", old)
+		}
+		return nil
+	})
 }

@@ -116,10 +116,10 @@ func ping(addr string) error {
 func TestBinaryReloadAndDrain(t *testing.T) {
 	skipShort(t)
 	rs := labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
-	a, b, fac := freeAddr(t), freeAddr(t), freeAddr(t)
+	a, b, fac, admin := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	cfgPath := filepath.Join(t.TempDir(), "switchyard.yaml")
 	write := func(groups ...string) {
-		cfg := "drain_timeout: 5s\nsentinel_facade: {listen: '" + fac + "'}\ngroups:\n"
+		cfg := "drain_timeout: 5s\nadmin_listen: '" + admin + "'\nsentinel_facade: {listen: '" + fac + "'}\ngroups:\n"
 		for _, g := range groups {
 			cfg += g
 		}
@@ -211,7 +211,7 @@ func TestBinaryReloadAndDrain(t *testing.T) {
 	kept.expect("+PONG")
 
 	// SIGTERM: the command in flight is answered, then the process exits 0.
-	kept.send("DEBUG SLEEP 0.5\r\n")
+	kept.send("DEBUG SLEEP 1\r\n")
 	// Redis is single-threaded: once it stops answering a direct PING, the
 	// DEBUG SLEEP has reached it.
 	labtest.Eventually(t, 5*time.Second, func() error {
@@ -227,8 +227,18 @@ func TestBinaryReloadAndDrain(t *testing.T) {
 		}
 		return nil
 	})
+	if code, body := get(t, "http://"+admin+"/readyz"); code != 200 {
+		t.Fatalf("/readyz before SIGTERM: %d %s", code, body)
+	}
 	start := time.Now()
 	p.cmd.Process.Signal(syscall.SIGTERM)
+	// While the command in flight drains, the instance is not ready.
+	labtest.Eventually(t, 5*time.Second, func() error {
+		if code, body := get(t, "http://"+admin+"/readyz"); code != 503 || !strings.Contains(body, "draining") {
+			return fmt.Errorf("/readyz while draining: %d %s", code, body)
+		}
+		return nil
+	})
 	kept.expect("+OK")
 	select {
 	case err := <-p.done:
@@ -258,6 +268,12 @@ func TestBinaryCheckConfigAndVersion(t *testing.T) {
 	out, err = exec.Command(binary(t), "check-config", "-config", bad).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "pool_size=-3") {
 		t.Fatalf("check-config on a bad file: %q %v", out, err)
+	}
+	noAdmin := filepath.Join(t.TempDir(), "noadmin.yaml")
+	os.WriteFile(noAdmin, []byte("groups:\n  - {name: a, listen: '127.0.0.1:1', upstream: 'x:1'}\n"), 0o600)
+	out, err = exec.Command(binary(t), "status", "-config", noAdmin).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "no admin_listen") {
+		t.Fatalf("status with no admin_listen: %q %v", out, err)
 	}
 }
 

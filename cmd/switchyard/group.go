@@ -239,9 +239,11 @@ func apply(srv *proxy.Server, t sentinel.Topology) {
 			srv.SetMaster(t.Epoch, t.Master)
 			return
 		}
-		srv.Hold()
-	case sentinel.StateFailover, sentinel.StateNoMaster:
-		srv.Hold()
+		srv.Hold(t.Reason)
+	case sentinel.StateFailover:
+		srv.Hold("failover in progress: " + t.Reason)
+	case sentinel.StateNoMaster:
+		srv.Hold("no verified master: " + t.Reason)
 	default:
 		// Nothing decided yet: there is no master to hold on to.
 	}

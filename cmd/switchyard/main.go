@@ -48,6 +48,10 @@ func run(args []string) int {
 				return 1
 			}
 			addr = c.AdminListen
+			if addr == "" {
+				fmt.Fprintln(os.Stderr, "switchyard: status: the configuration sets no admin_listen, so there is no /status to read; give -admin host:port")
+				return 1
+			}
 		}
 		if err := printStatus(os.Stdout, addr); err != nil {
 			fmt.Fprintln(os.Stderr, "switchyard:", err)
@@ -124,6 +128,7 @@ func serve(path string) error {
 				continue
 			}
 			log.Info("draining", zap.String("signal", sig.String()), zap.Duration("drain_timeout", sup.drain))
+			admin.draining.Store(true)
 			go func() {
 				// A second signal means: stop now.
 				<-sigs

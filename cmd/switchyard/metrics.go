@@ -110,7 +110,7 @@ func (l *lazyObserver) Observe(v float64) {
 type groupCollector struct {
 	groups func() []*group
 
-	clients, looped, pinned, backendConns, pending, held, epoch, lastSwitch,
+	clients, looped, pinned, backendConns, pending, held, epoch, master, lastSwitch,
 	state, sentinels, reachable, disagreeing, replicas, replicasDown, replicaLag, replicaReads *prometheus.Desc
 }
 
@@ -126,8 +126,9 @@ func newGroupCollector(groups func() []*group) *groupCollector {
 		backendConns: d("backend_connections", "Open connections to the current master."),
 		pending:      d("backend_pending_requests", "Requests written to the master and awaiting replies: pool saturation."),
 		held:         d("commands_held", "1 while new commands are held because a failover is in progress or no master is verified."),
-		epoch:        d("master_epoch", "Epoch of the current master; it increases at every master change."),
-		lastSwitch:   d("last_switch_timestamp_seconds", "Unix time of the last master change."),
+		epoch:        d("master_epoch", "Master changes this process has followed for the group since the group started, the first master counting 1; local to the process."),
+		master:       d("master", "1 for the address of the group's verified master, absent while there is none: compare it across instances.", "master"),
+		lastSwitch:   d("last_switch_timestamp_seconds", "Unix time at which this process last changed the group's master, its first verification after a start included."),
 		state:        d("group_state", "1 for the group's current state.", "state"),
 		sentinels:    d("sentinels", "Sentinels known for the group."),
 		reachable:    d("sentinels_reachable", "Sentinels that answered the last poll."),
@@ -140,7 +141,7 @@ func newGroupCollector(groups func() []*group) *groupCollector {
 }
 
 func (c *groupCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.clients, c.looped, c.pinned, c.backendConns, c.pending, c.held, c.epoch,
+	for _, d := range []*prometheus.Desc{c.clients, c.looped, c.pinned, c.backendConns, c.pending, c.held, c.epoch, c.master,
 		c.lastSwitch, c.state, c.sentinels, c.reachable, c.disagreeing, c.replicas, c.replicasDown, c.replicaLag, c.replicaReads} {
 		ch <- d
 	}
@@ -167,9 +168,16 @@ func (c *groupCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.held, b(st.Held), name)
 		gauge(c.epoch, float64(st.Epoch), name)
 		if g.watcher == nil {
+			if addr, _, ok := g.srv.Master(); ok {
+				gauge(c.master, 1, name, addr)
+			}
 			continue
 		}
 		t := g.watcher.Topology()
+		switch t.State {
+		case sentinel.StateReady, sentinel.StateFailover, sentinel.StateDegraded:
+			gauge(c.master, 1, name, t.Master) // absent while failing closed
+		}
 		if !t.LastSwitch.IsZero() {
 			gauge(c.lastSwitch, float64(t.LastSwitch.UnixNano())/1e9, name)
 		}
