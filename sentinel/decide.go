@@ -295,19 +295,46 @@ func (b *brain) noSentinel(views []view, role func(string) roleResult) {
 	if b.state == StateUnknown && !allAttempted(views) {
 		return
 	}
+	none := "no Sentinel is reachable" + pollErrors(views)
 	if b.master == "" {
-		b.set(StateNoMaster, "no Sentinel is reachable and no master was ever verified")
+		b.set(StateNoMaster, none+" and no master was ever verified")
 		return
 	}
 	r := role(b.master)
 	switch {
 	case b.failover != nil:
-		b.set(StateFailover, b.failoverReason(fmt.Sprintf("no Sentinel is reachable; %s %s", b.master, r)))
+		b.set(StateFailover, b.failoverReason(fmt.Sprintf("%s; %s %s", none, b.master, r)))
 	case r.master():
-		b.set(StateDegraded, fmt.Sprintf("no Sentinel is reachable; last verified master %s still answers ROLE master", b.master))
+		b.set(StateDegraded, fmt.Sprintf("%s; last verified master %s still answers ROLE master", none, b.master))
 	default:
-		b.set(StateNoMaster, fmt.Sprintf("no Sentinel is reachable and last verified master %s %s", b.master, r))
+		b.set(StateNoMaster, fmt.Sprintf("%s and last verified master %s %s", none, b.master, r))
 	}
+}
+
+// pollErrors names why the Sentinels' last polls failed, for a reason:
+// " (addr: error; …)", the first two, or "" if none says. A refusal
+// (NOAUTH, WRONGPASS, an unknown master name) then reads differently
+// from a Sentinel that is down.
+func pollErrors(views []view) string {
+	var parts []string
+	for _, v := range views {
+		if v.Err == "" {
+			continue
+		}
+		if len(parts) == 2 {
+			parts = append(parts, "…")
+			break
+		}
+		e := strings.TrimPrefix(v.Err, "sentinel: "+v.Addr+": ")
+		if len(e) > 160 {
+			e = e[:160] + "…"
+		}
+		parts = append(parts, v.Addr+": "+e)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, "; ") + ")"
 }
 
 func (b *brain) switchTo(now time.Time, addr string, eventAt time.Time, reason string) {

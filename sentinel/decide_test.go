@@ -241,7 +241,7 @@ func TestBrainStep(t *testing.T) {
 			roles:  masterA,
 			state:  StateDegraded,
 			master: nodeA, epoch: 4,
-			reason: "no Sentinel is reachable; last verified master 10.0.0.1:6379 still answers ROLE master",
+			reason: "no Sentinel is reachable (10.0.1.1:26379: connection refused; 10.0.1.2:26379: connection refused; …); last verified master 10.0.0.1:6379 still answers ROLE master",
 		},
 		{
 			name:   "degraded master stops being master",
@@ -250,7 +250,7 @@ func TestBrainStep(t *testing.T) {
 			roles:  masterB,
 			state:  StateNoMaster,
 			master: nodeA, epoch: 4,
-			reason: "no Sentinel is reachable and last verified master 10.0.0.1:6379 answers ROLE slave",
+			reason: "no Sentinel is reachable (10.0.1.1:26379: connection refused; 10.0.1.2:26379: connection refused; …) and last verified master 10.0.0.1:6379 answers ROLE slave",
 		},
 		{
 			name:   "no Sentinel and never a master",
@@ -259,6 +259,17 @@ func TestBrainStep(t *testing.T) {
 			roles:  masterA,
 			state:  StateNoMaster,
 			reason: "no master was ever verified",
+		},
+		{
+			// A refusal reads as one: the operator sees the password is
+			// wrong, not that the Sentinels are down.
+			name:  "Sentinels refusing, never a master",
+			brain: newBrain(15*time.Second, zap.NewNop()),
+			views: []view{{Addr: s1, Attempted: true, Err: "sentinel: " + s1 + ": SENTINEL MYID refused (the Sentinel user needs +sentinel|myid): NOAUTH Authentication required."}},
+			roles: masterA,
+			state: StateNoMaster,
+			reason: "no Sentinel is reachable (10.0.1.1:26379: SENTINEL MYID refused (the Sentinel user needs +sentinel|myid): " +
+				"NOAUTH Authentication required.) and no master was ever verified",
 		},
 		{
 			name:   "try-failover holds writes",

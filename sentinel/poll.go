@@ -62,8 +62,12 @@ func (l *link) poll(ctx context.Context) (pollResult, error) {
 	switch {
 	case err == nil:
 		res.ID = id
-	case isRedisError(err):
+	case isUnknownSubcommand(err):
 		// Before Redis 6.2 there is no MYID; count the Sentinel by address.
+	case isRedisError(err):
+		// Refused (NOPERM, NOAUTH, …): without its identity a Sentinel
+		// reached at two addresses would vote twice, so it gets no vote.
+		return res, fmt.Errorf("sentinel: %s: SENTINEL MYID refused (the Sentinel user needs +sentinel|myid): %w", l.addr, err)
 	default:
 		return res, fmt.Errorf("sentinel: %s: SENTINEL MYID: %w", l.addr, err)
 	}
@@ -139,4 +143,16 @@ func parseReplicas(reps []map[string]string) []Replica {
 func isRedisError(err error) bool {
 	var re redis.Error
 	return errors.As(err, &re) && !errors.Is(err, redis.Nil)
+}
+
+// isUnknownSubcommand reports whether err is a Sentinel's answer to a
+// subcommand it does not have: "ERR Unknown sentinel subcommand 'myid'"
+// before Redis 6, "ERR unknown subcommand or wrong number of arguments
+// for 'myid'…" or "ERR unknown subcommand 'myid'…" since.
+func isUnknownSubcommand(err error) bool {
+	if !isRedisError(err) {
+		return false
+	}
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "unknown") && strings.Contains(msg, "subcommand")
 }

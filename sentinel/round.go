@@ -69,7 +69,10 @@ func (w *Watcher) round(ctx context.Context, wg *sync.WaitGroup, d *decider, for
 		views = append(views, view{Addr: a})
 	}
 	for _, v := range views {
-		if v.Reachable != d.reach[v.Addr] && v.Attempted {
+		// A Sentinel's first answer is logged too: one that refuses
+		// from the start (a wrong password, an unknown master name)
+		// must not go unlogged.
+		if prev, seen := d.reach[v.Addr]; v.Attempted && (!seen || prev != v.Reachable) {
 			if v.Reachable {
 				w.log.Info("sentinel: Sentinel reachable", zap.String("sentinel", v.Addr), zap.String("names", v.Master))
 			} else {

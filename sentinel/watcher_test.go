@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
 	"strings"
 	"testing"
@@ -11,6 +12,9 @@ import (
 
 	"github.com/pnats/switchyard/internal/lab"
 	"github.com/pnats/switchyard/internal/lab/labtest"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 func TestWatcherGracefulFailover(t *testing.T) {
@@ -252,6 +256,56 @@ func TestWatcherRogueSentinels(t *testing.T) {
 	t.Run("minority names a replica", func(t *testing.T) {
 		r := startWatcher(t, Config{Sentinels: append(sentinelAddrs(g.Sentinels...), rogueOnReplica.Addr)})
 		r.waitTopo(t, 5*time.Second, isReady(g.Master.Addr, 1))
+	})
+
+	t.Run("a Sentinel that refuses MYID gets no vote", func(t *testing.T) {
+		// With an ACL user that may not run SENTINEL MYID, the rogue
+		// cannot be told apart from itself at a second address; counted
+		// by address, it would outvote the group's Sentinel 2 to 1.
+		ctx := context.Background()
+		for _, acl := range []struct {
+			s     *lab.Sentinel
+			rules []any
+		}{
+			{rogue, []any{"+sentinel|get-master-addr-by-name", "+sentinel|master", "+sentinel|replicas", "+ping", "+subscribe", "+psubscribe", "+hello", "+auth", "&*"}},
+			{g.Sentinels[1], []any{"+@all", "&*"}},
+		} {
+			c := acl.s.Client()
+			cmd := redis.NewCmd(ctx, append([]any{"ACL", "SETUSER", "sy", "on", ">pw"}, acl.rules...)...)
+			c.Process(ctx, cmd)
+			c.Close()
+			if err := cmd.Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, port, _ := net.SplitHostPort(rogue.Addr)
+		r := startWatcher(t, Config{Sentinels: []string{"localhost:" + port, rogue.Addr, g.Sentinels[1].Addr}, Username: "sy", Password: "pw"})
+		top := r.waitTopo(t, 5*time.Second, isReady(g.Master.Addr, 1))
+		if !strings.Contains(top.Reason, "1 of 1") {
+			t.Errorf("reason %q", top.Reason)
+		}
+		for _, s := range top.Sentinels {
+			if s.Addr != g.Sentinels[1].Addr && (s.Reachable || !strings.Contains(s.LastError, "+sentinel|myid")) {
+				t.Errorf("the rogue, refusing MYID: %+v", s)
+			}
+		}
+	})
+
+	t.Run("a Sentinel refusing from the start is logged", func(t *testing.T) {
+		core, logs := observer.New(zap.InfoLevel)
+		r := startWatcher(t, Config{Sentinels: []string{rogue.Addr}, Username: "sy", Password: "wrong", Logger: zap.New(core)})
+		top := r.waitTopo(t, 5*time.Second, isState(StateNoMaster, "", 0))
+		if !strings.Contains(top.Reason, "WRONGPASS") {
+			t.Errorf("reason %q does not say why", top.Reason)
+		}
+		labtest.Eventually(t, 5*time.Second, func() error {
+			for _, e := range logs.FilterMessage("sentinel: Sentinel lost").All() {
+				if strings.Contains(e.ContextMap()["error"].(string), "WRONGPASS") {
+					return nil
+				}
+			}
+			return errors.New("no 'Sentinel lost' log line naming WRONGPASS")
+		})
 	})
 
 	t.Run("discover from one address", func(t *testing.T) {
