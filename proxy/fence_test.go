@@ -115,6 +115,21 @@ func TestNewGenerationFencesOldMaster(t *testing.T) {
 	}
 }
 
+// setWhileHeld holds srv, sends SET held 1 through c, and checks that it
+// waits; its result arrives on the channel once the hold ends.
+func setWhileHeld(t *testing.T, srv *proxy.Server, c *redis.Client) <-chan error {
+	t.Helper()
+	srv.Hold("test")
+	done := make(chan error, 1)
+	go func() { done <- c.Set(ctxT(t), "held", "1", 0).Err() }()
+	select {
+	case err := <-done:
+		t.Fatalf("SET completed during the hold: %v", err)
+	case <-time.After(200 * time.Millisecond): // it waits for the hold now
+	}
+	return done
+}
+
 // TestHoldThenSwitch: commands sent while a failover holds the group go to
 // the new master, never to the old one.
 func TestHoldThenSwitch(t *testing.T) {
@@ -126,14 +141,7 @@ func TestHoldThenSwitch(t *testing.T) {
 	if err := c.Set(ctx, "before", "1", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	srv.Hold("test")
-	done := make(chan error, 1)
-	go func() { done <- c.Set(ctx, "held", "1", 0).Err() }()
-	select {
-	case err := <-done:
-		t.Fatalf("SET completed during the hold: %v", err)
-	case <-time.After(200 * time.Millisecond):
-	}
+	done := setWhileHeld(t, srv, c)
 	srv.SetMaster(2, newM.Addr)
 	if err := <-done; err != nil {
 		t.Fatalf("held SET: %v", err)
@@ -486,14 +494,7 @@ func TestHeldCommandOutlivesItsConnection(t *testing.T) {
 	if err := c.Set(ctx, "before", "1", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	srv.Hold("test")
-	done := make(chan error, 1)
-	go func() { done <- c.Set(ctx, "held", "1", 0).Err() }()
-	select {
-	case err := <-done:
-		t.Fatalf("SET completed during the hold: %v", err)
-	case <-time.After(200 * time.Millisecond): // it waits for the hold now
-	}
+	done := setWhileHeld(t, srv, c)
 	killProxyConns(t, rs)
 	srv.Release()
 	if err := <-done; err != nil {
