@@ -26,6 +26,12 @@ func (s *session) routeRead(args [][]byte, raw []byte) bool {
 		s.lastWrite = s.batchStart
 		return false
 	}
+	if flags&CmdMayWrite != 0 && !s.readPort {
+		s.lastWrite = s.batchStart // a script may write what the next read asks for
+	}
+	if flags&CmdPubSub != 0 {
+		return false // subscribers are on the master
+	}
 	// Commands that neither read nor write (PING, INFO, ROLE, …) stay
 	// where the port points: a read port answers as a replica.
 	if flags&CmdRead == 0 && !s.readPort {
@@ -37,6 +43,11 @@ func (s *session) routeRead(args [][]byte, raw []byte) bool {
 	c, n, err := s.replicaConn()
 	if err != nil {
 		if s.srv.cfg.ReadPolicy == ReadReplica {
+			s.replyError(replyNoReplica)
+			return true
+		}
+		if s.readPort && flags&CmdMayWrite != 0 {
+			// A replica would refuse its writes; the master would not.
 			s.replyError(replyNoReplica)
 			return true
 		}

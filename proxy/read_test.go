@@ -272,3 +272,85 @@ func TestDeadReplicaDoesNotPushReadsToMaster(t *testing.T) {
 		t.Fatalf("the healthy replica served %d of 50 reads", n)
 	}
 }
+
+// readProxyTable is readProxy with the built-in command table, as the
+// binary has until the master's COMMAND output replaces it.
+func readProxyTable(t *testing.T, r replicated, cfg proxy.Config) (*proxy.Server, string, string) {
+	srv, main := startProxy(t, r.master.Addr, cfg)
+	srv.SetReplicas(r.addrs())
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.ServeRead(l)
+	return srv, main, l.Addr().String()
+}
+
+// TestReadRoutingOfScriptsPubSubAndTransactions: the commands Redis flags
+// neither read nor write. PUBLISH goes to the master, where the
+// subscribers are, also from a read port; a script on a read port never
+// falls back to the master, which would run its writes; and a script, a
+// transaction or a blocking move counts as a write for read_your_writes.
+func TestReadRoutingOfScriptsPubSubAndTransactions(t *testing.T) {
+	r := startReplicated(t, 1)
+	srv, mainAddr, readAddr := readProxyTable(t, r, proxy.Config{ReadPolicy: proxy.ReadPreferReplica, ReadYourWrites: time.Hour})
+	ctx := ctxT(t)
+
+	t.Run("PUBLISH on the read port reaches its subscribers", func(t *testing.T) {
+		sub := client(t, readAddr).Subscribe(ctx, "news")
+		defer sub.Close()
+		if _, err := sub.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+		n, err := client(t, readAddr).Publish(ctx, "news", "hi").Result()
+		if err != nil || n != 1 {
+			t.Fatalf("PUBLISH on the read port: %d receivers, %v", n, err)
+		}
+		if m, err := sub.ReceiveMessage(ctx); err != nil || m.Payload != "hi" {
+			t.Fatalf("subscriber got %v %v", m, err)
+		}
+	})
+
+	// Raw connections: a client library's own first commands (CLIENT
+	// SETINFO) would count as writes and hide what is measured.
+	for _, w := range []struct {
+		name    string
+		write   string
+		replies int // lines of the write's replies
+	}{
+		{"EVAL", cmd("EVAL", "return redis.call('set', KEYS[1], '1')", "1", "ryw"), 1},
+		{"MULTI/EXEC", cmd("MULTI") + cmd("SET", "ryw", "1") + cmd("EXEC"), 4},
+		{"BLMOVE", cmd("BLMOVE", "ryw:none", "ryw:dst", "LEFT", "LEFT", "0.05"), 1},
+	} {
+		t.Run("read_your_writes after "+w.name, func(t *testing.T) {
+			c := dialRaw(t, mainAddr)
+			before := labtest.CommandCalls(t, r.replicas[0], "get")
+			c.send(cmd("GET", "ryw"))
+			c.line()
+			if labtest.CommandCalls(t, r.replicas[0], "get") != before+1 {
+				t.Fatal("the connection's first read did not go to the replica")
+			}
+			c.send(w.write)
+			for range w.replies {
+				c.line()
+			}
+			c.send(cmd("GET", "ryw"))
+			c.line()
+			if labtest.CommandCalls(t, r.replicas[0], "get") != before+1 {
+				t.Fatalf("a read right after %s went to the replica", w.name)
+			}
+		})
+	}
+
+	t.Run("a script on the read port with no replica is refused", func(t *testing.T) {
+		srv.SetReplicas(nil)
+		defer srv.SetReplicas(r.addrs())
+		err := client(t, readAddr).Eval(ctx, "return redis.call('set', KEYS[1], 'x')", []string{"via-read-port"}).Err()
+		if err == nil || !strings.Contains(err.Error(), "no healthy replica") {
+			t.Fatalf("EVAL on the read port with no replica: %v", err)
+		}
+		if n, _ := r.master.Client().Exists(ctx, "via-read-port").Result(); n != 0 {
+			t.Fatal("the read port ran a script's write on the master")
+		}
+	})
+}

@@ -19,6 +19,14 @@ const (
 	// CmdWrite: the command may write, or is unknown. It goes to the
 	// master, and a read port refuses it.
 	CmdWrite
+	// CmdMayWrite: flagged neither read nor write, but it may write: a
+	// script (EVAL, EVALSHA, FCALL). A read port sends it to a replica,
+	// which refuses a write, and never falls back to the master;
+	// read_your_writes counts it as a write.
+	CmdMayWrite
+	// CmdPubSub: Pub/Sub (PUBLISH, PUBSUB). It goes to the master, where
+	// subscribers are, also from a read port.
+	CmdPubSub
 )
 
 // ReadPolicy says where a listener's read commands go.
@@ -152,10 +160,22 @@ func (s *Server) commandFlags(args [][]byte) CommandFlags {
 	if t.IsRead(args) {
 		return CmdRead
 	}
-	if f, ok := t.Flags(args); !ok || f.Has(router.FlagWrite) {
+	f, ok := t.Flags(args)
+	if !ok || f.Has(router.FlagWrite) {
 		return CmdWrite // unknown commands are writes
 	}
-	return 0
+	var out CommandFlags
+	// Redis 6.2 flags scripts and PUBLISH may_replicate; Redis 7 hides
+	// that flag, and a script is then a command with key positions
+	// (movablekeys) that is flagged neither read nor write: EVAL,
+	// EVALSHA, FCALL. PING and INFO take no keys.
+	if f.Has(router.FlagMayReplicate) || f.Has(router.FlagMovableKeys) {
+		out |= CmdMayWrite
+	}
+	if f.Has(router.FlagPubSub) {
+		out |= CmdPubSub
+	}
+	return out
 }
 
 // refreshCommands replaces the built-in command table with the one the new

@@ -352,6 +352,7 @@ func (s *session) handle(cmd *resp.Command) {
 			s.replyError(clientError(err))
 			return
 		}
+		s.lastWrite = s.batchStart // BLMOVE and the pops write
 		s.forward(c, raw, true)
 		s.flush()
 	case router.Multi, router.Watch:
@@ -414,6 +415,7 @@ func (s *session) handlePinned(class router.Class, args [][]byte, raw []byte) {
 			s.abortPoisoned()
 			return
 		}
+		s.lastWrite = s.batchStart // for read_your_writes
 	}
 	// After WATCH (not inside MULTI) a blocking command blocks for real.
 	s.forward(s.ded, raw, class == router.Blocking && !s.multi)

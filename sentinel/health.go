@@ -18,7 +18,10 @@ type replicaHealth struct {
 	linkUp, loading bool
 	offset, lag     int64 // -1: unknown
 	checked         time.Time
-	failing         bool // the last probe got no answer (for logging the change once)
+	failing         bool // the last probe got no answer
+	// foreign: its replication stream is not the master's (another
+	// master, a zombie old one); logged once, and its lag is unknown.
+	foreign bool
 }
 
 // unknownHealth is the health of a replica never read.
@@ -27,6 +30,7 @@ var unknownHealth = replicaHealth{offset: -1, lag: -1}
 // apply copies h into r.
 func (h replicaHealth) apply(r *Replica) {
 	r.LinkUp, r.Loading, r.Offset, r.LagBytes, r.Checked = h.linkUp, h.loading, h.offset, h.lag, h.checked
+	r.NoAnswer = h.failing
 }
 
 // probe is one answer to INFO from a node.
@@ -37,6 +41,7 @@ type probe struct {
 	loading    bool      // loading:1 or -LOADING
 	offset     int64     // slave_repl_offset, -1 if absent
 	replOffset int64     // master_repl_offset, -1 if absent
+	replID     string    // master_replid: the replication stream it has or follows
 }
 
 // healthLoop reads the replicas' own INFO every PollInterval, and at once
@@ -106,10 +111,17 @@ func (w *Watcher) healthRound(ctx context.Context, n *nodes) {
 		if h.failing {
 			w.log.Info("sentinel: replica answers INFO again", zap.String("replica", a))
 		}
-		h = replicaHealth{linkUp: p.linkUp, loading: p.loading, offset: p.offset, lag: -1, checked: p.at}
-		if master.err == nil && master.replOffset >= 0 && p.offset >= 0 {
+		foreign := master.err == nil && master.replID != "" && p.replID != "" && p.replID != master.replID
+		if foreign && !h.foreign {
+			w.log.Warn("sentinel: replica follows another replication stream than the master's; it serves no reads",
+				zap.String("replica", a), zap.String("master", top.Master))
+		}
+		h = replicaHealth{linkUp: p.linkUp, loading: p.loading, offset: p.offset, lag: -1, checked: p.at, foreign: foreign}
+		if !foreign && master.err == nil && master.replOffset >= 0 && p.offset >= 0 {
 			// The replica may have been read just after the master took
-			// more writes: a negative lag means caught up.
+			// more writes: a negative lag means caught up. Offsets of
+			// different streams do not compare (foreign): a replica of
+			// another master could be "ahead".
 			h.lag = max(0, master.replOffset-p.offset)
 		}
 		w.health[a] = h
@@ -163,6 +175,8 @@ func parseInfo(s string, p *probe) {
 			if o, err := strconv.ParseInt(v, 10, 64); err == nil {
 				p.replOffset = o
 			}
+		case "master_replid":
+			p.replID = v
 		}
 	}
 }

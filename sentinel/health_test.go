@@ -44,6 +44,7 @@ func TestReplicaHealthy(t *testing.T) {
 		{"lag over the bound", with(func(r *Replica) { r.LagBytes = 1<<20 + 1 }), false},
 		{"lag unknown", with(func(r *Replica) { r.LagBytes = -1 }), false},
 		{"never checked", with(func(r *Replica) { r.Checked = time.Time{} }), false},
+		{"last probe unanswered, checked lately", with(func(r *Replica) { r.NoAnswer = true }), false},
 		{"checked too long ago", with(func(r *Replica) { r.Checked = now.Add(-2*time.Second - time.Nanosecond) }), false},
 		{"zero value", Replica{}, false},
 	}
@@ -66,8 +67,8 @@ func TestParseInfo(t *testing.T) {
 			name: "replica",
 			info: "# Replication\r\nrole:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:6379\r\nmaster_link_status:up\r\n" +
 				"master_last_io_seconds_ago:0\r\nmaster_sync_in_progress:0\r\nslave_read_repl_offset:5012\r\nslave_repl_offset:5000\r\n" +
-				"slave_priority:100\r\nmaster_repl_offset:5000\r\n\r\n# Persistence\r\nloading:0\r\nasync_loading:0\r\n",
-			want: probe{linkUp: true, offset: 5000, replOffset: 5000},
+				"slave_priority:100\r\nmaster_replid:abc\r\nmaster_repl_offset:5000\r\n\r\n# Persistence\r\nloading:0\r\nasync_loading:0\r\n",
+			want: probe{linkUp: true, offset: 5000, replOffset: 5000, replID: "abc"},
 		},
 		{
 			name: "replica syncing",
@@ -79,7 +80,7 @@ func TestParseInfo(t *testing.T) {
 			name: "master",
 			info: "# Replication\r\nrole:master\r\nconnected_slaves:1\r\nslave0:ip=127.0.0.1,port=6380,state=online,offset=42,lag=0\r\n" +
 				"master_replid:abc\r\nmaster_repl_offset:42\r\n",
-			want: probe{offset: -1, replOffset: 42},
+			want: probe{offset: -1, replOffset: 42, replID: "abc"},
 		},
 		{
 			name: "garbage",

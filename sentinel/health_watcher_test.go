@@ -147,6 +147,13 @@ func TestWatcherReplicaHealth(t *testing.T) {
 		if err := replicaIs(r1.Addr, healthy)(top); err != nil {
 			t.Errorf("%v\n%s", err, describe(top))
 		}
+		// It is out at its first unanswered probe, before it is stale.
+		top = r.waitTopo(t, 5*time.Second, replicaIs(r0.Addr, func(rep Replica) error {
+			if !rep.NoAnswer {
+				return errors.New("no failed probe recorded")
+			}
+			return nil
+		}))
 		// A replica that stops answering keeps its last values; only
 		// Checked ages.
 		top = r.waitTopo(t, 5*time.Second, replicaIs(r0.Addr, func(rep Replica) error {
@@ -278,6 +285,58 @@ func TestWatcherReplicaHealth(t *testing.T) {
 			return nil
 		}))
 		t.Logf("caught up after %v", time.Since(start))
+	})
+
+	t.Run("replica of another master", func(t *testing.T) {
+		// A replica that follows another master (a misconfiguration, a
+		// zombie old master) serves that master's data, whose offset may
+		// be ahead: the lag must not read as 0. Sentinel corrects such a
+		// replica only at its next INFO (every 10 s).
+		r.waitTopo(t, 5*time.Second, allHealthy(r0.Addr, r1.Addr))
+		other := labtest.Server(t, lab.ServerOptions{})
+		oc := other.Client()
+		defer oc.Close()
+		ctx := ctxT(t, 10*time.Second)
+		rc := r1.Client()
+		defer rc.Close()
+		host, port, _ := strings.Cut(other.Addr, ":")
+		if err := rc.SlaveOf(ctx, host, port).Err(); err != nil {
+			t.Fatal(err)
+		}
+		mhost, mport, _ := strings.Cut(g.Master.Addr, ":")
+		t.Cleanup(func() { _ = rc.SlaveOf(context.Background(), mhost, mport).Err() })
+		// Its stream ahead of the group's master's: offsets that compared
+		// would give a lag of 0. (A master's offset grows only once a
+		// replica has connected: until then these writes do not count.)
+		offset := func(c *redis.Client) int64 {
+			info, err := c.Info(ctx, "replication").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var p probe
+			parseInfo(info, &p)
+			return p.replOffset
+		}
+		big := strings.Repeat("y", 1<<20)
+		for i := 0; offset(oc) < offset(mc)+2<<20; i++ {
+			if err := oc.Set(ctx, fmt.Sprint("foreign", i%8), big, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ahead := offset(mc) + 2<<20
+		top := r.waitTopo(t, 5*time.Second, replicaIs(r1.Addr, func(rep Replica) error {
+			if !rep.LinkUp || rep.Offset < ahead || time.Since(rep.Checked) > time.Second {
+				return fmt.Errorf("offset %d: not yet ahead of the group's master on the other stream", rep.Offset)
+			}
+			return unhealthy(rep)
+		}))
+		if err := replicaIs(r0.Addr, healthy)(top); err != nil {
+			t.Errorf("%v\n%s", err, describe(top))
+		}
+		if err := rc.SlaveOf(ctx, mhost, mport).Err(); err != nil {
+			t.Fatal(err)
+		}
+		r.waitTopo(t, 10*time.Second, allHealthy(r0.Addr, r1.Addr))
 	})
 }
 

@@ -60,19 +60,21 @@ type Replica struct {
 	LinkUp   bool      // its own master_link_status is up (false for a node that says it is a master)
 	Loading  bool      // loading:1, or it answered -LOADING
 	Offset   int64     // its slave_repl_offset; -1 if unknown
-	LagBytes int64     // the master's master_repl_offset, read in the same round, minus Offset (0 if negative); -1 if unknown
+	LagBytes int64     // the master's master_repl_offset, read in the same round, minus Offset (0 if negative); -1 if unknown, or if it follows another replication stream than the master's
 	Checked  time.Time // when its INFO was last read; zero if never
+	NoAnswer bool      // its last INFO probe got no answer within the dial timeout
 }
 
 // Healthy reports whether the replica may serve reads at now: Sentinel does
 // not flag it (s_down, o_down, disconnected), its own link to the master
-// is up, it is not loading, its INFO was read within staleAfter, and its
-// lag is known and at most maxLagBytes.
+// is up, it is not loading, it answered its last INFO probe, that INFO
+// was read within staleAfter, and its lag is known (it follows the
+// master's replication stream) and at most maxLagBytes.
 //
 // staleAfter should allow for one slow round: at least PollInterval +
 // DialTimeout, e.g. 2×PollInterval + DialTimeout.
 func (r Replica) Healthy(maxLagBytes int64, staleAfter time.Duration, now time.Time) bool {
-	return !r.Down && r.LinkUp && !r.Loading &&
+	return !r.Down && r.LinkUp && !r.Loading && !r.NoAnswer &&
 		!r.Checked.IsZero() && now.Sub(r.Checked) <= staleAfter &&
 		r.LagBytes >= 0 && r.LagBytes <= maxLagBytes
 }

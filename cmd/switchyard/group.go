@@ -262,13 +262,21 @@ func healthyReplicas(t sentinel.Topology, maxLag int64, staleAfter time.Duration
 }
 
 // staleAfter is how old a replica's last health check may be: three poll
-// intervals, and never under 2s, so one slow answer does not flap it.
+// intervals, never under 2s, so one slow answer does not flap it, and
+// two rounds that each wait dial_timeout for a replica that does not
+// answer (the others' checks come that late then). A replica that does
+// not answer leaves the read set at its first failed probe anyway
+// (Replica.NoAnswer).
 func (g *group) staleAfter() time.Duration {
 	poll := sentinel.DefaultPollInterval
 	if s := g.cfg.Sentinel; s != nil && s.PollInterval > 0 {
 		poll = s.PollInterval
 	}
-	return max(3*poll, 2*time.Second)
+	dial := g.cfg.DialTimeout
+	if dial <= 0 {
+		dial = 2 * time.Second
+	}
+	return max(3*poll, 2*time.Second, 2*(poll+dial))
 }
 
 func (g *group) describe() string {
