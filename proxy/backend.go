@@ -89,6 +89,8 @@ type backendConn struct {
 	// blockingWait is set while the reader waits for a blocking command's
 	// reply, which may legitimately take forever.
 	blockingWait atomic.Bool
+	// inTunnel is set once the connection is a client's tunnel (pump).
+	inTunnel atomic.Bool
 	// fence is the generation's fenced flag (nil for replicas): once set,
 	// nothing more is written, so a replaced master receives no command
 	// after the switch is known, whatever was already queued.
@@ -616,6 +618,7 @@ func (c *backendConn) closedErr() error {
 // startTunnel turns the connection into a client's own: from now on every
 // frame the backend sends is copied to w. Only valid with nothing pending.
 func (c *backendConn) startTunnel(w *clientWriter) {
+	c.inTunnel.Store(true) // before its reader takes it: Hold must see it
 	c.tunnel <- w
 }
 

@@ -17,6 +17,12 @@ var (
 	// errStalled: a failover began while requests on the connection had
 	// waited over StallTimeout for a reply (Hold closes it).
 	errStalled = errors.New("proxy: master stopped answering while commands were held")
+	// errHeldPinned: commands were held (a failover began, or the master
+	// could not be verified) while the connection was blocked or in a
+	// tunnel (subscribed, tracking, MONITOR), where nothing is held: Hold
+	// closes it, so that a master about to be replaced cannot acknowledge
+	// what goes through it.
+	errHeldPinned = errors.New("proxy: commands were held while the connection was blocked or subscribed")
 	// errClientGone: the client went away while its command was blocked.
 	errClientGone = errors.New("proxy: client closed the connection")
 	// errPoolClosed: the session's pool went away under it.
@@ -27,7 +33,7 @@ var (
 // than lost.
 func deliberate(err error) bool {
 	return errors.Is(err, errPoolClosed) || errors.Is(err, errFenced) ||
-		errors.Is(err, ErrServerClosed) || errors.Is(err, errClientGone)
+		errors.Is(err, ErrServerClosed) || errors.Is(err, errClientGone) || errors.Is(err, errHeldPinned)
 }
 
 // ReplyError is an error reply Redis gave during a backend handshake, for
@@ -84,6 +90,8 @@ func clientError(err error) string {
 		return "ERR switchyard: master changed before the reply; the command may or may not have run"
 	case errors.Is(err, errStalled):
 		return "ERR switchyard: master stopped answering while commands were held; the command may or may not have run"
+	case errors.Is(err, errHeldPinned):
+		return "ERR switchyard: a failover began while the command was blocked; the command may or may not have run"
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {

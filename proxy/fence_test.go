@@ -542,3 +542,44 @@ func TestIdleConnectionsClosedByRedis(t *testing.T) {
 		t.Fatalf("tx = %q, want 2", v)
 	}
 }
+
+// TestHoldClosesBlockedAndTunnelConnections: a hold holds what goes
+// through the shared connections and transactions, but a blocked command
+// and a tunnel (here a RESP3 tracking client, whose commands go straight
+// through) have connections of their own. If the master being replaced
+// is a zombie that wakes after the promotion, it would serve the pop and
+// acknowledge the tunnel's writes on data about to be discarded: so Hold
+// closes them at once, as the switch would.
+func TestHoldClosesBlockedAndTunnelConnections(t *testing.T) {
+	rs := labtest.Server(t, lab.ServerOptions{})
+	srv, addr := startProxy(t, rs.Addr, proxy.Config{HoldTimeout: 10 * time.Second})
+	ctx := ctxT(t)
+	tracking := client(t, addr, func(o *redis.Options) { o.Protocol, o.PoolSize = 3, 1 })
+	if err := tracking.Do(ctx, "CLIENT", "TRACKING", "on").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tracking.Set(ctx, "before", "1", 0).Err(); err != nil {
+		t.Fatalf("a write through the tunnel before the hold: %v", err)
+	}
+	blocked := dialRaw(t, addr)
+	blocked.send(cmd("BLPOP", "nothing", "0"))
+	waitFor(t, func() error {
+		if n := srv.Stats().Pinned; n != 2 {
+			return fmt.Errorf("%d pinned sessions, want the tracking and the blocked one", n)
+		}
+		return nil
+	})
+	srv.Hold("test")
+	if l := blocked.line(); !strings.Contains(l, "may or may not have run") {
+		t.Fatalf("blocked BLPOP at the hold: %q", l)
+	}
+	// The tracking client's connection is closed too, so its session
+	// ends. (A client library then dials again; its next command is
+	// held like any other.)
+	waitFor(t, func() error {
+		if n := srv.Stats().Pinned; n != 0 {
+			return fmt.Errorf("%d sessions still hold a connection of their own", n)
+		}
+		return nil
+	})
+}

@@ -82,10 +82,16 @@ func (g *generation) release(p *pool) {
 // wakes up after the promotion (a zombie) it would execute and acknowledge
 // those requests on data that is about to be discarded. Closed now, they
 // end as errors, never as late acknowledgements.
+//
+// It also closes the dedicated connections that a hold does not hold: a
+// blocked command (a zombie that wakes would serve the pop or the move)
+// and a tunnel (a subscribed, tracking or MONITOR client, whose commands
+// go straight through). They are closed at the switch anyway; if the
+// failover aborts, their clients reconnect.
 func (g *generation) fenceStalled(d time.Duration) int {
 	now := time.Now()
 	g.mu.Lock()
-	var stalled []*backendConn
+	var stalled, pinned []*backendConn
 	for _, p := range g.pools {
 		p.mu.Lock()
 		for _, sl := range p.slots {
@@ -94,8 +100,12 @@ func (g *generation) fenceStalled(d time.Duration) int {
 			}
 		}
 		for c := range p.active {
-			if c.alive() && c.stalled(d, now) {
+			switch {
+			case !c.alive():
+			case c.stalled(d, now):
 				stalled = append(stalled, c)
+			case c.blockingWait.Load() || c.inTunnel.Load():
+				pinned = append(pinned, c)
 			}
 		}
 		p.mu.Unlock()
@@ -104,7 +114,10 @@ func (g *generation) fenceStalled(d time.Duration) int {
 	for _, c := range stalled {
 		c.close(errStalled)
 	}
-	return len(stalled)
+	for _, c := range pinned {
+		c.close(errHeldPinned)
+	}
+	return len(stalled) + len(pinned)
 }
 
 // close fences the generation: every connection to its node is closed.
