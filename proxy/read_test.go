@@ -51,15 +51,9 @@ func (r replicated) addrs() []string {
 
 // readProxy serves the main port and a read port in front of r.
 func readProxy(t *testing.T, r replicated, cfg proxy.Config) (*proxy.Server, string, string) {
-	srv, main := startProxy(t, r.master.Addr, cfg)
+	srv, main, read := readProxyTable(t, r, cfg)
 	srv.SetCommandFlags(testFlags)
-	srv.SetReplicas(r.addrs())
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.ServeRead(l)
-	return srv, main, l.Addr().String()
+	return srv, main, read
 }
 
 func errorCount(t *testing.T, node *lab.Server, code string) int {
