@@ -164,7 +164,7 @@ func TestBinaryReloadAndDrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	write(groupA, groupB, fmt.Sprintf("  - {name: c, listen: '%s', upstream: '%s'}\n", taken.Addr(), rs.Addr))
+	write(groupA, groupB, fmt.Sprintf("  - {name: c, listen: '%s', upstream: '%s', facade_name: c-master}\n", taken.Addr(), rs.Addr))
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	labtest.Eventually(t, 10*time.Second, func() error {
 		if !strings.Contains(p.output(), "some groups did not start") {
@@ -176,6 +176,15 @@ func TestBinaryReloadAndDrain(t *testing.T) {
 		if err := ping(addr); err != nil {
 			t.Fatalf("after a group failed to start: %v", err)
 		}
+	}
+	// The facade does not send clients to the port it could not take.
+	sc := redis.NewSentinelClient(&redis.Options{Addr: fac})
+	defer sc.Close()
+	if addr, err := sc.GetMasterAddrByName(context.Background(), "c-master").Result(); !errors.Is(err, redis.Nil) {
+		t.Fatalf("the facade names c-master, which did not start, at %v (%v)", addr, err)
+	}
+	if _, metrics := get(t, "http://"+admin+"/metrics"); strings.Contains(metrics, `group="c"`) {
+		t.Fatal("/metrics has series for group c, which did not start")
 	}
 
 	// A changed group that cannot start (its new port is taken) goes back
@@ -190,8 +199,6 @@ func TestBinaryReloadAndDrain(t *testing.T) {
 	})
 	// The Sentinel facade names the address b still serves, not the new
 	// announce address of the configuration that did not start.
-	sc := redis.NewSentinelClient(&redis.Options{Addr: fac})
-	defer sc.Close()
 	if addr, err := sc.GetMasterAddrByName(context.Background(), "b-master").Result(); err != nil || net.JoinHostPort(addr[0], addr[1]) != b {
 		t.Fatalf("the facade names b-master at %v (%v) after its reload failed, want %s", addr, err, b)
 	}

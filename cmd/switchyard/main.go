@@ -161,19 +161,21 @@ func reload(path string, running *config, sup *supervisor, level zap.AtomicLevel
 	if err := sup.reload(cfg); err != nil {
 		log.Error("reload: some groups did not start", zap.Error(err))
 	}
-	// A changed group that could not start went back to its previous
-	// configuration: the facade must go on naming the addresses it
-	// serves.
+	// What runs, as it runs: a changed group that could not start went
+	// back to its previous configuration, and one that could not start
+	// at all is left out, so that the facade names only addresses that
+	// are served (a group's port may be taken by another process).
 	serving := map[string]groupConfig{}
 	for _, g := range sup.groups() {
 		serving[g.cfg.Name] = g.cfg
 	}
-	for i, gc := range cfg.Groups {
-		if old, ok := serving[gc.Name]; ok {
-			cfg.Groups[i] = old
+	var groups []groupConfig
+	for _, gc := range cfg.Groups {
+		if run, ok := serving[gc.Name]; ok {
+			groups = append(groups, run)
 		}
 	}
-	running.Groups = cfg.Groups
+	running.Groups = groups
 	running.Log.Level = cfg.Log.Level
 	running.SentinelFacade = cfg.SentinelFacade
 }

@@ -126,16 +126,20 @@ func (s *supervisor) reload(cfg *config) error {
 	// Stop first: a changed group usually keeps its listen address.
 	s.stopAll(stop)
 	var errs []error
+	started := 0
 	for _, gc := range start {
 		g, err := newGroup(gc, s.log, s.metrics)
 		if err != nil {
 			errs = append(errs, err)
 			prev, changed := old[gc.Name]
 			if !changed {
+				// Nothing of it runs: its series go too.
+				s.metrics.forget(gc.Name)
 				continue
 			}
 			if g, err = newGroup(prev, s.log, s.metrics); err != nil {
 				errs = append(errs, fmt.Errorf("restoring its previous configuration: %w", err))
+				s.metrics.forget(gc.Name)
 				continue
 			}
 			s.log.Warn("group kept its previous configuration: the new one did not start", zap.String("group", gc.Name))
@@ -143,9 +147,10 @@ func (s *supervisor) reload(cfg *config) error {
 		s.mu.Lock()
 		s.launch(g)
 		s.mu.Unlock()
+		started++
 	}
 	s.log.Info("configuration reloaded", zap.Int("unchanged", unchanged), zap.Int("stopped", len(stop)),
-		zap.Int("started", len(start)-len(errs)), zap.Errors("errors", errs))
+		zap.Int("started", started), zap.Errors("errors", errs))
 	return errors.Join(errs...)
 }
 
