@@ -17,6 +17,7 @@ func (*loop) post(*session)             {}
 func (*loop) stop()                     {}
 func (*loop) adopt(*backendConn) bool   { return false }
 func (*loop) postBackend(*backendConn)  {}
+func (*loop) resumeHeld()               {}
 func detachConn(net.Conn) (int, error)  { return -1, errNoLoop }
 func readRaw(int, []byte) (int, error)  { return 0, errNoLoop }
 func writeRaw(int, []byte) (int, error) { return 0, errNoLoop }
