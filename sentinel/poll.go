@@ -87,11 +87,7 @@ func (l *link) poll(ctx context.Context) (pollResult, error) {
 	if err != nil {
 		return res, fmt.Errorf("sentinel: %s: SENTINEL master: %w", l.addr, err)
 	}
-	for _, f := range strings.Split(mi["flags"], ",") {
-		if f == "s_down" || f == "o_down" || f == "failover_in_progress" {
-			res.MasterDown = true
-		}
-	}
+	res.MasterDown = hasFlag(mi["flags"], "s_down", "o_down", "failover_in_progress")
 
 	reps, err := l.client.Replicas(qctx, l.cfg.MasterName).Result()
 	if err != nil {
@@ -105,12 +101,26 @@ func (l *link) poll(ctx context.Context) (pollResult, error) {
 			return res, fmt.Errorf("sentinel: %s: SENTINEL sentinels: %w", l.addr, err)
 		}
 		for _, s := range sens {
-			if s["ip"] != "" && s["port"] != "" {
+			// A Sentinel this one sees as down is not followed: Sentinels
+			// never forget a peer by themselves, so in Kubernetes the
+			// lists keep every address a restarted pod ever had.
+			if s["ip"] != "" && s["port"] != "" && !hasFlag(s["flags"], "s_down", "o_down") {
 				res.Discovered = append(res.Discovered, net.JoinHostPort(s["ip"], s["port"]))
 			}
 		}
 	}
 	return res, nil
+}
+
+// hasFlag reports whether the comma-separated Sentinel flags hold any of
+// names.
+func hasFlag(flags string, names ...string) bool {
+	for f := range strings.SplitSeq(flags, ",") {
+		if slices.Contains(names, f) {
+			return true
+		}
+	}
+	return false
 }
 
 // parseReplicas turns a SENTINEL replicas reply into Replicas, sorted by
@@ -128,11 +138,7 @@ func parseReplicas(reps []map[string]string) []Replica {
 		if f := r["flags"]; f != "" {
 			rep.Flags = strings.Split(f, ",")
 		}
-		for _, f := range rep.Flags {
-			if f == "s_down" || f == "o_down" || f == "disconnected" {
-				rep.Down = true
-			}
-		}
+		rep.Down = hasFlag(r["flags"], "s_down", "o_down", "disconnected")
 		rep.ReplOffset, _ = strconv.ParseInt(r["slave-repl-offset"], 10, 64)
 		out = append(out, rep)
 	}

@@ -52,7 +52,11 @@ type decider struct {
 // ticked says the round is the one of this PollInterval's tick.
 func (w *Watcher) round(ctx context.Context, wg *sync.WaitGroup, d *decider, force, ticked bool) {
 	now := time.Now()
-	views, events, urgent, discovered := w.snapshot(now)
+	views, events, urgent, discovered, forgot := w.snapshot(now)
+	for _, a := range forgot {
+		w.log.Info("sentinel: forgot Sentinel: unreachable, and no reachable Sentinel lists it as up", zap.String("sentinel", a))
+		delete(d.reach, a)
+	}
 	if urgent {
 		force = true
 	}
@@ -65,7 +69,7 @@ func (w *Watcher) round(ctx context.Context, wg *sync.WaitGroup, d *decider, for
 			break
 		}
 		w.log.Info("sentinel: discovered Sentinel", zap.String("sentinel", a))
-		w.addLink(ctx, wg, a)
+		w.addLink(ctx, wg, a, false)
 		views = append(views, view{Addr: a})
 	}
 	for _, v := range views {
@@ -104,11 +108,15 @@ func (w *Watcher) round(ctx context.Context, wg *sync.WaitGroup, d *decider, for
 }
 
 // snapshot copies the links' state for one decision and takes the queued
-// events. discovered lists Sentinel addresses not yet linked.
-func (w *Watcher) snapshot(now time.Time) (views []view, events []event, urgent bool, discovered []string) {
+// events. discovered lists Sentinel addresses not yet linked; forgot those
+// whose links it ended (see forget).
+func (w *Watcher) snapshot(now time.Time) (views []view, events []event, urgent bool, discovered, forgot []string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	window := w.cfg.reachWindow()
+	if w.cfg.Discover {
+		forgot = w.forget(now, window)
+	}
 	seen := map[string]bool{}
 	for _, a := range w.order {
 		s := w.links[a]
@@ -138,7 +146,47 @@ func (w *Watcher) snapshot(now time.Time) (views []view, events []event, urgent 
 	}
 	events, w.events = w.events, nil
 	urgent, w.urgent = w.urgent, false
-	return views, events, urgent, discovered
+	return views, events, urgent, discovered, forgot
+}
+
+// forgetAfter is how many PollIntervals a discovered Sentinel must have
+// been unreachable before forget may end its link.
+const forgetAfter = 10
+
+// forget ends the links to discovered Sentinels that are gone: not
+// reachable for forgetAfter polls, and listed as up by none of the
+// reachable Sentinels. In Kubernetes a restarted Sentinel pod comes back
+// at a new address, and without this its old ones would be dialled for
+// ever and fill the maxSentinels slots, leaving none for new Sentinels.
+// Seeds are never forgotten; nor is anything while no Sentinel answers,
+// as then nothing says which Sentinels are gone. w.mu is held.
+func (w *Watcher) forget(now time.Time, window time.Duration) []string {
+	listed := map[string]bool{}
+	answering := false
+	for _, s := range w.links {
+		if s.err == "" && !s.lastOK.IsZero() && now.Sub(s.lastOK) <= window {
+			answering = true
+			for _, d := range s.discovered {
+				listed[d] = true
+			}
+		}
+	}
+	if !answering {
+		return nil
+	}
+	after := forgetAfter * w.cfg.PollInterval
+	var gone []string
+	w.order = slices.DeleteFunc(w.order, func(a string) bool {
+		s := w.links[a]
+		if s.seed || listed[a] || now.Sub(s.added) < after || (!s.lastOK.IsZero() && now.Sub(s.lastOK) < after) {
+			return false
+		}
+		s.cancel()
+		delete(w.links, a)
+		gone = append(gone, a)
+		return true
+	})
+	return gone
 }
 
 func (w *Watcher) pokeLinks() {

@@ -48,6 +48,9 @@ type Watcher struct {
 // linkState is what one link last reported.
 type linkState struct {
 	l          *link
+	cancel     context.CancelFunc // ends l's goroutines
+	seed       bool               // from Config.Sentinels, never forgotten
+	added      time.Time
 	id         string
 	attempted  bool
 	lastOK     time.Time
@@ -126,21 +129,23 @@ func (w *Watcher) Run(ctx context.Context) error {
 	defer cancel()
 
 	for _, a := range w.cfg.Sentinels {
-		w.addLink(ctx, &wg, a)
+		w.addLink(ctx, &wg, a, true)
 	}
 	wg.Go(func() { w.healthLoop(ctx, n) })
 	w.decideLoop(ctx, &wg, n)
 	return ctx.Err()
 }
 
-// addLink starts a link to addr, owned by Run through wg.
-func (w *Watcher) addLink(ctx context.Context, wg *sync.WaitGroup, addr string) {
+// addLink starts a link to addr, owned by Run through wg; seed says addr
+// is one of Config.Sentinels.
+func (w *Watcher) addLink(ctx context.Context, wg *sync.WaitGroup, addr string, seed bool) {
 	var l *link
 	l = newLink(addr, w.cfg,
 		func(r pollResult, err error) { w.report(l, r, err) },
 		w.event)
+	ctx, cancel := context.WithCancel(ctx)
 	w.mu.Lock()
-	w.links[addr] = &linkState{l: l}
+	w.links[addr] = &linkState{l: l, cancel: cancel, seed: seed, added: time.Now()}
 	w.order = append(w.order, addr)
 	w.mu.Unlock()
 	wg.Go(func() { l.run(ctx) })
@@ -152,6 +157,9 @@ func (w *Watcher) report(l *link, r pollResult, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	s := w.links[l.addr]
+	if s == nil || s.l != l {
+		return // a forgotten link's last poll (see forget)
+	}
 	before := *s
 	s.attempted = true
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -394,5 +395,87 @@ func TestWatcherPausedMasterWithoutEvents(t *testing.T) {
 	role, err := g.Replicas[0].Client().Do(ctxT(t, 5*time.Second), "ROLE").Slice()
 	if err != nil || len(role) == 0 || role[0] != "slave" {
 		t.Fatalf("the watcher held only once the replica was promoted (ROLE %v, %v): %s", role, err, describe(top))
+	}
+}
+
+// TestWatcherForgetsGoneSentinels: a discovered Sentinel that went away is
+// no longer followed once the others see it down, and is followed again
+// when it comes back. Without this a Sentinel pod's old addresses pile up
+// and take the slots new Sentinels need.
+func TestWatcherForgetsGoneSentinels(t *testing.T) {
+	t.Parallel()
+	g := labtest.Group(t, lab.GroupOptions{Name: "mymaster", Replicas: 1, Sentinels: 3})
+	r := startWatcher(t, Config{Sentinels: []string{g.Sentinels[0].Addr}, Discover: true})
+	gone := g.Sentinels[2]
+	known := func(want int, has bool) func(Topology) error {
+		return func(top Topology) error {
+			found := false
+			for _, s := range top.Sentinels {
+				found = found || s.Addr == gone.Addr || slices.Contains(s.Also, gone.Addr)
+			}
+			if len(top.Sentinels) != want || found != has {
+				return fmt.Errorf("Sentinels %+v, want %d with %s listed: %v", top.Sentinels, want, gone.Addr, has)
+			}
+			return isReady(g.Master.Addr, 1)(top)
+		}
+	}
+	r.waitTopo(t, 5*time.Second, known(3, true))
+	if err := gone.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// The others flag it s_down after down-after (1 s); then it is
+	// forgotten once unreachable for forgetAfter polls.
+	r.waitTopo(t, 15*time.Second, known(2, false))
+	if err := gone.Restart(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	r.waitTopo(t, 15*time.Second, known(3, true))
+}
+
+// TestForgetKeeps: what forget must not end.
+func TestForgetKeeps(t *testing.T) {
+	now := time.Now()
+	long := now.Add(-time.Hour)
+	w, err := New(Config{MasterName: "m", Sentinels: []string{"seed:1"}, Discover: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := map[string]bool{}
+	add := func(addr string, st linkState) {
+		st.cancel = func() { ended[addr] = true }
+		w.links[addr] = &st
+		w.order = append(w.order, addr)
+	}
+	// The seed is down and listed by nobody: kept.
+	add("seed:1", linkState{seed: true, added: long, attempted: true, err: "refused"})
+	// Answering, and lists b and c as up.
+	add("a:1", linkState{added: long, lastOK: now, attempted: true, discovered: []string{"a:1", "b:1", "c:1"}})
+	// Down but listed as up by a: kept (the proxy may be cut off from it).
+	add("b:1", linkState{added: long, lastOK: long, attempted: true, err: "timeout"})
+	// Answering but not listed: kept.
+	add("c:1", linkState{added: long, lastOK: now, attempted: true})
+	// Not listed, down, but added a moment ago: kept.
+	add("d:1", linkState{added: now, attempted: true, err: "refused"})
+	// Not listed, last answered a moment ago: kept.
+	add("e:1", linkState{added: long, lastOK: now.Add(-w.cfg.PollInterval), attempted: true, err: "timeout"})
+	// Not listed, down for long: forgotten.
+	add("f:1", linkState{added: long, lastOK: long, attempted: true, err: "timeout"})
+	add("g:1", linkState{added: long, attempted: true, err: "refused"})
+
+	gone := w.forget(now, w.cfg.reachWindow())
+	if want := []string{"f:1", "g:1"}; !slices.Equal(gone, want) {
+		t.Errorf("forgot %v, want %v", gone, want)
+	}
+	if !ended["f:1"] || !ended["g:1"] || len(ended) != 2 {
+		t.Errorf("links ended: %v", ended)
+	}
+	if want := []string{"seed:1", "a:1", "b:1", "c:1", "d:1", "e:1"}; !slices.Equal(w.order, want) {
+		t.Errorf("links left %v, want %v", w.order, want)
+	}
+
+	// With no Sentinel answering, nothing says which are gone.
+	w.links["a:1"].lastOK, w.links["c:1"].lastOK = long, long
+	if gone := w.forget(now, w.cfg.reachWindow()); len(gone) != 0 {
+		t.Errorf("forgot %v while no Sentinel answers", gone)
 	}
 }
