@@ -170,7 +170,7 @@ func newBackendConn(nc net.Conn, cfg *Config) *backendConn {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rawc = rc
 			c.peekFn = func(fd uintptr) {
-				if peekClosed(fd) {
+				if _, closed := peek(fd); closed {
 					c.peerGone.Store(true)
 				}
 			}

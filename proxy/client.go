@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -55,6 +56,34 @@ func (cr *clientReader) Read(p []byte) (int, error) {
 		cr.bytes.Add(float64(n))
 	}
 	return n, err
+}
+
+// pending reports whether the client has sent bytes not read yet: kept
+// by the watcher, or waiting in the socket. Bytes a TLS connection has
+// already taken from the socket are not seen.
+func (cr *clientReader) pending() bool {
+	if len(cr.peeked) > 0 {
+		return true
+	}
+	if cr.fd >= 0 {
+		data, _ := peek(uintptr(cr.fd))
+		return data
+	}
+	nc := cr.nc
+	if tc, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		nc = tc.NetConn()
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	data := false
+	rc.Control(func(fd uintptr) { data, _ = peek(fd) })
+	return data
 }
 
 // watch starts the watcher and returns a channel closed if the client

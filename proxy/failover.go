@@ -14,11 +14,15 @@ import (
 // master died) takes a fresh one. A hold that outlasts HoldTimeout fails
 // the segment closed with TRYAGAIN.
 func (s *session) awaitRelease() error {
+	if s.refusing != nil {
+		return s.refusing
+	}
 	if s.gen == nil {
 		return nil
 	}
 	if s.srv.held.Load() && s.gen == s.srv.gen.Load() {
 		if s.srv.waitMaster(nil, s.holdWait()) == nil {
+			s.refusing = errNoMaster
 			return errNoMaster
 		}
 	}
@@ -42,6 +46,7 @@ func (s *session) awaitRelease() error {
 	g := s.srv.current()
 	if g == nil {
 		if g = s.srv.waitMaster(nil, s.holdWait()); g == nil {
+			s.refusing = errNoMaster
 			return errNoMaster
 		}
 	}

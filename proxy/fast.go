@@ -172,7 +172,7 @@ func (s *session) askLoop(how resumeKind) {
 func (s *session) loopable() bool {
 	return s.plain && s.srv.loop.Load() != nil && s.handoffs < maxHandoffs &&
 		s.sink == nil && s.ded == nil && !s.multi && !s.watch && !s.readPort && !s.readPrefer &&
-		s.authed && !s.closing && len(s.in.peeked) == 0 && s.in.err == nil && len(s.out) == 0
+		s.authed && !s.closing && len(s.in.peeked) == 0 && s.in.err == nil && len(s.out) == 0 && s.refusing == nil
 }
 
 // toLoop moves an idle goroutine session into the loop: its goroutine

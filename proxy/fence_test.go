@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -582,4 +583,104 @@ func TestHoldClosesBlockedAndTunnelConnections(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestRefusedPipelineIsNotSplit: when a command of a pipeline is refused
+// for want of a master, every command the client had sent after it is
+// refused too, at once, even if a master turns up before the proxy gets
+// to them. Before, each command waited HoldTimeout of its own, and one a
+// master turned up for ran after the earlier ones were refused, so
+// retrying those reordered the client's writes.
+func TestRefusedPipelineIsNotSplit(t *testing.T) {
+	const hold = 400 * time.Millisecond
+	rs := labtest.Server(t, lab.ServerOptions{})
+	for _, tc := range []struct {
+		name   string
+		master func(t *testing.T) string // "" for none
+		held   bool                      // a Hold that ends in Release
+	}{
+		{"no master", func(*testing.T) string { return "" }, false},
+		{"unreachable master", func(t *testing.T) string {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.Close()
+			return l.Addr().String()
+		}, false},
+		{"held", func(*testing.T) string { return rs.Addr }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// A pipeline larger than a client's read buffer: the proxy
+			// reads it in several batches.
+			const n = 300
+			var cmds []string
+			for i := range n {
+				cmds = append(cmds, fmt.Sprintf("APPEND log %d,", i))
+			}
+			// A master may turn up before the first command is refused
+			// (a slow machine): then nothing is refused and nothing is
+			// shown; try again.
+			for attempt := 1; ; attempt++ {
+				srv, addr := startProxy(t, tc.master(t), proxy.Config{HoldTimeout: hold, DialBackoff: 20 * time.Millisecond})
+				rs.Client().Del(ctxT(t), "log")
+				c := dialFrames(t, addr)
+				if tc.held {
+					c.send("PING") // connected to the master before the hold
+					c.expect("+PONG")
+					srv.Hold("test")
+				}
+				start := time.Now()
+				c.send(cmds...)
+				// After the first command's hold ran out, before a second
+				// hold of the same length would have.
+				waitFor(t, func() error {
+					if time.Since(start) < hold*3/2 {
+						return errors.New("waiting")
+					}
+					return nil
+				})
+				if tc.held {
+					srv.Release()
+				} else {
+					srv.SetMaster(2, rs.Addr)
+				}
+				var ran []string
+				refused := -1
+				for i := range n {
+					got := c.reply()
+					switch {
+					case strings.HasPrefix(got, "-TRYAGAIN"):
+						if refused < 0 {
+							refused = i
+						}
+					case strings.HasPrefix(got, ":"):
+						if refused >= 0 {
+							t.Fatalf("command %d ran after command %d was refused (%q)", i, refused, got)
+						}
+						ran = append(ran, fmt.Sprintf("%d,", i))
+					default:
+						t.Fatalf("reply %d: %q", i, got)
+					}
+				}
+				log, _ := rs.Client().Get(ctxT(t), "log").Result()
+				if want := strings.Join(ran, ""); log != want {
+					t.Fatalf("log %q, want what was acknowledged: %q", log, want)
+				}
+				// The refusal ends with the pipeline: a command sent after
+				// reading its replies runs.
+				c.send("APPEND log end")
+				if got := c.reply(); !strings.HasPrefix(got, ":") {
+					t.Fatalf("command after the refused pipeline: %q", got)
+				}
+				if refused == 0 {
+					return
+				}
+				if attempt == 5 {
+					t.Fatalf("in %d attempts the first command was never refused", attempt)
+				}
+				t.Logf("attempt %d: the master came before a refusal (first refused: %d); again", attempt, refused)
+			}
+		})
+	}
 }

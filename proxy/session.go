@@ -48,6 +48,15 @@ type session struct {
 	// ded is the session's own connection while it holds state there.
 	ded          *backendConn
 	multi, watch bool
+	// refusing is set once a command found no master within HoldTimeout
+	// (errNoMaster, or a master that could not be reached). Every later
+	// command the client had sent by then gets the same TRYAGAIN at once,
+	// without waiting again: a pipeline is refused from that command on,
+	// and never split into refused and run parts by a master that came
+	// back meanwhile, which would make retrying the refused ones reorder
+	// the client's writes. settle ends it once the client has sent
+	// nothing more.
+	refusing error
 	// poisoned: the proxy refused a command inside MULTI that Redis never
 	// saw, so EXEC must fail as Redis fails a transaction with a bad
 	// command in it.
@@ -182,6 +191,7 @@ func (s *session) run(how resumeKind) bool {
 		s.finishSeg()
 		fallthrough
 	case resumeWrite:
+		s.settle()
 		if err := s.writeOut(); err != nil {
 			return false
 		}
@@ -225,12 +235,23 @@ func (s *session) run(how resumeKind) bool {
 			}
 		}
 		s.flush()
+		s.settle()
 		if err := s.writeOut(); err != nil {
 			return false
 		}
 		s.busy.Store(false)
 	}
 	return false
+}
+
+// settle ends a refusal (see refusing) when a batch's replies are about to
+// be written and the client has sent nothing more: whatever it sends next
+// may follow the refusals it is about to read. What it sent before
+// reading them is refused too.
+func (s *session) settle() {
+	if s.refusing != nil && s.rd.Buffered() == 0 && !s.in.pending() {
+		s.refusing = nil
+	}
 }
 
 // maxSegment is the most commands forwarded before their replies are
@@ -589,6 +610,9 @@ func (s *session) finishSeg() {
 	seg.node = nil
 	s.retryUntil = time.Time{}
 	if r.err != nil {
+		if errors.Is(r.err, errNoMaster) {
+			s.refusing = r.err // held for HoldTimeout, by awaitRelease or the event loop
+		}
 		for i := 0; i < r.n; i++ {
 			s.out = resp.AppendError(s.out, clientError(r.err))
 		}
@@ -690,6 +714,7 @@ func (s *session) connect(get func(*pool) (*backendConn, error)) (*backendConn, 
 			s.srv.recheck()
 		}
 		if !now.Before(deadline) {
+			s.refusing = err
 			return nil, err
 		}
 		s.srv.waitMaster(s.gen, min(deadline.Sub(now), s.srv.cfg.DialBackoff))
@@ -718,10 +743,14 @@ func (s *session) flushIfOn(c *backendConn) {
 // currentPool returns the pool for the session's settings in the current
 // generation, waiting up to HoldTimeout for a master if none is known.
 func (s *session) currentPool() (*pool, error) {
+	if s.refusing != nil {
+		return nil, s.refusing
+	}
 	g := s.srv.current()
 	if g == nil {
 		g = s.srv.waitMaster(nil, s.holdWait())
 		if g == nil {
+			s.refusing = errNoMaster
 			return nil, errNoMaster
 		}
 	}
