@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 )
 
@@ -167,7 +168,8 @@ func (b *brain) step(now time.Time, views []view, events []event, role func(addr
 			return
 		}
 		if cand == b.master && noAnswer(r.Err) && b.state == StateReady && !flaggedDown(views, cand) {
-			// Busy (a slow command, a fork) or stopped: its last answer
+			// Busy (a slow command, a script answering BUSY, a fork) or
+			// stopped: its last answer
 			// was master (the state is still Ready), the Sentinels still
 			// name it, and none flags it down. Holding would close the
 			// connection of every command waiting on it (the proxy's
@@ -424,9 +426,16 @@ func allAttempted(views []view) bool {
 }
 
 // noAnswer reports whether a ROLE check failed for want of an answer in
-// time, rather than with one (a refused connection, an error reply).
+// time, rather than with one (a refused connection, an error reply). A
+// BUSY reply counts as none: the node runs a script or function past
+// busy-reply-threshold, which ROLE cannot interrupt, and it says nothing
+// about the node's role.
 func noAnswer(err error) bool {
 	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var re redis.Error
+	if errors.As(err, &re) && strings.HasPrefix(re.Error(), "BUSY ") {
 		return true
 	}
 	var ne net.Error

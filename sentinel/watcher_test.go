@@ -479,3 +479,42 @@ func TestForgetKeeps(t *testing.T) {
 		t.Errorf("forgot %v while no Sentinel answers", gone)
 	}
 }
+
+// TestWatcherKeepsMasterAnsweringBusy: a master running a script past
+// busy-reply-threshold answers ROLE with -BUSY. It is still the master the
+// Sentinels name, and none flags it down: the watcher keeps it, as it keeps
+// one too slow to answer, instead of holding every command.
+func TestWatcherKeepsMasterAnsweringBusy(t *testing.T) {
+	t.Parallel()
+	g := labtest.Group(t, lab.GroupOptions{Name: "mymaster", Replicas: 1, Sentinels: 3, DownAfter: 30 * time.Second, FailoverTimeout: 60 * time.Second,
+		ServerArgs: []string{"--busy-reply-threshold", "100"}})
+	core, logs := observer.New(zap.InfoLevel)
+	r := startWatcher(t, Config{Sentinels: sentinelAddrs(g.Sentinels...), Logger: zap.New(core)})
+	r.waitTopo(t, 5*time.Second, isReady(g.Master.Addr, 1))
+	seen := len(r.history())
+
+	ctx := ctxT(t, 30*time.Second)
+	script := make(chan error, 1)
+	go func() { script <- g.Master.Client().Eval(ctx, "while true do end", nil).Err() }()
+	defer func() {
+		// SCRIPT KILL is one of the commands a busy node still serves.
+		labtest.Eventually(t, 5*time.Second, func() error { return g.Master.Client().ScriptKill(ctx).Err() })
+		<-script
+	}()
+	labtest.Eventually(t, 10*time.Second, func() error {
+		for _, e := range logs.FilterMessageSnippet("did not answer ROLE").All() {
+			if strings.Contains(e.ContextMap()["error"].(string), "BUSY") {
+				return nil
+			}
+		}
+		if top := r.w.Topology(); top.State != StateReady {
+			return nil // held: shown below
+		}
+		return errors.New("no ROLE check has met the script yet")
+	})
+	for _, top := range append(r.history()[seen:], r.w.Topology()) {
+		if top.State != StateReady || top.Master != g.Master.Addr {
+			t.Fatalf("a master answering BUSY was given up: %s", describe(top))
+		}
+	}
+}
