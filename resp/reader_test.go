@@ -396,6 +396,32 @@ func TestDeclaredLengthIsNotAllocated(t *testing.T) {
 	if c := cap(r.buf); c > 2*growAhead {
 		t.Fatalf("buffer of %d bytes for %d received", c, len(head))
 	}
+	// Trickled, a byte per read: the buffer grows with what arrives,
+	// not by a doubling per read.
+	src := &wouldBlock{}
+	r = NewReader(src, 1024, Limits{})
+	bufs := 0
+	var last *byte
+	for i := range 40 {
+		b := []byte("v")
+		if i < len(head) {
+			b = head[i : i+1]
+		}
+		src.chunks, src.ready = [][]byte{b}, true
+		if err := r.ReadCommand(new(Command)); err != ErrWouldBlock {
+			t.Fatalf("ReadCommand after %d bytes: %v, want ErrWouldBlock", i+1, err)
+		}
+		if c := cap(r.buf); c > 2*growAhead {
+			t.Fatalf("buffer of %d bytes for %d received a byte at a time", c, i+1)
+		}
+		if &r.buf[0] != last {
+			last = &r.buf[0]
+			bufs++
+		}
+	}
+	if bufs > 2 {
+		t.Fatalf("%d buffers for 40 bytes received a byte at a time", bufs)
+	}
 
 	payload := bytes.Repeat([]byte("v"), 5*growAhead+7)
 	in := AppendCommand(nil, [][]byte{[]byte("SET"), []byte("k"), payload})
