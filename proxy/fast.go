@@ -131,6 +131,12 @@ func (s *session) loopDone() {
 		return
 	}
 	s.finishSeg()
+	if s.refusing != nil {
+		// Held past HoldTimeout: what the client sent after these must
+		// be refused too (see refusing), which a goroutine does.
+		s.askLoop(resumeWrite)
+		return
+	}
 	n, err := writeRaw(s.in.fd, s.out)
 	m := s.srv.cfg.Metrics
 	if n > 0 {
