@@ -36,6 +36,9 @@ type request struct {
 	err error
 	// readonly is set when a reply was -READONLY: the node is a replica.
 	readonly bool
+	// overflow is set when the replies passed ClientOutputLimit: those
+	// from then on were dropped, and the client must be disconnected.
+	overflow bool
 	// done receives one value per enqueue, when the request is finished,
 	// unless notify is set: then the reader calls notify instead, on the
 	// reader's goroutine (the event loop's, for a connection it adopted),
@@ -725,7 +728,15 @@ func (c *backendConn) deliver(raw []byte, typ byte) error {
 	if raw[0] == resp.TypeError && bytes.HasPrefix(raw, readonlyPrefix) {
 		cur.readonly = true
 	}
-	*cur.out = append(*cur.out, raw...)
+	switch {
+	case cur.overflow:
+	case c.cfg.ClientOutputLimit > 0 && len(*cur.out) > 0 && int64(len(*cur.out)+len(raw)) > c.cfg.ClientOutputLimit:
+		// The rest of this request's replies are read and dropped: the
+		// connection is shared, and must stay in step.
+		cur.overflow = true
+	default:
+		*cur.out = append(*cur.out, raw...)
+	}
 	cur.n--
 	if cur.n == 0 {
 		c.cur = nil

@@ -83,6 +83,14 @@ type Config struct {
 	// BackendBufferSize is the read and write buffer of a backend
 	// connection, in bytes. Default 65536.
 	BackendBufferSize int
+	// ClientOutputLimit bounds the replies the proxy holds for one
+	// client, bytes: a client whose replies would pass it is disconnected,
+	// as Redis's client-output-buffer-limit does, and the replies still to
+	// come are read and dropped. The first reply held is exempt, so a
+	// single large reply (up to Redis's 512 MiB) always gets through; the
+	// limit stops a pipeline of large replies (up to 64 per client) from
+	// costing their sum. Default 256 MiB; negative: no limit.
+	ClientOutputLimit int64
 	// MaxRequestBytes is the largest request a client may send, bytes; a
 	// larger one is a protocol error. Default 1 GiB, Redis's
 	// client-query-buffer-limit. It overrides Limits.MaxFrameLen.
@@ -190,6 +198,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.BackendBufferSize <= 0 {
 		c.BackendBufferSize = 64 << 10
+	}
+	if c.ClientOutputLimit == 0 {
+		c.ClientOutputLimit = 256 << 20
 	}
 	if c.MaxRequestBytes > 0 {
 		c.Limits.MaxFrameLen = c.MaxRequestBytes

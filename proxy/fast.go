@@ -97,7 +97,7 @@ func (s *session) fastConn() *backendConn {
 func (s *session) prepareRequest() *request {
 	seg := &s.seg
 	r := &s.req
-	r.parts, r.n, r.out, r.blocking, r.err, r.readonly, r.notify = seg.parts, seg.n, &s.out, seg.blocking, nil, false, nil
+	r.parts, r.n, r.out, r.blocking, r.err, r.readonly, r.overflow, r.notify = seg.parts, seg.n, &s.out, seg.blocking, nil, false, false, nil
 	s.segStart = len(s.out)
 	return r
 }
@@ -131,9 +131,10 @@ func (s *session) loopDone() {
 		return
 	}
 	s.finishSeg()
-	if s.refusing != nil {
+	if s.refusing != nil || s.closing {
 		// Held past HoldTimeout: what the client sent after these must
-		// be refused too (see refusing), which a goroutine does.
+		// be refused too (see refusing). Or the client is to be
+		// disconnected after these replies. A goroutine does either.
 		s.askLoop(resumeWrite)
 		return
 	}

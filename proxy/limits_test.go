@@ -235,3 +235,66 @@ func TestSlowSubscriberIsASlowClient(t *testing.T) {
 		t.Fatalf("a slow subscriber counted %d backend errors", n)
 	}
 }
+
+// TestClientOutputLimit: a client pipelining large replies is disconnected
+// once the replies held for it pass ClientOutputLimit, after the ones that
+// fit; the rest are read and dropped, so the shared connection stays in
+// step and another client's replies are its own. A single reply larger
+// than the limit still gets through.
+func TestClientOutputLimit(t *testing.T) {
+	const limit = 1 << 20
+	closed := &count{}
+	rs, _, addr := setup(t, proxy.Config{ClientOutputLimit: limit, Metrics: &proxy.Metrics{OutputLimitClients: closed}})
+	ctx := ctxT(t)
+	value := strings.Repeat("v", 300<<10)
+	if err := rs.Client().Set(ctx, "big", value, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.Client().Set(ctx, "huge", strings.Repeat("h", 3*limit), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	// One reply of three times the limit: exempt.
+	c := client(t, addr)
+	if got, err := c.Get(ctx, "huge").Result(); err != nil || len(got) != 3*limit {
+		t.Fatalf("GET of a value over the limit: %d bytes, %v", len(got), err)
+	}
+
+	// Twenty GETs of 300 KiB in one write, then a mark: the proxy holds
+	// at most the limit's worth (three replies, and the first always).
+	greedy := dialFrames(t, addr)
+	var cmds []string
+	for range 20 {
+		cmds = append(cmds, "GET big")
+	}
+	greedy.send(append(cmds, "INCR after")...)
+	other := client(t, addr)
+	got := 0
+	for {
+		r := greedy.reply()
+		if strings.HasPrefix(r, "<read error") {
+			break
+		}
+		if r != "$"+fmt.Sprint(len(value))+" "+value {
+			t.Fatalf("reply %d: %.40q", got, r)
+		}
+		got++
+	}
+	if got == 0 || got >= 20 {
+		t.Fatalf("the client got %d of 20 replies before the close; want some, not all", got)
+	}
+	if _, n := closed.get(); n != 1 {
+		t.Fatalf("output-limit disconnects counted: %v, want 1", n)
+	}
+	// The rest of the batch was read and dropped, in step: another
+	// client's replies are its own.
+	for i := range 50 {
+		key := fmt.Sprint("k", i)
+		if err := other.Set(ctx, key, i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := other.Get(ctx, key).Int(); err != nil || v != i {
+			t.Fatalf("another client's GET %s: %d, %v", key, v, err)
+		}
+	}
+}

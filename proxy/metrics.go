@@ -21,12 +21,15 @@ type Metrics struct {
 	ClientsRejected Counter // clients refused at MaxClients
 	// SlowClients counts clients disconnected because a write to them made
 	// no progress for ClientWriteTimeout.
-	SlowClients     Counter
-	BytesIn         Counter // bytes read from clients
-	BytesOut        Counter // bytes written to clients
-	BackendConnects Counter // backend connections established
-	BackendErrors   Counter // failed dials and backend connections lost
-	Failovers       Counter // master changes (SetMaster to a new node)
+	SlowClients Counter
+	// OutputLimitClients counts clients disconnected because the replies
+	// held for them passed ClientOutputLimit.
+	OutputLimitClients Counter
+	BytesIn            Counter // bytes read from clients
+	BytesOut           Counter // bytes written to clients
+	BackendConnects    Counter // backend connections established
+	BackendErrors      Counter // failed dials and backend connections lost
+	Failovers          Counter // master changes (SetMaster to a new node)
 	// CommandDuration observes, per command ID (router.CommandName), the
 	// seconds from reading a command to having its reply.
 	CommandDuration [router.NumCommandIDs]Observer

@@ -592,7 +592,7 @@ func (s *session) holdWait() time.Duration {
 func (s *session) finishSeg() {
 	seg := &s.seg
 	r := &s.req
-	if r.readonly && r.err == nil && seg.conn != s.ded && seg.node == nil {
+	if r.readonly && r.err == nil && !r.overflow && seg.conn != s.ded && seg.node == nil {
 		s.retryReadonly(s.segStart, seg.parts)
 	}
 	conn := seg.conn
@@ -609,6 +609,14 @@ func (s *session) finishSeg() {
 	seg.conn = nil
 	seg.node = nil
 	s.retryUntil = time.Time{}
+	if r.overflow {
+		// The replies held before the limit go out; then the client is
+		// disconnected, as Redis disconnects one past its output limit.
+		s.closing = true
+		m.add(m.OutputLimitClients, 1)
+		s.srv.log.Warn("client disconnected: its replies passed client_output_limit",
+			zap.String("client", s.nc.RemoteAddr().String()), zap.Int64("client_output_limit", s.srv.cfg.ClientOutputLimit))
+	}
 	if r.err != nil {
 		if errors.Is(r.err, errNoMaster) {
 			s.refusing = r.err // held for HoldTimeout, by awaitRelease or the event loop

@@ -91,6 +91,9 @@ type groupConfig struct {
 	// IdleTimeout closes clients silent for this long (subscribed and
 	// blocked clients excepted). Default 0: never.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// ClientOutputLimit disconnects a client whose held replies pass it,
+	// bytes; the first reply held is exempt. Default 256 MiB; -1: none.
+	ClientOutputLimit int64 `yaml:"client_output_limit"`
 	// MaxRequestBytes is the largest request a client may send, bytes.
 	// Default 1 GiB (Redis's client-query-buffer-limit); a single bulk
 	// string is also limited to 512 MiB, as in Redis.
@@ -473,6 +476,9 @@ func (c *config) validate() error {
 		}
 		if g.MaxClients < -1 {
 			return fmt.Errorf("%s.max_clients=%d: want a positive number, 0 for the default (10000) or -1 for no limit", field, g.MaxClients)
+		}
+		if g.ClientOutputLimit < -1 {
+			return fmt.Errorf("%s.client_output_limit=%d: want bytes, or -1 for no limit (0 for the default, 256 MiB)", field, g.ClientOutputLimit)
 		}
 		if g.MaxRequestBytes < 0 {
 			return fmt.Errorf("%s.max_request_bytes=%d: must not be negative", field, g.MaxRequestBytes)

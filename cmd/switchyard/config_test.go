@@ -127,6 +127,7 @@ func TestConfigErrorsNameFieldAndValue(t *testing.T) {
 		{name: "file both upstreams", file: "groups:\n  - name: a\n    listen: 127.0.0.1:1\n    upstream: x:1\n    sentinel: {master_name: m, addrs: [s:1]}\n", want: []string{"groups[0] (a)", "not both"}},
 		{name: "file duplicate listen", file: "groups:\n  - {name: a, listen: '127.0.0.1:1', upstream: 'x:1'}\n  - {name: b, listen: '127.0.0.1:1', upstream: 'x:1'}\n", want: []string{"groups[1] (b).listen", "already used by group \"a\""}},
 		{name: "file pool size", file: "groups:\n  - {name: a, listen: '127.0.0.1:1', upstream: 'x:1', pool_size: 100}\n", want: []string{"pool_size=100", "1-64"}},
+		{name: "file output limit", file: "groups:\n  - {name: a, listen: '127.0.0.1:1', upstream: 'x:1', client_output_limit: -2}\n", want: []string{"client_output_limit=-2", "-1 for no limit"}},
 		{name: "file no groups", file: "admin_listen: 127.0.0.1:9\n", want: []string{"at least one group"}},
 		{name: "file sentinel without addrs", file: "groups:\n  - {name: a, listen: '127.0.0.1:1', sentinel: {master_name: m}}\n", want: []string{"sentinel.addrs is empty"}},
 		// TLS files are loaded with the configuration: a reload naming a

@@ -108,6 +108,7 @@ func newGroup(cfg groupConfig, log *zap.Logger, m *metrics) (g *group, err error
 		KeepAlive:          cfg.KeepAlive,
 		DialBackoff:        cfg.DialBackoff,
 		MaxRequestBytes:    cfg.MaxRequestBytes,
+		ClientOutputLimit:  cfg.ClientOutputLimit,
 		Username:           cfg.Auth.Username,
 		Password:           cfg.Auth.Password,
 		ReadPolicy:         policy,

@@ -17,10 +17,11 @@ import (
 type metrics struct {
 	reg *prometheus.Registry
 
-	accepted, rejected, slow, bytesIn, bytesOut *prometheus.CounterVec
-	connects, backendErrors, failovers          *prometheus.CounterVec
-	duration                                    *prometheus.HistogramVec
-	firstCommand                                *prometheus.HistogramVec
+	accepted, rejected, slow, outputLimit *prometheus.CounterVec
+	bytesIn, bytesOut                     *prometheus.CounterVec
+	connects, backendErrors, failovers    *prometheus.CounterVec
+	duration                              *prometheus.HistogramVec
+	firstCommand                          *prometheus.HistogramVec
 }
 
 func newMetrics() *metrics {
@@ -32,6 +33,7 @@ func newMetrics() *metrics {
 		accepted:      counter("client_connections_total", "Client connections accepted."),
 		rejected:      counter("client_connections_rejected_total", "Client connections refused because max clients was reached."),
 		slow:          counter("client_slow_disconnects_total", "Clients disconnected because they read nothing of a reply for client_write_timeout."),
+		outputLimit:   counter("client_output_limit_disconnects_total", "Clients disconnected because the replies held for them passed client_output_limit."),
 		bytesIn:       counter("client_received_bytes_total", "Bytes read from clients."),
 		bytesOut:      counter("client_sent_bytes_total", "Bytes written to clients."),
 		connects:      counter("backend_connects_total", "Backend connections established."),
@@ -48,7 +50,7 @@ func newMetrics() *metrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"group"}),
 	}
-	m.reg.MustRegister(m.accepted, m.rejected, m.slow, m.bytesIn, m.bytesOut, m.connects, m.backendErrors,
+	m.reg.MustRegister(m.accepted, m.rejected, m.slow, m.outputLimit, m.bytesIn, m.bytesOut, m.connects, m.backendErrors,
 		m.failovers, m.duration, m.firstCommand,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -57,7 +59,7 @@ func newMetrics() *metrics {
 // forget drops a removed group's series.
 func (m *metrics) forget(group string) {
 	l := prometheus.Labels{"group": group}
-	for _, v := range []*prometheus.CounterVec{m.accepted, m.rejected, m.slow, m.bytesIn, m.bytesOut, m.connects, m.backendErrors, m.failovers} {
+	for _, v := range []*prometheus.CounterVec{m.accepted, m.rejected, m.slow, m.outputLimit, m.bytesIn, m.bytesOut, m.connects, m.backendErrors, m.failovers} {
 		v.DeletePartialMatch(l)
 	}
 	m.duration.DeletePartialMatch(l)
@@ -68,14 +70,15 @@ func (m *metrics) forget(group string) {
 // are created on first use, so unused commands add no series.
 func (m *metrics) forGroup(name string, topology func() sentinel.Topology) *proxy.Metrics {
 	pm := &proxy.Metrics{
-		ClientsAccepted: m.accepted.WithLabelValues(name),
-		ClientsRejected: m.rejected.WithLabelValues(name),
-		SlowClients:     m.slow.WithLabelValues(name),
-		BytesIn:         m.bytesIn.WithLabelValues(name),
-		BytesOut:        m.bytesOut.WithLabelValues(name),
-		BackendConnects: m.connects.WithLabelValues(name),
-		BackendErrors:   m.backendErrors.WithLabelValues(name),
-		Failovers:       m.failovers.WithLabelValues(name),
+		ClientsAccepted:    m.accepted.WithLabelValues(name),
+		ClientsRejected:    m.rejected.WithLabelValues(name),
+		SlowClients:        m.slow.WithLabelValues(name),
+		OutputLimitClients: m.outputLimit.WithLabelValues(name),
+		BytesIn:            m.bytesIn.WithLabelValues(name),
+		BytesOut:           m.bytesOut.WithLabelValues(name),
+		BackendConnects:    m.connects.WithLabelValues(name),
+		BackendErrors:      m.backendErrors.WithLabelValues(name),
+		Failovers:          m.failovers.WithLabelValues(name),
 	}
 	for id := range pm.CommandDuration {
 		pm.CommandDuration[id] = &lazyObserver{vec: m.duration, labels: []string{name, "master", router.CommandName(id)}}
