@@ -765,6 +765,7 @@ func (c *backendConn) pump(w *clientWriter) {
 			if isTimeoutErr(err) {
 				m := c.cfg.Metrics
 				m.add(m.SlowClients, 1)
+				resetOnClose(w.nc)
 				c.cfg.Logger.Debug("client disconnected: it read nothing for pubsub_write_timeout",
 					zap.String("client", w.nc.RemoteAddr().String()), zap.Duration("pubsub_write_timeout", w.timeout))
 			}

@@ -181,6 +181,20 @@ func (w *clientWriter) flushLocked() error {
 	return err
 }
 
+// resetOnClose makes closing nc reset the connection instead of ending it
+// in order: for a client that stopped reading, whose unread replies would
+// otherwise sit in the kernel until it reads them or TCP gives up, and
+// which would read those and only then learn it was cut off. A reset
+// frees them at once and tells the client plainly.
+func resetOnClose(nc net.Conn) {
+	if tc, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		nc = tc.NetConn()
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+}
+
 func (w *clientWriter) closeConn() {
 	w.nc.Close()
 }

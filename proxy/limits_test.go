@@ -2,9 +2,11 @@ package proxy_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -233,6 +235,49 @@ func TestSlowSubscriberIsASlowClient(t *testing.T) {
 	})
 	if n, _ := backendErrs.get(); n != 0 {
 		t.Fatalf("a slow subscriber counted %d backend errors", n)
+	}
+	expectReset(t, sub)
+}
+
+// TestStalledClientIsReset: a client that reads nothing of its replies
+// for ClientWriteTimeout is cut off with a reset, not an orderly close
+// after the replies the kernel still holds for it.
+func TestStalledClientIsReset(t *testing.T) {
+	slow := &count{}
+	rs, _, addr := setup(t, proxy.Config{ClientWriteTimeout: 300 * time.Millisecond, Metrics: &proxy.Metrics{SlowClients: slow}})
+	if err := rs.Client().Set(ctxT(t), "big", strings.Repeat("v", 256<<10), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, addr)
+	// 10 MiB of replies; the requests fit one read of the client's
+	// buffer, so the proxy has read all it was sent when it closes.
+	c.send(strings.Repeat(cmd("GET", "big"), 40))
+	waitFor(t, func() error {
+		if n, _ := slow.get(); n != 1 {
+			return fmt.Errorf("%d slow clients counted", n)
+		}
+		return nil
+	})
+	expectReset(t, c)
+}
+
+// expectReset reads what c has left until the connection ends, and wants
+// it reset: a client cut off for not reading must learn that plainly, not
+// from an orderly end after replies that waited in the kernel.
+func expectReset(t *testing.T, c *rawConn) {
+	t.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 1<<20)
+	got := 0
+	for {
+		n, err := c.nc.Read(buf)
+		got += n
+		if err != nil {
+			if !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("after %d more bytes the connection ended with %v, want a reset", got, err)
+			}
+			return
+		}
 	}
 }
 

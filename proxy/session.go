@@ -299,6 +299,7 @@ func (s *session) writeOut() error {
 	s.resetOut()
 	if err != nil && isTimeoutErr(err) {
 		m.add(m.SlowClients, 1)
+		resetOnClose(s.nc)
 		s.srv.log.Debug("client disconnected: it read nothing for client_write_timeout",
 			zap.String("client", s.nc.RemoteAddr().String()), zap.Duration("client_write_timeout", s.cw.timeout))
 	}
