@@ -136,20 +136,35 @@ type credentials struct {
 	PasswordFile string `yaml:"password_file"`
 }
 
-// resolve reads PasswordFile into Password.
-func (c *credentials) resolve(field string) error {
-	if c.PasswordFile == "" {
-		return nil
+// resolve reads PasswordFile into Password. An empty file means no
+// password, as an unset one does: these are the proxy's own credentials,
+// and Redis or Sentinel refuses them if it wants one.
+func (c *credentials) resolve(field string) (err error) {
+	c.Password, err = readPassword(field, c.Password, c.PasswordFile, false)
+	c.PasswordFile = ""
+	return err
+}
+
+// readPassword returns the inline password, or the content of file
+// (trailing newline removed). Not both. A password that guards clients
+// (required) must not be empty: an empty file would otherwise let anyone
+// in with AUTH "" (a user), or turn authentication off (a default one).
+func readPassword(field, inline, file string, required bool) (string, error) {
+	if file == "" {
+		return inline, nil
 	}
-	if c.Password != "" {
-		return fmt.Errorf("%s: set password or password_file, not both", field)
+	if inline != "" {
+		return "", fmt.Errorf("%s: set password or password_file, not both", field)
 	}
-	b, err := os.ReadFile(c.PasswordFile)
+	b, err := os.ReadFile(file)
 	if err != nil {
-		return fmt.Errorf("%s.password_file: %w", field, err)
+		return "", fmt.Errorf("%s.password_file: %w", field, err)
 	}
-	c.Password = strings.TrimRight(string(b), "\r\n")
-	return nil
+	pw := strings.TrimRight(string(b), "\r\n")
+	if required && pw == "" {
+		return "", fmt.Errorf("%s.password_file %q is empty", field, file)
+	}
+	return pw, nil
 }
 
 type sentinelConfig struct {
@@ -262,11 +277,11 @@ func loadConfig(path string) (*config, error) {
 		}
 	}
 	if f := c.SentinelFacade; f != nil {
-		cred := credentials{Password: f.Password, PasswordFile: f.PasswordFile}
-		if err := cred.resolve("sentinel_facade"); err != nil {
+		var err error
+		if f.Password, err = readPassword("sentinel_facade", f.Password, f.PasswordFile, true); err != nil {
 			return nil, err
 		}
-		f.Password = cred.Password
+		f.PasswordFile = ""
 	}
 	if err := c.checkTLS(); err != nil {
 		return nil, err

@@ -186,6 +186,42 @@ func TestCredentials(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+	// A password that guards clients cannot be empty: AUTH ghost "" would
+	// let anyone in, and an empty default password would turn
+	// authentication off. Found by an audit: both loaded as valid.
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, []byte("\n"), 0o600)
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"user without password", "groups:\n  - {name: a, listen: '127.0.0.1:1', upstream: 'x:1', client_auth: {users: [{name: ghost}]}}\n",
+			"groups[0] (a).client_auth.users[0] (ghost): give a password or a password_file"},
+		{"user with an empty password file", "groups:\n  - {name: a, listen: '127.0.0.1:1', upstream: 'x:1', client_auth: {users: [{name: u, password_file: '" + empty + "'}]}}\n",
+			"groups[0] (a).client_auth.users[0] (u).password_file \"" + empty + "\" is empty"},
+		{"empty client password file", "groups:\n  - {name: a, listen: '127.0.0.1:1', upstream: 'x:1', client_auth: {password_file: '" + empty + "'}}\n",
+			"groups[0] (a).client_auth.password_file \"" + empty + "\" is empty"},
+		{"empty facade password file", "sentinel_facade: {listen: '127.0.0.1:2', password_file: '" + empty + "'}\ngroups:\n  - {name: a, listen: '127.0.0.1:1', upstream: 'x:1', facade_name: a}\n",
+			"sentinel_facade.password_file \"" + empty + "\" is empty"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			setEnv(t, nil)
+			path := filepath.Join(dir, "c.yaml")
+			os.WriteFile(path, []byte(tc.yaml), 0o600)
+			if _, err := loadConfig(path); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("empty client password file in the environment", func(t *testing.T) {
+		setEnv(t, map[string]string{"REDIS_HOST": "h", "SWITCHYARD_PASSWORD_FILE": empty})
+		if _, err := loadConfig(""); err == nil || !strings.Contains(err.Error(), "is empty") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("an empty password never authenticates", func(t *testing.T) {
+		ok := (&clientAuth{Users: []clientUser{{Name: "ghost"}}}).authenticator()
+		if ok("ghost", "") {
+			t.Fatal(`AUTH ghost "" accepted`)
+		}
+	})
 	t.Run("missing password file", func(t *testing.T) {
 		setEnv(t, map[string]string{"REDIS_HOST": "h", "REDIS_PASSWORD_FILE": filepath.Join(dir, "nope")})
 		_, err := loadConfig("")

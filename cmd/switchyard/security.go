@@ -4,8 +4,6 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/pnats/switchyard/proxy"
@@ -146,28 +144,20 @@ func (x *groupExtras) resolve(field string) error {
 	if a == nil {
 		return nil
 	}
-	read := func(f, inline, file string) (string, error) {
-		if file == "" {
-			return inline, nil
-		}
-		if inline != "" {
-			return "", fmt.Errorf("%s: set password or password_file, not both", f)
-		}
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("%s.password_file: %w", f, err)
-		}
-		return strings.TrimRight(string(b), "\r\n"), nil
-	}
 	var err error
-	if a.Password, err = read(field+".client_auth", a.Password, a.PasswordFile); err != nil {
+	if a.Password, err = readPassword(field+".client_auth", a.Password, a.PasswordFile, true); err != nil {
 		return err
 	}
 	a.PasswordFile = ""
 	for i := range a.Users {
 		u := &a.Users[i]
-		if u.Password, err = read(fmt.Sprintf("%s.client_auth.users[%d]", field, i), u.Password, u.PasswordFile); err != nil {
+		f := fmt.Sprintf("%s.client_auth.users[%d] (%s)", field, i, u.Name)
+		if u.Password, err = readPassword(f, u.Password, u.PasswordFile, true); err != nil {
 			return err
+		}
+		if u.Password == "" {
+			// AUTH <name> "" would let anyone in.
+			return fmt.Errorf("%s: give a password or a password_file", f)
 		}
 		u.PasswordFile = ""
 	}
@@ -189,7 +179,7 @@ func (a *clientAuth) authenticator() func(user, pass string) bool {
 		// Compare even for an unknown user, so timing does not tell
 		// which users exist.
 		eq := subtle.ConstantTimeCompare([]byte(want), []byte(pass)) == 1
-		return ok && eq
+		return ok && eq && want != ""
 	}
 }
 
