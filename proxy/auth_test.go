@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
+	"io"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -188,5 +189,55 @@ func TestPassThroughAuthFailuresAreSlowed(t *testing.T) {
 	}
 	if !raw.closed() {
 		t.Fatal("connection not dropped after 10 failed pass-through AUTHs")
+	}
+}
+
+// TestRefusedTLSClientIsTimedOut: a connection refused at MaxClients on a
+// TLS listener that never starts its handshake is closed after
+// HandshakeTimeout. Before, the refusal's write waited for the handshake
+// with no read deadline, holding a descriptor and a goroutine until the
+// client left: an audit ran the process out of descriptors with them.
+func TestRefusedTLSClientIsTimedOut(t *testing.T) {
+	ca := tlstest.NewCA(t, "test CA")
+	certPEM, keyPEM := ca.Issue(t, "switchyard", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, false)
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.CertPEM)
+	rs := labtest.Server(t, lab.ServerOptions{})
+	srv := proxy.New(proxy.Config{MaxClients: 1, HandshakeTimeout: 300 * time.Millisecond})
+	srv.SetMaster(1, rs.Addr)
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+
+	// The one client allowed.
+	tc, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	tc.Write([]byte("PING\r\n"))
+	tc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b := make([]byte, 7)
+	if _, err := io.ReadFull(tc, b); err != nil || string(b) != "+PONG\r\n" {
+		t.Fatalf("the first TLS client: %q, %v", b, err)
+	}
+
+	// One over the limit, silent: closed by the proxy, not left open.
+	silent, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	silent.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = io.Copy(io.Discard, silent)
+	if isTimeout(err) {
+		t.Fatal("a refused connection that never sent a ClientHello was still open after 5s")
 	}
 }

@@ -316,7 +316,7 @@ func (s *Server) serveConn(nc net.Conn, readPort bool) {
 				zap.Int64("refused_since_last_line", n))
 			s.refused.Store(0)
 		}
-		go refuse(nc, s.cfg.ClientWriteTimeout)
+		go refuse(nc, min(s.cfg.ClientWriteTimeout, s.cfg.HandshakeTimeout))
 		return
 	}
 	s.sessions[sess] = struct{}{}
@@ -354,9 +354,11 @@ func (s *Server) endSession(sess *session) {
 
 // refuse tells a client why it is turned away, as Redis does, and closes
 // it. It runs on its own goroutine so a slow client cannot stall Accept;
-// the write deadline bounds it.
+// the deadline bounds it, reads included: on a TLS connection the write
+// first waits for the client's handshake, and one that never sends it
+// would otherwise hold a descriptor and a goroutine for ever.
 func refuse(nc net.Conn, timeout time.Duration) {
-	nc.SetWriteDeadline(time.Now().Add(timeout))
+	nc.SetDeadline(time.Now().Add(timeout))
 	nc.Write([]byte("-ERR max number of clients reached\r\n"))
 	nc.Close()
 }

@@ -122,6 +122,9 @@ func newGroup(cfg groupConfig, log *zap.Logger, m *metrics) (g *group, err error
 	if cfg.ClientAuth != nil {
 		pc.Authenticate = cfg.ClientAuth.authenticator()
 	}
+	if cfg.TLS != nil {
+		pc.HandshakeTimeout = cfg.TLS.HandshakeTimeout
+	}
 	var topology func() sentinel.Topology
 	if g.watcher != nil {
 		pc.Recheck = g.watcher.Recheck

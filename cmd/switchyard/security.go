@@ -50,6 +50,9 @@ type listenerTLS struct {
 	// ReloadInterval is how often the files are checked for a new
 	// certificate (cert-manager rotation). Default 10s.
 	ReloadInterval time.Duration `yaml:"reload_interval"`
+	// HandshakeTimeout bounds a client's TLS handshake, and the refusal
+	// of a client over max_clients. Default 10s.
+	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
 	// Announce is the host:port clients outside dial for this listener.
 	// A group's is what the Sentinel facade names as its master to
 	// clients that reach the facade over TLS; the facade's own is shown
@@ -96,6 +99,9 @@ func (t *listenerTLS) validate(field string) error {
 	}
 	if t.ReloadInterval < 0 {
 		return fmt.Errorf("%s.tls.reload_interval=%v: must not be negative", field, t.ReloadInterval)
+	}
+	if t.HandshakeTimeout < 0 {
+		return fmt.Errorf("%s.tls.handshake_timeout=%v: must not be negative", field, t.HandshakeTimeout)
 	}
 	if t.Announce != "" {
 		if err := checkAnnounce(field+".tls.announce", t.Announce); err != nil {
