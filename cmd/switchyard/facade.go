@@ -227,12 +227,16 @@ func startFacade(cfg *config, running func() []*group, log *zap.Logger) (r *faca
 		tl = stdtls.NewListener(l, r.certs.Config())
 	}
 	serve := func(l net.Listener, announce string, overTLS bool) *facade.Server {
-		srv := facade.New(facade.Config{
+		fcfg := facade.Config{
 			Groups:   func() []facade.Group { return r.groups(overTLS) },
 			Announce: announce,
 			Password: fc.Password,
 			Logger:   r.log,
-		})
+		}
+		if overTLS {
+			fcfg.HandshakeTimeout = fc.TLS.HandshakeTimeout
+		}
+		srv := facade.New(fcfg)
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()

@@ -30,7 +30,7 @@ func (s *Server) dispatch(c *client, args [][]byte) {
 		c.out.err(errNoAuth)
 		return
 	}
-	subscribed := len(c.channels)+len(c.patterns) > 0
+	subscribed := c.subscribed()
 	if subscribed && !c.out.resp3 {
 		switch name {
 		case "subscribe", "psubscribe", "unsubscribe", "punsubscribe", "ping", "quit":
@@ -122,7 +122,7 @@ func (s *Server) ping(c *client, args [][]byte) {
 		c.out.err(wrongArgs("ping"))
 		return
 	}
-	if len(c.channels)+len(c.patterns) > 0 && !c.out.resp3 {
+	if c.subscribed() && !c.out.resp3 {
 		// In RESP2 a subscribed client's PING is answered as a message.
 		c.out.array(2)
 		c.out.bulk("pong")

@@ -1,7 +1,10 @@
 package facade
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -10,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pnats/switchyard/tls/tlstest"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -456,4 +460,140 @@ func TestConcurrentCheck(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// TestManySubscriptions: a client subscribing to many channels in one
+// command costs a set insert each. Each was a scan of those before it:
+// an audit tied up a CPU for 19 s with one SUBSCRIBE of 90,000 names,
+// slowing the data ports beside the facade. Unsubscribing them all was
+// quadratic the same way.
+func TestManySubscriptions(t *testing.T) {
+	_, addr := startFacade(t, Config{Groups: newFakeGroups().groups})
+	const n = 60000
+	args := []string{"SUBSCRIBE"}
+	for i := range n {
+		args = append(args, fmt.Sprintf("c%05d", i))
+	}
+	c := dialRaw(t, addr)
+	c.send(args...)
+	c.send("UNSUBSCRIBE")
+	// A quadratic facade takes tens of seconds here (about 17 s for
+	// 60,000 on the audit's machine); a set takes well under one.
+	deadline := time.Now().Add(10 * time.Second)
+	c.c.SetReadDeadline(deadline)
+	for i := range 2 * n {
+		s, err := readRaw(c.br)
+		if err != nil {
+			t.Fatalf("ack %d of %d: %v (the deadline is %v)", i, 2*n, err, 10*time.Second)
+		}
+		kind, want := "subscribe", i+1
+		if i >= n {
+			kind, want = "unsubscribe", 2*n-i-1
+		}
+		name := fmt.Sprintf("c%05d", i%n)
+		if s != fmt.Sprintf("*3\r\n$%d\r\n%s\r\n$6\r\n%s\r\n:%d\r\n", len(kind), kind, name, want) {
+			t.Fatalf("ack %d: %q", i, s)
+		}
+	}
+}
+
+// TestPublishDoesNotWaitForClients: Check returns at once, and reaches a
+// subscriber, while another client of the facade is stuck in a write to
+// it (it sent a pipeline of INFO and reads nothing). Publishing used to
+// take each client's lock in turn and write under it, so such clients
+// held up the binary's main loop (reload, SIGTERM) for WriteTimeout each.
+func TestPublishDoesNotWaitForClients(t *testing.T) {
+	f := newFakeGroups()
+	s, addr := startFacade(t, Config{Groups: f.groups, WriteTimeout: time.Minute})
+	sub := dialRaw(t, addr)
+	sub.do("SUBSCRIBE", SwitchChannel)
+	stuck := dialRaw(t, addr)
+	stuck.c.(*net.TCPConn).SetReadBuffer(4096)
+	var pipeline []byte
+	for range 100000 {
+		pipeline = append(pipeline, "INFO\r\n"...)
+	}
+	go stuck.c.Write(pipeline[:len(pipeline)/2]) // within MaxRequestBytes
+	// Wait until the facade is blocked writing INFO replies to it: they
+	// fill the socket, and its serve goroutine holds its lock through
+	// the write (locked at every look for a while, not between two
+	// pipelines).
+	var sc *client
+	held := 0
+	for start := time.Now(); held < 5; time.Sleep(10 * time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the facade never blocked writing to a client that does not read")
+		}
+		s.mu.Lock()
+		for c := range s.clients {
+			if c.nc.RemoteAddr().String() == stuck.c.LocalAddr().String() {
+				sc = c
+			}
+		}
+		s.mu.Unlock()
+		switch {
+		case sc == nil:
+		case sc.mu.TryLock():
+			sc.mu.Unlock()
+			held = 0
+		default:
+			held++
+		}
+	}
+
+	f.set("platform-kv-master", "198.51.100.1:7000")
+	done := make(chan struct{})
+	go func() { s.Check(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Check waited for a client that does not read")
+	}
+	if got := sub.read(); !strings.Contains(got, "platform-kv-master 203.0.113.7 6379 198.51.100.1 7000") {
+		t.Fatalf("subscriber got %q", got)
+	}
+}
+
+// TestTLSHandshakeTimeout: a client of the facade's TLS listener that
+// never sends a ClientHello is closed after HandshakeTimeout, not kept
+// with its goroutine for as long as it stays connected.
+func TestTLSHandshakeTimeout(t *testing.T) {
+	ca := tlstest.NewCA(t, "test CA")
+	certPEM, keyPEM := ca.Issue(t, "facade", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, false)
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{Groups: newFakeGroups().groups, HandshakeTimeout: 200 * time.Millisecond, Logger: zaptest.NewLogger(t)})
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(l)
+	t.Cleanup(func() { s.Close() })
+
+	silent, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	silent.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.Copy(io.Discard, silent); err != nil {
+		t.Fatalf("a client that never started its handshake was not closed: %v", err)
+	}
+
+	// A real TLS client still gets answers.
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.CertPEM)
+	tc, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	tc.SetDeadline(time.Now().Add(5 * time.Second))
+	tc.Write([]byte("PING\r\n"))
+	b := make([]byte, 7)
+	if _, err := io.ReadFull(tc, b); err != nil || string(b) != "+PONG\r\n" {
+		t.Fatalf("TLS client: %q, %v", b, err)
+	}
 }

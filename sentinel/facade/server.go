@@ -2,6 +2,7 @@ package facade
 
 import (
 	"crypto/sha1"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -54,6 +55,8 @@ type Config struct {
 	// WriteTimeout bounds each write to a client; a client that reads
 	// nothing for this long is disconnected. Default 10s.
 	WriteTimeout time.Duration
+	// HandshakeTimeout bounds a TLS client's handshake. Default 10s.
+	HandshakeTimeout time.Duration
 	// MaxRequestBytes bounds the bytes of one pipeline of commands; a
 	// client that sends more is disconnected. Sentinel queries are tiny.
 	// Default 1 MiB.
@@ -69,6 +72,9 @@ func (c *Config) init() {
 	}
 	if c.MaxRequestBytes <= 0 {
 		c.MaxRequestBytes = 1 << 20
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 10 * time.Second
 	}
 	if c.Groups == nil {
 		c.Groups = func() []Group { return nil }
@@ -88,16 +94,16 @@ type Server struct {
 	closed    bool
 	listeners map[net.Listener]struct{}
 	clients   map[*client]struct{}
-	conns     sync.WaitGroup // connection goroutines
+	conns     sync.WaitGroup // connection and delivery goroutines
 
 	// pubMu guards published and orders publications. Lock order: pubMu,
-	// then a client's mu (publish), then epochMu.
+	// then mu, then a client's pubMu (publish); a client's mu, then
+	// epochMu.
 	pubMu     sync.Mutex
 	published map[string]string // group name → last advertised address
 
 	// epochMu guards epochs. It is separate from pubMu because replies
-	// (under a client's mu) read epochs while Check holds pubMu and waits
-	// for that client's mu.
+	// (under a client's mu) read epochs, and Check holds pubMu.
 	epochMu sync.Mutex
 	epochs  map[string]int64 // group name → config-epoch, +1 per switch
 }
@@ -192,7 +198,9 @@ func (s *Server) accept(nc net.Conn) {
 	s.mu.Unlock()
 	go func() {
 		defer s.conns.Done()
-		c.serve()
+		if c.handshake() {
+			c.serve()
+		}
 		nc.Close()
 		s.mu.Lock()
 		delete(s.clients, c)
@@ -242,9 +250,35 @@ type client struct {
 	out      reply
 	authed   bool
 	name     string
-	channels []string // SUBSCRIBE, in subscription order
-	patterns []string // PSUBSCRIBE
+	channels subs // SUBSCRIBE
+	patterns subs // PSUBSCRIBE
 	quit     bool
+
+	// hasSubs mirrors subscribed() for publish, which must not wait for
+	// mu (held through a write to a slow client).
+	hasSubs atomic.Bool
+	// pubMu guards pubs and sending: publications queued for deliver,
+	// and whether a deliver goroutine runs.
+	pubMu   sync.Mutex
+	pubs    []publication
+	sending bool
+}
+
+// handshake completes a TLS client's handshake within HandshakeTimeout:
+// one that never sends a ClientHello must not hold its goroutine for
+// ever. A plain client has none.
+func (c *client) handshake() bool {
+	tc, ok := c.nc.(*tls.Conn)
+	if !ok {
+		return true
+	}
+	tc.SetDeadline(time.Now().Add(c.srv.cfg.HandshakeTimeout))
+	if err := tc.Handshake(); err != nil {
+		c.srv.log.Debug("facade: TLS handshake failed", zap.String("client", c.nc.RemoteAddr().String()), zap.Error(err))
+		return false
+	}
+	tc.SetDeadline(time.Time{})
+	return true
 }
 
 // serve reads pipelines of commands, answers each whole pipeline and
@@ -275,8 +309,17 @@ func (c *client) serve() {
 			if c.quit {
 				break
 			}
+			if len(c.out.b) >= maxKeptBuffer {
+				// A long pipeline (a MiB of INFO) is answered as it
+				// goes, not held whole for a client that may not read.
+				if err = c.flush(); err != nil {
+					break
+				}
+			}
 		}
-		err = c.flush()
+		if err == nil {
+			err = c.flush()
+		}
 		quit := c.quit
 		c.mu.Unlock()
 		if err != nil || quit {
