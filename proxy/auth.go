@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pnats/switchyard/router"
+	"go.uber.org/zap"
 )
 
 const (
@@ -63,7 +64,7 @@ func (s *session) authFailed(msg string) {
 	}
 	s.replyError(msg)
 	if s.authFailures >= dropAfterFailures {
-		s.srv.log.Warn("client dropped after repeated failed AUTH")
+		s.srv.log.Warn("client dropped after repeated failed AUTH", zap.String("client", s.nc.RemoteAddr().String()))
 		s.closing = true
 	}
 }

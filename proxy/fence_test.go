@@ -15,6 +15,8 @@ import (
 	"github.com/pnats/switchyard/internal/lab/labtest"
 	"github.com/pnats/switchyard/proxy"
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // TestNewGenerationFencesOldMaster switches the master under load: after
@@ -682,5 +684,35 @@ func TestRefusedPipelineIsNotSplit(t *testing.T) {
 				t.Logf("attempt %d: the master came before a refusal (first refused: %d); again", attempt, refused)
 			}
 		})
+	}
+}
+
+// TestFailedDialIsLogged: a master the proxy cannot connect to (here,
+// nothing listens; an audit saw the same with a wrong CA or server name)
+// is named in a warning with the reason, spaced to one a second, not
+// only counted: clients get a TRYAGAIN that cannot say more.
+func TestFailedDialIsLogged(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	core, logs := observer.New(zap.WarnLevel)
+	_, addr := startProxy(t, l.Addr().String(), proxy.Config{HoldTimeout: 300 * time.Millisecond, DialBackoff: 10 * time.Millisecond, Logger: zap.New(core)})
+	c := dialFrames(t, addr)
+	c.send("SET k v")
+	if got := c.reply(); !strings.HasPrefix(got, "-TRYAGAIN") {
+		t.Fatalf("SET: %q", got)
+	}
+	lines := logs.FilterMessage("cannot connect to the master").All()
+	if len(lines) == 0 {
+		t.Fatal("no warning names the failed dial")
+	}
+	if len(lines) > 2 {
+		t.Errorf("%d warnings for one command's dials within 300ms: not spaced", len(lines))
+	}
+	f := lines[0].ContextMap()
+	if f["addr"] != l.Addr().String() || !strings.Contains(fmt.Sprint(f["error"]), "refused") {
+		t.Errorf("warning fields %v: want the address and the reason", f)
 	}
 }

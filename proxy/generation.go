@@ -20,6 +20,8 @@ type generation struct {
 	held *atomic.Bool
 	// routed is set once a command has been sent to this generation.
 	routed atomic.Bool
+	// dialLog spaces the log lines of its pools' failed dials.
+	dialLog logEvery
 	// fenced is set, before anyone learns of the new master, when this
 	// generation is replaced: its connections then write nothing more.
 	fenced atomic.Bool
@@ -44,6 +46,7 @@ func (g *generation) acquire(key poolKey) *pool {
 	if p == nil {
 		p = newPool(g.addr, key, g.cfg)
 		p.fence = &g.fenced
+		p.dialLog = &g.dialLog
 		if key == defaultKey {
 			// Only the default pool: another is closed when its last
 			// session leaves, which may be on the loop, and closing waits

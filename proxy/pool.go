@@ -2,9 +2,12 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // poolKey is the set of session settings a backend connection carries.
@@ -46,6 +49,9 @@ type pool struct {
 	// held, if set, is the server's failover hold, handed to the
 	// connections the loop adopts (backendConn.held).
 	held *atomic.Bool
+	// dialLog, if set, spaces the warnings about failed dials to the
+	// master (one a second for the generation).
+	dialLog *logEvery
 
 	// mu guards the fields below.
 	mu      sync.Mutex
@@ -197,6 +203,12 @@ func (p *pool) dial(shared bool) (*backendConn, error) {
 		return nil, err
 	default:
 		m.add(m.BackendErrors, 1)
+		// Refused credentials of a client's own AUTH (a pool of its key)
+		// are the client's business, and it gets the error.
+		var re *ReplyError
+		if p.dialLog != nil && (p.key == defaultKey || !errors.As(err, &re)) && p.dialLog.Allow() {
+			p.cfg.Logger.Warn("cannot connect to the master", zap.String("addr", p.addr), zap.Error(err))
+		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
