@@ -5,7 +5,6 @@ import (
 	"net"
 	"slices"
 
-	"github.com/tidwall/match"
 	"go.uber.org/zap"
 )
 
@@ -207,7 +206,7 @@ func (c *client) deliver() {
 				c.out.bulk(p.msg)
 			}
 			for _, pat := range c.patterns.names() {
-				if match.Match(p.channel, pat) {
+				if globMatch(pat, p.channel) {
 					c.out.push(4)
 					c.out.bulk("pmessage")
 					c.out.bulk(pat)
