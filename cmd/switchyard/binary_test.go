@@ -144,6 +144,34 @@ func TestBinaryReloadAndDrain(t *testing.T) {
 	kept.send("PING\r\n")
 	kept.expect("+PONG")
 
+	// A new announce address is the facade's alone: the facade names it at
+	// once, and a's client keeps its connection (the group used to
+	// restart for it).
+	sc := redis.NewSentinelClient(&redis.Options{Addr: fac})
+	defer sc.Close()
+	write(strings.Replace(groupA, "}", ", announce: '203.0.113.9:6379'}", 1), groupB)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	labtest.Eventually(t, 10*time.Second, func() error {
+		addr, err := sc.GetMasterAddrByName(context.Background(), "a-master").Result()
+		if err != nil || net.JoinHostPort(addr[0], addr[1]) != "203.0.113.9:6379" {
+			return fmt.Errorf("the facade names a-master at %v (%v)", addr, err)
+		}
+		return nil
+	})
+	kept.send("PING\r\n")
+	kept.expect("+PONG")
+	write(groupA, groupB)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	labtest.Eventually(t, 10*time.Second, func() error {
+		addr, err := sc.GetMasterAddrByName(context.Background(), "a-master").Result()
+		if err != nil || net.JoinHostPort(addr[0], addr[1]) != a {
+			return fmt.Errorf("the facade names a-master at %v (%v), want %s again", addr, err, a)
+		}
+		return nil
+	})
+	kept.send("PING\r\n")
+	kept.expect("+PONG")
+
 	// An invalid file changes nothing.
 	write(groupA, groupB, "  - {name: c, listen: 'not-an-address'}\n")
 	p.cmd.Process.Signal(syscall.SIGHUP)
@@ -178,8 +206,6 @@ func TestBinaryReloadAndDrain(t *testing.T) {
 		}
 	}
 	// The facade does not send clients to the port it could not take.
-	sc := redis.NewSentinelClient(&redis.Options{Addr: fac})
-	defer sc.Close()
 	if addr, err := sc.GetMasterAddrByName(context.Background(), "c-master").Result(); !errors.Is(err, redis.Nil) {
 		t.Fatalf("the facade names c-master, which did not start, at %v (%v)", addr, err)
 	}

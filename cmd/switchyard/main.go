@@ -165,10 +165,7 @@ func reload(path string, running *config, sup *supervisor, level zap.AtomicLevel
 	// back to its previous configuration, and one that could not start
 	// at all is left out, so that the facade names only addresses that
 	// are served (a group's port may be taken by another process).
-	serving := map[string]groupConfig{}
-	for _, g := range sup.groups() {
-		serving[g.cfg.Name] = g.cfg
-	}
+	serving := sup.configs()
 	var groups []groupConfig
 	for _, gc := range cfg.Groups {
 		if run, ok := serving[gc.Name]; ok {

@@ -30,6 +30,11 @@ type runningGroup struct {
 	g      *group
 	cancel context.CancelFunc
 	done   chan struct{}
+	// cfg is the configuration the group is presented with: g.cfg, with
+	// the facade's fields (announce addresses, facade_name) of the last
+	// reload, which change without a restart. Guarded by the
+	// supervisor's mu.
+	cfg groupConfig
 }
 
 func newSupervisor(log *zap.Logger, m *metrics, drain time.Duration) *supervisor {
@@ -61,7 +66,7 @@ func (s *supervisor) start(groups []groupConfig) error {
 // launch runs g in the background. s.mu is held.
 func (s *supervisor) launch(g *group) {
 	ctx, cancel := context.WithCancel(context.Background())
-	rg := &runningGroup{g: g, cancel: cancel, done: make(chan struct{})}
+	rg := &runningGroup{g: g, cancel: cancel, done: make(chan struct{}), cfg: g.cfg}
 	s.running[g.cfg.Name] = rg
 	go func() {
 		defer close(rg.done)
@@ -86,8 +91,36 @@ func (s *supervisor) groups() []*group {
 	return out
 }
 
+// configs returns the configurations the running groups are presented
+// with, by name (see runningGroup.cfg).
+func (s *supervisor) configs() map[string]groupConfig {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]groupConfig, len(s.running))
+	for name, rg := range s.running {
+		out[name] = rg.cfg
+	}
+	return out
+}
+
+// served is gc without what only the Sentinel facade presents (announce
+// addresses, facade_name): two configurations with equal served parts
+// serve the same, and the group need not restart to go from one to the
+// other.
+func served(gc groupConfig) groupConfig {
+	gc.Announce, gc.FacadeName = "", ""
+	if gc.TLS != nil {
+		t := *gc.TLS
+		t.Announce = ""
+		gc.TLS = &t
+	}
+	return gc
+}
+
 // reload applies cfg: groups no longer there are drained and stopped,
-// changed groups are restarted, new groups are started. A group that
+// changed groups are restarted, new groups are started; a group whose
+// change is only in what the facade presents is updated in place, its
+// clients untouched. A group that
 // cannot start is reported and the others stay as they are; a changed
 // one that cannot start goes back to its old configuration, which it was
 // stopped from only to free its ports.
@@ -100,20 +133,23 @@ func (s *supervisor) reload(cfg *config) error {
 	var stop []*runningGroup
 	var start []groupConfig
 	old := map[string]groupConfig{} // changed groups' running configuration
-	unchanged := 0
+	unchanged, presented := 0, 0
 	for name, rg := range s.running {
 		gc, ok := want[name]
 		switch {
 		case !ok:
 			stop = append(stop, rg)
 			delete(s.running, name)
-		case !reflect.DeepEqual(gc, rg.g.cfg):
+		case reflect.DeepEqual(gc, rg.cfg):
+			unchanged++
+		case reflect.DeepEqual(served(gc), served(rg.g.cfg)):
+			rg.cfg = gc
+			presented++
+		default:
 			stop = append(stop, rg)
 			delete(s.running, name)
 			start = append(start, gc)
-			old[name] = rg.g.cfg
-		default:
-			unchanged++
+			old[name] = rg.cfg
 		}
 	}
 	for name, gc := range want {
@@ -149,7 +185,7 @@ func (s *supervisor) reload(cfg *config) error {
 		s.mu.Unlock()
 		started++
 	}
-	s.log.Info("configuration reloaded", zap.Int("unchanged", unchanged), zap.Int("stopped", len(stop)),
+	s.log.Info("configuration reloaded", zap.Int("unchanged", unchanged), zap.Int("presented_anew", presented), zap.Int("stopped", len(stop)),
 		zap.Int("started", started), zap.Errors("errors", errs))
 	return errors.Join(errs...)
 }
