@@ -122,16 +122,15 @@ func (r *Reader) fill(need int) error {
 		// The large frames that grew the buffer are consumed.
 		copy(r.small, r.buf[r.r:r.w])
 		r.buf = r.small
-	case need > len(r.buf) && (len(r.buf) < growAhead || 2*n > len(r.buf)):
+	case need > len(r.buf) && (len(r.buf) < growAhead || n == len(r.buf)):
 		// Grow toward what is known to be needed (a whole bulk payload,
-		// say), doubling at least so that frames of unknown length cost
-		// amortised constant copying per byte; but never past twice the
-		// bytes buffered, or growAhead past them, and a buffer of
-		// growAhead or more only once it is half full. A length is only
-		// declared until its bytes arrive: a client that announces a
-		// 512 MB value and trickles it must cost neither 512 MB (zeroed,
-		// so resident), nor a doubling per read, nor a new buffer per
-		// byte.
+		// say), doubling at least so that a large frame costs amortised
+		// constant copying per byte; but never past twice the bytes
+		// buffered, or growAhead past them, and a buffer of growAhead or
+		// more only once it is full. A length is only declared until its
+		// bytes arrive: a client that announces a 512 MB value and
+		// trickles it must cost neither 512 MB (zeroed, so resident), nor
+		// a doubling per read, nor a new buffer per read.
 		size := max(need, min(2*len(r.buf), r.maxFrame))
 		size = min(size, max(2*n, n+growAhead))
 		b := make([]byte, size)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -137,6 +138,44 @@ func TestReadAllocs(t *testing.T) {
 			})
 			if allocs != 0 {
 				t.Errorf("%v allocations per frame, want 0", allocs)
+			}
+		})
+	}
+}
+
+// TestLargeFrameCopiesLinearly: a bulk far larger than growAhead, read
+// in 64 KiB pieces, costs buffers adding up to a small multiple of its
+// size. A growth rule that reallocated on every read once the buffer was
+// half full allocated 4 GiB for a 32 MiB value (a review caught it).
+func TestLargeFrameCopiesLinearly(t *testing.T) {
+	const size = 32 << 20
+	frame := AppendBulk(nil, bytes.Repeat([]byte("x"), size))
+	for _, tt := range []struct {
+		name string
+		read func(r *Reader) (int, error)
+	}{
+		{"reply", func(r *Reader) (int, error) { raw, _, err := r.ReadReply(); return len(raw), err }},
+		{"command", func(r *Reader) (int, error) {
+			var cmd Command
+			err := r.ReadCommand(&cmd)
+			return len(cmd.Raw), err
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			in := frame
+			if tt.name == "command" {
+				in = AppendCommand(nil, [][]byte{[]byte("SET"), []byte("k"), bytes.Repeat([]byte("x"), size)})
+			}
+			r := NewReader(&chunkReader{data: in, max: 64 << 10}, 1024, Limits{MaxFrameLen: 1 << 30, MaxBulkLen: 1 << 30})
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			n, err := tt.read(r)
+			runtime.ReadMemStats(&after)
+			if err != nil || n != len(in) {
+				t.Fatalf("read %d of %d bytes: %v", n, len(in), err)
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 5*uint64(len(in)) {
+				t.Fatalf("%d MiB allocated to read a %d MiB frame", alloc>>20, len(in)>>20)
 			}
 		})
 	}
