@@ -730,7 +730,7 @@ func (c *backendConn) deliver(raw []byte, typ byte) error {
 	}
 	switch {
 	case cur.overflow:
-	case c.cfg.ClientOutputLimit > 0 && len(*cur.out) > 0 && int64(len(*cur.out)+len(raw)) > c.cfg.ClientOutputLimit:
+	case c.cfg.ClientOutputLimit > 0 && int64(len(*cur.out)) > c.cfg.ClientOutputLimit:
 		// The rest of this request's replies are read and dropped: the
 		// connection is shared, and must stay in step.
 		cur.overflow = true

@@ -84,12 +84,14 @@ type Config struct {
 	// connection, in bytes. Default 65536.
 	BackendBufferSize int
 	// ClientOutputLimit bounds the replies the proxy holds for one
-	// client, bytes: a client whose replies would pass it is disconnected,
-	// as Redis's client-output-buffer-limit does, and the replies still to
-	// come are read and dropped. The first reply held is exempt, so a
-	// single large reply (up to Redis's 512 MiB) always gets through; the
-	// limit stops a pipeline of large replies (up to 64 per client) from
-	// costing their sum. Default 256 MiB; negative: no limit.
+	// client, bytes: once they pass it, the client is disconnected after
+	// them, as Redis's client-output-buffer-limit does, and the replies
+	// still to come are read and dropped. A reply is held whatever its
+	// size while the ones before it are within the limit, so a single
+	// large reply (up to Redis's 512 MiB) always gets through, in a
+	// pipeline or transaction too; the limit stops a pipeline of large
+	// replies (up to 64 per client) from costing their sum. Default
+	// 256 MiB; negative: no limit.
 	ClientOutputLimit int64
 	// MaxRequestBytes is the largest request a client may send, bytes; a
 	// larger one is a protocol error. Default 1 GiB, Redis's

@@ -299,10 +299,17 @@ func TestClientOutputLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// One reply of three times the limit: exempt.
+	// One reply of three times the limit gets through, alone or after
+	// others in the same request (a transaction's EXEC, here).
 	c := client(t, addr)
 	if got, err := c.Get(ctx, "huge").Result(); err != nil || len(got) != 3*limit {
 		t.Fatalf("GET of a value over the limit: %d bytes, %v", len(got), err)
+	}
+	tx := dialFrames(t, addr)
+	tx.send("MULTI", "GET huge", "EXEC")
+	tx.expect("+OK", "+QUEUED")
+	if got := tx.reply(); got != "*1 $"+fmt.Sprint(3*limit)+" "+strings.Repeat("h", 3*limit) {
+		t.Fatalf("EXEC of a GET over the limit: %.40q", got)
 	}
 
 	// Twenty GETs of 300 KiB in one write, then a mark: the proxy holds

@@ -92,7 +92,8 @@ type groupConfig struct {
 	// blocked clients excepted). Default 0: never.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// ClientOutputLimit disconnects a client whose held replies pass it,
-	// bytes; the first reply held is exempt. Default 256 MiB; -1: none.
+	// bytes, after them: a single reply of any size gets through. Default
+	// 256 MiB; -1: none.
 	ClientOutputLimit int64 `yaml:"client_output_limit"`
 	// MaxRequestBytes is the largest request a client may send, bytes.
 	// Default 1 GiB (Redis's client-query-buffer-limit); a single bulk
