@@ -4,6 +4,8 @@ import (
 	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"path/filepath"
@@ -15,6 +17,7 @@ import (
 	"github.com/pnats/switchyard/internal/lab"
 	"github.com/pnats/switchyard/internal/lab/labtest"
 	"github.com/pnats/switchyard/proxy"
+	"github.com/pnats/switchyard/resp"
 	"github.com/pnats/switchyard/tls/tlstest"
 	"github.com/redis/go-redis/v9"
 )
@@ -240,4 +243,100 @@ func TestRefusedTLSClientIsTimedOut(t *testing.T) {
 	if isTimeout(err) {
 		t.Fatal("a refused connection that never sent a ClientHello was still open after 5s")
 	}
+}
+
+// TestRefusedTLSPipelineIsNotSplit is TestRefusedPipelineIsNotSplit over
+// TLS, with each command in a TLS record of its own and all of them in one
+// TCP write: TLS takes every record from the socket at once but returns
+// them one per read, so what it holds must count as sent too (a review
+// found the second command running after the first was refused).
+func TestRefusedTLSPipelineIsNotSplit(t *testing.T) {
+	rs := labtest.Server(t, lab.ServerOptions{})
+	ca := tlstest.NewCA(t, "test CA")
+	certPEM, keyPEM := ca.Issue(t, "switchyard", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, false)
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.CertPEM)
+	const hold, n = 400 * time.Millisecond, 20
+	for attempt := 1; ; attempt++ {
+		srv := proxy.New(proxy.Config{HoldTimeout: hold})
+		l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go srv.Serve(l)
+		t.Cleanup(func() { srv.Close() })
+		rs.Client().Del(ctxT(t), "log")
+
+		raw, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { raw.Close() })
+		held := &heldWrites{Conn: raw}
+		tc := tls.Client(held, &tls.Config{RootCAs: pool, ServerName: "localhost"})
+		if err := tc.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		held.hold = true
+		for i := range n {
+			tc.Write([]byte(cmd("APPEND", "log", fmt.Sprintf("%d,", i)))) // a record each
+		}
+		held.hold = false
+		start := time.Now()
+		if _, err := raw.Write(held.buf); err != nil { // every record in one write
+			t.Fatal(err)
+		}
+		waitFor(t, func() error {
+			if time.Since(start) < hold*3/2 {
+				return errors.New("waiting")
+			}
+			return nil
+		})
+		srv.SetMaster(1, rs.Addr)
+		rd := resp.NewReader(tc, 4096, resp.Limits{})
+		tc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		refused := -1
+		for i := range n {
+			r, _, err := rd.ReadReply()
+			if err != nil {
+				t.Fatalf("reply %d: %v", i, err)
+			}
+			switch {
+			case strings.HasPrefix(string(r), "-TRYAGAIN"):
+				if refused < 0 {
+					refused = i
+				}
+			case refused >= 0:
+				t.Fatalf("command %d ran (%q) after command %d was refused", i, r, refused)
+			}
+		}
+		if refused == 0 {
+			if v, _ := rs.Client().Get(ctxT(t), "log").Result(); v != "" {
+				t.Fatalf("log %q after every command was refused", v)
+			}
+			return
+		}
+		if attempt == 5 {
+			t.Fatalf("in %d attempts the first command was never refused", attempt)
+		}
+	}
+}
+
+// heldWrites keeps what is written while hold is set, to be sent at once.
+type heldWrites struct {
+	net.Conn
+	hold bool
+	buf  []byte
+}
+
+func (h *heldWrites) Write(p []byte) (int, error) {
+	if h.hold {
+		h.buf = append(h.buf, p...)
+		return len(p), nil
+	}
+	return h.Conn.Write(p)
 }

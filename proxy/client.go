@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"os"
@@ -59,8 +60,7 @@ func (cr *clientReader) Read(p []byte) (int, error) {
 }
 
 // pending reports whether the client has sent bytes not read yet: kept
-// by the watcher, or waiting in the socket. Bytes a TLS connection has
-// already taken from the socket are not seen.
+// by the watcher, held by TLS, or waiting in the socket.
 func (cr *clientReader) pending() bool {
 	if len(cr.peeked) > 0 {
 		return true
@@ -70,7 +70,25 @@ func (cr *clientReader) pending() bool {
 		return data
 	}
 	nc := cr.nc
-	if tc, ok := nc.(interface{ NetConn() net.Conn }); ok {
+	if tc, ok := nc.(*tls.Conn); ok {
+		// TLS reads whole records ahead and returns one per Read: what it
+		// holds is no longer in the socket. A Read that may not wait
+		// (its deadline has passed, so it does not touch the socket)
+		// returns it, kept for the next Read; a timeout means none.
+		buf := make([]byte, 4096)
+		tc.SetReadDeadline(time.Unix(1, 0))
+		n, err := tc.Read(buf)
+		tc.SetReadDeadline(cr.deadline)
+		cr.peeked = append(cr.peeked, buf[:n]...)
+		if cr.bytes != nil && n > 0 {
+			cr.bytes.Add(float64(n))
+		}
+		if err != nil && !isTimeoutErr(err) {
+			cr.err = err
+		}
+		if n > 0 {
+			return true
+		}
 		nc = tc.NetConn()
 	}
 	sc, ok := nc.(syscall.Conn)
