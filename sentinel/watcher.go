@@ -142,7 +142,7 @@ func (w *Watcher) addLink(ctx context.Context, wg *sync.WaitGroup, addr string, 
 	var l *link
 	l = newLink(addr, w.cfg,
 		func(r pollResult, err error) { w.report(l, r, err) },
-		w.event)
+		func(ev event) { w.event(l, ev) })
 	ctx, cancel := context.WithCancel(ctx)
 	w.mu.Lock()
 	w.links[addr] = &linkState{l: l, cancel: cancel, seed: seed, added: time.Now()}
@@ -185,11 +185,15 @@ func (w *Watcher) report(l *link, r pollResult, err error) {
 }
 
 // event queues an event from a link for the next decision.
-func (w *Watcher) event(ev event) {
+func (w *Watcher) event(l *link, ev event) {
 	if w.dropEvents.Load() {
 		return
 	}
 	w.mu.Lock()
+	if s := w.links[l.addr]; s == nil || s.l != l {
+		w.mu.Unlock()
+		return // a forgotten link's last words (see forget)
+	}
 	w.events = append(w.events, ev)
 	w.urgent = true
 	w.mu.Unlock()
