@@ -77,11 +77,14 @@ func matchClass(pattern string, p int, b byte) (int, bool) {
 			p++
 			in = in || pattern[p] == b
 		case p+2 < len(pattern) && pattern[p+1] == '-':
-			lo, hi := pattern[p], pattern[p+2]
+			// Redis compares range ends as C chars, signed on the
+			// platforms it is built for here (x86-64): bytes from 0x80
+			// come before the ASCII ones.
+			lo, hi, c := int8(pattern[p]), int8(pattern[p+2]), int8(b)
 			if lo > hi {
 				lo, hi = hi, lo
 			}
-			in = in || (b >= lo && b <= hi)
+			in = in || (c >= lo && c <= hi)
 			p += 2
 		default:
 			in = in || pattern[p] == b

@@ -19,7 +19,7 @@ func TestGlobMatchesRedis(t *testing.T) {
 	names := []string{
 		"+switch-master", "+switch-slave", "+sdown", "+odown", "-sdown", "+try-failover",
 		"a", "b", "ab", "abc", "a*c", "a?c", "a[c", "a]c", "a-c", "a\\c", "^", "x]", "]", "-",
-		"+switch-Master", "__sentinel__:hello",
+		"+switch-Master", "__sentinel__:hello", "\x80", "\xff", "é", "0", "!",
 	}
 	patterns := []string{
 		"*", "?", "+switch-master", "+switch-*", "+switch-[m]aster", "+switch-[^x]aster", "+switch-[a-z]aster",
@@ -27,6 +27,7 @@ func TestGlobMatchesRedis(t *testing.T) {
 		"a*", "*c", "a*c", "a\\*c", "a\\?c", "a[*]c", "a[]]c", "a[\\]]c", "a[-]c", "a[a-]c", "a[^b]c",
 		"a[", "a[c", "[", "]", "\\", "a\\", "[^]", "[]", "*[", "a*b*c", "**", "*a*", "x[]]", "[-]", "[^-]",
 		"__sentinel__:*", "+switch-m*r", "*:*", "[a-c]", "[!a]", "[^a-c]*",
+		"[a-\xff]", "[\x80-\xff]", "[^\x80-a]", "\xc3*", "[\x00-\x7f]",
 	}
 	rs := labtest.Server(t, lab.ServerOptions{})
 	c := rs.Client()
