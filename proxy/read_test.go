@@ -336,6 +336,30 @@ func TestReadRoutingOfScriptsPubSubAndTransactions(t *testing.T) {
 		})
 	}
 
+	// A transaction or a blocking command runs on the master, on a
+	// connection of the client's own; on a read port its writes are
+	// refused all the same, as a replica refuses them.
+	t.Run("writes in a transaction on the read port are refused", func(t *testing.T) {
+		c := dialRaw(t, readAddr)
+		c.send(cmd("MULTI") + cmd("GET", "tx:r") + cmd("SET", "tx:r", "1") + cmd("EXEC"))
+		c.expect("+OK", "+QUEUED", "-READONLY You can't write against a read only replica.",
+			"-EXECABORT Transaction discarded because of previous errors.")
+		c.send(cmd("WATCH", "tx:r") + cmd("SET", "tx:r", "2") + cmd("UNWATCH"))
+		c.expect("+OK", "-READONLY You can't write against a read only replica.", "+OK")
+		if n, _ := r.master.Client().Exists(ctx, "tx:r").Result(); n != 0 {
+			t.Fatal("a write sent to the read port inside a transaction reached the master")
+		}
+	})
+	t.Run("blocking writes on the read port are refused", func(t *testing.T) {
+		r.master.Client().RPush(ctx, "bl:src", "x")
+		c := dialRaw(t, readAddr)
+		c.send(cmd("BLMOVE", "bl:src", "bl:dst", "LEFT", "LEFT", "0.05") + cmd("BLPOP", "bl:src", "0.05"))
+		c.expect("-READONLY You can't write against a read only replica.", "-READONLY You can't write against a read only replica.")
+		if n, _ := r.master.Client().LLen(ctx, "bl:src").Result(); n != 1 {
+			t.Fatal("a blocking pop on the read port took an element on the master")
+		}
+	})
+
 	t.Run("a script on the read port with no replica is refused", func(t *testing.T) {
 		srv.SetReplicas(nil)
 		defer srv.SetReplicas(r.addrs())

@@ -369,6 +369,11 @@ func (s *session) handle(cmd *resp.Command) {
 		}
 		s.forward(c, raw, false)
 	case router.Blocking:
+		if s.readPort && s.srv.commandFlags(cmd.Args)&CmdWrite != 0 {
+			// BLPOP and friends pop: a replica refuses them.
+			s.replyError(replyReadonlyPort)
+			return
+		}
 		c, err := s.dedicated()
 		if err != nil {
 			s.replyError(clientError(err))
@@ -438,6 +443,17 @@ func (s *session) handlePinned(class router.Class, args [][]byte, raw []byte) {
 			return
 		}
 		s.lastWrite = s.batchStart // for read_your_writes
+	default:
+		if s.readPort && s.srv.commandFlags(args)&CmdWrite != 0 {
+			// The transaction runs on the master, but a read port takes
+			// no writes: refused as a replica refuses them, which in
+			// MULTI makes EXEC fail with EXECABORT, as on a replica.
+			if s.multi {
+				s.poisoned = true
+			}
+			s.replyError(replyReadonlyPort)
+			return
+		}
 	}
 	// After WATCH (not inside MULTI) a blocking command blocks for real.
 	s.forward(s.ded, raw, class == router.Blocking && !s.multi)
