@@ -716,3 +716,34 @@ func TestFailedDialIsLogged(t *testing.T) {
 		t.Errorf("warning fields %v: want the address and the reason", f)
 	}
 }
+
+// TestSubscribeWithoutMasterCloses: a SUBSCRIBE that finds no master
+// within HoldTimeout closes the connection (after the replies before it)
+// instead of answering an error. go-redis takes an error reply to
+// SUBSCRIBE as harmless and stays on the connection, believing itself
+// subscribed: after a master crash a chaos audit saw its subscriber
+// receive nothing for minutes. Closed, it reconnects and subscribes
+// again, and once there is a master that works.
+func TestSubscribeWithoutMasterCloses(t *testing.T) {
+	rs := labtest.Server(t, lab.ServerOptions{})
+	srv, addr := startProxy(t, "", proxy.Config{HoldTimeout: 200 * time.Millisecond})
+	c := dialRaw(t, addr)
+	c.send(cmd("CLIENT", "SETNAME", "sub") + cmd("SUBSCRIBE", "news"))
+	c.expect("+OK") // answered by the proxy: the replies before it arrive
+	if !c.closed() {
+		t.Fatal("a SUBSCRIBE with no master was answered instead of closing the connection")
+	}
+
+	srv.SetMaster(1, rs.Addr)
+	sub := client(t, addr).Subscribe(ctxT(t), "news")
+	defer sub.Close()
+	if _, err := sub.Receive(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.Client().Publish(ctxT(t), "news", "hi").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := sub.ReceiveMessage(ctxT(t)); err != nil || m.Payload != "hi" {
+		t.Fatalf("after the master came: %v %v", m, err)
+	}
+}

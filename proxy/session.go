@@ -406,7 +406,7 @@ func (s *session) handle(cmd *resp.Command) {
 		}
 		s.forward(c, raw, false)
 	case router.Subscribe, router.Monitor, router.Tracking:
-		s.enterTunnel(raw)
+		s.enterTunnel(class, raw)
 	default:
 		s.handleLocal(class, cmd.Args, raw)
 	}
@@ -429,7 +429,7 @@ func (s *session) handlePinned(class router.Class, args [][]byte, raw []byte) {
 		return
 	case router.Subscribe, router.Monitor, router.Tracking:
 		if !s.multi {
-			s.enterTunnel(raw)
+			s.enterTunnel(class, raw)
 			return
 		}
 		// Executed by EXEC, it would leave a subscribed connection that

@@ -1,15 +1,31 @@
 package proxy
 
-import "github.com/pnats/switchyard/router"
+import (
+	"github.com/pnats/switchyard/router"
+	"go.uber.org/zap"
+)
 
 // enterTunnel gives the session a backend connection of its own that
 // streams to the client unprompted: Pub/Sub, MONITOR, CLIENT TRACKING.
 // The session stays in tunnel mode until the client or the backend
 // connection goes away; the backend itself enforces what a subscribed
 // client may send.
-func (s *session) enterTunnel(raw []byte) {
+func (s *session) enterTunnel(class router.Class, raw []byte) {
 	c, err := s.dedicated()
 	if err != nil {
+		if class == router.Subscribe {
+			// An error in reply to SUBSCRIBE leaves common clients
+			// (go-redis) believing they are subscribed on a connection
+			// that gets nothing: after a master crash an audit saw a
+			// subscriber silent for minutes. Closing the connection
+			// after the replies before it makes the client reconnect
+			// and subscribe again, as when a hold closes a tunnel.
+			s.flush()
+			s.writeOut()
+			s.closing = true
+			s.srv.log.Debug("client disconnected: no master to subscribe on", zap.String("client", s.nc.RemoteAddr().String()), zap.Error(err))
+			return
+		}
 		s.replyError(clientError(err))
 		return
 	}
