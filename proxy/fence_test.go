@@ -733,6 +733,10 @@ func TestSubscribeWithoutMasterCloses(t *testing.T) {
 	if !c.closed() {
 		t.Fatal("a SUBSCRIBE with no master was answered instead of closing the connection")
 	}
+	// Not UNSUBSCRIBE: it ends subscriptions, an error leaves none.
+	u := dialRaw(t, addr)
+	u.send(cmd("UNSUBSCRIBE") + cmd("CLIENT", "SETNAME", "still-here"))
+	u.expect("-TRYAGAIN switchyard: no verified master for this group, try again", "+OK")
 
 	srv.SetMaster(1, rs.Addr)
 	sub := client(t, addr).Subscribe(ctxT(t), "news")

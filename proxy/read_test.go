@@ -49,6 +49,20 @@ func (r replicated) addrs() []string {
 	return out
 }
 
+// TestReadPortTransactionCommands: on the read port, the transaction
+// commands themselves are never taken for writes, whatever the
+// classifier says of them (this one calls every unknown command a
+// write): only the commands inside are checked.
+func TestReadPortTransactionCommands(t *testing.T) {
+	r := startReplicated(t, 1)
+	_, _, readAddr := readProxy(t, r, proxy.Config{})
+	c := dialRaw(t, readAddr)
+	c.send(cmd("WATCH", "k") + cmd("MULTI") + cmd("GET", "k") + cmd("DISCARD"))
+	c.expect("+OK", "+OK", "+QUEUED", "+OK")
+	c.send(cmd("WATCH", "k") + cmd("UNWATCH") + cmd("MULTI") + cmd("GET", "k") + cmd("EXEC"))
+	c.expect("+OK", "+OK", "+OK", "+QUEUED", "*1", "$-1")
+}
+
 // readProxy serves the main port and a read port in front of r.
 func readProxy(t *testing.T, r replicated, cfg proxy.Config) (*proxy.Server, string, string) {
 	srv, main, read := readProxyTable(t, r, cfg)
@@ -346,6 +360,12 @@ func TestReadRoutingOfScriptsPubSubAndTransactions(t *testing.T) {
 			"-EXECABORT Transaction discarded because of previous errors.")
 		c.send(cmd("WATCH", "tx:r") + cmd("SET", "tx:r", "2") + cmd("UNWATCH"))
 		c.expect("+OK", "-READONLY You can't write against a read only replica.", "+OK")
+		// A script would run on the master, which takes its writes.
+		script := cmd("EVAL", "return redis.call('set', KEYS[1], '3')", "1", "tx:r")
+		c.send(cmd("WATCH", "tx:r") + script + cmd("MULTI") + script + cmd("EXEC"))
+		c.expect("+OK", "-READONLY You can't write against a read only replica.", "+OK",
+			"-READONLY You can't write against a read only replica.",
+			"-EXECABORT Transaction discarded because of previous errors.")
 		if n, _ := r.master.Client().Exists(ctx, "tx:r").Result(); n != 0 {
 			t.Fatal("a write sent to the read port inside a transaction reached the master")
 		}

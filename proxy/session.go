@@ -406,7 +406,7 @@ func (s *session) handle(cmd *resp.Command) {
 		}
 		s.forward(c, raw, false)
 	case router.Subscribe, router.Monitor, router.Tracking:
-		s.enterTunnel(class, raw)
+		s.enterTunnel(class, cmd.Args, raw)
 	default:
 		s.handleLocal(class, cmd.Args, raw)
 	}
@@ -429,7 +429,7 @@ func (s *session) handlePinned(class router.Class, args [][]byte, raw []byte) {
 		return
 	case router.Subscribe, router.Monitor, router.Tracking:
 		if !s.multi {
-			s.enterTunnel(class, raw)
+			s.enterTunnel(class, args, raw)
 			return
 		}
 		// Executed by EXEC, it would leave a subscribed connection that
@@ -443,11 +443,13 @@ func (s *session) handlePinned(class router.Class, args [][]byte, raw []byte) {
 			return
 		}
 		s.lastWrite = s.batchStart // for read_your_writes
-	default:
-		if s.readPort && s.srv.commandFlags(args)&CmdWrite != 0 {
+	case router.Forward, router.Blocking:
+		if s.readPort && s.srv.commandFlags(args)&(CmdWrite|CmdMayWrite) != 0 {
 			// The transaction runs on the master, but a read port takes
 			// no writes: refused as a replica refuses them, which in
-			// MULTI makes EXEC fail with EXECABORT, as on a replica.
+			// MULTI makes EXEC fail with EXECABORT, as on a replica. A
+			// script may write, and would run on the master: refused
+			// too (EVAL_RO and FCALL_RO are reads).
 			if s.multi {
 				s.poisoned = true
 			}

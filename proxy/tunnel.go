@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"bytes"
+	"errors"
+
 	"github.com/pnats/switchyard/router"
 	"go.uber.org/zap"
 )
@@ -10,16 +13,19 @@ import (
 // The session stays in tunnel mode until the client or the backend
 // connection goes away; the backend itself enforces what a subscribed
 // client may send.
-func (s *session) enterTunnel(class router.Class, raw []byte) {
+func (s *session) enterTunnel(class router.Class, args [][]byte, raw []byte) {
 	c, err := s.dedicated()
 	if err != nil {
-		if class == router.Subscribe {
-			// An error in reply to SUBSCRIBE leaves common clients
-			// (go-redis) believing they are subscribed on a connection
-			// that gets nothing: after a master crash an audit saw a
-			// subscriber silent for minutes. Closing the connection
-			// after the replies before it makes the client reconnect
-			// and subscribe again, as when a hold closes a tunnel.
+		var re *ReplyError
+		if class == router.Subscribe && !bytes.Contains(upperName(args), []byte("UNSUBSCRIBE")) && !errors.As(err, &re) {
+			// No master in time (or none reachable). An error in reply
+			// to SUBSCRIBE leaves common clients (go-redis) believing
+			// they are subscribed on a connection that gets nothing:
+			// after a master crash an audit saw a subscriber silent for
+			// minutes. Closing the connection after the replies before
+			// it makes the client reconnect and subscribe again, as when
+			// a hold closes a tunnel. Redis's own refusal (NOPERM,
+			// WRONGPASS) is answered: a reconnect would meet it again.
 			s.flush()
 			s.writeOut()
 			s.closing = true
