@@ -698,7 +698,7 @@ func TestFailedDialIsLogged(t *testing.T) {
 	}
 	l.Close()
 	core, logs := observer.New(zap.WarnLevel)
-	_, addr := startProxy(t, l.Addr().String(), proxy.Config{HoldTimeout: 300 * time.Millisecond, DialBackoff: 10 * time.Millisecond, Logger: zap.New(core)})
+	_, addr := startProxy(t, l.Addr().String(), proxy.Config{Group: "g1", HoldTimeout: 300 * time.Millisecond, DialBackoff: 10 * time.Millisecond, Logger: zap.New(core)})
 	c := dialFrames(t, addr)
 	c.send("SET k v")
 	if got := c.reply(); !strings.HasPrefix(got, "-TRYAGAIN") {
@@ -712,8 +712,8 @@ func TestFailedDialIsLogged(t *testing.T) {
 		t.Errorf("%d warnings for one command's dials within 300ms: not spaced", len(lines))
 	}
 	f := lines[0].ContextMap()
-	if f["addr"] != l.Addr().String() || !strings.Contains(fmt.Sprint(f["error"]), "refused") {
-		t.Errorf("warning fields %v: want the address and the reason", f)
+	if f["addr"] != l.Addr().String() || !strings.Contains(fmt.Sprint(f["error"]), "refused") || f["group"] != "g1" {
+		t.Errorf("warning fields %v: want the group, the address and the reason", f)
 	}
 }
 

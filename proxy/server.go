@@ -59,9 +59,12 @@ type Server struct {
 // SetMaster is called; until then commands wait and then fail closed.
 func New(cfg Config) *Server {
 	cfg.setDefaults()
+	// Every line the data path logs names the group, also those of the
+	// pools and connections, which log through cfg.Logger.
+	cfg.Logger = cfg.Logger.With(zap.String("group", cfg.Group))
 	s := &Server{
 		cfg:       cfg,
-		log:       cfg.Logger.With(zap.String("group", cfg.Group)),
+		log:       cfg.Logger,
 		published: make(chan struct{}),
 		listeners: make(map[net.Listener]struct{}),
 		sessions:  make(map[*session]struct{}),
