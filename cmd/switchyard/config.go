@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -226,12 +227,43 @@ type envConfig struct {
 	PasswordFile    string `env:"SWITCHYARD_PASSWORD_FILE"`
 }
 
+// envError names the variables, with their values, in env's parse
+// errors, which name the Go fields they fill.
+func envError(err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	t := reflect.TypeFor[envConfig]()
+	var out []error
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if !errors.As(e, &pe) {
+			out = append(out, e)
+			continue
+		}
+		f, ok := t.FieldByName(pe.Name)
+		if !ok {
+			out = append(out, e)
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+		want := map[string]string{"time.Duration": "a duration such as 5s", "int": "a whole number",
+			"float64": "a number", "*bool": "true or false", "bool": "true or false"}[pe.Type.String()]
+		if want == "" {
+			want = pe.Type.String()
+		}
+		out = append(out, fmt.Errorf("%s=%q: want %s", name, os.Getenv(name), want))
+	}
+	return errors.Join(out...)
+}
+
 // loadConfig reads the file named by path (or SWITCHYARD_CONFIG), else
 // the environment, applies defaults and validates.
 func loadConfig(path string) (*config, error) {
 	var e envConfig
 	if err := env.Parse(&e); err != nil {
-		return nil, fmt.Errorf("environment: %w", err)
+		return nil, fmt.Errorf("environment: %w", envError(err))
 	}
 	if path == "" {
 		path = e.ConfigFile
@@ -423,7 +455,9 @@ func (c *config) validate() error {
 	if c.DrainTimeout < 0 {
 		return fmt.Errorf("drain_timeout=%v: must not be negative", c.DrainTimeout)
 	}
-	if _, err := zap.ParseAtomicLevel(c.Log.Level); err != nil {
+	switch strings.ToLower(c.Log.Level) {
+	case "", "debug", "info", "warn", "error":
+	default:
 		return fmt.Errorf("log.level=%q: want debug, info, warn or error", c.Log.Level)
 	}
 	switch c.Log.Format {
@@ -484,8 +518,11 @@ func (c *config) validate() error {
 					return err
 				}
 			}
-			if s.PollInterval < 0 || s.FailoverHold < 0 {
-				return fmt.Errorf("%s.sentinel: poll_interval and failover_hold must not be negative", field)
+			if s.PollInterval < 0 {
+				return fmt.Errorf("%s.sentinel.poll_interval=%v: must not be negative", field, s.PollInterval)
+			}
+			if s.FailoverHold < 0 {
+				return fmt.Errorf("%s.sentinel.failover_hold=%v: must not be negative", field, s.FailoverHold)
 			}
 		default:
 			return fmt.Errorf("%s: no upstream: set upstream (host:port) or sentinel (master_name, addrs)", field)
