@@ -733,6 +733,30 @@ func TestSubscribeWithoutMasterCloses(t *testing.T) {
 	if !c.closed() {
 		t.Fatal("a SUBSCRIBE with no master was answered instead of closing the connection")
 	}
+	// A master that refuses the connection for now (a script past
+	// busy-reply-threshold answers the proxy's CLIENT SETNAME with BUSY)
+	// closes it too: an error reply would strand the subscriber just the
+	// same.
+	busy := labtest.Server(t, lab.ServerOptions{Args: []string{"--busy-reply-threshold", "50"}})
+	_, baddr := startProxy(t, busy.Addr, proxy.Config{HoldTimeout: 200 * time.Millisecond})
+	script := make(chan error, 1)
+	go func() { script <- busy.Client().Eval(ctxT(t), "while true do end", nil).Err() }()
+	defer func() {
+		labtest.Eventually(t, 5*time.Second, func() error { return busy.Client().ScriptKill(ctxT(t)).Err() })
+		<-script
+	}()
+	waitFor(t, func() error {
+		if err := busy.Client().Ping(ctxT(t)).Err(); err == nil || !strings.HasPrefix(err.Error(), "BUSY") {
+			return fmt.Errorf("PING: %v, want BUSY", err)
+		}
+		return nil
+	})
+	b := dialRaw(t, baddr)
+	b.send(cmd("SUBSCRIBE", "news"))
+	if !b.closed() {
+		t.Fatal("a SUBSCRIBE that met a busy master was answered instead of closing the connection")
+	}
+
 	// Not UNSUBSCRIBE: it ends subscriptions, an error leaves none.
 	u := dialRaw(t, addr)
 	u.send(cmd("UNSUBSCRIBE") + cmd("CLIENT", "SETNAME", "still-here"))

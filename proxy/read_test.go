@@ -55,12 +55,23 @@ func (r replicated) addrs() []string {
 // write): only the commands inside are checked.
 func TestReadPortTransactionCommands(t *testing.T) {
 	r := startReplicated(t, 1)
-	_, _, readAddr := readProxy(t, r, proxy.Config{})
+	srv, _, readAddr := readProxy(t, r, proxy.Config{})
 	c := dialRaw(t, readAddr)
 	c.send(cmd("WATCH", "k") + cmd("MULTI") + cmd("GET", "k") + cmd("DISCARD"))
 	c.expect("+OK", "+OK", "+QUEUED", "+OK")
 	c.send(cmd("WATCH", "k") + cmd("UNWATCH") + cmd("MULTI") + cmd("GET", "k") + cmd("EXEC"))
 	c.expect("+OK", "+OK", "+OK", "+QUEUED", "*1", "$-1")
+
+	// Redis 6.2 flags PUBLISH may_replicate: it goes to the master, after
+	// WATCH as outside it, like a script is not refused for it.
+	srv.SetCommandFlags(func(args [][]byte) proxy.CommandFlags {
+		if strings.EqualFold(string(args[0]), "PUBLISH") {
+			return proxy.CmdMayWrite | proxy.CmdPubSub
+		}
+		return testFlags(args)
+	})
+	c.send(cmd("WATCH", "k") + cmd("PUBLISH", "ch", "x") + cmd("UNWATCH"))
+	c.expect("+OK", ":0", "+OK")
 }
 
 // readProxy serves the main port and a read port in front of r.

@@ -444,12 +444,14 @@ func (s *session) handlePinned(class router.Class, args [][]byte, raw []byte) {
 		}
 		s.lastWrite = s.batchStart // for read_your_writes
 	case router.Forward, router.Blocking:
-		if s.readPort && s.srv.commandFlags(args)&(CmdWrite|CmdMayWrite) != 0 {
+		if f := s.srv.commandFlags(args); s.readPort && (f&CmdWrite != 0 || f&CmdMayWrite != 0 && f&CmdPubSub == 0) {
 			// The transaction runs on the master, but a read port takes
 			// no writes: refused as a replica refuses them, which in
 			// MULTI makes EXEC fail with EXECABORT, as on a replica. A
 			// script may write, and would run on the master: refused
-			// too (EVAL_RO and FCALL_RO are reads).
+			// too (EVAL_RO and FCALL_RO are reads). PUBLISH, which
+			// Redis 6.2 flags may_replicate, goes to the master as it
+			// does outside a transaction.
 			if s.multi {
 				s.poisoned = true
 			}

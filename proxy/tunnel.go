@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"errors"
+	"strings"
 
 	"github.com/pnats/switchyard/router"
 	"go.uber.org/zap"
@@ -16,16 +17,17 @@ import (
 func (s *session) enterTunnel(class router.Class, args [][]byte, raw []byte) {
 	c, err := s.dedicated()
 	if err != nil {
-		var re *ReplyError
-		if class == router.Subscribe && !bytes.Contains(upperName(args), []byte("UNSUBSCRIBE")) && !errors.As(err, &re) {
+		if class == router.Subscribe && !bytes.Contains(upperName(args), []byte("UNSUBSCRIBE")) && !refusedCredentials(err) {
 			// No master in time (or none reachable). An error in reply
 			// to SUBSCRIBE leaves common clients (go-redis) believing
 			// they are subscribed on a connection that gets nothing:
 			// after a master crash an audit saw a subscriber silent for
 			// minutes. Closing the connection after the replies before
 			// it makes the client reconnect and subscribe again, as when
-			// a hold closes a tunnel. Redis's own refusal (NOPERM,
-			// WRONGPASS) is answered: a reconnect would meet it again.
+			// a hold closes a tunnel. Refused credentials (NOPERM,
+			// WRONGPASS, NOAUTH) are answered: a reconnect would meet
+			// them again. Other refusals while connecting (max clients,
+			// BUSY, LOADING) pass, and close the connection too.
 			s.flush()
 			s.writeOut()
 			s.closing = true
@@ -46,6 +48,21 @@ func (s *session) enterTunnel(class router.Class, args [][]byte, raw []byte) {
 	s.in.idle = 0 // like Redis, never time out a subscriber for being quiet
 	c.startTunnel(s.sink)
 	s.forward(c, raw, false)
+}
+
+// refusedCredentials reports whether err is Redis refusing the
+// connection's credentials, which stay refused however often it is tried.
+func refusedCredentials(err error) bool {
+	var re *ReplyError
+	if !errors.As(err, &re) {
+		return false
+	}
+	for _, p := range []string{"NOPERM", "WRONGPASS", "NOAUTH"} {
+		if strings.HasPrefix(re.Msg, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // handleTunnel forwards everything: in a tunnel the backend connection is
