@@ -195,12 +195,10 @@ func TestPassThroughAuthFailuresAreSlowed(t *testing.T) {
 	}
 }
 
-// TestRefusedTLSClientIsTimedOut: a connection refused at MaxClients on a
-// TLS listener that never starts its handshake is closed after
-// HandshakeTimeout. Before, the refusal's write waited for the handshake
-// with no read deadline, holding a descriptor and a goroutine until the
-// client left: an audit ran the process out of descriptors with them.
-func TestRefusedTLSClientIsTimedOut(t *testing.T) {
+// localCert issues a certificate for localhost and 127.0.0.1 from a new
+// CA, and returns it with a pool that trusts the CA.
+func localCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
 	ca := tlstest.NewCA(t, "test CA")
 	certPEM, keyPEM := ca.Issue(t, "switchyard", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, false)
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
@@ -209,6 +207,16 @@ func TestRefusedTLSClientIsTimedOut(t *testing.T) {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca.CertPEM)
+	return cert, pool
+}
+
+// TestRefusedTLSClientIsTimedOut: a connection refused at MaxClients on a
+// TLS listener that never starts its handshake is closed after
+// HandshakeTimeout. Before, the refusal's write waited for the handshake
+// with no read deadline, holding a descriptor and a goroutine until the
+// client left: an audit ran the process out of descriptors with them.
+func TestRefusedTLSClientIsTimedOut(t *testing.T) {
+	cert, pool := localCert(t)
 	rs := labtest.Server(t, lab.ServerOptions{})
 	srv := proxy.New(proxy.Config{MaxClients: 1, HandshakeTimeout: 300 * time.Millisecond})
 	srv.SetMaster(1, rs.Addr)
@@ -252,14 +260,7 @@ func TestRefusedTLSClientIsTimedOut(t *testing.T) {
 // found the second command running after the first was refused).
 func TestRefusedTLSPipelineIsNotSplit(t *testing.T) {
 	rs := labtest.Server(t, lab.ServerOptions{})
-	ca := tlstest.NewCA(t, "test CA")
-	certPEM, keyPEM := ca.Issue(t, "switchyard", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, false)
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca.CertPEM)
+	cert, pool := localCert(t)
 	const hold, n = 400 * time.Millisecond, 20
 	for attempt := 1; ; attempt++ {
 		srv := proxy.New(proxy.Config{HoldTimeout: hold})
