@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -248,12 +249,7 @@ func envError(err error) error {
 			continue
 		}
 		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
-		want := map[string]string{"time.Duration": "a duration such as 5s", "int": "a whole number",
-			"float64": "a number", "*bool": "true or false", "bool": "true or false"}[pe.Type.String()]
-		if want == "" {
-			want = pe.Type.String()
-		}
-		out = append(out, fmt.Errorf("%s=%q: want %s", name, os.Getenv(name), want))
+		out = append(out, fmt.Errorf("%s=%q: want %s", name, os.Getenv(name), want(pe.Type.String())))
 	}
 	return errors.Join(out...)
 }
@@ -331,9 +327,56 @@ func readFile(path string) (*config, error) {
 	dec.KnownFields(true) // a misspelt setting must not be silently ignored
 	var c config
 	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("config file %s: %w", path, err)
+		return nil, fmt.Errorf("config file %s: %w", path, yamlError(b, err))
 	}
 	return &c, nil
+}
+
+// yamlTypeError is how yaml.v3 reports a value of the wrong type.
+var yamlTypeError = regexp.MustCompile("^line ([0-9]+): cannot unmarshal !![a-z]+ `(.*)` into (.+)$")
+
+// yamlError names the setting, its value and what is allowed in yaml's
+// type errors, which give a line and a Go type: "line 5: hold_timeout=2:
+// want a duration such as 5s".
+func yamlError(src []byte, err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	lines := strings.Split(string(src), "\n")
+	var out []string
+	for _, e := range te.Errors {
+		m := yamlTypeError.FindStringSubmatch(e)
+		if m == nil {
+			out = append(out, e)
+			continue
+		}
+		n, _ := strconv.Atoi(m[1])
+		setting := "value " + strconv.Quote(m[2])
+		if n >= 1 && n <= len(lines) {
+			key := regexp.MustCompile(`([A-Za-z_]+):[ \t]*["']?` + regexp.QuoteMeta(m[2]) + `["']?[ \t]*(?:[,}#]|$)`)
+			if k := key.FindStringSubmatch(lines[n-1]); k != nil {
+				setting = k[1] + "=" + m[2]
+			}
+		}
+		out = append(out, fmt.Sprintf("line %s: %s: want %s", m[1], setting, want(m[3])))
+	}
+	return errors.New(strings.Join(out, "; "))
+}
+
+// want says what a value of a setting's Go type looks like.
+func want(goType string) string {
+	switch goType {
+	case "time.Duration":
+		return "a duration such as 5s"
+	case "int", "int64":
+		return "a whole number"
+	case "float64":
+		return "a number"
+	case "bool", "*bool":
+		return "true or false"
+	}
+	return goType
 }
 
 // fromEnv builds the single group the sidecar variables describe.

@@ -127,6 +127,8 @@ func TestConfigErrorsNameFieldAndValue(t *testing.T) {
 		{name: "env not a bool", env: map[string]string{"REDIS_HOST": "h", "SWITCHYARD_EVENT_LOOP": "no"}, want: []string{`SWITCHYARD_EVENT_LOOP="no": want true or false`}},
 		{name: "log level zap has but docs do not", env: map[string]string{"REDIS_HOST": "h", "SWITCHYARD_LOG_LEVEL": "dpanic"}, want: []string{`log.level="dpanic": want debug, info, warn or error`}},
 		{name: "file negative poll", file: "groups:\n  - {name: g, listen: '127.0.0.1:1', sentinel: {master_name: m, addrs: ['s:1'], poll_interval: -1s}}\n", want: []string{"groups[0] (g).sentinel.poll_interval=-1s: must not be negative"}},
+		{name: "file duration without unit", file: "groups:\n  - name: a\n    listen: 127.0.0.1:1\n    upstream: x:1\n    hold_timeout: 2\n", want: []string{"line 5: hold_timeout=2: want a duration such as 5s"}},
+		{name: "file flow style wrong types", file: "groups:\n  - {name: a, listen: '127.0.0.1:1', upstream: 'x:1', client_output_limit: 1MiB, event_loop: maybe}\n", want: []string{"client_output_limit=1MiB: want a whole number", "event_loop=maybe: want true or false"}},
 		{name: "bad log format", env: map[string]string{"REDIS_HOST": "h", "SWITCHYARD_LOG_FORMAT": "xml"}, want: []string{"log.format", "xml", "json or console"}},
 		{name: "file unknown field", file: "groups:\n  - name: a\n    listen: 127.0.0.1:1\n    upstrem: x:1\n", want: []string{"upstrem"}},
 		{name: "file both upstreams", file: "groups:\n  - name: a\n    listen: 127.0.0.1:1\n    upstream: x:1\n    sentinel: {master_name: m, addrs: [s:1]}\n", want: []string{"groups[0] (a)", "not both"}},
