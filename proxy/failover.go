@@ -22,8 +22,7 @@ func (s *session) awaitRelease() error {
 	}
 	if s.srv.held.Load() && s.gen == s.srv.gen.Load() {
 		if s.srv.waitMaster(nil, s.holdWait()) == nil {
-			s.refusing = errNoMaster
-			return errNoMaster
+			return errNoMaster // finishSeg starts the refusal
 		}
 	}
 	if !s.gen.fenced.Load() {
@@ -46,8 +45,7 @@ func (s *session) awaitRelease() error {
 	g := s.srv.current()
 	if g == nil {
 		if g = s.srv.waitMaster(nil, s.holdWait()); g == nil {
-			s.refusing = errNoMaster
-			return errNoMaster
+			return errNoMaster // finishSeg starts the refusal
 		}
 	}
 	s.moveTo(g)

@@ -369,9 +369,8 @@ func (s *session) handle(cmd *resp.Command) {
 		}
 		s.forward(c, raw, false)
 	case router.Blocking:
-		if s.readPort && s.srv.commandFlags(cmd.Args)&CmdWrite != 0 {
-			// BLPOP and friends pop: a replica refuses them.
-			s.replyError(replyReadonlyPort)
+		if s.readPortRefuses(cmd.Args) {
+			s.replyError(replyReadonlyPort) // BLPOP and friends pop
 			return
 		}
 		c, err := s.dedicated()
@@ -444,14 +443,10 @@ func (s *session) handlePinned(class router.Class, args [][]byte, raw []byte) {
 		}
 		s.lastWrite = s.batchStart // for read_your_writes
 	case router.Forward, router.Blocking:
-		if f := s.srv.commandFlags(args); s.readPort && (f&CmdWrite != 0 || f&CmdMayWrite != 0 && f&CmdPubSub == 0) {
+		if s.readPortRefuses(args) {
 			// The transaction runs on the master, but a read port takes
 			// no writes: refused as a replica refuses them, which in
-			// MULTI makes EXEC fail with EXECABORT, as on a replica. A
-			// script may write, and would run on the master: refused
-			// too (EVAL_RO and FCALL_RO are reads). PUBLISH, which
-			// Redis 6.2 flags may_replicate, goes to the master as it
-			// does outside a transaction.
+			// MULTI makes EXEC fail with EXECABORT, as on a replica.
 			if s.multi {
 				s.poisoned = true
 			}
@@ -479,6 +474,19 @@ func (s *session) handlePinned(class router.Class, args [][]byte, raw []byte) {
 			s.watch = false
 		}
 	}
+}
+
+// readPortRefuses reports whether a command that would run on the master
+// on the client's own connection (in a transaction, or blocking) is one a
+// read port refuses: a write, or a script, which may write (EVAL_RO and
+// FCALL_RO are reads). PUBLISH, which Redis 6.2 flags may_replicate, goes
+// to the master as it does outside a transaction.
+func (s *session) readPortRefuses(args [][]byte) bool {
+	if !s.readPort {
+		return false
+	}
+	f := s.srv.commandFlags(args)
+	return f&CmdWrite != 0 || f&CmdMayWrite != 0 && f&CmdPubSub == 0
 }
 
 // txArity reports whether a MULTI or WATCH has the arity Redis accepts
