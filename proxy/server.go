@@ -248,7 +248,7 @@ func (s *Server) ServeRead(l net.Listener) error { return s.serve(l, true) }
 
 func (s *Server) serve(l net.Listener, readPort bool) error {
 	s.mu.Lock()
-	if s.closed {
+	if s.closed || s.draining.Load() {
 		s.mu.Unlock()
 		l.Close()
 		return ErrServerClosed

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -213,8 +214,11 @@ func TestBinaryReloadAndDrain(t *testing.T) {
 		t.Fatal("/metrics has series for group c, which did not start")
 	}
 
-	// A changed group that cannot start (its new port is taken) goes back
-	// to its previous configuration instead of staying down.
+	// A changed group that cannot start (its new port is taken) keeps its
+	// previous configuration, and its clients their connections.
+	keptB := dial(t, b)
+	keptB.send("PING\r\n")
+	keptB.expect("+PONG")
 	write(groupA, fmt.Sprintf("  - {name: b, listen: '%s', upstream: '%s', facade_name: b-master, announce: '203.0.113.5:6380'}\n", taken.Addr(), rs.Addr))
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	labtest.Eventually(t, 10*time.Second, func() error {
@@ -223,6 +227,8 @@ func TestBinaryReloadAndDrain(t *testing.T) {
 		}
 		return ping(b)
 	})
+	keptB.send("PING\r\n")
+	keptB.expect("+PONG")
 	// The Sentinel facade names the address b still serves, not the new
 	// announce address of the configuration that did not start.
 	if addr, err := sc.GetMasterAddrByName(context.Background(), "b-master").Result(); err != nil || net.JoinHostPort(addr[0], addr[1]) != b {
@@ -245,21 +251,7 @@ func TestBinaryReloadAndDrain(t *testing.T) {
 
 	// SIGTERM: the command in flight is answered, then the process exits 0.
 	kept.send("DEBUG SLEEP 1\r\n")
-	// Redis is single-threaded: once it stops answering a direct PING, the
-	// DEBUG SLEEP has reached it.
-	labtest.Eventually(t, 5*time.Second, func() error {
-		c, err := net.Dial("tcp", rs.Addr)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(100 * time.Millisecond))
-		c.Write([]byte("PING\r\n"))
-		if _, err := c.Read(make([]byte, 16)); err == nil {
-			return errors.New("Redis still answering: DEBUG SLEEP not started")
-		}
-		return nil
-	})
+	awaitAsleep(t, rs.Addr)
 	if code, body := get(t, "http://"+admin+"/readyz"); code != 200 {
 		t.Fatalf("/readyz before SIGTERM: %d %s", code, body)
 	}
@@ -284,6 +276,100 @@ func TestBinaryReloadAndDrain(t *testing.T) {
 	}
 	if d := time.Since(start); d > 4*time.Second {
 		t.Fatalf("drain took %v", d)
+	}
+}
+
+// awaitAsleep returns once the Redis at addr has started a DEBUG SLEEP:
+// Redis is single-threaded, so it stops answering a direct PING.
+func awaitAsleep(t *testing.T, addr string) {
+	t.Helper()
+	labtest.Eventually(t, 5*time.Second, func() error {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(100 * time.Millisecond))
+		c.Write([]byte("PING\r\n"))
+		if _, err := c.Read(make([]byte, 16)); err == nil {
+			return errors.New("Redis still answering: DEBUG SLEEP not started")
+		}
+		return nil
+	})
+}
+
+// A reload that changes a group hands its port to the new configuration
+// without refusing a connection, even while the old one drains a slow
+// command, and the connections that arrive meanwhile are served by the
+// new one.
+func TestBinaryReloadKeepsPortOpen(t *testing.T) {
+	skipShort(t)
+	rs := labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
+	a, ra := freeAddr(t), freeAddr(t)
+	cfgPath := filepath.Join(t.TempDir(), "switchyard.yaml")
+	write := func(hold string) {
+		cfg := fmt.Sprintf("drain_timeout: 10s\ngroups:\n  - {name: a, listen: '%s', read_listen: '%s', upstream: '%s', hold_timeout: %s}\n", a, ra, rs.Addr, hold)
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("2s")
+	p := startBinary(t, "-config", cfgPath)
+	labtest.Eventually(t, 10*time.Second, func() error { return ping(a) })
+
+	// A command in flight keeps the old configuration draining for a
+	// second after the reload.
+	busy := dial(t, a)
+	busy.send("DEBUG SLEEP 1\r\n")
+	awaitAsleep(t, rs.Addr)
+	write("3s")
+	p.cmd.Process.Signal(syscall.SIGHUP)
+
+	answered := make(chan struct{})
+	go func() {
+		defer close(answered)
+		busy.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		busy.br.ReadString('\n')
+	}()
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for dials := 0; ; dials++ {
+		select {
+		case <-answered:
+		default:
+			for _, addr := range []string{a, ra} {
+				c, err := net.DialTimeout("tcp", addr, time.Second)
+				if err != nil {
+					t.Fatalf("dial %d to %s during the reload: %v", dials, addr, err)
+				}
+				conns = append(conns, c)
+			}
+			time.Sleep(2 * time.Millisecond) // pace the dials: what is tested is that none is refused
+			continue
+		}
+		if dials < 10 {
+			t.Fatalf("only %d dials while the old configuration drained", dials)
+		}
+		break
+	}
+	labtest.Eventually(t, 5*time.Second, func() error {
+		if n := strings.Count(p.output(), `"msg":"serving"`); n != 2 || !strings.Contains(p.output(), "configuration reloaded") {
+			return fmt.Errorf("%d 'serving' lines in the log, and no 'configuration reloaded'", n)
+		}
+		return nil
+	})
+	// The last connections, made after the drain, are the new group's.
+	for _, c := range conns[len(conns)-2:] {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.Write([]byte("PING\r\n"))
+		buf := make([]byte, 7)
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "+PONG\r\n" {
+			t.Fatalf("PING on a connection made during the reload: %q %v", buf, err)
+		}
 	}
 }
 
@@ -353,7 +439,7 @@ func TestFailedGroupLeavesNoConnections(t *testing.T) {
 	}
 	defer taken.Close()
 	for i := 0; i < 3; i++ {
-		if _, err := newGroup(groupConfig{Name: "a", Listen: taken.Addr().String(), Upstream: rs.Addr}, zaptest.NewLogger(t), nil); err == nil {
+		if _, err := newGroup(groupConfig{Name: "a", Listen: taken.Addr().String(), Upstream: rs.Addr}, zaptest.NewLogger(t), nil, nil); err == nil {
 			t.Fatal("a group on a taken port started")
 		}
 	}

@@ -155,7 +155,7 @@ func TestAnnounceDefaults(t *testing.T) {
 // runFixedGroup runs the binary's wiring for a fixed-upstream group.
 func runFixedGroup(t *testing.T, gc groupConfig) *group {
 	t.Helper()
-	grp, err := newGroup(gc, zaptest.NewLogger(t), nil)
+	grp, err := newGroup(gc, zaptest.NewLogger(t), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,28 +27,79 @@ type group struct {
 	certs   *sytls.Server     // the TLS listener's certificates, reloaded by run
 	watcher *sentinel.Watcher // nil for a fixed upstream
 
+	// socks are the sockets under l, tlsL and readL; taken are those
+	// newGroup had from a reload's spare ones rather than bound itself.
+	socks []*socket
+	taken map[*socket]bool
+
 	maxLag int64 // max_replica_lag_bytes
 }
 
-// closeListeners releases every bound port, for a group that will not run.
-func (g *group) closeListeners() {
-	for _, l := range []net.Listener{g.l, g.tlsL, g.readL} {
-		if l != nil {
-			l.Close()
-		}
+// release closes the group's sockets, for a group that will not run or
+// has stopped.
+func (g *group) release() {
+	for _, s := range g.socks {
+		s.release()
 	}
 }
 
-// newGroup binds the group's listener and builds its parts; run starts them.
-func newGroup(cfg groupConfig, log *zap.Logger, m *metrics) (g *group, err error) {
-	g = &group{cfg: cfg, log: log.With(zap.String("group", cfg.Name)), maxLag: cfg.MaxReplicaLagBytes}
+// offer puts the group's sockets in sp, for the groups a reload builds.
+func (g *group) offer(sp spare) {
+	for _, s := range g.socks {
+		sp[s.addr] = s
+	}
+}
+
+// keep takes the group's sockets back out of sp, for a group that keeps
+// running after all. It reports false, taking none, if a new group has
+// taken one of them.
+func (g *group) keep(sp spare) bool {
+	for _, s := range g.socks {
+		if sp[s.addr] != s {
+			return false
+		}
+	}
+	for _, s := range g.socks {
+		delete(sp, s.addr)
+	}
+	return true
+}
+
+// listen returns a socket bound to addr: the one sp holds for it, if any,
+// or a new one.
+func (g *group) listen(addr string, sp spare) (*socket, error) {
+	s := sp[addr]
+	if s != nil {
+		delete(sp, addr)
+		g.taken[s] = true
+	} else {
+		var err error
+		if s, err = bind(addr); err != nil {
+			return nil, err
+		}
+	}
+	g.socks = append(g.socks, s)
+	return s, nil
+}
+
+// newGroup binds the group's listeners and builds its parts; run starts
+// them. It takes the sockets for its addresses from sp (which may be
+// nil) where sp has them, and gives them back if it fails.
+func newGroup(cfg groupConfig, log *zap.Logger, m *metrics, sp spare) (g *group, err error) {
+	g = &group{cfg: cfg, log: log.With(zap.String("group", cfg.Name)), maxLag: cfg.MaxReplicaLagBytes, taken: map[*socket]bool{}}
 	if g.maxLag == 0 {
 		g.maxLag = 1 << 20
 	}
 	// built, not g: the error returns below set g to nil before this runs.
 	defer func(built *group) {
 		if err != nil {
-			built.closeListeners()
+			for _, s := range built.socks {
+				if built.taken[s] {
+					sp[s.addr] = s
+				} else {
+					s.release()
+				}
+			}
 			if built.srv != nil {
 				// A fixed upstream's master is set before the listeners
 				// are bound, which starts the server's loop and dials.
@@ -138,15 +189,17 @@ func newGroup(cfg groupConfig, log *zap.Logger, m *metrics) (g *group, err error
 		g.srv.SetMaster(1, cfg.Upstream)
 	}
 	if cfg.Listen != "" {
-		if g.l, err = net.Listen("tcp", cfg.Listen); err != nil {
+		l, err := g.listen(cfg.Listen, sp)
+		if err != nil {
 			return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 		}
+		g.l = l
 	}
 	if t := cfg.TLS; t != nil {
 		if g.certs, err = t.build(g.log); err != nil {
 			return nil, err
 		}
-		l, err := net.Listen("tcp", t.Listen)
+		l, err := g.listen(t.Listen, sp)
 		if err != nil {
 			return nil, fmt.Errorf("tls.listen on %s: %w", t.Listen, err)
 		}
@@ -156,9 +209,11 @@ func newGroup(cfg groupConfig, log *zap.Logger, m *metrics) (g *group, err error
 		}
 	}
 	if cfg.ReadListen != "" {
-		if g.readL, err = net.Listen("tcp", cfg.ReadListen); err != nil {
+		l, err := g.listen(cfg.ReadListen, sp)
+		if err != nil {
 			return nil, fmt.Errorf("read_listen on %s: %w", cfg.ReadListen, err)
 		}
+		g.readL = l
 	}
 	return g, nil
 }
@@ -167,6 +222,9 @@ func newGroup(cfg groupConfig, log *zap.Logger, m *metrics) (g *group, err error
 // watcher and the bridge goroutine have exited; the caller then shuts the
 // proxy server down.
 func (g *group) run(ctx context.Context) error {
+	for _, s := range g.socks {
+		s.resume() // one passed on by a reload stopped accepting in the group before
+	}
 	g.log.Info("serving", zap.String("listen", g.l.Addr().String()), zap.String("upstream", g.describe()))
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)

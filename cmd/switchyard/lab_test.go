@@ -49,7 +49,7 @@ func runGroupWith(t *testing.T, g *lab.Group, m *metrics, tweak ...func(*groupCo
 	for _, f := range tweak {
 		f(&gc)
 	}
-	grp, err := newGroup(gc, zaptest.NewLogger(t), m)
+	grp, err := newGroup(gc, zaptest.NewLogger(t), m, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

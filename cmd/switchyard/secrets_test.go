@@ -52,7 +52,7 @@ func TestSecretsNeverShown(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := newMetrics()
-	grp, err := newGroup(gc, zap.New(core), m)
+	grp, err := newGroup(gc, zap.New(core), m, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"reflect"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -46,10 +48,10 @@ func newSupervisor(log *zap.Logger, m *metrics, drain time.Duration) *supervisor
 func (s *supervisor) start(groups []groupConfig) error {
 	var built []*group
 	for _, gc := range groups {
-		g, err := newGroup(gc, s.log, s.metrics)
+		g, err := newGroup(gc, s.log, s.metrics, nil)
 		if err != nil {
 			for _, b := range built {
-				b.closeListeners()
+				b.release()
 			}
 			return err
 		}
@@ -118,12 +120,20 @@ func served(gc groupConfig) groupConfig {
 }
 
 // reload applies cfg: groups no longer there are drained and stopped,
-// changed groups are restarted, new groups are started; a group whose
+// changed groups are replaced, new groups are started; a group whose
 // change is only in what the facade presents is updated in place, its
-// clients untouched. A group that
-// cannot start is reported and the others stay as they are; a changed
-// one that cannot start goes back to its old configuration, which it was
-// stopped from only to free its ports.
+// clients untouched.
+//
+// A changed group is replaced without its ports refusing a connection:
+// the new group is built first, on the old one's sockets where the
+// addresses match (socket), the old one stops accepting, and the new one
+// accepts from then on while the old one drains. A group that cannot be
+// built is reported and the others stay as they are; a changed one keeps
+// running with its old configuration, its clients untouched. Only when a
+// new group's address is in use (by a group being stopped, spelt
+// differently, say) does it wait for the stopped groups to drain and try
+// again; a changed group that still cannot start then goes back to its
+// old configuration.
 func (s *supervisor) reload(cfg *config) error {
 	want := map[string]groupConfig{}
 	for _, gc := range cfg.Groups {
@@ -132,50 +142,119 @@ func (s *supervisor) reload(cfg *config) error {
 	s.mu.Lock()
 	var stop []*runningGroup
 	var start []groupConfig
-	old := map[string]groupConfig{} // changed groups' running configuration
+	old := map[string]*runningGroup{} // changed groups, by name
 	unchanged, presented := 0, 0
 	for name, rg := range s.running {
 		gc, ok := want[name]
 		switch {
 		case !ok:
 			stop = append(stop, rg)
-			delete(s.running, name)
 		case reflect.DeepEqual(gc, rg.cfg):
 			unchanged++
 		case reflect.DeepEqual(served(gc), served(rg.g.cfg)):
 			rg.cfg = gc
 			presented++
 		default:
-			stop = append(stop, rg)
-			delete(s.running, name)
 			start = append(start, gc)
-			old[name] = rg.cfg
+			old[name] = rg
 		}
 	}
 	for name, gc := range want {
-		if _, ok := s.running[name]; !ok && !contains(start, name) {
+		if _, ok := s.running[name]; !ok {
 			start = append(start, gc)
 		}
 	}
 	s.mu.Unlock()
 
-	// Stop first: a changed group usually keeps its listen address.
-	s.stopAll(stop)
+	// The sockets of every group that may stop, for the groups that
+	// listen at their addresses.
+	sp := spare{}
+	for _, rg := range stop {
+		rg.g.offer(sp)
+	}
+	for _, rg := range old {
+		rg.g.offer(sp)
+	}
+	offered := map[string]bool{} // their ports
+	for _, sock := range sp {
+		_, port, _ := net.SplitHostPort(sock.addr)
+		offered[port] = true
+	}
 	var errs []error
-	started := 0
+	var built []*group
+	var retry []groupConfig // to build again once the stopped groups have drained
 	for _, gc := range start {
-		g, err := newGroup(gc, s.log, s.metrics)
+		g, err := newGroup(gc, s.log, s.metrics, sp)
+		if err == nil {
+			built = append(built, g)
+			if rg := old[gc.Name]; rg != nil {
+				stop = append(stop, rg)
+			}
+			continue
+		}
+		rg := old[gc.Name]
+		if errors.Is(err, syscall.EADDRINUSE) && sharesPort(gc, offered) {
+			retry = append(retry, gc)
+			if rg != nil {
+				stop = append(stop, rg)
+			}
+			continue
+		}
+		errs = append(errs, err)
+		if rg == nil {
+			s.forget(gc.Name) // nothing of it runs: its series go too
+		}
+	}
+	// A changed group whose new configuration did not build keeps running,
+	// unless a new group took one of its sockets (two groups swapping
+	// ports, say).
+	for name, rg := range old {
+		if contains(built, name) || containsConfig(retry, name) {
+			continue
+		}
+		if rg.g.keep(sp) {
+			s.log.Warn("group kept its previous configuration: the new one did not start", zap.String("group", name))
+			delete(old, name)
+			continue
+		}
+		errs = append(errs, fmt.Errorf("group %q stopped: its new configuration did not start, and a new group took its port", name))
+		stop = append(stop, rg)
+	}
+
+	s.mu.Lock()
+	for _, rg := range stop {
+		if s.running[rg.g.cfg.Name] == rg {
+			delete(s.running, rg.g.cfg.Name)
+		}
+	}
+	s.mu.Unlock()
+	// The stopped groups stop accepting before the new ones accept on
+	// the same sockets; connections that arrive meanwhile wait in the
+	// sockets' backlog.
+	drained := s.halt(stop)
+	s.mu.Lock()
+	for _, g := range built {
+		s.launch(g)
+	}
+	s.mu.Unlock()
+	drained()
+	for _, sock := range sp {
+		sock.release() // nobody took it
+	}
+
+	started := len(built)
+	for _, gc := range retry {
+		g, err := newGroup(gc, s.log, s.metrics, nil)
 		if err != nil {
 			errs = append(errs, err)
-			prev, changed := old[gc.Name]
-			if !changed {
-				// Nothing of it runs: its series go too.
-				s.metrics.forget(gc.Name)
+			rg := old[gc.Name]
+			if rg == nil {
+				s.forget(gc.Name)
 				continue
 			}
-			if g, err = newGroup(prev, s.log, s.metrics); err != nil {
+			if g, err = newGroup(rg.cfg, s.log, s.metrics, nil); err != nil {
 				errs = append(errs, fmt.Errorf("restoring its previous configuration: %w", err))
-				s.metrics.forget(gc.Name)
+				s.forget(gc.Name)
 				continue
 			}
 			s.log.Warn("group kept its previous configuration: the new one did not start", zap.String("group", gc.Name))
@@ -190,7 +269,35 @@ func (s *supervisor) reload(cfg *config) error {
 	return errors.Join(errs...)
 }
 
-func contains(gcs []groupConfig, name string) bool {
+// forget drops the series of a group that no longer runs.
+func (s *supervisor) forget(name string) {
+	if s.metrics != nil {
+		s.metrics.forget(name)
+	}
+}
+
+func contains(gs []*group, name string) bool {
+	for _, g := range gs {
+		if g.cfg.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// sharesPort reports whether one of gc's listen addresses has a port in
+// ports: an address in use may then be held by a group being stopped,
+// under another spelling (":6379" and "0.0.0.0:6379").
+func sharesPort(gc groupConfig, ports map[string]bool) bool {
+	for _, addr := range []string{gc.Listen, gc.tlsListen(), gc.ReadListen} {
+		if _, port, err := net.SplitHostPort(addr); err == nil && ports[port] {
+			return true
+		}
+	}
+	return false
+}
+
+func containsConfig(gcs []groupConfig, name string) bool {
 	for _, gc := range gcs {
 		if gc.Name == name {
 			return true
@@ -199,24 +306,38 @@ func contains(gcs []groupConfig, name string) bool {
 	return false
 }
 
-// stopAll drains the groups in parallel, each within the drain timeout.
-func (s *supervisor) stopAll(groups []*runningGroup) {
+// halt makes the groups stop accepting and drain, each within the drain
+// timeout. It returns once none of them accepts any more; drained then
+// waits for the drains to end, releases the groups' sockets that were not
+// passed on, and drops the series of groups whose name no longer runs.
+func (s *supervisor) halt(groups []*runningGroup) (drained func()) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.drain)
-	defer cancel()
 	var wg sync.WaitGroup
 	for _, rg := range groups {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			rg.g.srv.Shutdown(ctx)
-			rg.cancel()
-			<-rg.done
-			if s.metrics != nil {
-				s.metrics.forget(rg.g.cfg.Name)
-			}
 		}()
 	}
-	wg.Wait()
+	for _, rg := range groups {
+		// run returns once every accept loop of the group has: the
+		// listeners were the first thing Shutdown closed.
+		<-rg.done
+	}
+	return func() {
+		wg.Wait()
+		cancel()
+		for _, rg := range groups {
+			rg.cancel()
+			s.mu.Lock()
+			_, running := s.running[rg.g.cfg.Name]
+			s.mu.Unlock()
+			if !running {
+				s.forget(rg.g.cfg.Name)
+			}
+		}
+	}
 }
 
 // shutdown drains every group.
@@ -228,5 +349,8 @@ func (s *supervisor) shutdown() {
 		delete(s.running, name)
 	}
 	s.mu.Unlock()
-	s.stopAll(all)
+	s.halt(all)()
+	for _, rg := range all {
+		rg.g.release()
+	}
 }

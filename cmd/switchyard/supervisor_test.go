@@ -1,0 +1,84 @@
+package main
+
+import (
+	"errors"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pnats/switchyard/internal/lab"
+	"github.com/pnats/switchyard/internal/lab/labtest"
+	"go.uber.org/zap/zaptest"
+)
+
+// Reloads pass sockets between groups by address: two groups may swap
+// ports, an address may be spelt anew (then the group waits for the old
+// socket to close), and a socket nobody takes is closed.
+func TestReloadPassesSockets(t *testing.T) {
+	skipShort(t)
+	rs := labtest.Server(t, lab.ServerOptions{})
+	p1, p2 := freeAddr(t), freeAddr(t)
+	sup := newSupervisor(zaptest.NewLogger(t), nil, 2*time.Second)
+	defer sup.shutdown()
+	group := func(name, listen string, hold time.Duration) groupConfig {
+		return groupConfig{Name: name, Listen: listen, Upstream: rs.Addr, HoldTimeout: hold}
+	}
+	if err := sup.start([]groupConfig{group("a", p1, time.Second), group("b", p2, time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	listening := func(want map[string]string) {
+		t.Helper()
+		got := map[string]string{}
+		for _, g := range sup.groups() {
+			got[g.cfg.Name] = g.l.Addr().String()
+			if err := ping(g.cfg.Listen); err != nil {
+				t.Fatalf("group %s: %v", g.cfg.Name, err)
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("groups listening: %v, want %v", got, want)
+		}
+		for name, addr := range want {
+			if got[name] != addr {
+				t.Fatalf("groups listening: %v, want %v", got, want)
+			}
+		}
+	}
+	listening(map[string]string{"a": p1, "b": p2})
+
+	// Swapped ports: each new group takes the other's socket.
+	if err := sup.reload(&config{Groups: []groupConfig{group("a", p2, 2*time.Second), group("b", p1, 2*time.Second)}}); err != nil {
+		t.Fatal(err)
+	}
+	listening(map[string]string{"a": p2, "b": p1})
+
+	// The same port spelt anew: binding it fails while the old socket is
+	// open, so the group is built again once the old one has stopped.
+	_, port, _ := net.SplitHostPort(p2)
+	respelt := "localhost:" + port
+	if err := sup.reload(&config{Groups: []groupConfig{group("a", respelt, 2*time.Second), group("b", p1, 2*time.Second)}}); err != nil {
+		t.Fatal(err)
+	}
+	listening(map[string]string{"a": p2, "b": p1})
+
+	// A removed group's socket is closed.
+	if err := sup.reload(&config{Groups: []groupConfig{group("a", respelt, 2*time.Second)}}); err != nil {
+		t.Fatal(err)
+	}
+	listening(map[string]string{"a": p2})
+	refused(t, p1)
+	sup.shutdown()
+	refused(t, p2)
+}
+
+func refused(t *testing.T, addr string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err == nil {
+		c.Close()
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("dial %s: %v, want connection refused", addr, err)
+	}
+}
