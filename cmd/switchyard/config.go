@@ -52,6 +52,9 @@ type facadeConfig struct {
 	// Password, or PasswordFile, makes clients AUTH first. Default: none.
 	Password     string `yaml:"password"`
 	PasswordFile string `yaml:"password_file"`
+	// MaxClients is the most clients at once on each of the facade's
+	// listeners. Default 10000; -1: no limit.
+	MaxClients int `yaml:"max_clients"`
 }
 
 type logConfig struct {

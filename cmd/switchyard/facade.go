@@ -42,6 +42,9 @@ func (c *config) validateFacade() error {
 			return err
 		}
 	}
+	if f.MaxClients < -1 {
+		return fmt.Errorf("sentinel_facade.max_clients=%d: want a positive number, 0 for the default (10000) or -1 for no limit", f.MaxClients)
+	}
 	if f.TLS != nil {
 		if err := f.TLS.validate("sentinel_facade"); err != nil {
 			return err
@@ -228,10 +231,11 @@ func startFacade(cfg *config, running func() []*group, log *zap.Logger) (r *faca
 	}
 	serve := func(l net.Listener, announce string, overTLS bool) *facade.Server {
 		fcfg := facade.Config{
-			Groups:   func() []facade.Group { return r.groups(overTLS) },
-			Announce: announce,
-			Password: fc.Password,
-			Logger:   r.log,
+			Groups:     func() []facade.Group { return r.groups(overTLS) },
+			Announce:   announce,
+			Password:   fc.Password,
+			MaxClients: fc.MaxClients,
+			Logger:     r.log,
 		}
 		if overTLS {
 			fcfg.HandshakeTimeout = fc.TLS.HandshakeTimeout

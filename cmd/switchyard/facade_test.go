@@ -52,6 +52,8 @@ func TestFacadeConfigErrors(t *testing.T) {
 			want: []string{"groups[1] (b)", "\"a-master\" already used by group \"a\""}},
 		{name: "nothing to present", file: "sentinel_facade: {listen: ':26379'}\ngroups:\n  - {name: a, listen: ':1', upstream: 'x:1'}\n",
 			want: []string{"sentinel_facade: no group to present", "facade_name"}},
+		{name: "max_clients below -1", file: "sentinel_facade: {listen: ':26379', max_clients: -2}\ngroups:\n" + sentinelGroup,
+			want: []string{"sentinel_facade.max_clients=-2", "-1 for no limit"}},
 		{name: "password and file", file: "sentinel_facade: {listen: ':26379', password: p, password_file: '" + pw + "'}\ngroups:\n" + sentinelGroup,
 			want: []string{"sentinel_facade: set password or password_file, not both"}},
 		{name: "announce without a plain listen", file: "sentinel_facade: {announce: '10.0.0.1:26379', tls: {listen: ':26380', cert_file: c, key_file: k}}\ngroups:\n" + sentinelGroup,

@@ -1,6 +1,7 @@
 package facade
 
 import (
+	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pnats/switchyard/internal/lab/labtest"
 	"github.com/pnats/switchyard/tls/tlstest"
 	"go.uber.org/zap/zaptest"
 )
@@ -596,4 +598,39 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 	if _, err := io.ReadFull(tc, b); err != nil || string(b) != "+PONG\r\n" {
 		t.Fatalf("TLS client: %q, %v", b, err)
 	}
+}
+
+// Clients over max_clients are told so and closed, as Sentinel does; the
+// others keep being served, and a place that frees up is taken again.
+func TestMaxClients(t *testing.T) {
+	_, addr := startFacade(t, Config{Groups: newFakeGroups().groups, MaxClients: 2})
+	a, b := dialRaw(t, addr), dialRaw(t, addr)
+	for _, c := range []*rawConn{a, b} {
+		if got := c.do("PING"); got != "+PONG\r\n" {
+			t.Fatalf("PING: %q", got)
+		}
+	}
+	over := dialRaw(t, addr)
+	over.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if got, err := io.ReadAll(over.br); string(got) != "-ERR max number of clients reached\r\n" || err != nil {
+		t.Fatalf("client over the limit read %q (%v)", got, err)
+	}
+	if got := a.do("PING"); got != "+PONG\r\n" {
+		t.Fatalf("PING after a refusal: %q", got)
+	}
+	b.c.Close()
+	labtest.Eventually(t, 5*time.Second, func() error {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(time.Second))
+		c.Write(encode("PING"))
+		got, err := readRaw(bufio.NewReader(c))
+		if got != "+PONG\r\n" {
+			return fmt.Errorf("PING once a place is free: %q (%v)", got, err)
+		}
+		return nil
+	})
 }

@@ -57,6 +57,11 @@ type Config struct {
 	WriteTimeout time.Duration
 	// HandshakeTimeout bounds a TLS client's handshake. Default 10s.
 	HandshakeTimeout time.Duration
+	// MaxClients is the most clients at once; more are told "-ERR max
+	// number of clients reached" and closed, as Sentinel tells them.
+	// TLS clients count from their TCP connection. Default 10000
+	// (Sentinel's maxclients); -1: no limit.
+	MaxClients int
 	// MaxRequestBytes bounds the bytes of one pipeline of commands; a
 	// client that sends more is disconnected. Sentinel queries are tiny.
 	// Default 1 MiB.
@@ -76,6 +81,9 @@ func (c *Config) init() {
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = 10 * time.Second
 	}
+	if c.MaxClients == 0 {
+		c.MaxClients = 10000
+	}
 	if c.Groups == nil {
 		c.Groups = func() []Group { return nil }
 	}
@@ -88,6 +96,9 @@ type Server struct {
 	myid  string
 	start time.Time
 	ids   atomic.Int64 // client ids, as CLIENT ID
+
+	refused    atomic.Int64 // clients refused since the last log line
+	refusedLog everySecond
 
 	// mu guards the fields below.
 	mu        sync.Mutex
@@ -165,6 +176,15 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 }
 
+// everySecond lets a repeated log line through at most once a second.
+type everySecond struct{ last atomic.Int64 }
+
+func (l *everySecond) Allow() bool {
+	now := time.Now().UnixNano()
+	last := l.last.Load()
+	return now-last >= int64(time.Second) && l.last.CompareAndSwap(last, now)
+}
+
 func isTemporary(err error) bool {
 	var t interface{ Temporary() bool }
 	return errors.As(err, &t) && t.Temporary()
@@ -191,6 +211,24 @@ func (s *Server) accept(nc net.Conn) {
 	if s.closed {
 		s.mu.Unlock()
 		nc.Close()
+		return
+	}
+	if s.cfg.MaxClients > 0 && len(s.clients) >= s.cfg.MaxClients {
+		s.mu.Unlock()
+		if n := s.refused.Add(1); s.refusedLog.Allow() {
+			// At most one line a second: a connection storm at the limit
+			// must not flood the log.
+			s.log.Warn("facade: client refused: max clients reached", zap.Int("max_clients", s.cfg.MaxClients),
+				zap.Int64("refused_since_last_line", n))
+			s.refused.Store(0)
+		}
+		// On its own goroutine, so a slow client cannot stall Accept; the
+		// deadline bounds it, a TLS client's handshake included.
+		go func() {
+			nc.SetDeadline(time.Now().Add(min(s.cfg.WriteTimeout, s.cfg.HandshakeTimeout)))
+			nc.Write([]byte("-ERR max number of clients reached\r\n"))
+			nc.Close()
+		}()
 		return
 	}
 	s.clients[c] = struct{}{}
