@@ -378,6 +378,10 @@ func TestBinaryCheckConfigAndVersion(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(out), "switchyard ") {
 		t.Fatalf("version: %q %v", out, err)
 	}
+	out, err = exec.Command(binary(t), "-h").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "check-config  validate") || !strings.Contains(string(out), "-config") {
+		t.Fatalf("-h: %q %v", out, err)
+	}
 	cmd := exec.Command(binary(t), "check-config", "-config", "../../deploy/switchyard.example.yaml")
 	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "configuration OK: 2 group(s)") {
 		t.Fatalf("check-config on the example: %q %v", out, err)

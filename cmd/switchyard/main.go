@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -14,6 +15,21 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 )
+
+const usage = `usage: switchyard [command] [flags]
+
+commands:
+  serve         run the proxy (the default)
+  check-config  validate the configuration, print its warnings, and exit
+  status        print the groups' state from a running instance's /status
+  version       print the version
+
+The configuration is the -config file, else $SWITCHYARD_CONFIG, else the
+environment (REDIS_SENTINEL_HOSTS, REDIS_SENTINEL_MASTER, REDIS_HOST, ...):
+see docs/configuration.md. SIGHUP reloads the file; SIGTERM drains.
+
+flags:
+`
 
 // version is stamped by the build: -ldflags "-X main.version=…".
 var version = "dev"
@@ -30,7 +46,14 @@ func run(args []string) int {
 	fs := flag.NewFlagSet("switchyard "+cmd, flag.ContinueOnError)
 	path := fs.String("config", "", "YAML configuration file (default: $SWITCHYARD_CONFIG, else the environment)")
 	admin := fs.String("admin", "", "status: the admin address of a running switchyard (default: admin_listen from the configuration)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	switch cmd {
