@@ -212,11 +212,18 @@ func (w *Watcher) publish(d *decider, views []view, ticked bool) {
 		SwitchEvent: b.switchEvent,
 		Sentinels:   sentinelStatuses(views, b.master, w.cfg.Sentinels),
 	}
+	old := w.topo.Load()
 	t.Replicas = pickReplicas(views, b.master)
+	if t.Replicas == nil && old != nil && b.master != "" && old.Master == b.master {
+		// No Sentinel answered this round. As the master is kept, so are
+		// the replicas they last listed: their own probes still judge
+		// their health, and a read port must not pour every read onto
+		// the master (or fail them all) because the Sentinels are away.
+		t.Replicas = slices.Clone(old.Replicas)
+	}
 	if w.replicaHealthOf(t.Replicas) {
 		d.owed = true
 	}
-	old := w.topo.Load()
 	switch {
 	case t.equal(old):
 	case !t.sameShape(old):

@@ -162,6 +162,17 @@ func TestWatcherSentinelFaults(t *testing.T) {
 		if !strings.Contains(top.Reason, "no Sentinel is reachable") {
 			t.Errorf("reason %q", top.Reason)
 		}
+		// The replica the Sentinels last listed stays, judged by its own
+		// probes: reads keep going to it.
+		if err := replicaIs(g.Replicas[0].Addr, healthy)(top); err != nil {
+			t.Errorf("degraded: %v\n%s", err, describe(top))
+		}
+		r.waitTopo(t, 5*time.Second, replicaIs(g.Replicas[0].Addr, func(rep Replica) error {
+			if time.Since(rep.Checked) > testPoll || healthy(rep) != nil {
+				return fmt.Errorf("replica not probed lately, or unhealthy: %+v", rep)
+			}
+			return nil
+		}))
 	})
 
 	t.Run("degraded master keeps being checked with ROLE", func(t *testing.T) {
