@@ -378,6 +378,9 @@ func (s *session) handle(cmd *resp.Command) {
 			s.replyError(clientError(err))
 			return
 		}
+		if isWait(cmd.Args) && !s.markWrites(c) {
+			return
+		}
 		s.lastWrite = s.batchStart // BLMOVE and the pops write
 		s.forward(c, raw, true)
 		s.flush()
@@ -453,6 +456,9 @@ func (s *session) handlePinned(class router.Class, args [][]byte, raw []byte) {
 			s.replyError(replyReadonlyPort)
 			return
 		}
+	}
+	if class == router.Blocking && !s.multi && isWait(args) && !s.markWrites(s.ded) {
+		return
 	}
 	// After WATCH (not inside MULTI) a blocking command blocks for real.
 	s.forward(s.ded, raw, class == router.Blocking && !s.multi)

@@ -1,0 +1,84 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pnats/switchyard/internal/lab"
+	"github.com/pnats/switchyard/internal/lab/labtest"
+	"github.com/pnats/switchyard/proxy"
+)
+
+// WAIT counts the replicas that have the client's own writes, although
+// they went over a shared connection and WAIT runs on another: with the
+// replica stopped it must answer 0, not the 1 that a connection with no
+// writes of its own gets from Redis. Found by an audit: a dedicated
+// connection left idle by a BLPOP answered 1 at once.
+func TestWaitCountsTheClientsWrites(t *testing.T) {
+	r := startReplicated(t, 1)
+	_, addr := startProxy(t, r.master.Addr, proxy.Config{})
+	blpop := dialRaw(t, addr)
+	blpop.send(cmd("BLPOP", "jobs", "0.1"))
+	blpop.expect("*-1")
+	// The replica has acknowledged everything: a WAIT that counts from
+	// offset 0 would count it.
+	mc := r.master.Client()
+	defer mc.Close()
+	labtest.Eventually(t, 10*time.Second, func() error {
+		info, err := mc.Info(context.Background(), "replication").Result()
+		if err != nil {
+			return err
+		}
+		var off string
+		for _, l := range strings.Split(info, "\r\n") {
+			if v, ok := strings.CutPrefix(l, "master_repl_offset:"); ok {
+				off = v
+			}
+		}
+		if !strings.Contains(info, "state=online,offset="+off+",") {
+			return fmt.Errorf("replica behind master_repl_offset %s:\n%s", off, info)
+		}
+		return nil
+	})
+	if err := r.replicas[0].Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.replicas[0].Resume() })
+
+	c := dialRaw(t, addr)
+	c.send(cmd("SET", "k", "2") + cmd("WAIT", "1", "300"))
+	c.expect("+OK", ":0")
+	// After WATCH the transaction's connection runs WAIT; the write
+	// before it went over a shared one.
+	c.send(cmd("SET", "k", "3") + cmd("WATCH", "w") + cmd("WAIT", "1", "300") + cmd("UNWATCH"))
+	c.expect("+OK", "+OK", ":0", "+OK")
+
+	if err := r.replicas[0].Resume(); err != nil {
+		t.Fatal(err)
+	}
+	c.send(cmd("WAIT", "1", "5000"))
+	c.expect(":1")
+}
+
+// A proxy user that may not PUBLISH cannot have WAIT count its writes:
+// WAIT is answered with an error that says so, not a count that may be
+// false.
+func TestWaitRefusedPublish(t *testing.T) {
+	rs := labtest.Server(t, lab.ServerOptions{})
+	admin := rs.Client()
+	defer admin.Close()
+	if err := admin.Do(context.Background(), "ACL", "SETUSER", "app", "on", ">pw", "~*", "&*", "+@all", "-publish").Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, addr := startProxy(t, rs.Addr, proxy.Config{Username: "app", Password: "pw"})
+	c := dialRaw(t, addr)
+	c.send(cmd("SET", "k", "1") + cmd("WAIT", "0", "100") + cmd("GET", "k"))
+	c.expect("+OK")
+	if l := c.line(); !strings.HasPrefix(l, "-ERR switchyard: WAIT needs the proxy's Redis user to be allowed PUBLISH "+proxy.WaitChannel) || !strings.Contains(l, "NOPERM") {
+		t.Fatalf("WAIT without PUBLISH: %q", l)
+	}
+	c.expect("$1", "1")
+}
