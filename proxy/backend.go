@@ -66,6 +66,7 @@ func (r *request) finish(err error) {
 // connections (loop.adopt). When the connection fails or is closed, every
 // request still queued gets an error.
 type backendConn struct {
+	pushLog logEvery // dropped push messages (deliver)
 	nc  net.Conn
 	cfg *Config
 	rd  *resp.Reader
@@ -707,10 +708,17 @@ func (c *backendConn) readLoop() {
 // deliver hands one reply to c.cur, finishing it with its last reply.
 func (c *backendConn) deliver(raw []byte, typ byte) error {
 	if typ == resp.TypePush {
-		// A connection outside a tunnel never subscribes, so a push
-		// here means the reply accounting can no longer be trusted:
-		// end the connection rather than risk shifting replies.
-		return fmt.Errorf("proxy: unexpected push from %s", c.nc.RemoteAddr())
+		// A connection outside a tunnel never subscribes or tracks, but
+		// any client may name its ID in CLIENT TRACKING … REDIRECT (it
+		// is in CLIENT LIST), and Redis then pushes invalidations to it.
+		// A push is never a reply: it is dropped, and the replies stay in
+		// step. Ending the connection, as the proxy once did, let any
+		// client fail the commands of everyone sharing it.
+		if c.pushLog.Allow() {
+			c.cfg.Logger.Warn("dropped a push message on a connection that is not a client's tunnel (a CLIENT TRACKING REDIRECT to it?)",
+				zap.String("backend", c.nc.RemoteAddr().String()), zap.ByteString("message", raw[:min(len(raw), 120)]))
+		}
+		return nil
 	}
 	if !c.alive() {
 		// Closed (fenced, timed out) while this reply was on its way:

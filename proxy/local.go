@@ -21,6 +21,10 @@ func (s *session) handleLocal(class router.Class, args [][]byte, raw []byte) {
 		s.reply(replyOK)
 		s.closing = true
 	case router.Reset:
+		if len(args) != 1 {
+			s.replyError(arityError("reset"))
+			return
+		}
 		s.reset()
 	case router.Select:
 		s.selectDB(args)
@@ -212,6 +216,17 @@ func (s *session) clientSetName(args [][]byte) {
 
 // reset does what RESET does on Redis: leave any transaction, WATCH or
 // subscription, go back to database 0, RESP2, the default user and no name.
+// deauthenticate makes a client of a proxy with client_auth authenticate
+// again, as RESET makes a Redis client.
+func (s *session) deauthenticate() {
+	if s.srv.cfg.Authenticate != nil {
+		s.authed = false
+		lim := s.srv.cfg.Limits
+		lim.Unauthenticated = true
+		s.rd.SetLimits(lim)
+	}
+}
+
 func (s *session) reset() {
 	s.flush()
 	if s.ded != nil {
@@ -220,12 +235,7 @@ func (s *session) reset() {
 	s.name = ""
 	s.readPrefer = s.readPort || s.srv.cfg.ReadPolicy != ReadMaster
 	s.lastWrite = time.Time{}
-	if s.srv.cfg.Authenticate != nil {
-		s.authed = false // RESET deauthenticates, as in Redis
-		lim := s.srv.cfg.Limits
-		lim.Unauthenticated = true
-		s.rd.SetLimits(lim)
-	}
+	s.deauthenticate()
 	if s.key != defaultKey && s.gen != nil {
 		if _, err := s.setKey(defaultKey); err != nil {
 			s.gen.release(s.pool)

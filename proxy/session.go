@@ -48,6 +48,9 @@ type session struct {
 	// ded is the session's own connection while it holds state there.
 	ded          *backendConn
 	multi, watch bool
+	// keepDed: the client asked CLIENT ID and was answered ded's ID, so
+	// ded stays the client's until it goes (see router.ClientID).
+	keepDed bool
 	// refusing is set once a command found no master within HoldTimeout
 	// (errNoMaster, or a master that could not be reached). Every later
 	// command the client had sent by then gets the same TRYAGAIN at once,
@@ -345,7 +348,7 @@ func (s *session) handle(cmd *resp.Command) {
 		return
 	}
 	if s.sink != nil {
-		s.handleTunnel(class, raw)
+		s.handleTunnel(class, cmd.Args, raw)
 		return
 	}
 	if s.ded != nil && (s.multi || s.watch) {
@@ -409,6 +412,18 @@ func (s *session) handle(cmd *resp.Command) {
 		s.forward(c, raw, false)
 	case router.Subscribe, router.Monitor, router.Tracking:
 		s.enterTunnel(class, cmd.Args, raw)
+	case router.ClientID:
+		// The ID other clients name to reach this one (CLIENT UNBLOCK,
+		// CLIENT TRACKING … REDIRECT) must be that of the connection its
+		// blocking commands and subscriptions run on, not a shared one's:
+		// the client gets a connection of its own and keeps it.
+		c, err := s.dedicated()
+		if err != nil {
+			s.replyError(clientError(err))
+			return
+		}
+		s.keepDed = true
+		s.forward(c, raw, false)
 	default:
 		s.handleLocal(class, cmd.Args, raw)
 	}
@@ -420,11 +435,20 @@ func (s *session) handlePinned(class router.Class, args [][]byte, raw []byte) {
 	switch class {
 	case router.Select, router.Hello, router.Auth, router.Reset, router.Quit,
 		router.ClientSetName, router.ClientGetName, router.Unsupported:
-		if class == router.Select || class == router.Hello || class == router.Auth {
+		switch {
+		case class == router.Select || class == router.Hello || class == router.Auth:
 			if s.multi {
 				s.poisoned = true
 			}
 			s.replyError("ERR switchyard: " + string(upperName(args)) + " inside MULTI or after WATCH is not supported; send it before")
+			return
+		case s.multi && class != router.Reset && class != router.Quit:
+			// Redis would queue these and run them in EXEC, but the proxy
+			// keeps the name itself, and refuses what it does not
+			// support. Refused when queued, as Redis refuses a command it
+			// cannot queue, so EXEC fails with EXECABORT.
+			s.poisoned = true
+			s.replyError("ERR switchyard: " + string(upperName(args)) + " inside MULTI is not supported; send it before or after the transaction")
 			return
 		}
 		s.handleLocal(class, args, raw)
@@ -459,6 +483,9 @@ func (s *session) handlePinned(class router.Class, args [][]byte, raw []byte) {
 	}
 	if class == router.Blocking && !s.multi && isWait(args) && !s.markWrites(s.ded) {
 		return
+	}
+	if class == router.ClientID {
+		s.keepDed = true // as outside a transaction: its ID is now the client's
 	}
 	// After WATCH (not inside MULTI) a blocking command blocks for real.
 	s.forward(s.ded, raw, class == router.Blocking && !s.multi)
@@ -671,7 +698,7 @@ func (s *session) finishSeg() {
 	// it goes back to the pool. Only that one: a segment flushed because a
 	// MULTI or SUBSCRIBE is about to use a just-taken connection must not
 	// give that connection away.
-	if conn != nil && conn == s.ded && !s.multi && !s.watch && s.sink == nil {
+	if conn != nil && conn == s.ded && !s.multi && !s.watch && s.sink == nil && !s.keepDed {
 		s.dropDedicated(true)
 	}
 }
@@ -774,7 +801,7 @@ func (s *session) dropDedicated(reuse bool) {
 	s.pool.put(s.ded, reuse && s.sink == nil)
 	s.ded = nil
 	s.pinned.Store(false)
-	s.multi, s.watch, s.poisoned = false, false, false
+	s.multi, s.watch, s.poisoned, s.keepDed = false, false, false, false
 }
 
 func (s *session) flushIfOn(c *backendConn) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/pnats/switchyard/resp"
 	"github.com/pnats/switchyard/router"
 	"go.uber.org/zap"
 )
@@ -38,6 +39,14 @@ func (s *session) enterTunnel(class router.Class, args [][]byte, raw []byte) {
 		return
 	}
 	s.flush()
+	// The connection is the client's from now on, and CLIENT GETNAME,
+	// CLIENT INFO and CLIENT LIST reach it: it takes the client's name
+	// (none clears the proxy's own).
+	var out []byte
+	if err := s.roundTrip(c, resp.AppendCommand(nil, [][]byte{[]byte("CLIENT"), []byte("SETNAME"), []byte(s.name)}), &out); err != nil {
+		s.replyError(clientError(err))
+		return
+	}
 	// Replies to everything before this command must reach the client
 	// before anything the pump copies.
 	if err := s.writeOut(); err != nil {
@@ -67,14 +76,20 @@ func refusedCredentials(err error) bool {
 
 // handleTunnel forwards everything: in a tunnel the backend connection is
 // the client's own, so Redis itself tracks SELECT, HELLO, AUTH and names.
-func (s *session) handleTunnel(class router.Class, raw []byte) {
-	if class == router.Unsupported {
-		s.replyError("ERR switchyard: command is not supported through the proxy")
+func (s *session) handleTunnel(class router.Class, args [][]byte, raw []byte) {
+	switch {
+	case class == router.Unsupported && !bytes.EqualFold(args[0], []byte("CLIENT")):
+		// Replication commands. The error is written now, perhaps ahead
+		// of replies the pump has yet to copy: they have no place here.
+		s.replyError("ERR switchyard: '" + string(upperName(args)) + "' is not supported through the proxy")
 		return
-	}
-	if class == router.Reset {
+	case class == router.Reset && len(args) == 1:
 		s.name = ""
 		s.key = defaultKey
+		s.deauthenticate()
 	}
+	// Everything else goes to Redis, whose replies come back in order
+	// with the rest. CLIENT REPLY, NO-EVICT and NO-TOUCH included: this
+	// connection is the client's alone, and no reply is counted on it.
 	s.forward(s.ded, raw, false)
 }

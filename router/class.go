@@ -34,6 +34,11 @@ const (
 	Auth
 	ClientSetName
 	ClientGetName
+	// ClientID (CLIENT ID) gives the client a backend connection of its
+	// own, kept for its blocking commands and tunnel, and answers that
+	// connection's ID: the one CLIENT UNBLOCK and CLIENT TRACKING …
+	// REDIRECT must name to reach the client.
+	ClientID
 	// Quit and Reset end or reset the session as Redis does.
 	Quit
 	Reset
@@ -48,7 +53,7 @@ var classNames = [...]string{
 	Discard: "discard", Watch: "watch", Unwatch: "unwatch", Subscribe: "subscribe",
 	Monitor: "monitor", Tracking: "tracking", Select: "select", Hello: "hello",
 	Auth: "auth", ClientSetName: "client-setname", ClientGetName: "client-getname",
-	Quit: "quit", Reset: "reset", Unsupported: "unsupported",
+	ClientID: "client-id", Quit: "quit", Reset: "reset", Unsupported: "unsupported",
 }
 
 func (c Class) String() string {
@@ -162,6 +167,8 @@ func classifyClient(args [][]byte) Class {
 		return ClientSetName
 	case bytes.EqualFold(sub, []byte("GETNAME")):
 		return ClientGetName
+	case bytes.EqualFold(sub, []byte("ID")):
+		return ClientID
 	case bytes.EqualFold(sub, []byte("TRACKING")):
 		if len(args) > 1 && bytes.EqualFold(args[1], []byte("ON")) {
 			return Tracking

@@ -45,7 +45,7 @@ func TestClassify(t *testing.T) {
 		{"tracking off", "CLIENT TRACKING OFF", Forward},
 		{"setname", "client setname app", ClientSetName},
 		{"getname", "CLIENT GETNAME", ClientGetName},
-		{"client id", "CLIENT ID", Forward},
+		{"client id", "CLIENT ID", ClientID},
 		{"client reply", "CLIENT REPLY OFF", Unsupported},
 		{"client bare", "CLIENT", Forward},
 		{"select", "SELECT 1", Select},
