@@ -384,6 +384,13 @@ func (s *session) handle(cmd *resp.Command) {
 		if isWait(cmd.Args) && !s.markWrites(c) {
 			return
 		}
+		// The replies before it go out now, as Redis sends them, not
+		// when the blocked command returns.
+		s.flush()
+		if err := s.writeOut(); err != nil {
+			s.closing = true
+			return
+		}
 		s.lastWrite = s.batchStart // BLMOVE and the pops write
 		s.forward(c, raw, true)
 		s.flush()
