@@ -67,11 +67,11 @@ func (r *request) finish(err error) {
 // request still queued gets an error.
 type backendConn struct {
 	pushLog logEvery // dropped push messages (deliver)
-	nc  net.Conn
-	cfg *Config
-	rd  *resp.Reader
-	dr  deadlineReader
-	dw  deadlineWriter
+	nc      net.Conn
+	cfg     *Config
+	rd      *resp.Reader
+	dr      deadlineReader
+	dw      deadlineWriter
 
 	// mu guards the fields below, and orders sends on pending with the
 	// bytes in wbuf, so replies match requests.
