@@ -373,6 +373,71 @@ func TestBinaryReloadKeepsPortOpen(t *testing.T) {
 	}
 }
 
+// Signals are not kept waiting while a reload's old groups drain: the
+// reload is done, and more SIGHUPs and a SIGTERM are taken, while the
+// replaced group still drains a slow command; the SIGTERM then stops the
+// process once that command is answered. The drain used to block the
+// signal loop, and a SIGTERM after two more SIGHUPs was lost.
+func TestBinaryTermDuringReloadDrain(t *testing.T) {
+	skipShort(t)
+	rs := labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
+	a := freeAddr(t)
+	cfgPath := filepath.Join(t.TempDir(), "switchyard.yaml")
+	write := func(hold string) {
+		cfg := fmt.Sprintf("drain_timeout: 10s\ngroups:\n  - {name: a, listen: '%s', upstream: '%s', hold_timeout: %s}\n", a, rs.Addr, hold)
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("2s")
+	p := startBinary(t, "-config", cfgPath)
+	labtest.Eventually(t, 10*time.Second, func() error { return ping(a) })
+	busy := dial(t, a)
+	busy.send("DEBUG SLEEP 2\r\n")
+	awaitAsleep(t, rs.Addr)
+	for i, hold := range []string{"3s", "4s", "5s"} {
+		write(hold)
+		p.cmd.Process.Signal(syscall.SIGHUP)
+		labtest.Eventually(t, 5*time.Second, func() error {
+			if n := strings.Count(p.output(), "configuration reloaded"); n < i+1 {
+				return fmt.Errorf("%d reloads done, want %d", n, i+1)
+			}
+			return nil
+		})
+	}
+	// Redis still sleeps: the first replaced group still drains.
+	c, err := net.Dial("tcp", rs.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(100 * time.Millisecond))
+	c.Write([]byte("PING\r\n"))
+	if _, err := c.Read(make([]byte, 16)); err == nil {
+		t.Fatal("the reloads were done only after the drain")
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	// A SIGHUP during the shutdown's drain is not the second signal
+	// that means "exit at once".
+	labtest.Eventually(t, 5*time.Second, func() error {
+		if !strings.Contains(p.output(), `"msg":"draining"`) {
+			return errors.New("not draining yet")
+		}
+		return nil
+	})
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	busy.expect("+OK")
+	select {
+	case err := <-p.done:
+		p.done <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit within 10s of SIGTERM sent during a reload's drain")
+	}
+}
+
 func TestBinaryCheckConfigAndVersion(t *testing.T) {
 	out, err := exec.Command(binary(t), "version").CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(out), "switchyard ") {

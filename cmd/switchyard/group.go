@@ -31,6 +31,9 @@ type group struct {
 	// newGroup had from a reload's spare ones rather than bound itself.
 	socks []*socket
 	taken map[*socket]bool
+	// accepting is closed once run's accept loops have all returned: a
+	// socket passed on may then be accepted on by another group.
+	accepting chan struct{}
 
 	maxLag int64 // max_replica_lag_bytes
 }
@@ -75,18 +78,27 @@ func (g *group) listen(addr string, sp spare) (*socket, error) {
 	} else {
 		var err error
 		if s, err = bind(addr); err != nil {
-			return nil, err
+			return nil, &bindError{addr: addr, err: err}
 		}
 	}
 	g.socks = append(g.socks, s)
 	return s, nil
 }
 
+// bindError is a failure to bind one of a group's addresses.
+type bindError struct {
+	addr string
+	err  error
+}
+
+func (e *bindError) Error() string { return e.err.Error() }
+func (e *bindError) Unwrap() error { return e.err }
+
 // newGroup binds the group's listeners and builds its parts; run starts
 // them. It takes the sockets for its addresses from sp (which may be
 // nil) where sp has them, and gives them back if it fails.
 func newGroup(cfg groupConfig, log *zap.Logger, m *metrics, sp spare) (g *group, err error) {
-	g = &group{cfg: cfg, log: log.With(zap.String("group", cfg.Name)), maxLag: cfg.MaxReplicaLagBytes, taken: map[*socket]bool{}}
+	g = &group{cfg: cfg, log: log.With(zap.String("group", cfg.Name)), maxLag: cfg.MaxReplicaLagBytes, taken: map[*socket]bool{}, accepting: make(chan struct{})}
 	if g.maxLag == 0 {
 		g.maxLag = 1 << 20
 	}
@@ -274,6 +286,7 @@ func (g *group) run(ctx context.Context) error {
 			g.srv.Close()
 		}
 	}
+	close(g.accepting)
 	return first
 }
 

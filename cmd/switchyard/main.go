@@ -135,7 +135,9 @@ func serve(path string) error {
 	}
 	log.Info("started", zap.String("version", version), zap.Int("groups", len(cfg.Groups)))
 
-	sigs := make(chan os.Signal, 2)
+	// Room for a burst: the runtime drops a signal the channel has no
+	// room for, and a SIGTERM sent just after SIGHUPs must not be lost.
+	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	for {
@@ -153,10 +155,14 @@ func serve(path string) error {
 			log.Info("draining", zap.String("signal", sig.String()), zap.Duration("drain_timeout", sup.drain))
 			admin.draining.Store(true)
 			go func() {
-				// A second signal means: stop now.
-				<-sigs
-				log.Warn("second signal: exiting at once")
-				os.Exit(1)
+				// A second SIGINT or SIGTERM means: stop now. A SIGHUP
+				// (one sent with this one, say) changes nothing now.
+				for sig := range sigs {
+					if sig != syscall.SIGHUP {
+						log.Warn("second signal: exiting at once", zap.String("signal", sig.String()))
+						os.Exit(1)
+					}
+				}
 			}()
 			sup.shutdown()
 			log.Info("stopped")

@@ -23,6 +23,10 @@ type supervisor struct {
 	drain   time.Duration
 	failed  chan error // a group's listener failed
 
+	// draining counts the drains of groups reloads replaced or removed,
+	// which run in the background.
+	draining sync.WaitGroup
+
 	// mu guards running.
 	mu      sync.Mutex
 	running map[string]*runningGroup
@@ -127,13 +131,14 @@ func served(gc groupConfig) groupConfig {
 // A changed group is replaced without its ports refusing a connection:
 // the new group is built first, on the old one's sockets where the
 // addresses match (socket), the old one stops accepting, and the new one
-// accepts from then on while the old one drains. A group that cannot be
-// built is reported and the others stay as they are; a changed one keeps
-// running with its old configuration, its clients untouched. Only when a
-// new group's address is in use (by a group being stopped, spelt
-// differently, say) does it wait for the stopped groups to drain and try
-// again; a changed group that still cannot start then goes back to its
-// old configuration.
+// accepts from then on while the old one drains, in the background. A
+// group that cannot be built is reported and the others stay as they
+// are; a changed one keeps running with its old configuration, its
+// clients untouched. Only when one of a new group's addresses is in use
+// on a port a stopping group holds (under another spelling, say) is it
+// built again once the stopping groups have closed their sockets; a
+// changed group that still cannot start then goes back to its old
+// configuration.
 func (s *supervisor) reload(cfg *config) error {
 	want := map[string]groupConfig{}
 	for _, gc := range cfg.Groups {
@@ -182,7 +187,7 @@ func (s *supervisor) reload(cfg *config) error {
 	}
 	var errs []error
 	var built []*group
-	var retry []groupConfig // to build again once the stopped groups have drained
+	var retry []groupConfig // to build again once the stopped groups have let go of their sockets
 	for _, gc := range start {
 		g, err := newGroup(gc, s.log, s.metrics, sp)
 		if err == nil {
@@ -193,7 +198,7 @@ func (s *supervisor) reload(cfg *config) error {
 			continue
 		}
 		rg := old[gc.Name]
-		if errors.Is(err, syscall.EADDRINUSE) && sharesPort(gc, offered) {
+		if heldByStopping(err, offered) {
 			retry = append(retry, gc)
 			if rg != nil {
 				stop = append(stop, rg)
@@ -230,19 +235,13 @@ func (s *supervisor) reload(cfg *config) error {
 	s.mu.Unlock()
 	// The stopped groups stop accepting before the new ones accept on
 	// the same sockets; connections that arrive meanwhile wait in the
-	// sockets' backlog.
+	// sockets' backlog. A socket nobody took is closed at once, so its
+	// port refuses connections while the old group drains, rather than
+	// queueing them for nobody.
 	drained := s.halt(stop)
-	s.mu.Lock()
-	for _, g := range built {
-		s.launch(g)
-	}
-	s.mu.Unlock()
-	drained()
 	for _, sock := range sp {
-		sock.release() // nobody took it
+		sock.release()
 	}
-
-	started := len(built)
 	for _, gc := range retry {
 		g, err := newGroup(gc, s.log, s.metrics, nil)
 		if err != nil {
@@ -259,14 +258,37 @@ func (s *supervisor) reload(cfg *config) error {
 			}
 			s.log.Warn("group kept its previous configuration: the new one did not start", zap.String("group", gc.Name))
 		}
-		s.mu.Lock()
-		s.launch(g)
-		s.mu.Unlock()
-		started++
+		built = append(built, g)
 	}
+	s.mu.Lock()
+	for _, g := range built {
+		s.launch(g)
+	}
+	s.mu.Unlock()
 	s.log.Info("configuration reloaded", zap.Int("unchanged", unchanged), zap.Int("presented_anew", presented), zap.Int("stopped", len(stop)),
-		zap.Int("started", started), zap.Errors("errors", errs))
+		zap.Int("started", len(built)), zap.Errors("errors", errs))
+	// The old groups drain in the background, so that signals (a
+	// SIGTERM, another SIGHUP) are not kept waiting; shutdown waits for
+	// them.
+	s.draining.Add(1)
+	go func() {
+		defer s.draining.Done()
+		drained()
+	}()
 	return errors.Join(errs...)
+}
+
+// heldByStopping reports whether err is a failure to bind an address
+// whose port is in ports: a group being stopped may hold it under
+// another spelling (":6379" and "0.0.0.0:6379"), and it is free once
+// that group has let go of its sockets.
+func heldByStopping(err error, ports map[string]bool) bool {
+	var be *bindError
+	if !errors.As(err, &be) || !errors.Is(err, syscall.EADDRINUSE) {
+		return false
+	}
+	_, port, _ := net.SplitHostPort(be.addr)
+	return ports[port]
 }
 
 // forget drops the series of a group that no longer runs.
@@ -285,18 +307,6 @@ func contains(gs []*group, name string) bool {
 	return false
 }
 
-// sharesPort reports whether one of gc's listen addresses has a port in
-// ports: an address in use may then be held by a group being stopped,
-// under another spelling (":6379" and "0.0.0.0:6379").
-func sharesPort(gc groupConfig, ports map[string]bool) bool {
-	for _, addr := range []string{gc.Listen, gc.tlsListen(), gc.ReadListen} {
-		if _, port, err := net.SplitHostPort(addr); err == nil && ports[port] {
-			return true
-		}
-	}
-	return false
-}
-
 func containsConfig(gcs []groupConfig, name string) bool {
 	for _, gc := range gcs {
 		if gc.Name == name {
@@ -308,8 +318,8 @@ func containsConfig(gcs []groupConfig, name string) bool {
 
 // halt makes the groups stop accepting and drain, each within the drain
 // timeout. It returns once none of them accepts any more; drained then
-// waits for the drains to end, releases the groups' sockets that were not
-// passed on, and drops the series of groups whose name no longer runs.
+// waits for the drains to end and drops the series of groups whose name
+// no longer runs.
 func (s *supervisor) halt(groups []*runningGroup) (drained func()) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.drain)
 	var wg sync.WaitGroup
@@ -321,15 +331,15 @@ func (s *supervisor) halt(groups []*runningGroup) (drained func()) {
 		}()
 	}
 	for _, rg := range groups {
-		// run returns once every accept loop of the group has: the
-		// listeners were the first thing Shutdown closed.
-		<-rg.done
+		// The listeners were the first thing Shutdown closed.
+		<-rg.g.accepting
 	}
 	return func() {
 		wg.Wait()
 		cancel()
 		for _, rg := range groups {
 			rg.cancel()
+			<-rg.done
 			s.mu.Lock()
 			_, running := s.running[rg.g.cfg.Name]
 			s.mu.Unlock()
@@ -349,8 +359,10 @@ func (s *supervisor) shutdown() {
 		delete(s.running, name)
 	}
 	s.mu.Unlock()
-	s.halt(all)()
+	drained := s.halt(all)
 	for _, rg := range all {
 		rg.g.release()
 	}
+	drained()
+	s.draining.Wait() // the groups reloads replaced
 }

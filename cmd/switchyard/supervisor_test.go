@@ -17,7 +17,7 @@ import (
 // socket to close), and a socket nobody takes is closed.
 func TestReloadPassesSockets(t *testing.T) {
 	skipShort(t)
-	rs := labtest.Server(t, lab.ServerOptions{})
+	rs := labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
 	p1, p2 := freeAddr(t), freeAddr(t)
 	sup := newSupervisor(zaptest.NewLogger(t), nil, 2*time.Second)
 	defer sup.shutdown()
@@ -62,12 +62,40 @@ func TestReloadPassesSockets(t *testing.T) {
 	}
 	listening(map[string]string{"a": p2, "b": p1})
 
-	// A removed group's socket is closed.
+	// A changed group that cannot take a new port (another process has
+	// it) keeps running as it was, its clients untouched, although its
+	// other address was offered for passing on.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	kept := dial(t, p2)
+	kept.send("PING\r\n")
+	kept.expect("+PONG")
+	withRead := group("a", respelt, 2*time.Second)
+	withRead.ReadListen = taken.Addr().String()
+	if err := sup.reload(&config{Groups: []groupConfig{withRead, group("b", p1, 2*time.Second)}}); err == nil {
+		t.Fatal("a reload onto a taken port reported no error")
+	}
+	kept.send("PING\r\n")
+	kept.expect("+PONG")
+	if a := sup.configs()["a"]; a.ReadListen != "" {
+		t.Fatalf("group a runs with read_listen %q", a.ReadListen)
+	}
+
+	// A removed group's socket is closed at once: while the group drains
+	// a slow command, its port refuses connections rather than queueing
+	// them for nobody.
+	busy := dial(t, p1)
+	busy.send("DEBUG SLEEP 1\r\n")
+	awaitAsleep(t, rs.Addr)
 	if err := sup.reload(&config{Groups: []groupConfig{group("a", respelt, 2*time.Second)}}); err != nil {
 		t.Fatal(err)
 	}
-	listening(map[string]string{"a": p2})
 	refused(t, p1)
+	busy.expect("+OK")
+	listening(map[string]string{"a": p2})
 	sup.shutdown()
 	refused(t, p2)
 }
