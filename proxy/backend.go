@@ -67,11 +67,15 @@ func (r *request) finish(err error) {
 // request still queued gets an error.
 type backendConn struct {
 	pushLog logEvery // dropped push messages (deliver)
-	nc      net.Conn
-	cfg     *Config
-	rd      *resp.Reader
-	dr      deadlineReader
-	dw      deadlineWriter
+	// resetTunnel is set before a RESET is written into a tunnel: the
+	// pump then ends the tunnel once it has copied Redis's +RESET, and
+	// sets tunnelReset, leaving the client to its session (endTunnel).
+	resetTunnel, tunnelReset atomic.Bool
+	nc                       net.Conn
+	cfg                      *Config
+	rd                       *resp.Reader
+	dr                       deadlineReader
+	dw                       deadlineWriter
 
 	// mu guards the fields below, and orders sends on pending with the
 	// bytes in wbuf, so replies match requests.
@@ -766,6 +770,19 @@ func (c *backendConn) pump(w *clientWriter) {
 		if err != nil {
 			c.close(fmt.Errorf("proxy: tunnel read from %s: %w", c.nc.RemoteAddr(), err))
 			w.closeConn()
+			return
+		}
+		if c.resetTunnel.Load() && string(raw) == "+RESET\r\n" {
+			// Only RESET answers +RESET (a message is an array, a
+			// MONITOR line carries a timestamp): Redis has left Pub/Sub,
+			// MONITOR and tracking, and has nothing more to send.
+			if err := w.write(raw, true); err != nil {
+				c.close(fmt.Errorf("%w: %w", errClientGone, err))
+				w.closeConn()
+				return
+			}
+			c.tunnelReset.Store(true)
+			c.close(errTunnelReset)
 			return
 		}
 		if err := w.write(raw, c.rd.Buffered() == 0); err != nil {

@@ -143,14 +143,29 @@ func TestRefusedInsideMulti(t *testing.T) {
 	c.expect(":0", "$-1")
 }
 
-// RESET deauthenticates a client of a proxy with client_auth, in a
-// tunnel as elsewhere.
-func TestResetInTunnelDeauthenticates(t *testing.T) {
+// RESET in a tunnel ends it: Redis leaves Pub/Sub (or MONITOR, or
+// tracking), and the client is served as any other again, with the
+// proxy's own replies in order after the +RESET; a client of a proxy
+// with client_auth must authenticate again.
+func TestResetEndsTunnel(t *testing.T) {
 	_, _, addr := setup(t, proxy.Config{Authenticate: func(user, pass string) bool { return pass == "pw" }})
 	c := dialRaw(t, addr)
-	c.send(cmd("AUTH", "pw") + cmd("SUBSCRIBE", "a") + cmd("RESET") + cmd("GET", "k"))
+	c.send(cmd("AUTH", "pw") + cmd("SUBSCRIBE", "a") + cmd("RESET") + cmd("GET", "k") + cmd("AUTH", "pw") + cmd("GET", "k"))
 	c.expect("+OK", "*3", "$9", "subscribe", "$1", "a", ":1", "+RESET")
 	if l := c.line(); !strings.HasPrefix(l, "-NOAUTH") {
 		t.Fatalf("GET after RESET: %q", l)
 	}
+	c.expect("+OK", "$-1")
+	// No longer subscribed: a message to a does not reach it.
+	p := dialRaw(t, addr)
+	p.send(cmd("AUTH", "pw") + cmd("PUBLISH", "a", "x"))
+	p.expect("+OK", ":0")
+
+	c.send(cmd("MONITOR") + cmd("RESET") + cmd("PING"))
+	c.expect("+OK", "+RESET")
+	if l := c.line(); !strings.HasPrefix(l, "-NOAUTH") {
+		t.Fatalf("PING after RESET: %q", l)
+	}
+	c.send(cmd("AUTH", "pw") + cmd("SET", "k", "v") + cmd("GET", "k"))
+	c.expect("+OK", "+OK", "$1", "v")
 }

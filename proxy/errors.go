@@ -25,6 +25,8 @@ var (
 	errHeldPinned = errors.New("proxy: commands were held while the connection was blocked or subscribed")
 	// errClientGone: the client went away while its command was blocked.
 	errClientGone = errors.New("proxy: client closed the connection")
+	// errTunnelReset: the client's RESET ended its tunnel (endTunnel).
+	errTunnelReset = errors.New("proxy: tunnel ended by RESET")
 	// errPoolClosed: the session's pool went away under it.
 	errPoolClosed = errors.New("proxy: pool closed")
 )
@@ -33,7 +35,8 @@ var (
 // than lost.
 func deliberate(err error) bool {
 	return errors.Is(err, errPoolClosed) || errors.Is(err, errFenced) ||
-		errors.Is(err, ErrServerClosed) || errors.Is(err, errClientGone) || errors.Is(err, errHeldPinned)
+		errors.Is(err, ErrServerClosed) || errors.Is(err, errClientGone) || errors.Is(err, errHeldPinned) ||
+		errors.Is(err, errTunnelReset)
 }
 
 // ReplyError is an error reply Redis gave during a backend handshake, for

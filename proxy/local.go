@@ -228,6 +228,13 @@ func (s *session) deauthenticate() {
 }
 
 func (s *session) reset() {
+	s.resetState()
+	s.reply(replyReset)
+}
+
+// resetState puts the session back as it was when the client connected,
+// as RESET does; reset answers it, and endTunnel has Redis's answer.
+func (s *session) resetState() {
 	s.flush()
 	if s.ded != nil {
 		s.dropDedicated(false)
@@ -245,7 +252,6 @@ func (s *session) reset() {
 		}
 	}
 	s.key = defaultKey
-	s.reply(replyReset)
 }
 
 // upperName returns the command name in upper case, for error messages.

@@ -3,7 +3,9 @@ package proxy
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
+	"time"
 
 	"github.com/pnats/switchyard/resp"
 	"github.com/pnats/switchyard/router"
@@ -59,6 +61,32 @@ func (s *session) enterTunnel(class router.Class, args [][]byte, raw []byte) {
 	s.forward(c, raw, false)
 }
 
+// endTunnel forwards the client's RESET into its tunnel and waits for the
+// pump to copy Redis's +RESET and end the tunnel. Redis has then left
+// Pub/Sub, MONITOR and tracking, and every frame the tunnel owed the
+// client has been delivered, so the session serves the client again as
+// any other, its own replies in order: NOAUTH for a client that must now
+// authenticate again, say, cannot overtake the +RESET.
+func (s *session) endTunnel(raw []byte) {
+	c := s.ded
+	c.resetTunnel.Store(true)
+	s.forward(c, raw, false)
+	s.flush()
+	select {
+	case <-c.done:
+	case <-time.After(s.srv.cfg.ReadTimeout):
+		c.close(fmt.Errorf("proxy: no reply to RESET from %s within read_timeout", c.nc.RemoteAddr()))
+		<-c.done
+	}
+	if !c.tunnelReset.Load() {
+		s.closing = true // the pump failed, and closed the client
+		return
+	}
+	s.sink = nil
+	s.in.idle = s.srv.cfg.IdleTimeout
+	s.resetState()
+}
+
 // refusedCredentials reports whether err is Redis refusing the
 // connection's credentials, which stay refused however often it is tried.
 func refusedCredentials(err error) bool {
@@ -84,9 +112,8 @@ func (s *session) handleTunnel(class router.Class, args [][]byte, raw []byte) {
 		s.replyError("ERR switchyard: '" + string(upperName(args)) + "' is not supported through the proxy")
 		return
 	case class == router.Reset && len(args) == 1:
-		s.name = ""
-		s.key = defaultKey
-		s.deauthenticate()
+		s.endTunnel(raw)
+		return
 	}
 	// Everything else goes to Redis, whose replies come back in order
 	// with the rest. CLIENT REPLY, NO-EVICT and NO-TOUCH included: this
