@@ -361,6 +361,9 @@ func TestSelectIsolation(t *testing.T) {
 	if l := raw.line(); l != "-ERR DB index is out of range" {
 		t.Fatalf("SELECT 99999: %q", l)
 	}
+	// Redis 7.0.15's own words, past a 32-bit index and below 0.
+	raw.send("SELECT 2147483648\r\nSELECT -1\r\n")
+	raw.expect("-ERR value is out of range, value must between -2147483648 and 2147483647", "-ERR DB index is out of range")
 	raw.send("SELECT x\r\n")
 	if l := raw.line(); l != "-ERR value is not an integer or out of range" {
 		t.Fatalf("SELECT x: %q", l)

@@ -76,12 +76,15 @@ func (s *session) selectDB(args [][]byte) {
 		return
 	}
 	db, ok := resp.ParseInt(args[1])
-	if !ok || db < 0 || db > 1<<31-1 {
-		if ok {
-			s.replyError("ERR DB index is out of range")
-		} else {
-			s.replyError("ERR value is not an integer or out of range")
-		}
+	switch {
+	case !ok:
+		s.replyError("ERR value is not an integer or out of range")
+		return
+	case db < -1<<31 || db > 1<<31-1:
+		s.replyError("ERR value is out of range, value must between -2147483648 and 2147483647") // sic, as Redis says it
+		return
+	case db < 0:
+		s.replyError("ERR DB index is out of range")
 		return
 	}
 	key := s.key
