@@ -67,10 +67,12 @@ func (r *request) finish(err error) {
 // request still queued gets an error.
 type backendConn struct {
 	pushLog logEvery // dropped push messages (deliver)
-	// resetTunnel is set before a RESET is written into a tunnel: the
-	// pump then ends the tunnel once it has copied Redis's +RESET, and
-	// sets tunnelReset, leaving the client to its session (endTunnel).
-	resetTunnel, tunnelReset atomic.Bool
+	// tunnelEnd is set before a RESET is written into a tunnel, followed
+	// by an ECHO of a random token: it holds the ECHO's reply, which the
+	// pump swallows, ending the tunnel and setting tunnelReset, which
+	// leaves the client to its session (endTunnel).
+	tunnelEnd   atomic.Pointer[[]byte]
+	tunnelReset atomic.Bool
 	nc                       net.Conn
 	cfg                      *Config
 	rd                       *resp.Reader
@@ -772,11 +774,12 @@ func (c *backendConn) pump(w *clientWriter) {
 			w.closeConn()
 			return
 		}
-		if c.resetTunnel.Load() && string(raw) == "+RESET\r\n" {
-			// Only RESET answers +RESET (a message is an array, a
-			// MONITOR line carries a timestamp): Redis has left Pub/Sub,
-			// MONITOR and tracking, and has nothing more to send.
-			if err := w.write(raw, true); err != nil {
+		if end := c.tunnelEnd.Load(); end != nil && bytes.Equal(raw, *end) {
+			// The reply to the ECHO after the client's RESET, which
+			// nothing else can give (the token is random): Redis has
+			// left Pub/Sub, MONITOR and tracking, and every frame before
+			// it has been copied.
+			if err := w.flush(); err != nil {
 				c.close(fmt.Errorf("%w: %w", errClientGone, err))
 				w.closeConn()
 				return

@@ -1,10 +1,12 @@
 package proxy_test
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pnats/switchyard/proxy"
 )
@@ -131,10 +133,10 @@ func TestResetArity(t *testing.T) {
 func TestRefusedInsideMulti(t *testing.T) {
 	_, _, addr := setup(t, proxy.Config{})
 	c := dialRaw(t, addr)
-	for _, bad := range []string{cmd("CLIENT", "SETNAME", "zz"), cmd("CLIENT", "GETNAME"), cmd("CLIENT", "NO-EVICT", "on")} {
+	for _, bad := range []string{cmd("CLIENT", "SETNAME", "zz"), cmd("CLIENT", "GETNAME"), cmd("CLIENT", "NO-EVICT", "on"), cmd("CLIENT", "ID"), cmd("RESET", "foo")} {
 		c.send(cmd("MULTI") + cmd("INCR", "tx") + bad + cmd("INCR", "tx") + cmd("EXEC"))
 		c.expect("+OK", "+QUEUED")
-		if l := c.line(); !strings.HasPrefix(l, "-ERR switchyard: ") || !strings.Contains(l, "inside MULTI is not supported") {
+		if l := c.line(); !(strings.HasPrefix(l, "-ERR switchyard: ") && strings.Contains(l, "inside MULTI is not supported")) && l != "-ERR wrong number of arguments for 'reset' command" {
 			t.Fatalf("refused inside MULTI: %q", l)
 		}
 		c.expect("+QUEUED", "-EXECABORT Transaction discarded because of previous errors.")
@@ -168,4 +170,60 @@ func TestResetEndsTunnel(t *testing.T) {
 	}
 	c.send(cmd("AUTH", "pw") + cmd("SET", "k", "v") + cmd("GET", "k"))
 	c.expect("+OK", "+OK", "$1", "v")
+}
+
+// The tunnel ends at the ECHO the proxy sends after the client's RESET,
+// not at the first +RESET: a script may return one, and CLIENT REPLY
+// SKIP may suppress the RESET's own.
+func TestResetEndsTunnelAtItsOwnReply(t *testing.T) {
+	_, _, addr := setup(t, proxy.Config{ReadTimeout: 20 * time.Second})
+	c := dialRaw(t, addr)
+	c.send(cmd("CLIENT", "TRACKING", "on") + cmd("EVAL", "return redis.status_reply('RESET')", "0") + cmd("RESET") + cmd("GET", "x") + cmd("PING"))
+	c.expect("+OK", "+RESET", "+RESET", "$-1", "+PONG")
+
+	d := dialRaw(t, addr)
+	d.send(cmd("CLIENT", "TRACKING", "on") + cmd("CLIENT", "REPLY", "SKIP") + cmd("RESET") + cmd("PING"))
+	d.expect("+OK", "+PONG") // at once, as from Redis; not after read_timeout
+}
+
+// After CLIENT ID every command of the client runs on the connection
+// named: a later SELECT, AUTH or HELLO applies there, and RESP3 pushes
+// redirected to it reach the client.
+func TestClientIDConnectionIsTheClients(t *testing.T) {
+	rs, _, addr := setup(t, proxy.Config{})
+	admin := rs.Client()
+	defer admin.Close()
+	if err := admin.Do(context.Background(), "ACL", "SETUSER", "ro", "on", ">ropw", "~*", "&*", "+@all", "-set").Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, addr)
+	c.send(cmd("CLIENT", "ID"))
+	id := strings.TrimPrefix(c.line(), ":")
+	c.send(cmd("SELECT", "1") + cmd("MULTI") + cmd("SET", "db1", "x") + cmd("EXEC") + cmd("AUTH", "ro", "ropw") + cmd("SET", "a", "1"))
+	c.expect("+OK", "+OK", "+QUEUED", "*1", "+OK", "+OK")
+	if l := c.line(); !strings.HasPrefix(l, "-NOPERM") {
+		t.Fatalf("SET as a user without SET: %q", l)
+	}
+	if n, err := admin.Do(context.Background(), "SELECT", "1").Result(); err != nil || n != "OK" {
+		t.Fatal(n, err)
+	}
+	if v, _ := admin.Get(context.Background(), "db1").Result(); v != "x" {
+		t.Fatalf("the SET after SELECT 1 went to db 0 (db1=%q)", v)
+	}
+
+	a := dialRaw(t, addr)
+	a.send(cmd("HELLO", "3"))
+	for a.line() != "modules" {
+	}
+	a.expect("*0")
+	a.send(cmd("CLIENT", "ID"))
+	id = strings.TrimPrefix(a.line(), ":")
+	b := dialRaw(t, addr)
+	b.send(cmd("CLIENT", "TRACKING", "on", "REDIRECT", id) + cmd("GET", "rk"))
+	b.expect("+OK", "$-1")
+	w := dialRaw(t, addr)
+	w.send(cmd("SET", "rk", "x"))
+	w.expect("+OK")
+	a.send(cmd("PING"))
+	a.expect(">2", "$10", "invalidate", "*1", "$2", "rk", "+PONG")
 }

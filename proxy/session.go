@@ -48,9 +48,6 @@ type session struct {
 	// ded is the session's own connection while it holds state there.
 	ded          *backendConn
 	multi, watch bool
-	// keepDed: the client asked CLIENT ID and was answered ded's ID, so
-	// ded stays the client's until it goes (see router.ClientID).
-	keepDed bool
 	// refusing is set once a command found no master within HoldTimeout
 	// (errNoMaster, or a master that could not be reached). Every later
 	// command the client had sent by then gets the same TRYAGAIN at once,
@@ -382,6 +379,7 @@ func (s *session) handle(cmd *resp.Command) {
 			return
 		}
 		if isWait(cmd.Args) && !s.markWrites(c) {
+			s.dropDedicated(s.ded != nil && s.ded.alive())
 			return
 		}
 		// The replies before it go out now, as Redis sends them, not
@@ -417,20 +415,8 @@ func (s *session) handle(cmd *resp.Command) {
 			return
 		}
 		s.forward(c, raw, false)
-	case router.Subscribe, router.Monitor, router.Tracking:
+	case router.Subscribe, router.Monitor, router.Tracking, router.ClientID:
 		s.enterTunnel(class, cmd.Args, raw)
-	case router.ClientID:
-		// The ID other clients name to reach this one (CLIENT UNBLOCK,
-		// CLIENT TRACKING … REDIRECT) must be that of the connection its
-		// blocking commands and subscriptions run on, not a shared one's:
-		// the client gets a connection of its own and keeps it.
-		c, err := s.dedicated()
-		if err != nil {
-			s.replyError(clientError(err))
-			return
-		}
-		s.keepDed = true
-		s.forward(c, raw, false)
 	default:
 		s.handleLocal(class, cmd.Args, raw)
 	}
@@ -449,6 +435,12 @@ func (s *session) handlePinned(class router.Class, args [][]byte, raw []byte) {
 			}
 			s.replyError("ERR switchyard: " + string(upperName(args)) + " inside MULTI or after WATCH is not supported; send it before")
 			return
+		case class == router.Reset && len(args) != 1:
+			if s.multi {
+				s.poisoned = true // refused when queued, as Redis refuses a wrong arity
+			}
+			s.replyError(arityError("reset"))
+			return
 		case s.multi && class != router.Reset && class != router.Quit:
 			// Redis would queue these and run them in EXEC, but the proxy
 			// keeps the name itself, and refuses what it does not
@@ -460,7 +452,7 @@ func (s *session) handlePinned(class router.Class, args [][]byte, raw []byte) {
 		}
 		s.handleLocal(class, args, raw)
 		return
-	case router.Subscribe, router.Monitor, router.Tracking:
+	case router.Subscribe, router.Monitor, router.Tracking, router.ClientID:
 		if !s.multi {
 			s.enterTunnel(class, args, raw)
 			return
@@ -488,11 +480,17 @@ func (s *session) handlePinned(class router.Class, args [][]byte, raw []byte) {
 			return
 		}
 	}
-	if class == router.Blocking && !s.multi && isWait(args) && !s.markWrites(s.ded) {
-		return
-	}
-	if class == router.ClientID {
-		s.keepDed = true // as outside a transaction: its ID is now the client's
+	if class == router.Blocking && !s.multi {
+		if isWait(args) && !s.markWrites(s.ded) {
+			return
+		}
+		// The replies before it go out now, as Redis sends them, not
+		// when the blocked command returns.
+		s.flush()
+		if err := s.writeOut(); err != nil {
+			s.closing = true
+			return
+		}
 	}
 	// After WATCH (not inside MULTI) a blocking command blocks for real.
 	s.forward(s.ded, raw, class == router.Blocking && !s.multi)
@@ -705,7 +703,7 @@ func (s *session) finishSeg() {
 	// it goes back to the pool. Only that one: a segment flushed because a
 	// MULTI or SUBSCRIBE is about to use a just-taken connection must not
 	// give that connection away.
-	if conn != nil && conn == s.ded && !s.multi && !s.watch && s.sink == nil && !s.keepDed {
+	if conn != nil && conn == s.ded && !s.multi && !s.watch && s.sink == nil {
 		s.dropDedicated(true)
 	}
 }
@@ -808,7 +806,7 @@ func (s *session) dropDedicated(reuse bool) {
 	s.pool.put(s.ded, reuse && s.sink == nil)
 	s.ded = nil
 	s.pinned.Store(false)
-	s.multi, s.watch, s.poisoned, s.keepDed = false, false, false, false
+	s.multi, s.watch, s.poisoned = false, false, false
 }
 
 func (s *session) flushIfOn(c *backendConn) {

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -14,6 +16,10 @@ import (
 
 // enterTunnel gives the session a backend connection of its own that
 // streams to the client unprompted: Pub/Sub, MONITOR, CLIENT TRACKING.
+// CLIENT ID enters one too: the ID is then that of the connection every
+// later command of the client runs on, so another client's CLIENT
+// UNBLOCK or CLIENT TRACKING … REDIRECT (RESP2 messages, RESP3 pushes)
+// reaches it, as on Redis.
 // The session stays in tunnel mode until the client or the backend
 // connection goes away; the backend itself enforces what a subscribed
 // client may send.
@@ -61,16 +67,24 @@ func (s *session) enterTunnel(class router.Class, args [][]byte, raw []byte) {
 	s.forward(c, raw, false)
 }
 
-// endTunnel forwards the client's RESET into its tunnel and waits for the
-// pump to copy Redis's +RESET and end the tunnel. Redis has then left
-// Pub/Sub, MONITOR and tracking, and every frame the tunnel owed the
-// client has been delivered, so the session serves the client again as
-// any other, its own replies in order: NOAUTH for a client that must now
-// authenticate again, say, cannot overtake the +RESET.
+// endTunnel forwards the client's RESET into its tunnel, then an ECHO of
+// a random token, and waits for the pump to swallow the ECHO's reply and
+// end the tunnel. Redis has then left Pub/Sub, MONITOR and tracking, and
+// every frame the tunnel owed the client has been delivered (the RESET's
+// own +RESET included, unless CLIENT REPLY skipped it), so the session
+// serves the client again as any other, its own replies in order: NOAUTH
+// for a client that must now authenticate again, say, cannot overtake
+// the +RESET. The token tells the end apart from a +RESET a script
+// returned.
 func (s *session) endTunnel(raw []byte) {
 	c := s.ded
-	c.resetTunnel.Store(true)
+	var token [16]byte
+	rand.Read(token[:])
+	tok := []byte(hex.EncodeToString(token[:]))
+	end := resp.AppendBulk(nil, tok)
+	c.tunnelEnd.Store(&end)
 	s.forward(c, raw, false)
+	s.forward(c, resp.AppendCommand(nil, [][]byte{[]byte("ECHO"), tok}), false)
 	s.flush()
 	select {
 	case <-c.done:

@@ -30,18 +30,35 @@ func isWait(args [][]byte) bool {
 // are flushed. WAIT may then wait for other clients' writes too, never
 // for fewer than the client's.
 //
-// If the PUBLISH is refused (an ACL that denies it to the proxy's user),
-// WAIT is answered with that error instead of a count that may be false.
+// The PUBLISH waits as the blocking command it precedes does, with no
+// read timeout: a master whose writes are paused (CLIENT PAUSE WRITE, as
+// a failover begins) answers it when the pause ends. It goes out only
+// once a failover hold is over, to the master the hold decided.
+//
+// When it cannot be sent, or Redis refuses it (an ACL that denies it to
+// the proxy's user, a master demoted meanwhile), WAIT is answered with an
+// error instead of a count that may be false.
 func (s *session) markWrites(c *backendConn) bool {
 	s.flush()
-	var out []byte
-	err := s.roundTrip(c, waitMark, &out)
-	switch {
-	case err != nil:
+	if err := s.awaitRelease(); err != nil {
 		s.replyError(clientError(err))
-	case len(out) > 0 && out[0] == resp.TypeError:
+		return false
+	}
+	var out []byte
+	r := &request{parts: [][]byte{waitMark}, n: 1, out: &out, blocking: true, done: make(chan struct{}, 1)}
+	if err := c.enqueue(r); err != nil {
+		s.replyError(clientError(notSent(err)))
+		return false
+	}
+	s.waitBlocking(r, c)
+	switch {
+	case r.err != nil:
+		s.replyError(clientError(r.err))
+	case len(out) > 0 && out[0] == resp.TypeError && bytes.HasPrefix(out[1:], []byte("NOPERM")):
 		s.replyError("ERR switchyard: WAIT needs the proxy's Redis user to be allowed PUBLISH " + WaitChannel +
 			", to count this client's writes; Redis answered: " + strings.TrimSpace(string(out[1:])))
+	case len(out) > 0 && out[0] == resp.TypeError:
+		s.reply(out) // READONLY, LOADING, …: what WAIT itself would meet
 	default:
 		return true
 	}

@@ -73,7 +73,7 @@ func TestWaitRefusedPublish(t *testing.T) {
 	if err := admin.Do(context.Background(), "ACL", "SETUSER", "app", "on", ">pw", "~*", "&*", "+@all", "-publish").Err(); err != nil {
 		t.Fatal(err)
 	}
-	_, addr := startProxy(t, rs.Addr, proxy.Config{Username: "app", Password: "pw"})
+	srv, addr := startProxy(t, rs.Addr, proxy.Config{Username: "app", Password: "pw"})
 	c := dialRaw(t, addr)
 	c.send(cmd("SET", "k", "1") + cmd("WAIT", "0", "100") + cmd("GET", "k"))
 	c.expect("+OK")
@@ -81,4 +81,45 @@ func TestWaitRefusedPublish(t *testing.T) {
 		t.Fatalf("WAIT without PUBLISH: %q", l)
 	}
 	c.expect("$1", "1")
+	// The connection WAIT was to run on is given back, not held by the
+	// client for the rest of its life.
+	if st := srv.Stats(); st.Pinned != 0 {
+		t.Fatalf("%d sessions hold a dedicated connection after a refused WAIT", st.Pinned)
+	}
+}
+
+// While the master's writes are paused (CLIENT PAUSE WRITE, as a failover
+// begins), WAIT is answered once the pause ends, not failed when
+// read_timeout passes: the PUBLISH before it waits as WAIT would.
+func TestWaitDuringWritePause(t *testing.T) {
+	rs := labtest.Server(t, lab.ServerOptions{})
+	_, addr := startProxy(t, rs.Addr, proxy.Config{ReadTimeout: 200 * time.Millisecond})
+	admin := rs.Client()
+	defer admin.Close()
+	if err := admin.Do(context.Background(), "CLIENT", "PAUSE", "1000", "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, addr)
+	c.send(cmd("WAIT", "0", "0"))
+	c.expect(":0")
+}
+
+// Replies to the commands before a blocking one go out at once, after
+// WATCH as outside it.
+func TestRepliesBeforeBlockingGoOut(t *testing.T) {
+	_, _, addr := setup(t, proxy.Config{})
+	for _, prefix := range []string{"", cmd("WATCH", "w")} {
+		c := dialRaw(t, addr)
+		c.send(prefix + cmd("GET", "x") + cmd("BLPOP", "nol", "2"))
+		c.nc.SetReadDeadline(time.Now().Add(time.Second))
+		if prefix != "" {
+			if l, err := c.br.ReadString('\n'); err != nil || l != "+OK\r\n" {
+				t.Fatalf("WATCH: %q %v", l, err)
+			}
+		}
+		if l, err := c.br.ReadString('\n'); err != nil || l != "$-1\r\n" {
+			t.Fatalf("GET before BLPOP (prefix %q): %q %v: held until the BLPOP returned", prefix, l, err)
+		}
+		c.expect("*-1")
+	}
 }

@@ -34,10 +34,10 @@ const (
 	Auth
 	ClientSetName
 	ClientGetName
-	// ClientID (CLIENT ID) gives the client a backend connection of its
-	// own, kept for its blocking commands and tunnel, and answers that
-	// connection's ID: the one CLIENT UNBLOCK and CLIENT TRACKING …
-	// REDIRECT must name to reach the client.
+	// ClientID (CLIENT ID) makes the client's connection its own, as
+	// Subscribe does, and answers that connection's ID: the one CLIENT
+	// UNBLOCK and CLIENT TRACKING … REDIRECT must name to reach the
+	// client.
 	ClientID
 	// Quit and Reset end or reset the session as Redis does.
 	Quit
