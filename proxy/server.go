@@ -210,6 +210,10 @@ func (s *Server) current() *generation {
 
 // waitMaster waits up to d for a generation other than not to become
 // current, and returns it, or nil.
+// AwaitMaster waits up to d for the server to have a master to send
+// commands to, and reports whether it has one.
+func (s *Server) AwaitMaster(d time.Duration) bool { return s.waitMaster(nil, d) != nil }
+
 func (s *Server) waitMaster(not *generation, d time.Duration) *generation {
 	t := time.NewTimer(d)
 	defer t.Stop()

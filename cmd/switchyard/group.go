@@ -34,6 +34,8 @@ type group struct {
 	// accepting is closed once run's accept loops have all returned: a
 	// socket passed on may then be accepted on by another group.
 	accepting chan struct{}
+	// unwatch stops what watch started; nil until then.
+	unwatch func()
 
 	maxLag int64 // max_replica_lag_bytes
 }
@@ -234,36 +236,12 @@ func newGroup(cfg groupConfig, log *zap.Logger, m *metrics, sp spare) (g *group,
 // watcher and the bridge goroutine have exited; the caller then shuts the
 // proxy server down.
 func (g *group) run(ctx context.Context) error {
+	g.watch(ctx)
+	defer g.unwatch()
 	for _, s := range g.socks {
 		s.resume() // one passed on by a reload stopped accepting in the group before
 	}
 	g.log.Info("serving", zap.String("listen", g.l.Addr().String()), zap.String("upstream", g.describe()))
-	var wg sync.WaitGroup
-	ctx, cancel := context.WithCancel(ctx)
-	defer func() {
-		cancel()
-		wg.Wait()
-	}()
-	if g.watcher != nil {
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			if err := g.watcher.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				g.log.Error("sentinel watcher stopped", zap.Error(err))
-			}
-		}()
-		go func() {
-			defer wg.Done()
-			g.follow(ctx)
-		}()
-	}
-	if g.certs != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			g.certs.Run(ctx) // reloads rotated certificates until ctx ends
-		}()
-	}
 	// Every listener serves until the server is closed; the first real
 	// failure is the group's.
 	serve := map[net.Listener]func(net.Listener) error{}
@@ -288,6 +266,43 @@ func (g *group) run(ctx context.Context) error {
 	}
 	close(g.accepting)
 	return first
+}
+
+// watch starts what runs beside the listeners: the Sentinel watcher and
+// what applies its topology to the proxy, and certificate reloads, until
+// ctx ends or unwatch. run starts them, unless a reload did so before,
+// to have the master verified before the group serves. Only the
+// goroutine that built or runs the group calls it.
+func (g *group) watch(ctx context.Context) {
+	if g.unwatch != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	g.unwatch = func() {
+		cancel()
+		wg.Wait()
+	}
+	if g.watcher != nil {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if err := g.watcher.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				g.log.Error("sentinel watcher stopped", zap.Error(err))
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			g.follow(ctx)
+		}()
+	}
+	if g.certs != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g.certs.Run(ctx) // reloads rotated certificates until ctx ends
+		}()
+	}
 }
 
 // follow applies every topology the watcher publishes to the proxy.

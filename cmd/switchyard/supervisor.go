@@ -26,6 +26,9 @@ type supervisor struct {
 	// draining counts the drains of groups reloads replaced or removed,
 	// which run in the background.
 	draining sync.WaitGroup
+	// reloading is held by reload, and by a drain that ends while it
+	// drops the series of names no longer running.
+	reloading sync.Mutex
 
 	// mu guards running.
 	mu      sync.Mutex
@@ -140,6 +143,10 @@ func served(gc groupConfig) groupConfig {
 // changed group that still cannot start then goes back to its old
 // configuration.
 func (s *supervisor) reload(cfg *config) error {
+	// A drain that ends meanwhile must not take a name that is briefly out
+	// of running for one that no longer runs (halt).
+	s.reloading.Lock()
+	defer s.reloading.Unlock()
 	want := map[string]groupConfig{}
 	for _, gc := range cfg.Groups {
 		want[gc.Name] = gc
@@ -226,6 +233,19 @@ func (s *supervisor) reload(cfg *config) error {
 		stop = append(stop, rg)
 	}
 
+	// The new groups look for their masters before they replace the old
+	// ones, so that the Sentinel facade and /readyz never see a group
+	// without one for a reload's sake, and the first clients are not
+	// held for it. Not for long: a reload may be what fixes the
+	// Sentinels' addresses.
+	deadline := time.Now().Add(verifyBeforeServing)
+	for _, g := range built {
+		g.watch(context.Background())
+	}
+	for _, g := range built {
+		g.srv.AwaitMaster(time.Until(deadline))
+	}
+
 	s.mu.Lock()
 	for _, rg := range stop {
 		if s.running[rg.g.cfg.Name] == rg {
@@ -291,6 +311,10 @@ func heldByStopping(err error, ports map[string]bool) bool {
 	return ports[port]
 }
 
+// verifyBeforeServing bounds how long a reload waits for its new groups
+// to verify their masters before they replace the old ones.
+const verifyBeforeServing = 2 * time.Second
+
 // forget drops the series of a group that no longer runs.
 func (s *supervisor) forget(name string) {
 	if s.metrics != nil {
@@ -340,10 +364,13 @@ func (s *supervisor) halt(groups []*runningGroup) (drained func()) {
 		for _, rg := range groups {
 			rg.cancel()
 			<-rg.done
-			s.mu.Lock()
-			_, running := s.running[rg.g.cfg.Name]
-			s.mu.Unlock()
-			if !running {
+		}
+		s.reloading.Lock()
+		defer s.reloading.Unlock()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, rg := range groups {
+			if _, running := s.running[rg.g.cfg.Name]; !running {
 				s.forget(rg.g.cfg.Name)
 			}
 		}

@@ -110,3 +110,44 @@ func refused(t *testing.T, addr string) {
 		t.Fatalf("dial %s: %v, want connection refused", addr, err)
 	}
 }
+
+// A reload's new Sentinel group has verified its master before it
+// replaces the old one: the facade and /readyz, which ask the running
+// groups, never see the group without one for the reload's sake (a
+// review saw the facade flag it o_down for a few milliseconds per
+// reload).
+func TestReloadVerifiesBeforeServing(t *testing.T) {
+	skipShort(t)
+	g := labtest.Group(t, lab.GroupOptions{Name: "mymaster", Replicas: 1, Sentinels: 1})
+	discover := false
+	addr := freeAddr(t)
+	sentinelGroup := func(pool int) groupConfig {
+		return groupConfig{
+			Name: "s", Listen: addr, PoolSize: pool, HoldTimeout: 2 * time.Second,
+			Sentinel: &sentinelConfig{MasterName: g.Name, Addrs: []string{g.Sentinels[0].Addr}, Discover: &discover, PollInterval: 100 * time.Millisecond},
+		}
+	}
+	sup := newSupervisor(zaptest.NewLogger(t), nil, 2*time.Second)
+	defer sup.shutdown()
+	if err := sup.start([]groupConfig{sentinelGroup(2)}); err != nil {
+		t.Fatal(err)
+	}
+	labtest.Eventually(t, 10*time.Second, func() error {
+		if _, _, ok := sup.groups()[0].srv.Master(); !ok {
+			return errors.New("no master yet")
+		}
+		return nil
+	})
+	for pool := 3; pool < 6; pool++ {
+		if err := sup.reload(&config{Groups: []groupConfig{sentinelGroup(pool)}}); err != nil {
+			t.Fatal(err)
+		}
+		running := sup.groups()[0]
+		if running.cfg.PoolSize != pool {
+			t.Fatalf("running pool_size %d, want %d", running.cfg.PoolSize, pool)
+		}
+		if _, _, ok := running.srv.Master(); !ok {
+			t.Fatalf("reload %d: the new group serves without a verified master", pool-2)
+		}
+	}
+}
