@@ -73,11 +73,11 @@ type backendConn struct {
 	// leaves the client to its session (endTunnel).
 	tunnelEnd   atomic.Pointer[[]byte]
 	tunnelReset atomic.Bool
-	nc                       net.Conn
-	cfg                      *Config
-	rd                       *resp.Reader
-	dr                       deadlineReader
-	dw                       deadlineWriter
+	nc          net.Conn
+	cfg         *Config
+	rd          *resp.Reader
+	dr          deadlineReader
+	dw          deadlineWriter
 
 	// mu guards the fields below, and orders sends on pending with the
 	// bytes in wbuf, so replies match requests.
