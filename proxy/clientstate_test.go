@@ -45,12 +45,7 @@ func TestTrackingRedirect(t *testing.T) {
 	id := strings.TrimPrefix(a.line(), ":")
 	a.send(cmd("SUBSCRIBE", "__redis__:invalidate"))
 	a.expect("*3", "$9", "subscribe", "$20", "__redis__:invalidate", ":1")
-	b := dialRaw(t, addr)
-	b.send(cmd("CLIENT", "TRACKING", "on", "REDIRECT", id) + cmd("GET", "rk"))
-	b.expect("+OK", "$-1")
-	w := dialRaw(t, addr)
-	w.send(cmd("SET", "rk", "x"))
-	w.expect("+OK")
+	invalidateFor(t, addr, id)
 	a.expect("*3", "$7", "message", "$20", "__redis__:invalidate", "*1", "$2", "rk")
 }
 
@@ -218,12 +213,19 @@ func TestClientIDConnectionIsTheClients(t *testing.T) {
 	a.expect("*0")
 	a.send(cmd("CLIENT", "ID"))
 	id = strings.TrimPrefix(a.line(), ":")
+	invalidateFor(t, addr, id)
+	a.send(cmd("PING"))
+	a.expect(">2", "$10", "invalidate", "*1", "$2", "rk", "+PONG")
+}
+
+// invalidateFor has one client track key rk with its invalidations
+// redirected to the client with ID id, and another change rk.
+func invalidateFor(t *testing.T, addr, id string) {
+	t.Helper()
 	b := dialRaw(t, addr)
 	b.send(cmd("CLIENT", "TRACKING", "on", "REDIRECT", id) + cmd("GET", "rk"))
 	b.expect("+OK", "$-1")
 	w := dialRaw(t, addr)
 	w.send(cmd("SET", "rk", "x"))
 	w.expect("+OK")
-	a.send(cmd("PING"))
-	a.expect(">2", "$10", "invalidate", "*1", "$2", "rk", "+PONG")
 }

@@ -98,6 +98,20 @@ func startBinary(t *testing.T, args ...string) *proc {
 	return p
 }
 
+// exitsCleanly waits for the process to exit 0 within 10 s of a SIGTERM.
+func (p *proc) exitsCleanly(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit within 10s of SIGTERM")
+	}
+}
+
 func ping(addr string) error {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
@@ -265,15 +279,7 @@ func TestBinaryReloadAndDrain(t *testing.T) {
 		return nil
 	})
 	kept.expect("+OK")
-	select {
-	case err := <-p.done:
-		p.done <- err // for the cleanup
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no exit within 10s of SIGTERM")
-	}
+	p.exitsCleanly(t)
 	if d := time.Since(start); d > 4*time.Second {
 		t.Fatalf("drain took %v", d)
 	}
@@ -298,24 +304,35 @@ func awaitAsleep(t *testing.T, addr string) {
 	})
 }
 
+// reloadable runs the binary with one group a (extra adds to its
+// settings) in front of a Redis that takes DEBUG SLEEP, and returns a
+// function that rewrites the file with another hold_timeout: a change
+// that replaces the group.
+func reloadable(t *testing.T, extra string) (p *proc, rs *lab.Server, a string, write func(hold string)) {
+	t.Helper()
+	rs = labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
+	a = freeAddr(t)
+	cfgPath := filepath.Join(t.TempDir(), "switchyard.yaml")
+	write = func(hold string) {
+		cfg := fmt.Sprintf("drain_timeout: 10s\ngroups:\n  - {name: a, listen: '%s', %supstream: '%s', hold_timeout: %s}\n", a, extra, rs.Addr, hold)
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("2s")
+	p = startBinary(t, "-config", cfgPath)
+	labtest.Eventually(t, 10*time.Second, func() error { return ping(a) })
+	return p, rs, a, write
+}
+
 // A reload that changes a group hands its port to the new configuration
 // without refusing a connection, even while the old one drains a slow
 // command, and the connections that arrive meanwhile are served by the
 // new one.
 func TestBinaryReloadKeepsPortOpen(t *testing.T) {
 	skipShort(t)
-	rs := labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
-	a, ra := freeAddr(t), freeAddr(t)
-	cfgPath := filepath.Join(t.TempDir(), "switchyard.yaml")
-	write := func(hold string) {
-		cfg := fmt.Sprintf("drain_timeout: 10s\ngroups:\n  - {name: a, listen: '%s', read_listen: '%s', upstream: '%s', hold_timeout: %s}\n", a, ra, rs.Addr, hold)
-		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("2s")
-	p := startBinary(t, "-config", cfgPath)
-	labtest.Eventually(t, 10*time.Second, func() error { return ping(a) })
+	ra := freeAddr(t)
+	p, rs, a, write := reloadable(t, "read_listen: '"+ra+"', ")
 
 	// A command in flight keeps the old configuration draining for a
 	// second after the reload.
@@ -380,18 +397,7 @@ func TestBinaryReloadKeepsPortOpen(t *testing.T) {
 // signal loop, and a SIGTERM after two more SIGHUPs was lost.
 func TestBinaryTermDuringReloadDrain(t *testing.T) {
 	skipShort(t)
-	rs := labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
-	a := freeAddr(t)
-	cfgPath := filepath.Join(t.TempDir(), "switchyard.yaml")
-	write := func(hold string) {
-		cfg := fmt.Sprintf("drain_timeout: 10s\ngroups:\n  - {name: a, listen: '%s', upstream: '%s', hold_timeout: %s}\n", a, rs.Addr, hold)
-		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("2s")
-	p := startBinary(t, "-config", cfgPath)
-	labtest.Eventually(t, 10*time.Second, func() error { return ping(a) })
+	p, rs, a, write := reloadable(t, "")
 	busy := dial(t, a)
 	busy.send("DEBUG SLEEP 2\r\n")
 	awaitAsleep(t, rs.Addr)
@@ -427,15 +433,7 @@ func TestBinaryTermDuringReloadDrain(t *testing.T) {
 	})
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	busy.expect("+OK")
-	select {
-	case err := <-p.done:
-		p.done <- err // for the cleanup
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no exit within 10s of SIGTERM sent during a reload's drain")
-	}
+	p.exitsCleanly(t)
 }
 
 func TestBinaryCheckConfigAndVersion(t *testing.T) {
