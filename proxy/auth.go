@@ -56,6 +56,8 @@ func (s *session) checkPassword(user, password []byte) bool {
 // would otherwise cost a connection to Redis.
 func (s *session) authFailed(msg string) {
 	s.authFailures++
+	m := s.srv.cfg.Metrics
+	m.add(m.AuthFailures, 1)
 	if s.authFailures >= slowAfterFailures {
 		base := s.srv.cfg.AuthFailureDelay
 		delay := min(20*base, base<<(s.authFailures-slowAfterFailures))

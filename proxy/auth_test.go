@@ -79,7 +79,9 @@ func TestProxyAuthentication(t *testing.T) {
 func TestRepeatedAuthFailuresAreSlowedThenDropped(t *testing.T) {
 	rs := labtest.Server(t, lab.ServerOptions{})
 	delay := 20 * time.Millisecond
-	_, addr := startProxy(t, rs.Addr, proxy.Config{Authenticate: users(map[string]string{"default": "pw"}), AuthFailureDelay: delay})
+	failures := &count{}
+	_, addr := startProxy(t, rs.Addr, proxy.Config{Authenticate: users(map[string]string{"default": "pw"}), AuthFailureDelay: delay,
+		Metrics: &proxy.Metrics{AuthFailures: failures}})
 	raw := dialRaw(t, addr)
 	var slow time.Duration
 	for i := 1; i <= 10; i++ {
@@ -98,6 +100,9 @@ func TestRepeatedAuthFailuresAreSlowedThenDropped(t *testing.T) {
 	}
 	if !raw.closed() {
 		t.Fatal("connection not dropped after 10 failures")
+	}
+	if _, n := failures.get(); n != 10 {
+		t.Fatalf("client_auth_failures_total counted %v of 10", n)
 	}
 }
 

@@ -25,6 +25,9 @@ type Metrics struct {
 	// OutputLimitClients counts clients disconnected because the replies
 	// held for them passed ClientOutputLimit.
 	OutputLimitClients Counter
+	// AuthFailures counts AUTH (and HELLO … AUTH) refused, by the proxy
+	// or by Redis.
+	AuthFailures Counter
 	BytesIn            Counter // bytes read from clients
 	BytesOut           Counter // bytes written to clients
 	BackendConnects    Counter // backend connections established

@@ -115,6 +115,7 @@ func (s *Server) SetReplicas(addrs []string) {
 			continue
 		}
 		next.nodes = append(next.nodes, &replicaNode{addr: a, cfg: &s.cfg, pools: map[poolKey]*pool{}})
+		s.log.Info("replica joined the read set", zap.String("replica", a))
 	}
 	s.replicas.Store(next)
 	if old == nil {

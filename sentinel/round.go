@@ -210,7 +210,7 @@ func (w *Watcher) publish(d *decider, views []view, ticked bool) {
 		Reason:      b.reason,
 		LastSwitch:  b.lastSwitch,
 		SwitchEvent: b.switchEvent,
-		Sentinels:   sentinelStatuses(views, b.master, w.cfg.Sentinels),
+		Sentinels:   sentinelStatuses(views, agreeWith(b, views), w.cfg.Sentinels),
 	}
 	old := w.topo.Load()
 	t.Replicas = pickReplicas(views, b.master)
@@ -254,6 +254,21 @@ func (w *Watcher) signal() {
 	case w.changes <- struct{}{}:
 	default:
 	}
+}
+
+// agreeWith is the master a Sentinel agrees with when it names it: the
+// verified master while the group follows one, and while it does not
+// (no-master, a failover in progress) the one most reachable Sentinels
+// name, so that Sentinels naming a node that does not answer as master
+// are not counted as disagreeing among themselves.
+func agreeWith(b *brain, views []view) string {
+	if b.state == StateReady || b.state == StateDegraded {
+		return b.master
+	}
+	if m := tallyViews(views).majority; m != "" {
+		return m
+	}
+	return b.master
 }
 
 // pickReplicas returns the replicas as reported by the first reachable

@@ -364,13 +364,7 @@ func (r *facadeRunner) groups(overTLS bool) []facade.Group {
 			Name:     name,
 			Addr:     func() string { return addr },
 			ReadAddr: func() string { return readAddr },
-			Up: func() bool {
-				if g == nil {
-					return false
-				}
-				_, _, ok := g.srv.Master()
-				return ok
-			},
+			Up: func() bool { return g != nil && g.up() },
 		})
 	}
 	return out

@@ -305,6 +305,23 @@ func (g *group) watch(ctx context.Context) {
 	}
 }
 
+// up reports whether the Sentinel facade may present the group as up: it
+// has a verified master, and does not fail closed (no-master) now. A
+// failover in progress is up: the facade names the proxy, where commands
+// wait for the new master.
+func (g *group) up() bool {
+	if g.watcher == nil {
+		_, _, ok := g.srv.Master()
+		return ok
+	}
+	t := g.watcher.Topology()
+	switch t.State {
+	case sentinel.StateReady, sentinel.StateDegraded, sentinel.StateFailover:
+		return t.Master != ""
+	}
+	return false
+}
+
 // follow applies every topology the watcher publishes to the proxy.
 func (g *group) follow(ctx context.Context) {
 	for {

@@ -18,6 +18,7 @@ type metrics struct {
 	reg *prometheus.Registry
 
 	accepted, rejected, slow, outputLimit *prometheus.CounterVec
+	authFailures                          *prometheus.CounterVec
 	bytesIn, bytesOut                     *prometheus.CounterVec
 	connects, backendErrors, failovers    *prometheus.CounterVec
 	duration                              *prometheus.HistogramVec
@@ -34,6 +35,7 @@ func newMetrics() *metrics {
 		rejected:      counter("client_connections_rejected_total", "Client connections refused because max clients was reached."),
 		slow:          counter("client_slow_disconnects_total", "Clients disconnected because they read nothing of a reply for client_write_timeout."),
 		outputLimit:   counter("client_output_limit_disconnects_total", "Clients disconnected because the replies held for them passed client_output_limit."),
+		authFailures:  counter("client_auth_failures_total", "AUTH and HELLO AUTH refused, by the proxy (client_auth) or by Redis."),
 		bytesIn:       counter("client_received_bytes_total", "Bytes read from clients."),
 		bytesOut:      counter("client_sent_bytes_total", "Bytes written to clients."),
 		connects:      counter("backend_connects_total", "Backend connections established."),
@@ -50,7 +52,7 @@ func newMetrics() *metrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"group"}),
 	}
-	m.reg.MustRegister(m.accepted, m.rejected, m.slow, m.outputLimit, m.bytesIn, m.bytesOut, m.connects, m.backendErrors,
+	m.reg.MustRegister(m.accepted, m.rejected, m.slow, m.outputLimit, m.authFailures, m.bytesIn, m.bytesOut, m.connects, m.backendErrors,
 		m.failovers, m.duration, m.firstCommand,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -59,7 +61,7 @@ func newMetrics() *metrics {
 // forget drops a removed group's series.
 func (m *metrics) forget(group string) {
 	l := prometheus.Labels{"group": group}
-	for _, v := range []*prometheus.CounterVec{m.accepted, m.rejected, m.slow, m.outputLimit, m.bytesIn, m.bytesOut, m.connects, m.backendErrors, m.failovers} {
+	for _, v := range []*prometheus.CounterVec{m.accepted, m.rejected, m.slow, m.outputLimit, m.authFailures, m.bytesIn, m.bytesOut, m.connects, m.backendErrors, m.failovers} {
 		v.DeletePartialMatch(l)
 	}
 	m.duration.DeletePartialMatch(l)
@@ -74,6 +76,7 @@ func (m *metrics) forGroup(name string, topology func() sentinel.Topology) *prox
 		ClientsRejected:    m.rejected.WithLabelValues(name),
 		SlowClients:        m.slow.WithLabelValues(name),
 		OutputLimitClients: m.outputLimit.WithLabelValues(name),
+		AuthFailures:       m.authFailures.WithLabelValues(name),
 		BytesIn:            m.bytesIn.WithLabelValues(name),
 		BytesOut:           m.bytesOut.WithLabelValues(name),
 		BackendConnects:    m.connects.WithLabelValues(name),
@@ -178,8 +181,8 @@ func (c *groupCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		t := g.watcher.Topology()
 		switch t.State {
-		case sentinel.StateReady, sentinel.StateFailover, sentinel.StateDegraded:
-			gauge(c.master, 1, name, t.Master) // absent while failing closed
+		case sentinel.StateReady, sentinel.StateDegraded:
+			gauge(c.master, 1, name, t.Master) // absent while failing closed or held for a failover
 		}
 		if !t.LastSwitch.IsZero() {
 			gauge(c.lastSwitch, float64(t.LastSwitch.UnixNano())/1e9, name)
