@@ -27,12 +27,12 @@ type Metrics struct {
 	OutputLimitClients Counter
 	// AuthFailures counts AUTH (and HELLO … AUTH) refused, by the proxy
 	// or by Redis.
-	AuthFailures Counter
-	BytesIn            Counter // bytes read from clients
-	BytesOut           Counter // bytes written to clients
-	BackendConnects    Counter // backend connections established
-	BackendErrors      Counter // failed dials and backend connections lost
-	Failovers          Counter // master changes (SetMaster to a new node)
+	AuthFailures    Counter
+	BytesIn         Counter // bytes read from clients
+	BytesOut        Counter // bytes written to clients
+	BackendConnects Counter // backend connections established
+	BackendErrors   Counter // failed dials and backend connections lost
+	Failovers       Counter // master changes (SetMaster to a new node)
 	// CommandDuration observes, per command ID (router.CommandName), the
 	// seconds from reading a command to having its reply.
 	CommandDuration [router.NumCommandIDs]Observer

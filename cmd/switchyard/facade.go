@@ -364,7 +364,7 @@ func (r *facadeRunner) groups(overTLS bool) []facade.Group {
 			Name:     name,
 			Addr:     func() string { return addr },
 			ReadAddr: func() string { return readAddr },
-			Up: func() bool { return g != nil && g.up() },
+			Up:       func() bool { return g != nil && g.up() },
 		})
 	}
 	return out
