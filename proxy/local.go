@@ -244,7 +244,7 @@ func (s *session) resetState() {
 	}
 	s.name = ""
 	s.readPrefer = s.readPort || s.srv.cfg.ReadPolicy != ReadMaster
-	s.lastWrite = time.Time{}
+	s.lastWrite, s.writing = time.Time{}, false
 	s.deauthenticate()
 	if s.key != defaultKey && s.gen != nil {
 		if _, err := s.setKey(defaultKey); err != nil {

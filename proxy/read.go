@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"time"
 
 	"github.com/pnats/switchyard/resp"
 )
@@ -23,11 +24,11 @@ func (s *session) routeRead(args [][]byte, raw []byte) bool {
 			s.replyError(replyReadonlyPort)
 			return true
 		}
-		s.lastWrite = s.batchStart
+		s.writing = true
 		return false
 	}
 	if flags&CmdMayWrite != 0 && !s.readPort {
-		s.lastWrite = s.batchStart // a script may write what the next read asks for
+		s.writing = true // a script may write what the next read asks for
 	}
 	if flags&CmdPubSub != 0 {
 		return false // subscribers are on the master
@@ -37,7 +38,7 @@ func (s *session) routeRead(args [][]byte, raw []byte) bool {
 	if flags&CmdRead == 0 && !s.readPort {
 		return false
 	}
-	if d := s.srv.cfg.ReadYourWrites; d > 0 && !s.lastWrite.IsZero() && s.batchStart.Sub(s.lastWrite) < d {
+	if s.recentWrite() {
 		return false
 	}
 	c, n, err := s.replicaConn()
@@ -64,12 +65,25 @@ func (s *session) routeRead(args [][]byte, raw []byte) bool {
 
 // readWriteToggle handles READONLY and READWRITE as Redis Cluster does:
 // per connection, reads go to replicas or back to the master.
+// recentWrite reports whether ReadYourWrites keeps the client's reads on
+// the master: a write of its is on its way there, or was acknowledged
+// less than ReadYourWrites ago.
+func (s *session) recentWrite() bool {
+	d := s.srv.cfg.ReadYourWrites
+	return d > 0 && (s.writing || s.seg.wrote || (!s.lastWrite.IsZero() && time.Since(s.lastWrite) < d))
+}
+
 func readWriteToggle(s *session, args [][]byte) bool {
 	if len(args) != 1 {
 		return false
 	}
 	switch {
 	case bytes.EqualFold(args[0], []byte("READONLY")):
+		if !s.readPrefer {
+			// Its writes until now were not watched (the event loop's
+			// fast path does not look): count one just made.
+			s.lastWrite = time.Now()
+		}
 		s.readPrefer = true
 	case bytes.EqualFold(args[0], []byte("READWRITE")):
 		s.readPrefer = false

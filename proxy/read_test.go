@@ -403,3 +403,44 @@ func TestReadRoutingOfScriptsPubSubAndTransactions(t *testing.T) {
 		}
 	})
 }
+
+// read_your_writes counts every write the client makes: after WATCH, on a
+// connection that was not reading from replicas when it wrote (READONLY
+// turned on after), and from when the write was acknowledged, not from
+// when it was read (one that waited out a write pause). An audit found
+// each of these read back stale from a lagging replica.
+func TestReadYourWritesCountsEveryWrite(t *testing.T) {
+	r := startReplicated(t, 1)
+	replicaGets := func() int { return labtest.CommandCalls(t, r.replicas[0], "get") }
+	onMaster := func(t *testing.T, what string, c *rawConn, send string, want ...string) {
+		t.Helper()
+		before := replicaGets()
+		c.send(send)
+		c.expect(want...)
+		if replicaGets() != before {
+			t.Fatalf("%s: the read went to the replica", what)
+		}
+	}
+
+	_, mainAddr, _ := readProxy(t, r, proxy.Config{ReadPolicy: proxy.ReadPreferReplica, ReadYourWrites: time.Hour})
+	c := dialRaw(t, mainAddr)
+	c.send(cmd("GET", "w"))
+	c.expect("$-1")
+	onMaster(t, "after WATCH", c, cmd("WATCH", "w")+cmd("SET", "w", "1")+cmd("UNWATCH")+cmd("GET", "w"), "+OK", "+OK", "+OK", "$1", "1")
+
+	_, masterAddr, _ := readProxy(t, r, proxy.Config{ReadPolicy: proxy.ReadMaster, ReadYourWrites: time.Hour})
+	m := dialRaw(t, masterAddr)
+	onMaster(t, "READONLY after a write", m, cmd("SET", "ro", "1")+cmd("READONLY")+cmd("GET", "ro"), "+OK", "+OK", "$1", "1")
+
+	// A 300 ms window, and a write acknowledged 700 ms after it was sent.
+	_, pausedAddr, _ := readProxy(t, r, proxy.Config{ReadPolicy: proxy.ReadPreferReplica, ReadYourWrites: 300 * time.Millisecond})
+	p := dialRaw(t, pausedAddr)
+	admin := r.master.Client()
+	defer admin.Close()
+	if err := admin.Do(ctxT(t), "CLIENT", "PAUSE", "700", "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	p.send(cmd("SET", "late", "1"))
+	p.expect("+OK")
+	onMaster(t, "after a paused write", p, cmd("GET", "late"), "$1", "1")
+}

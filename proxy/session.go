@@ -39,8 +39,11 @@ type session struct {
 	// to replicas (the listener's policy, or READONLY on the connection).
 	readPort   bool
 	readPrefer bool
-	// lastWrite is when the client last wrote, for ReadYourWrites.
+	// lastWrite is when a write of the client's was last acknowledged,
+	// and writing is set from when one is routed to the master until its
+	// segment holds it (segment.wrote), for ReadYourWrites (read.go).
 	lastWrite time.Time
+	writing   bool
 	// retryUntil, once a segment that was not sent is tried again
 	// (retryUnsent), bounds all its waits for a master together to
 	// HoldTimeout from the first failure; zero otherwise.
@@ -117,6 +120,7 @@ type segment struct {
 	ids      []uint16 // command IDs, for metrics
 	n        int
 	blocking bool
+	wrote    bool // it holds a write: its replies set lastWrite
 }
 
 var (
@@ -389,7 +393,7 @@ func (s *session) handle(cmd *resp.Command) {
 			s.closing = true
 			return
 		}
-		s.lastWrite = s.batchStart // BLMOVE and the pops write
+		s.writing = true // BLMOVE and the pops write
 		s.forward(c, raw, true)
 		s.flush()
 	case router.Multi, router.Watch:
@@ -467,8 +471,11 @@ func (s *session) handlePinned(class router.Class, args [][]byte, raw []byte) {
 			s.abortPoisoned()
 			return
 		}
-		s.lastWrite = s.batchStart // for read_your_writes
+		s.writing = true // for read_your_writes
 	case router.Forward, router.Blocking:
+		if class == router.Blocking || s.srv.commandFlags(args)&(CmdWrite|CmdMayWrite) != 0 {
+			s.writing = true // after WATCH, outside MULTI: read_your_writes counts it
+		}
 		if s.readPortRefuses(args) {
 			// The transaction runs on the master, but a read port takes
 			// no writes: refused as a replica refuses them, which in
@@ -561,6 +568,9 @@ func (s *session) forward(c *backendConn, raw []byte, blocking bool) {
 	}
 	s.seg.parts = append(s.seg.parts, raw)
 	s.seg.ids = append(s.seg.ids, s.id)
+	if s.writing {
+		s.seg.wrote, s.writing = true, false
+	}
 	if s.sink == nil {
 		s.seg.n++
 	}
@@ -667,6 +677,13 @@ func (s *session) finishSeg() {
 	m.observe(seg.ids, time.Since(s.batchStart), seg.node != nil)
 	if g := s.gen; g != nil && !g.routed.Load() && g.routed.CompareAndSwap(false, true) && m.FirstCommand != nil {
 		m.FirstCommand(g.epoch)
+	}
+	if seg.wrote {
+		// From the acknowledgement, not from when the write was read:
+		// one held by a failover or a write pause counts from when it
+		// was done.
+		s.lastWrite = time.Now()
+		seg.wrote = false
 	}
 	clear(seg.parts)
 	seg.parts = seg.parts[:0]
