@@ -88,6 +88,18 @@ func (w *Watcher) healthRound(ctx context.Context, n *nodes) {
 	if ctx.Err() != nil {
 		return // probes cut short by shutdown say nothing about the replicas
 	}
+	switch {
+	case master.err == nil && master.replOffset >= 0:
+		w.lastMaster, w.lastMasterAddr = master, top.Master
+	case top.Master != "" && top.Master == w.lastMasterAddr:
+		// The master did not answer (stopped, forking, busy with a long
+		// script): compare with its offset as last read. A master that
+		// cannot answer INFO acknowledges hardly any writes either, so a
+		// replica caught up with that offset is as fresh as a read can
+		// be, and the read port keeps serving while the master is stuck
+		// instead of losing every replica at once.
+		master = w.lastMaster
+	}
 
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -400,3 +400,52 @@ func TestWatcherReplicaHealthFailover(t *testing.T) {
 	}
 	t.Logf("failover: %d topologies listed the demoted master, read and not yet replicating", notYet)
 }
+
+// With one replica (cache-kv has one), the two ways a read port lost it
+// for no good reason, which an audit found:
+//   - the master stops answering (stopped, forking, a long script): the
+//     lag could not be computed, so the caught-up replica became
+//     unhealthy and the read port had nowhere to read; it is now measured
+//     against the master's offset as last read;
+//   - the replica itself stops answering: its first unanswered probe was
+//     not a change of shape, nor stored while nothing else changed, so it
+//     stayed in the read set until it went stale; now it is out at once.
+func TestWatcherOneReplica(t *testing.T) {
+	t.Parallel()
+	g := labtest.Group(t, lab.GroupOptions{Name: "mymaster", Replicas: 1, Sentinels: 1, DownAfter: 30 * time.Second})
+	r := startWatcher(t, Config{Sentinels: sentinelAddrs(g.Sentinels...)})
+	rep := g.Replicas[0].Addr
+	r.waitTopo(t, 5*time.Second, allHealthy(rep))
+
+	if err := g.Master.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	paused := time.Now()
+	// Two health rounds after the pause (each waits up to the dial
+	// timeout for the master), the replica is still fit for reads.
+	top := r.waitTopo(t, 5*time.Second, replicaIs(rep, func(rp Replica) error {
+		if rp.Checked.Before(paused.Add(2*testDial + testPoll)) {
+			return errors.New("not probed twice since the master stopped")
+		}
+		return nil
+	}))
+	if err := replicaIs(rep, healthy)(top); err != nil {
+		t.Errorf("master stopped: %v\n%s", err, describe(top))
+	}
+	if err := g.Master.Resume(); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := g.Replicas[0].Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Replicas[0].Resume() })
+	start := time.Now()
+	r.waitTopo(t, testStale, replicaIs(rep, func(rp Replica) error {
+		if !rp.NoAnswer {
+			return errors.New("no failed probe published")
+		}
+		return unhealthy(rp)
+	}))
+	t.Logf("replica out %v after it stopped", time.Since(start))
+}

@@ -140,5 +140,5 @@ func (t *Topology) sameReplicaSet(o *Topology) bool {
 // lag and how fresh it is.
 func sameReplica(a, b Replica) bool {
 	return a.Addr == b.Addr && a.Down == b.Down && a.MasterLinkStatus == b.MasterLinkStatus &&
-		a.LinkUp == b.LinkUp && a.Loading == b.Loading && slices.Equal(a.Flags, b.Flags)
+		a.LinkUp == b.LinkUp && a.Loading == b.Loading && a.NoAnswer == b.NoAnswer && slices.Equal(a.Flags, b.Flags)
 }

@@ -40,6 +40,11 @@ type Watcher struct {
 	// health is each replica's own health, from the last health round;
 	// it holds the replicas of that round only.
 	health map[string]replicaHealth
+	// lastMaster is the master's last answered replication INFO, and
+	// lastMasterAddr the master it came from: only the health loop uses
+	// them (healthRound).
+	lastMaster     probe
+	lastMasterAddr string
 	// healthAging: a replica did not answer since the decide goroutine
 	// last looked, so its Checked is getting old.
 	healthAging bool
