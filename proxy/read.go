@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"sync"
 	"time"
 
 	"github.com/pnats/switchyard/resp"
@@ -16,6 +17,10 @@ const (
 // from replicas and the command only reads. It reports whether it handled
 // the command; if not, the caller sends it to the master.
 func (s *session) routeRead(args [][]byte, raw []byte) bool {
+	if isScriptLoad(args) {
+		s.loadOnReplicas(raw)
+		return false // and on the master, whose reply the client gets
+	}
 	flags := s.srv.commandFlags(args)
 	if flags&CmdWrite != 0 {
 		if s.readPort {
@@ -65,6 +70,49 @@ func (s *session) routeRead(args [][]byte, raw []byte) bool {
 
 // readWriteToggle handles READONLY and READWRITE as Redis Cluster does:
 // per connection, reads go to replicas or back to the master.
+// isScriptLoad reports whether args is SCRIPT LOAD.
+func isScriptLoad(args [][]byte) bool {
+	return len(args) == 3 && bytes.EqualFold(args[0], []byte("SCRIPT")) && bytes.EqualFold(args[1], []byte("LOAD"))
+}
+
+// loadOnReplicas sends a SCRIPT LOAD to every replica in the read set, as
+// well as (by the caller) to the master. Redis does not replicate it, and
+// the EVALSHA or EVALSHA_RO that follows may be read from any replica:
+// loaded on one, found on none of the others, it would answer NOSCRIPT
+// however often the client loaded it again. Best effort, and waited for
+// at most DialTimeout: a replica that missed it answers NOSCRIPT, and the
+// client loads it again. Each send ends with its reply or its
+// connection's read timeout.
+func (s *session) loadOnReplicas(raw []byte) {
+	set := s.srv.replicas.Load()
+	if set == nil || len(set.nodes) == 0 {
+		return
+	}
+	raw = bytes.Clone(raw) // the sends may outlive the client's read buffer
+	var wg sync.WaitGroup
+	for _, n := range set.nodes {
+		c, err := n.pool(s.key).shared()
+		if err != nil {
+			continue
+		}
+		wg.Go(func() {
+			var out []byte
+			s.roundTrip(c, raw, &out)
+		})
+	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(s.srv.cfg.DialTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
+
 // recentWrite reports whether ReadYourWrites keeps the client's reads on
 // the master: a write of its is on its way there, or was acknowledged
 // less than ReadYourWrites ago.
@@ -124,8 +172,12 @@ func (s *session) replicaConn() (*backendConn, *replicaNode, error) {
 // to the master. Reads change nothing, so sending one twice is safe; the
 // client gets an answer instead of an error.
 func (s *session) readFromMaster(parts [][]byte) {
+	failed := s.replicaNode
 	s.replica, s.replicaNode = nil, nil
 	r := &s.req
+	if s.srv.cfg.ReadPolicy == ReadReplica && s.allReads(parts) && s.readElsewhere(parts, failed) {
+		return
+	}
 	if s.srv.cfg.ReadPolicy == ReadReplica || !s.allReads(parts) {
 		// The policy keeps reads off the master, or not everything here is
 		// a read (a read port also sends PING, INFO, EVAL … to replicas):
@@ -149,6 +201,39 @@ func (s *session) readFromMaster(parts [][]byte) {
 }
 
 // allReads reports whether every raw command in parts is a read.
+// readElsewhere sends reads that failed on the replica failed to another
+// healthy replica, for the policy that keeps reads off the master, and
+// reports whether they were answered there. The client gets an error
+// only when no replica can answer.
+func (s *session) readElsewhere(parts [][]byte, failed *replicaNode) bool {
+	r := &s.req
+	skip := []*replicaNode{failed}
+	for {
+		n := s.srv.pickReplica(skip)
+		if n == nil {
+			return false
+		}
+		skip = append(skip, n)
+		c, err := n.pool(s.key).shared()
+		if err != nil {
+			continue
+		}
+		r.parts, r.n, r.out, r.blocking, r.err, r.readonly = parts, len(parts), &s.out, false, nil, false
+		n.outstanding.Add(1)
+		err = c.enqueue(r)
+		if err == nil {
+			<-r.done
+			err = r.err
+		}
+		n.outstanding.Add(-1)
+		if err == nil {
+			r.err, r.n = nil, 0
+			return true
+		}
+		parts = parts[len(parts)-r.n:] // the replies that came are in s.out
+	}
+}
+
 func (s *session) allReads(parts [][]byte) bool {
 	var cmd resp.Command
 	for _, p := range parts {

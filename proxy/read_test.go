@@ -444,3 +444,96 @@ func TestReadYourWritesCountsEveryWrite(t *testing.T) {
 	p.expect("+OK")
 	onMaster(t, "after a paused write", p, cmd("GET", "late"), "$1", "1")
 }
+
+// A script loaded through the proxy is found on every replica: Redis does
+// not replicate SCRIPT LOAD, so the proxy sends it to each replica in the
+// read set as well as to the master. An audit found EVALSHA on the read
+// port answering NOSCRIPT on every replica but the one that had it, and
+// EVALSHA_RO on the main port always (loaded on the master only).
+func TestScriptLoadReachesEveryReplica(t *testing.T) {
+	r := startReplicated(t, 2)
+	srv, mainAddr, readAddr := readProxyTable(t, r, proxy.Config{ReadPolicy: proxy.ReadPreferReplica})
+	srv.SetCommandFlags(func(args [][]byte) proxy.CommandFlags { // as Redis 7 flags them
+		switch strings.ToUpper(string(args[0])) {
+		case "EVALSHA_RO":
+			return proxy.CmdRead
+		case "EVALSHA":
+			return proxy.CmdMayWrite
+		case "SCRIPT":
+			return 0
+		}
+		return testFlags(args)
+	})
+	for _, addr := range []string{readAddr, mainAddr} {
+		c := dialRaw(t, addr)
+		c.send(cmd("SCRIPT", "LOAD", "return '"+addr+"'"))
+		c.expect("$40")
+		sha := c.line()
+		evalsha := "EVALSHA"
+		if addr == mainAddr {
+			evalsha = "EVALSHA_RO"
+		}
+		for range 8 {
+			d := dialRaw(t, addr) // a new connection may get either replica
+			d.send(cmd(evalsha, sha, "0"))
+			d.expect("$"+strconv.Itoa(len(addr)), addr)
+		}
+	}
+	for _, rep := range r.replicas {
+		if n := labtest.CommandCalls(t, rep, "evalsha"); n == 0 && labtest.CommandCalls(t, rep, "evalsha_ro") == 0 {
+			t.Errorf("replica %s served no EVALSHA: the test did not spread them", rep.Addr)
+		}
+	}
+}
+
+// With the replica-only policy, a read stuck on a replica that leaves the
+// read set is answered by another healthy replica, not failed: the
+// client gets an error only when no replica can answer. An audit saw
+// reads in flight fail while two replicas were serving.
+func TestReplicaOnlyReadMovesToAnotherReplica(t *testing.T) {
+	r := startReplicated(t, 2)
+	srv, _, readAddr := readProxy(t, r, proxy.Config{ReadPolicy: proxy.ReadReplica})
+	ctx := ctxT(t)
+	if err := r.master.Client().Set(ctx, "stuck", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() error {
+		for _, rep := range r.replicas {
+			if v, _ := rep.Client().Get(ctx, "stuck").Result(); v != "v" {
+				return fmt.Errorf("replica %s has %q", rep.Addr, v)
+			}
+		}
+		return nil
+	})
+	srv.SetReplicas([]string{r.replicas[0].Addr})
+	c := client(t, readAddr)
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.replicas[0].Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer r.replicas[0].Resume()
+	got := make(chan string, 1)
+	go func() {
+		v, err := c.Get(ctx, "stuck").Result()
+		if err != nil {
+			v = "error: " + err.Error()
+		}
+		got <- v
+	}()
+	select {
+	case v := <-got:
+		t.Fatalf("GET answered %q while its replica is paused", v)
+	case <-time.After(300 * time.Millisecond): // the read is stuck on the replica
+	}
+	srv.SetReplicas([]string{r.replicas[1].Addr})
+	select {
+	case v := <-got:
+		if v != "v" {
+			t.Fatalf("after its replica left: %q", v)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stuck read was not re-sent")
+	}
+}
