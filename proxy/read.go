@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
 	"sync"
 	"time"
 
@@ -19,7 +20,12 @@ const (
 func (s *session) routeRead(args [][]byte, raw []byte) bool {
 	if isScriptLoad(args) {
 		s.loadOnReplicas(raw)
-		return false // and on the master, whose reply the client gets
+		if !s.readPort && s.srv.cfg.ReadPolicy != ReadReplica {
+			return false // and on the master, whose reply the client gets
+		}
+		// A read port, or replica-only reads, answer from a replica as
+		// for any command that neither reads nor writes: not held up by
+		// a master that is stuck.
 	}
 	flags := s.srv.commandFlags(args)
 	if flags&CmdWrite != 0 {
@@ -89,13 +95,14 @@ func (s *session) loadOnReplicas(raw []byte) {
 		return
 	}
 	raw = bytes.Clone(raw) // the sends may outlive the client's read buffer
+	key := s.key
 	var wg sync.WaitGroup
 	for _, n := range set.nodes {
-		c, err := n.pool(s.key).shared()
-		if err != nil {
-			continue
-		}
 		wg.Go(func() {
+			c, err := n.pool(key).shared()
+			if err != nil {
+				return
+			}
 			var out []byte
 			s.roundTrip(c, raw, &out)
 		})
@@ -127,9 +134,11 @@ func readWriteToggle(s *session, args [][]byte) bool {
 	}
 	switch {
 	case bytes.EqualFold(args[0], []byte("READONLY")):
-		if !s.readPrefer {
+		if !s.readPrefer && s.srv.cfg.ReadYourWrites > 0 {
 			// Its writes until now were not watched (the event loop's
-			// fast path does not look): count one just made.
+			// fast path does not look): count one just made, once the
+			// commands before are answered.
+			s.flush()
 			s.lastWrite = time.Now()
 		}
 		s.readPrefer = true
@@ -175,10 +184,17 @@ func (s *session) readFromMaster(parts [][]byte) {
 	failed := s.replicaNode
 	s.replica, s.replicaNode = nil, nil
 	r := &s.req
-	if s.srv.cfg.ReadPolicy == ReadReplica && s.allReads(parts) && s.readElsewhere(parts, failed) {
+	if s.srv.cfg.ReadPolicy == ReadReplica {
+		switch {
+		case !movable(r.err):
+			return // a read timeout, say: the client hears of it
+		case s.allReads(parts) && s.readElsewhere(parts, failed):
+			return
+		}
+		r.err = errNoReplica
 		return
 	}
-	if s.srv.cfg.ReadPolicy == ReadReplica || !s.allReads(parts) {
+	if !s.allReads(parts) {
 		// The policy keeps reads off the master, or not everything here is
 		// a read (a read port also sends PING, INFO, EVAL … to replicas):
 		// the client gets an error rather than a second execution.
@@ -230,8 +246,19 @@ func (s *session) readElsewhere(parts [][]byte, failed *replicaNode) bool {
 			r.err, r.n = nil, 0
 			return true
 		}
+		if !movable(err) {
+			return false
+		}
 		parts = parts[len(parts)-r.n:] // the replies that came are in s.out
 	}
+}
+
+// movable reports whether reads that failed with err on a replica may be
+// sent to another: it left the read set under them, or they were never
+// sent. Not after a read timeout: the read may still be running there,
+// and a slow read would run on every replica in turn.
+func movable(err error) bool {
+	return errors.Is(err, errNoReplica) || isNotSent(err)
 }
 
 func (s *session) allReads(parts [][]byte) bool {

@@ -431,6 +431,13 @@ func TestReadYourWritesCountsEveryWrite(t *testing.T) {
 	_, masterAddr, _ := readProxy(t, r, proxy.Config{ReadPolicy: proxy.ReadMaster, ReadYourWrites: time.Hour})
 	m := dialRaw(t, masterAddr)
 	onMaster(t, "READONLY after a write", m, cmd("SET", "ro", "1")+cmd("READONLY")+cmd("GET", "ro"), "+OK", "+OK", "$1", "1")
+	// The window runs from the write's acknowledgement, also here.
+	_, shortAddr, _ := readProxy(t, r, proxy.Config{ReadPolicy: proxy.ReadMaster, ReadYourWrites: 300 * time.Millisecond})
+	sm := dialRaw(t, shortAddr)
+	if err := r.master.Client().Do(ctxT(t), "CLIENT", "PAUSE", "700", "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	onMaster(t, "READONLY after a paused write", sm, cmd("SET", "ro2", "1")+cmd("READONLY")+cmd("GET", "ro2"), "+OK", "+OK", "$1", "1")
 
 	// A 300 ms window, and a write acknowledged 700 ms after it was sent.
 	_, pausedAddr, _ := readProxy(t, r, proxy.Config{ReadPolicy: proxy.ReadPreferReplica, ReadYourWrites: 300 * time.Millisecond})
@@ -535,5 +542,98 @@ func TestReplicaOnlyReadMovesToAnotherReplica(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the stuck read was not re-sent")
+	}
+}
+
+// A write that was never sent (no master) does not keep the client's
+// reads on the master: they go on being served by replicas. A review
+// found every later read failing with the write's TRYAGAIN.
+func TestUnsentWriteIsNotAWrite(t *testing.T) {
+	r := startReplicated(t, 1)
+	if err := r.master.Client().Set(ctxT(t), "a", "A", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() error {
+		if v, _ := r.replicas[0].Client().Get(ctxT(t), "a").Result(); v != "A" {
+			return fmt.Errorf("replica has %q", v)
+		}
+		return nil
+	})
+	srv, mainAddr, _ := readProxy(t, r, proxy.Config{ReadPolicy: proxy.ReadPreferReplica, ReadYourWrites: 300 * time.Millisecond, HoldTimeout: 100 * time.Millisecond})
+	srv.ClearMaster()
+	c := dialRaw(t, mainAddr)
+	c.send(cmd("SET", "a", "Z"))
+	if l := c.line(); !strings.HasPrefix(l, "-TRYAGAIN") {
+		t.Fatalf("SET with no master: %q", l)
+	}
+	waitFor(t, func() error { // the refusal ends once the client has sent nothing more
+		c.send(cmd("GET", "a"))
+		if l := c.line(); l != "$1" {
+			return fmt.Errorf("GET after a write that was never sent: %q", l)
+		}
+		c.expect("A")
+		return nil
+	})
+}
+
+// A read port answers SCRIPT LOAD from a replica, as before the script
+// was sent to every replica: it does not wait on a master that is stuck
+// (only the main port sends it there too).
+func TestScriptLoadOnReadPortWithoutMaster(t *testing.T) {
+	r := startReplicated(t, 2)
+	srv, _, readAddr := readProxyTable(t, r, proxy.Config{ReadTimeout: 5 * time.Second})
+	srv.SetCommandFlags(func(args [][]byte) proxy.CommandFlags {
+		if strings.EqualFold(string(args[0]), "SCRIPT") {
+			return 0 // as Redis 7 flags SCRIPT LOAD
+		}
+		return testFlags(args)
+	})
+	if err := r.master.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer r.master.Resume()
+	c := dialRaw(t, readAddr)
+	c.nc.SetReadDeadline(time.Now().Add(2 * time.Second))
+	c.send(cmd("SCRIPT", "LOAD", "return 1"))
+	if l, err := c.br.ReadString('\n'); err != nil || l != "$40\r\n" {
+		t.Fatalf("SCRIPT LOAD on a read port while the master is stuck: %q %v", l, err)
+	}
+}
+
+// With replica-only reads, a read that times out on its replica is not run
+// again on the others (a slow script would block each in turn): the
+// client gets the timeout.
+func TestReplicaOnlyTimeoutIsNotRetried(t *testing.T) {
+	r := startReplicated(t, 2)
+	srv, _, readAddr := readProxyTable(t, r, proxy.Config{ReadPolicy: proxy.ReadReplica, ReadTimeout: 300 * time.Millisecond})
+	srv.SetCommandFlags(func(args [][]byte) proxy.CommandFlags {
+		if strings.EqualFold(string(args[0]), "EVAL_RO") {
+			return proxy.CmdRead
+		}
+		return testFlags(args)
+	})
+	calls := func() int {
+		n := 0
+		for _, rep := range r.replicas {
+			n += labtest.CommandCalls(t, rep, "eval_ro")
+		}
+		return n
+	}
+	before := calls()
+	c := dialRaw(t, readAddr)
+	c.send(cmd("EVAL_RO", "local t = redis.call('TIME') while true do local n = redis.call('TIME') if (n[1]-t[1])*1000000 + (n[2]-t[2]) > 800000 then return 1 end end", "0"))
+	if l := c.line(); !strings.HasPrefix(l, "-") {
+		t.Fatalf("a read past read_timeout: %q", l)
+	}
+	waitFor(t, func() error { // the script ends on its replica
+		for _, rep := range r.replicas {
+			if err := rep.Client().Ping(ctxT(t)).Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if n := calls() - before; n != 1 {
+		t.Fatalf("the read ran %d times", n)
 	}
 }

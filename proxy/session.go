@@ -368,6 +368,7 @@ func (s *session) handle(cmd *resp.Command) {
 		}
 		c, err := s.sharedConn()
 		if err != nil {
+			s.writing = false // nothing was sent
 			s.replyError(clientError(err))
 			return
 		}
@@ -473,9 +474,6 @@ func (s *session) handlePinned(class router.Class, args [][]byte, raw []byte) {
 		}
 		s.writing = true // for read_your_writes
 	case router.Forward, router.Blocking:
-		if class == router.Blocking || s.srv.commandFlags(args)&(CmdWrite|CmdMayWrite) != 0 {
-			s.writing = true // after WATCH, outside MULTI: read_your_writes counts it
-		}
 		if s.readPortRefuses(args) {
 			// The transaction runs on the master, but a read port takes
 			// no writes: refused as a replica refuses them, which in
@@ -485,6 +483,9 @@ func (s *session) handlePinned(class router.Class, args [][]byte, raw []byte) {
 			}
 			s.replyError(replyReadonlyPort)
 			return
+		}
+		if class == router.Blocking || s.srv.commandFlags(args)&(CmdWrite|CmdMayWrite) != 0 {
+			s.writing = true // after WATCH, outside MULTI: read_your_writes counts it
 		}
 	}
 	if class == router.Blocking && !s.multi {

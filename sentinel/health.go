@@ -91,13 +91,15 @@ func (w *Watcher) healthRound(ctx context.Context, n *nodes) {
 	switch {
 	case master.err == nil && master.replOffset >= 0:
 		w.lastMaster, w.lastMasterAddr = master, top.Master
-	case top.Master != "" && top.Master == w.lastMasterAddr:
+	case top.Master != "" && top.Master == w.lastMasterAddr && master.err != nil && !isRedisError(master.err):
 		// The master did not answer (stopped, forking, busy with a long
 		// script): compare with its offset as last read. A master that
 		// cannot answer INFO acknowledges hardly any writes either, so a
 		// replica caught up with that offset is as fresh as a read can
 		// be, and the read port keeps serving while the master is stuck
-		// instead of losing every replica at once.
+		// instead of losing every replica at once. Not when it answers
+		// with an error (an ACL that denies INFO): it is alive and may
+		// take writes, so the lag is unknown.
 		master = w.lastMaster
 	}
 

@@ -435,6 +435,25 @@ func TestWatcherOneReplica(t *testing.T) {
 	if err := g.Master.Resume(); err != nil {
 		t.Fatal(err)
 	}
+	// A master that answers, but with an error (an ACL denying INFO), is
+	// alive and may take writes: its old offset says nothing, and the
+	// lag is unknown.
+	mc := g.Master.Client()
+	defer mc.Close()
+	ctx := context.Background()
+	if err := mc.Do(ctx, "ACL", "SETUSER", "default", "-info").Err(); err != nil {
+		t.Fatal(err)
+	}
+	r.waitTopo(t, 5*time.Second, replicaIs(rep, func(rp Replica) error {
+		if rp.LagBytes != -1 {
+			return fmt.Errorf("lag %d bytes while the master refuses INFO", rp.LagBytes)
+		}
+		return nil
+	}))
+	if err := mc.Do(ctx, "ACL", "SETUSER", "default", "+info").Err(); err != nil {
+		t.Fatal(err)
+	}
+	r.waitTopo(t, 5*time.Second, allHealthy(rep))
 
 	if err := g.Replicas[0].Pause(); err != nil {
 		t.Fatal(err)
