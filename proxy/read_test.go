@@ -235,27 +235,7 @@ func TestReplicaRemovedMidReadFallsBack(t *testing.T) {
 	srv, _, readAddr := readProxy(t, r, proxy.Config{})
 	ctx := ctxT(t)
 	r.master.Client().Set(ctx, "stuck", "from-master", 0)
-	c := client(t, readAddr)
-	if err := c.Ping(ctx).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.replicas[0].Pause(); err != nil {
-		t.Fatal(err)
-	}
-	defer r.replicas[0].Resume()
-	got := make(chan string, 1)
-	go func() {
-		v, err := c.Get(ctx, "stuck").Result()
-		if err != nil {
-			v = "error: " + err.Error()
-		}
-		got <- v
-	}()
-	select {
-	case v := <-got:
-		t.Fatalf("GET answered %q while its replica is paused", v)
-	case <-time.After(300 * time.Millisecond): // the read is stuck on the replica
-	}
+	got := stuckRead(t, client(t, readAddr), r.replicas[0], "stuck")
 	srv.SetReplicas(nil)
 	select {
 	case v := <-got:
@@ -513,27 +493,7 @@ func TestReplicaOnlyReadMovesToAnotherReplica(t *testing.T) {
 		return nil
 	})
 	srv.SetReplicas([]string{r.replicas[0].Addr})
-	c := client(t, readAddr)
-	if err := c.Ping(ctx).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.replicas[0].Pause(); err != nil {
-		t.Fatal(err)
-	}
-	defer r.replicas[0].Resume()
-	got := make(chan string, 1)
-	go func() {
-		v, err := c.Get(ctx, "stuck").Result()
-		if err != nil {
-			v = "error: " + err.Error()
-		}
-		got <- v
-	}()
-	select {
-	case v := <-got:
-		t.Fatalf("GET answered %q while its replica is paused", v)
-	case <-time.After(300 * time.Millisecond): // the read is stuck on the replica
-	}
+	got := stuckRead(t, client(t, readAddr), r.replicas[0], "stuck")
 	srv.SetReplicas([]string{r.replicas[1].Addr})
 	select {
 	case v := <-got:
@@ -636,4 +596,33 @@ func TestReplicaOnlyTimeoutIsNotRetried(t *testing.T) {
 	if n := calls() - before; n != 1 {
 		t.Fatalf("the read ran %d times", n)
 	}
+}
+
+// stuckRead pauses replica, which must be the one c reads from, and starts
+// a GET of key on c that is stuck there; the channel gets its value, or
+// "error: …".
+func stuckRead(t *testing.T, c *redis.Client, replica *lab.Server, key string) <-chan string {
+	t.Helper()
+	ctx := ctxT(t)
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { replica.Resume() })
+	got := make(chan string, 1)
+	go func() {
+		v, err := c.Get(ctx, key).Result()
+		if err != nil {
+			v = "error: " + err.Error()
+		}
+		got <- v
+	}()
+	select {
+	case v := <-got:
+		t.Fatalf("GET answered %q while its replica is paused", v)
+	case <-time.After(300 * time.Millisecond): // the read is stuck on the replica
+	}
+	return got
 }

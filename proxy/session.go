@@ -51,6 +51,9 @@ type session struct {
 	// ded is the session's own connection while it holds state there.
 	ded          *backendConn
 	multi, watch bool
+	// masterChanged: the session's commands went to a master that has
+	// since been replaced, and no WAIT has said so yet (markWrites).
+	masterChanged bool
 	// refusing is set once a command found no master within HoldTimeout
 	// (errNoMaster, or a master that could not be reached). Every later
 	// command the client had sent by then gets the same TRYAGAIN at once,
@@ -856,6 +859,9 @@ func (s *session) currentPool() (*pool, error) {
 // moveTo switches the session to generation g. Dedicated state from the old
 // generation cannot follow: such a session is ended.
 func (s *session) moveTo(g *generation) {
+	if s.gen != nil {
+		s.masterChanged = true // for WAIT (markWrites)
+	}
 	if s.ded != nil {
 		s.flushIfOn(s.ded)
 		s.dropDedicated(false)

@@ -35,6 +35,9 @@ func isWait(args [][]byte) bool {
 // a failover begins) answers it when the pause ends. It goes out only
 // once a failover hold is over, to the master the hold decided.
 //
+// A client whose earlier commands went to a master since replaced gets an
+// error instead of a count, once.
+//
 // When it cannot be sent, or Redis refuses it (an ACL that denies it to
 // the proxy's user, a master demoted meanwhile), WAIT is answered with an
 // error instead of a count that may be false.
@@ -42,6 +45,16 @@ func (s *session) markWrites(c *backendConn) bool {
 	s.flush()
 	if err := s.awaitRelease(); err != nil {
 		s.replyError(clientError(err))
+		return false
+	}
+	if s.masterChanged {
+		// The client's connection outlived a master switch, which on
+		// Redis would have closed it: its earlier writes went to the old
+		// master, and the new one's replicas may never have had them (a
+		// crash loses what was not replicated). No count can vouch for
+		// them; this WAIT says so, and the next counts from here.
+		s.masterChanged = false
+		s.replyError("ERR switchyard: the master changed since this client's earlier commands; WAIT cannot count replicas for writes the old master took")
 		return false
 	}
 	var out []byte

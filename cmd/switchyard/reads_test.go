@@ -11,7 +11,6 @@ import (
 
 	"github.com/pnats/switchyard/internal/lab"
 	"github.com/pnats/switchyard/internal/lab/labtest"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -19,22 +18,9 @@ import (
 // scrape would give it, and whether it is there.
 func replicaGauge(t *testing.T, grp *group, name, addr string) (float64, bool) {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(newGroupCollector(func() []*group { return []*group{grp} }))
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "switchyard_"+name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "replica" && l.GetValue() == addr {
-					return m.GetGauge().GetValue(), true
-				}
-			}
+	for labels, v := range groupSeries(t, grp, name) {
+		if strings.Contains(labels, "replica="+addr+" ") {
+			return v, true
 		}
 	}
 	return 0, false
