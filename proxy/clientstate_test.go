@@ -229,3 +229,45 @@ func invalidateFor(t *testing.T, addr, id string) {
 	w.send(cmd("SET", "rk", "x"))
 	w.expect("+OK")
 }
+
+// A RESET after a blocking command in a tunnel waits for it, as on Redis,
+// however long past read_timeout it blocks: the replies come in order.
+// An audit saw the client cut off at read_timeout with those replies lost.
+func TestResetAfterBlockingInTunnel(t *testing.T) {
+	_, _, addr := setup(t, proxy.Config{ReadTimeout: 300 * time.Millisecond})
+	c := dialRaw(t, addr)
+	c.send(cmd("CLIENT", "ID"))
+	c.line()
+	c.send(cmd("BLPOP", "nolx", "1") + cmd("RESET") + cmd("PING"))
+	c.expect("*-1", "+RESET", "+PONG")
+}
+
+// A client that leaves while its RESET waits behind a blocked command
+// frees the blocked backend connection at once, as a blocked client
+// does, not when some timeout passes.
+func TestClientGoneWhileResetWaits(t *testing.T) {
+	rs, _, addr := setup(t, proxy.Config{ReadTimeout: 30 * time.Second})
+	c := dialRaw(t, addr)
+	c.send(cmd("CLIENT", "ID"))
+	c.line()
+	c.send(cmd("BLPOP", "nolz", "0") + cmd("RESET"))
+	admin := rs.Client()
+	defer admin.Close()
+	blocked := func() (int, error) {
+		list, err := admin.ClientList(context.Background()).Result()
+		return strings.Count(list, "flags=b"), err
+	}
+	waitFor(t, func() error {
+		if n, err := blocked(); n != 1 {
+			return fmt.Errorf("%d blocked clients (%v)", n, err)
+		}
+		return nil
+	})
+	c.nc.Close()
+	waitFor(t, func() error {
+		if n, err := blocked(); n != 0 {
+			return fmt.Errorf("%d blocked clients after the client left (%v)", n, err)
+		}
+		return nil
+	})
+}

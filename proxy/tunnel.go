@@ -5,9 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"strings"
-	"time"
 
 	"github.com/pnats/switchyard/resp"
 	"github.com/pnats/switchyard/router"
@@ -86,12 +84,18 @@ func (s *session) endTunnel(raw []byte) {
 	s.forward(c, raw, false)
 	s.forward(c, resp.AppendCommand(nil, [][]byte{[]byte("ECHO"), tok}), false)
 	s.flush()
+	// No time limit: a blocking command before the RESET (a BLPOP, a
+	// WAIT) holds it up on Redis as it would on a direct connection. A
+	// client that leaves meanwhile closes the connection, as a blocked
+	// one does; a failover closes a tunnel anyway.
+	gone := s.in.watch()
 	select {
 	case <-c.done:
-	case <-time.After(s.srv.cfg.ReadTimeout):
-		c.close(fmt.Errorf("proxy: no reply to RESET from %s within read_timeout", c.nc.RemoteAddr()))
+	case <-gone:
+		c.close(errClientGone)
 		<-c.done
 	}
+	s.in.stopWatch()
 	if !c.tunnelReset.Load() {
 		s.closing = true // the pump failed, and closed the client
 		return
