@@ -66,6 +66,12 @@ func (r *request) finish(err error) {
 // connections (loop.adopt). When the connection fails or is closed, every
 // request still queued gets an error.
 type backendConn struct {
+	nc  net.Conn
+	cfg *Config
+	rd  *resp.Reader
+	dr  deadlineReader
+	dw  deadlineWriter
+
 	pushLog logEvery // dropped push messages (deliver)
 	// tunnelEnd is set before a RESET is written into a tunnel, followed
 	// by an ECHO of a random token: it holds the ECHO's reply, which the
@@ -73,11 +79,6 @@ type backendConn struct {
 	// leaves the client to its session (endTunnel).
 	tunnelEnd   atomic.Pointer[[]byte]
 	tunnelReset atomic.Bool
-	nc          net.Conn
-	cfg         *Config
-	rd          *resp.Reader
-	dr          deadlineReader
-	dw          deadlineWriter
 
 	// mu guards the fields below, and orders sends on pending with the
 	// bytes in wbuf, so replies match requests.
