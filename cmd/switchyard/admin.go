@@ -34,12 +34,19 @@ func (a *adminServer) Close() {
 //   - /readyz: every group has a verified master;
 //   - /status: each group's topology as JSON;
 //   - /metrics: Prometheus.
-func startAdmin(addr string, groups func() []*group, m *metrics, log *zap.Logger) (*adminServer, error) {
+//
+// It reports on the running groups (groups) and, in /status and the
+// connection gauges, on the stopped ones still draining their clients
+// (draining; nil for none).
+func startAdmin(addr string, groups, draining func() []*group, m *metrics, log *zap.Logger) (*adminServer, error) {
 	if addr == "" {
 		return &adminServer{}, nil
 	}
 	a := &adminServer{}
-	m.reg.MustRegister(newGroupCollector(groups))
+	if draining == nil {
+		draining = func() []*group { return nil }
+	}
+	m.reg.MustRegister(newGroupCollector(groups, draining))
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
@@ -61,7 +68,7 @@ func startAdmin(addr string, groups func() []*group, m *metrics, log *zap.Logger
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		enc.Encode(statusOf(groups()))
+		enc.Encode(statusOf(groups(), draining()))
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	l, err := net.Listen("tcp", addr)
@@ -83,6 +90,19 @@ func startAdmin(addr string, groups func() []*group, m *metrics, log *zap.Logger
 // never contains credentials.
 type status struct {
 	Groups []groupStatus `json:"groups"`
+	// Draining lists the configurations a reload replaced or removed (or
+	// every group, during shutdown) whose clients have not all gone:
+	// their clients count here, not under groups.
+	Draining []drainingStatus `json:"draining,omitempty"`
+}
+
+type drainingStatus struct {
+	Name    string `json:"name"`
+	Listen  string `json:"listen"`
+	Clients int    `json:"clients"`
+	Pinned  int    `json:"pinned_sessions"`
+	Backend int    `json:"backend_connections"`
+	Pending int    `json:"backend_pending_requests"`
 }
 
 type groupStatus struct {
@@ -120,8 +140,15 @@ type replicaStatus struct {
 	CheckedAt *time.Time `json:"checked_at"`
 }
 
-func statusOf(groups []*group) status {
+func statusOf(groups, draining []*group) status {
 	var out status
+	for _, g := range draining {
+		st := g.srv.Stats()
+		out.Draining = append(out.Draining, drainingStatus{
+			Name: g.cfg.Name, Listen: g.l.Addr().String(),
+			Clients: st.Clients, Pinned: st.Pinned, Backend: st.BackendConns, Pending: st.BackendPending,
+		})
+	}
 	for _, g := range groups {
 		st := g.srv.Stats()
 		gs := groupStatus{

@@ -33,7 +33,7 @@ func TestAdminEndpoints(t *testing.T) {
 	g := labtest.Group(t, lab.GroupOptions{Name: "admin", Replicas: 1, Sentinels: 3})
 	m := newMetrics()
 	grp := runGroupWith(t, g, m)
-	admin, err := startAdmin("127.0.0.1:0", func() []*group { return []*group{grp} }, m, zaptest.NewLogger(t))
+	admin, err := startAdmin("127.0.0.1:0", func() []*group { return []*group{grp} }, nil, m, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,7 +118,7 @@ func serve(path string) error {
 	if err := sup.start(cfg.Groups); err != nil {
 		return err
 	}
-	admin, err := startAdmin(cfg.AdminListen, sup.groups, m, log)
+	admin, err := startAdmin(cfg.AdminListen, sup.groups, sup.drainingGroups, m, log)
 	if err != nil {
 		sup.shutdown()
 		return err

@@ -114,19 +114,20 @@ func (l *lazyObserver) Observe(v float64) {
 
 // groupCollector reads each group's gauges when scraped.
 type groupCollector struct {
-	groups func() []*group
+	groups, draining func() []*group
 
 	clients, looped, pinned, backendConns, pending, held, epoch, master, lastSwitch,
 	state, sentinels, reachable, disagreeing, replicas, replicasDown, replicaLag, replicaReads *prometheus.Desc
 }
 
-func newGroupCollector(groups func() []*group) *groupCollector {
+func newGroupCollector(groups, draining func() []*group) *groupCollector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("switchyard_"+name, help, append([]string{"group"}, labels...), nil)
 	}
 	return &groupCollector{
 		groups:       groups,
-		clients:      d("client_connections", "Clients connected now (compare redis_connected_clients)."),
+		draining:     draining,
+		clients:      d("client_connections", "Clients connected now (compare redis_connected_clients), including those of a configuration a reload replaced, while they drain."),
 		looped:       d("event_loop_clients", "Clients served by the event loop (plain TCP, no session state); the others have a goroutine each."),
 		pinned:       d("pinned_sessions", "Clients holding a dedicated backend connection (transaction, blocking command, Pub/Sub, MONITOR)."),
 		backendConns: d("backend_connections", "Open connections to the current master."),
@@ -163,14 +164,31 @@ func (c *groupCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		return 0
 	}
+	// A group a reload replaced keeps its clients until they have drained;
+	// they are still connected, under the same name.
+	drains := map[string]proxy.Stats{}
+	for _, g := range c.draining() {
+		st, d := g.srv.Stats(), drains[g.cfg.Name]
+		d.Clients += st.Clients
+		d.EventLoop += st.EventLoop
+		d.Pinned += st.Pinned
+		d.BackendConns += st.BackendConns
+		d.BackendPending += st.BackendPending
+		drains[g.cfg.Name] = d
+	}
+	conns := func(name string, st proxy.Stats) {
+		d := drains[name]
+		delete(drains, name)
+		gauge(c.clients, float64(st.Clients+d.Clients), name)
+		gauge(c.looped, float64(st.EventLoop+d.EventLoop), name)
+		gauge(c.pinned, float64(st.Pinned+d.Pinned), name)
+		gauge(c.backendConns, float64(st.BackendConns+d.BackendConns), name)
+		gauge(c.pending, float64(st.BackendPending+d.BackendPending), name)
+	}
 	for _, g := range c.groups() {
 		name := g.cfg.Name
 		st := g.srv.Stats()
-		gauge(c.clients, float64(st.Clients), name)
-		gauge(c.looped, float64(st.EventLoop), name)
-		gauge(c.pinned, float64(st.Pinned), name)
-		gauge(c.backendConns, float64(st.BackendConns), name)
-		gauge(c.pending, float64(st.BackendPending), name)
+		conns(name, st)
 		gauge(c.held, b(st.Held), name)
 		gauge(c.epoch, float64(st.Epoch), name)
 		if g.watcher == nil {
@@ -218,5 +236,8 @@ func (c *groupCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(c.replicas, float64(len(t.Replicas)), name)
 		gauge(c.replicasDown, float64(down), name)
+	}
+	for name := range drains { // groups a reload removed, still draining
+		conns(name, proxy.Stats{})
 	}
 }

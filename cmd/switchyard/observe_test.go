@@ -20,8 +20,14 @@ import (
 // would give them, each as its labels' values and its value.
 func groupSeries(t *testing.T, grp *group, name string) map[string]float64 {
 	t.Helper()
+	return series(t, newGroupCollector(func() []*group { return []*group{grp} }, func() []*group { return nil }), name)
+}
+
+// series is what c gives for switchyard_<name> in a scrape.
+func series(t *testing.T, c prometheus.Collector, name string) map[string]float64 {
+	t.Helper()
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newGroupCollector(func() []*group { return []*group{grp} }))
+	reg.MustRegister(c)
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +134,7 @@ func TestEveryMetricIsDocumented(t *testing.T) {
 	}
 	descs := make(chan *prometheus.Desc, 256)
 	newMetrics().reg.Describe(descs)
-	newGroupCollector(func() []*group { return nil }).Describe(descs)
+	newGroupCollector(func() []*group { return nil }, func() []*group { return nil }).Describe(descs)
 	close(descs)
 	re := regexp.MustCompile(`fqName: "switchyard_([a-z_]+)"`)
 	n := 0

@@ -60,7 +60,7 @@ func TestSecretsNeverShown(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- grp.run(ctx) }()
 	defer func() { cancel(); grp.srv.Close(); <-done }()
-	admin, err := startAdmin("127.0.0.1:0", func() []*group { return []*group{grp} }, m, zap.New(core))
+	admin, err := startAdmin("127.0.0.1:0", func() []*group { return []*group{grp} }, nil, m, zap.New(core))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,7 @@ func printStatus(w io.Writer, admin string) error {
 			g.Epoch, g.Held, g.Clients, g.Pinned, g.Backend, last)
 	}
 	tw.Flush()
+	printDraining(w, st)
 	for _, g := range st.Groups {
 		if g.Reason != "" {
 			fmt.Fprintf(w, "\n%s: %s\n", g.Name, g.Reason)
@@ -66,6 +67,20 @@ func printStatus(w io.Writer, admin string) error {
 		}
 	}
 	return nil
+}
+
+// printDraining lists the groups still draining their clients, if any.
+func printDraining(w io.Writer, st status) {
+	if len(st.Draining) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nDraining (replaced or removed by a reload, or stopping):")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  GROUP\tLISTEN\tCLIENTS\tPINNED\tBACKEND")
+	for _, d := range st.Draining {
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\n", d.Name, d.Listen, d.Clients, d.Pinned, d.Backend)
+	}
+	tw.Flush()
 }
 
 func orDash(s string) string {

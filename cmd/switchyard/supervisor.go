@@ -30,9 +30,13 @@ type supervisor struct {
 	// drops the series of names no longer running.
 	reloading sync.Mutex
 
-	// mu guards running.
+	// mu guards running and drains.
 	mu      sync.Mutex
 	running map[string]*runningGroup
+	// drains are the groups stopped by a reload or shutdown whose clients
+	// have not all gone yet: they still count in /status and the
+	// connection gauges.
+	drains map[*group]struct{}
 }
 
 type runningGroup struct {
@@ -47,7 +51,8 @@ type runningGroup struct {
 }
 
 func newSupervisor(log *zap.Logger, m *metrics, drain time.Duration) *supervisor {
-	return &supervisor{log: log, metrics: m, drain: drain, failed: make(chan error, 16), running: map[string]*runningGroup{}}
+	return &supervisor{log: log, metrics: m, drain: drain, failed: make(chan error, 16),
+		running: map[string]*runningGroup{}, drains: map[*group]struct{}{}}
 }
 
 // start binds every group of cfg before serving any, so a bad listen
@@ -95,6 +100,18 @@ func (s *supervisor) groups() []*group {
 	out := make([]*group, 0, len(s.running))
 	for _, rg := range s.running {
 		out = append(out, rg.g)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].cfg.Name < out[j].cfg.Name })
+	return out
+}
+
+// drainingGroups returns the stopped groups still draining, in name order.
+func (s *supervisor) drainingGroups() []*group {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*group, 0, len(s.drains))
+	for g := range s.drains {
+		out = append(out, g)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].cfg.Name < out[j].cfg.Name })
 	return out
@@ -346,6 +363,11 @@ func containsConfig(gcs []groupConfig, name string) bool {
 // no longer runs.
 func (s *supervisor) halt(groups []*runningGroup) (drained func()) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.drain)
+	s.mu.Lock()
+	for _, rg := range groups {
+		s.drains[rg.g] = struct{}{}
+	}
+	s.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, rg := range groups {
 		wg.Add(1)
@@ -370,6 +392,7 @@ func (s *supervisor) halt(groups []*runningGroup) (drained func()) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for _, rg := range groups {
+			delete(s.drains, rg.g)
 			if _, running := s.running[rg.g.cfg.Name]; !running {
 				s.forget(rg.g.cfg.Name)
 			}

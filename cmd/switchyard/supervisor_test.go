@@ -2,7 +2,9 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -149,5 +151,79 @@ func TestReloadVerifiesBeforeServing(t *testing.T) {
 		if _, _, ok := running.srv.Master(); !ok {
 			t.Fatalf("reload %d: the new group serves without a verified master", pool-2)
 		}
+	}
+}
+
+// The clients of a configuration a reload replaced or removed are still
+// connected while they drain, and /status and the connection gauges
+// count them: a review found them missing from both until the drain
+// ended.
+func TestDrainingClientsAreCounted(t *testing.T) {
+	skipShort(t)
+	rs := labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
+	pa, pb := freeAddr(t), freeAddr(t)
+	sup := newSupervisor(zaptest.NewLogger(t), nil, 10*time.Second)
+	defer sup.shutdown()
+	group := func(name, listen string, hold time.Duration) groupConfig {
+		return groupConfig{Name: name, Listen: listen, Upstream: rs.Addr, HoldTimeout: hold}
+	}
+	if err := sup.start([]groupConfig{group("a", pa, time.Second), group("b", pb, time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	collector := newGroupCollector(sup.groups, sup.drainingGroups)
+	clients := func() map[string]float64 {
+		got := map[string]float64{}
+		for labels, v := range series(t, collector, "client_connections") {
+			got[labels] = v
+		}
+		return got
+	}
+
+	// One client of each group has a command in flight; a reload
+	// replaces a and removes b.
+	busyA, busyB := dial(t, pa), dial(t, pb)
+	for _, c := range []*rawConn{busyA, busyB} { // their backend connections open
+		c.send("PING\r\n")
+		c.expect("+PONG")
+	}
+	busyA.send("DEBUG SLEEP 1.5\r\n")
+	awaitAsleep(t, rs.Addr)
+	busyB.send("PING\r\n") // queued behind the sleep on Redis
+	labtest.Eventually(t, 5*time.Second, func() error {
+		if st := statusOf(sup.groups(), nil); st.Groups[1].Pending == 0 {
+			return errors.New("b's PING not sent yet")
+		}
+		return nil
+	})
+	if err := sup.reload(&config{Groups: []groupConfig{group("a", pa, 2*time.Second)}}); err != nil {
+		t.Fatal(err)
+	}
+	st := statusOf(sup.groups(), sup.drainingGroups())
+	if len(st.Groups) != 1 || st.Groups[0].Clients != 0 {
+		t.Fatalf("running groups: %+v, want a with no clients", st.Groups)
+	}
+	if len(st.Draining) != 2 || st.Draining[0].Name != "a" || st.Draining[0].Clients != 1 ||
+		st.Draining[1].Name != "b" || st.Draining[1].Clients != 1 || st.Draining[1].Listen != pb {
+		t.Fatalf("draining: %+v, want a and b with a client each", st.Draining)
+	}
+	if got := clients(); got["group=a "] != 1 || got["group=b "] != 1 || len(got) != 2 {
+		t.Fatalf("client_connections while draining: %v, want 1 for a and for b", got)
+	}
+	var out strings.Builder
+	printDraining(&out, st)
+	if !strings.Contains(out.String(), pb) {
+		t.Fatalf("switchyard status does not list b's drain:\n%s", out.String())
+	}
+
+	busyA.expect("+OK")
+	busyB.expect("+PONG")
+	labtest.Eventually(t, 5*time.Second, func() error {
+		if d := sup.drainingGroups(); len(d) > 0 {
+			return fmt.Errorf("%d groups still draining", len(d))
+		}
+		return nil
+	})
+	if got := clients(); got["group=a "] != 0 || len(got) != 1 {
+		t.Fatalf("client_connections after the drain: %v, want a's only, at 0", got)
 	}
 }
