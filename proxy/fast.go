@@ -54,9 +54,10 @@ var (
 	errEOF        = io.EOF
 )
 
-// routeFast is router.Lookup with the metric ID in the session's type.
-func routeFast(cmd *resp.Command) (router.Class, uint16) {
-	class, id := router.Lookup(cmd.Args)
+// routeFast is router.Lookup, through the session's cache of its last
+// command name, with the metric ID in the session's type.
+func (s *session) routeFast(cmd *resp.Command) (router.Class, uint16) {
+	class, id := s.route.Lookup(cmd.Args)
 	return class, uint16(id)
 }
 

@@ -367,7 +367,7 @@ func (l *loop) process(s *session) {
 			s.batchStart = l.now
 			s.shared, s.replica, s.replicaNode = nil, nil, nil
 		}
-		class, id := routeFast(&s.cmd)
+		class, id := s.routeFast(&s.cmd)
 		if !s.fastOK(class, &s.cmd) {
 			l.handoff(s, resumeCommand, true)
 			return

@@ -24,6 +24,9 @@ type session struct {
 	rd  *resp.Reader
 	cmd resp.Command
 	out []byte // replies of the current batch
+	// route remembers the class of the last command name the event loop
+	// looked up for the client (routeFast).
+	route router.Cache
 
 	gen  *generation
 	pool *pool

@@ -108,26 +108,60 @@ func Classify(args [][]byte) Class {
 // Lookup returns the command's class and its metric ID (see CommandName).
 // It does not allocate.
 func Lookup(args [][]byte) (Class, int) {
+	c, id, _ := lookup(args)
+	return c, id
+}
+
+// lookup is Lookup, and also reports whether the answer holds for every
+// command of that name whatever its arguments.
+func lookup(args [][]byte) (Class, int, bool) {
 	if len(args) == 0 {
-		return Forward, 0
+		return Forward, 0, false
 	}
 	var buf [maxName]byte
 	name, ok := upper(&buf, args[0])
 	if !ok {
-		return Forward, 0
+		return Forward, 0, false
 	}
 	e := table[string(name)]
 	id := int(e.id)
 	switch string(name) {
 	case "XREAD", "XREADGROUP":
 		if hasBlockOption(args[1:]) {
-			return Blocking, id
+			return Blocking, id, false
 		}
-		return Forward, id
+		return Forward, id, false
 	case "CLIENT":
-		return classifyClient(args[1:]), id
+		return classifyClient(args[1:]), id, false
 	}
-	return e.class, id
+	return e.class, id, true
+}
+
+// Cache is Lookup with a memory of the last name it answered for, for one
+// client: clients mostly send the same command again (a pipeline of GETs),
+// and then a comparison of the name's bytes replaces the upper-casing and
+// the map lookup. Names whose class depends on the arguments (CLIENT,
+// XREAD) are not kept. The zero Cache is empty; it is not safe for
+// concurrent use.
+type Cache struct {
+	name  [maxName]byte
+	n     uint8 // length of the name kept; 0: none
+	class Class
+	id    uint16
+}
+
+// Lookup is the package's Lookup.
+func (c *Cache) Lookup(args [][]byte) (Class, int) {
+	if len(args) > 0 && c.n > 0 && len(args[0]) == int(c.n) && string(args[0]) == string(c.name[:c.n]) {
+		return c.class, int(c.id)
+	}
+	class, id, kept := lookup(args)
+	c.n = 0
+	if kept {
+		c.n = uint8(copy(c.name[:], args[0]))
+		c.class, c.id = class, uint16(id)
+	}
+	return class, id
 }
 
 // entry is what Lookup knows of a command name: its class (Forward, the

@@ -123,3 +123,42 @@ func TestLookupIDs(t *testing.T) {
 		seen[n] = true
 	}
 }
+
+// A Cache answers as Lookup does, whatever came before: the same name in
+// another case, a name whose class depends on its arguments, unknown and
+// overlong names.
+func TestCacheMatchesLookup(t *testing.T) {
+	seq := []string{
+		"get k", "get k", "GET k", "set k v", "set k v",
+		"xread streams s 0", "xread block 0 streams s 0", "xread streams s 0", "XREAD BLOCK 10 STREAMS s 0",
+		"client id", "client setname x", "client id", "client tracking on", "client tracking on",
+		"blpop l 0", "BLPOP l 0", "blpop l 0", "multi", "exec",
+		"nosuchcommand", "nosuchcommand", strings.Repeat("x", 100), strings.Repeat("x", 100), "get k",
+		"subscribe c", "get k", "select 1", "select 1",
+	}
+	var c Cache
+	for i, cmd := range seq {
+		a := args(cmd)
+		wantClass, wantID := Lookup(a)
+		class, id := c.Lookup(a)
+		if class != wantClass || id != wantID {
+			t.Fatalf("command %d, %q: cache gives %v/%d, Lookup %v/%d", i, cmd, class, id, wantClass, wantID)
+		}
+	}
+	if class, id := c.Lookup(nil); class != Forward || id != 0 {
+		t.Fatalf("no arguments: %v/%d", class, id)
+	}
+	a := args("get k")
+	if n := testing.AllocsPerRun(100, func() { c.Lookup(a) }); n != 0 {
+		t.Fatalf("Cache.Lookup allocates %.1f times per run", n)
+	}
+}
+
+func BenchmarkCacheLookup(b *testing.B) {
+	cmd := args("get somekey")
+	var c Cache
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		c.Lookup(cmd)
+	}
+}
