@@ -104,7 +104,12 @@ func TestForwardingDoesNotAllocate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs redis-server")
 	}
-	_, _, addr := setup(t, proxy.Config{PoolSize: 1})
+	// With metrics, as the binary runs: a batch observer for GET, a plain
+	// one for SET.
+	m := &proxy.Metrics{BytesIn: &count{}, BytesOut: &count{}}
+	m.CommandDuration[commandID(t, "GET")] = &batchCount{}
+	m.CommandDuration[commandID(t, "SET")] = &count{}
+	_, _, addr := setup(t, proxy.Config{PoolSize: 1, Metrics: m})
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,15 @@ import (
 type Counter interface{ Add(float64) }
 type Observer interface{ Observe(float64) }
 
+// BatchObserver is an Observer that can record a value n times in one
+// call. A client's pipeline is answered together, so its commands share a
+// duration; an Observer that is a BatchObserver gets one call per run of
+// the same command instead of one per command.
+type BatchObserver interface {
+	Observer
+	ObserveN(v float64, n int)
+}
+
 // Metrics are the data path's counters and histograms. A nil field is not
 // recorded. Gauges (clients, pinned sessions, backend connections, queued
 // requests) are not here: Stats reads them when they are scraped, so they
@@ -57,9 +66,20 @@ func (m *Metrics) observe(ids []uint16, d time.Duration, replica bool) {
 		obs = &m.ReplicaCommandDuration
 	}
 	secs := d.Seconds()
-	for _, id := range ids {
-		if o := obs[id]; o != nil {
-			o.Observe(secs)
+	for i := 0; i < len(ids); {
+		id, n := ids[i], 1
+		for i+n < len(ids) && ids[i+n] == id {
+			n++
+		}
+		i += n
+		switch o := obs[id].(type) {
+		case nil:
+		case BatchObserver:
+			o.ObserveN(secs, n)
+		default:
+			for ; n > 0; n-- {
+				o.Observe(secs)
+			}
 		}
 	}
 }

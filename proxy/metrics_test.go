@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,6 +29,22 @@ func (c *count) get() (int, float64) {
 	return c.calls, c.sum
 }
 
+// batchCount is count for a proxy.BatchObserver: calls counts the values
+// recorded, and batches the calls that recorded them.
+type batchCount struct {
+	count
+	batches int
+}
+
+func (c *batchCount) Observe(v float64) { c.ObserveN(v, 1) }
+func (c *batchCount) ObserveN(v float64, n int) {
+	c.mu.Lock()
+	c.calls += n
+	c.sum += v * float64(n)
+	c.batches++
+	c.mu.Unlock()
+}
+
 func commandID(t *testing.T, name string) int {
 	for id := 0; id < router.NumCommandIDs; id++ {
 		if router.CommandName(id) == name {
@@ -44,11 +61,15 @@ func TestMetricsAndStats(t *testing.T) {
 		BackendConnects: &count{}, Failovers: &count{},
 	}
 	durations := map[string]*count{}
-	for _, name := range []string{"GET", "SELECT", "other"} {
+	for _, name := range []string{"SELECT", "other"} {
 		c := &count{}
 		durations[name] = c
 		m.CommandDuration[commandID(t, name)] = c
 	}
+	// GET's observer takes a run of GETs in one call.
+	gets := &batchCount{}
+	durations["GET"] = &gets.count
+	m.CommandDuration[commandID(t, "GET")] = gets
 	var firstEpoch atomic.Uint64
 	m.FirstCommand = func(epoch uint64) { firstEpoch.Store(epoch) }
 
@@ -56,9 +77,7 @@ func TestMetricsAndStats(t *testing.T) {
 	srv, addr := startProxy(t, rs.Addr, proxy.Config{Metrics: m})
 	raw := dialRaw(t, addr)
 	const n = 25
-	for i := 0; i < n; i++ {
-		raw.send("GET metrics:k\r\n")
-	}
+	raw.send(strings.Repeat("GET metrics:k\r\n", n)) // one pipeline
 	for i := 0; i < n; i++ {
 		if l := raw.line(); l != "$-1" {
 			t.Fatalf("GET %d: %q", i, l)
@@ -71,6 +90,11 @@ func TestMetricsAndStats(t *testing.T) {
 	if c, _ := durations["GET"].get(); c != n {
 		t.Errorf("GET observed %d times, want %d", c, n)
 	}
+	gets.mu.Lock()
+	if gets.batches >= n {
+		t.Errorf("a pipeline of %d GETs was observed in %d calls", n, gets.batches)
+	}
+	gets.mu.Unlock()
 	if c, _ := durations["SELECT"].get(); c != 1 {
 		t.Errorf("SELECT observed %d times", c)
 	}

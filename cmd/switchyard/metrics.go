@@ -1,7 +1,6 @@
 package main
 
 import (
-	"sync"
 	"time"
 
 	"github.com/pnats/switchyard/proxy"
@@ -21,7 +20,7 @@ type metrics struct {
 	authFailures                          *prometheus.CounterVec
 	bytesIn, bytesOut                     *prometheus.CounterVec
 	connects, backendErrors, failovers    *prometheus.CounterVec
-	duration                              *prometheus.HistogramVec
+	duration                              *histogramSet
 	firstCommand                          *prometheus.HistogramVec
 }
 
@@ -41,11 +40,10 @@ func newMetrics() *metrics {
 		connects:      counter("backend_connects_total", "Backend connections established."),
 		backendErrors: counter("backend_errors_total", "Backend dials that failed and backend connections lost."),
 		failovers:     counter("failovers_total", "Master changes followed."),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: "switchyard", Name: "command_duration_seconds",
-			Help:    "Time from reading a command to having its reply, by group, role and command (a fixed set of names, others as 'other').",
-			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .1, .5, 2},
-		}, []string{"group", "role", "command"}),
+		duration: newHistogramSet("switchyard_command_duration_seconds",
+			"Time from reading a command to having its reply, by group, role and command (a fixed set of names, others as 'other').",
+			[]float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .1, .5, 2},
+			"group", "role", "command"),
 		firstCommand: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "switchyard", Name: "switch_to_first_command_seconds",
 			Help:    "Time from the Sentinel event (+switch-master or +promoted-slave) that announced a new master to the first command routed to it.",
@@ -64,7 +62,7 @@ func (m *metrics) forget(group string) {
 	for _, v := range []*prometheus.CounterVec{m.accepted, m.rejected, m.slow, m.outputLimit, m.authFailures, m.bytesIn, m.bytesOut, m.connects, m.backendErrors, m.failovers} {
 		v.DeletePartialMatch(l)
 	}
-	m.duration.DeletePartialMatch(l)
+	m.duration.forget(group)
 	m.firstCommand.DeletePartialMatch(l)
 }
 
@@ -84,8 +82,8 @@ func (m *metrics) forGroup(name string, topology func() sentinel.Topology) *prox
 		Failovers:          m.failovers.WithLabelValues(name),
 	}
 	for id := range pm.CommandDuration {
-		pm.CommandDuration[id] = &lazyObserver{vec: m.duration, labels: []string{name, "master", router.CommandName(id)}}
-		pm.ReplicaCommandDuration[id] = &lazyObserver{vec: m.duration, labels: []string{name, "replica", router.CommandName(id)}}
+		pm.CommandDuration[id] = &lazyHistogram{set: m.duration, labels: []string{name, "master", router.CommandName(id)}}
+		pm.ReplicaCommandDuration[id] = &lazyHistogram{set: m.duration, labels: []string{name, "replica", router.CommandName(id)}}
 	}
 	if topology != nil {
 		first := m.firstCommand.WithLabelValues(name)
@@ -98,18 +96,6 @@ func (m *metrics) forGroup(name string, topology func() sentinel.Topology) *prox
 		}
 	}
 	return pm
-}
-
-type lazyObserver struct {
-	once   sync.Once
-	o      prometheus.Observer
-	vec    *prometheus.HistogramVec
-	labels []string
-}
-
-func (l *lazyObserver) Observe(v float64) {
-	l.once.Do(func() { l.o = l.vec.WithLabelValues(l.labels...) })
-	l.o.Observe(v)
 }
 
 // groupCollector reads each group's gauges when scraped.
