@@ -156,6 +156,9 @@ func (s *session) loopDone() {
 	s.resetOut()
 	s.busy.Store(false)
 	more := s.in.more || s.rd.Buffered() > 0
+	if !more && s.rd.Release() {
+		s.cmd.Reset() // it pointed into the buffer released
+	}
 	s.lmu.Lock()
 	again := s.lready || s.lstop || s.lhup || more
 	s.lready = false

@@ -22,6 +22,24 @@ type Command struct {
 	buf  []byte   // reused space for inline arguments that needed unescaping
 }
 
+// Reset drops what cmd holds of a Reader's buffer (Raw, Args), so that a
+// buffer grown for a large command is not kept alive through it.
+func (c *Command) Reset() {
+	c.Raw, c.Args, c.Inline = nil, nil, false
+	c.args = c.resetArgs()
+}
+
+// resetArgs empties args for the next command, dropping the previous
+// one's arguments: left in the backing array past the new length, they
+// would keep the buffer they point into alive, and one large value would
+// pin a buffer of its size until a command with as many arguments came.
+// The entries past len(args) are nil outside of a parse, so clearing the
+// previous command's suffices.
+func (c *Command) resetArgs() [][]byte {
+	clear(c.args)
+	return c.args[:0]
+}
+
 // Name returns the command name as sent, Args[0], or nil if there is none.
 func (c *Command) Name() []byte {
 	if len(c.Args) == 0 {
@@ -58,6 +76,9 @@ func (s *cmdState) reset() {
 // the input ends inside a command. A malformed request gives a
 // *ProtocolError. After an error cmd holds nothing of use.
 func (r *Reader) ReadCommand(cmd *Command) error {
+	// The previous command's slices are dropped before reading: a buffer
+	// grown for a large one may then go while this waits for the next.
+	cmd.Reset()
 	for {
 		need, err := r.parseCommand(cmd)
 		if err != nil || need == 0 {
@@ -146,7 +167,8 @@ func (r *Reader) scanMultibulk(b []byte, cmd *Command) (n, need int, err error) 
 		}
 		s.pos, s.scan = cr+2, cr+2
 		if count <= 0 {
-			cmd.Args, cmd.Inline = cmd.args[:0], false
+			cmd.args = cmd.resetArgs()
+			cmd.Args, cmd.Inline = cmd.args, false
 			return s.pos, 0, nil
 		}
 		// Every bulk takes at least 6 bytes ("$0\r\n\r\n"): refuse now a
@@ -189,7 +211,7 @@ func (r *Reader) scanMultibulk(b []byte, cmd *Command) (n, need int, err error) 
 		s.pos, s.scan, s.end = s.end, s.end, 0
 		s.left--
 	}
-	cmd.args = cmd.args[:0]
+	cmd.args = cmd.resetArgs()
 	for _, sp := range s.spans {
 		cmd.args = append(cmd.args, b[sp.start:sp.end:sp.end])
 	}

@@ -17,7 +17,7 @@ package resp
 // write: unescaping never lengthens the text, so c.buf is never reallocated
 // under the arguments already in it.
 func (c *Command) splitInline(line []byte) bool {
-	c.args = c.args[:0]
+	c.args = c.resetArgs()
 	c.buf = c.buf[:0]
 	i := 0
 	for {

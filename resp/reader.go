@@ -105,6 +105,20 @@ func (r *Reader) Reset(rd io.Reader) {
 	r.reply.reset()
 }
 
+// Release goes back to the initial buffer now if the current one was grown
+// past keepMax and nothing is buffered, rather than on the next read, so
+// that a connection that goes quiet after a large frame does not keep its
+// buffer meanwhile (an event loop reads only once the client sends more).
+// It reports whether it did; the frames returned before then point into
+// the dropped buffer (drop them too: Command.Reset).
+func (r *Reader) Release() bool {
+	if r.r != r.w || len(r.buf) <= keepMax || len(r.buf) <= len(r.small) {
+		return false
+	}
+	r.buf, r.r, r.w, r.smallReads = r.small, 0, 0, 0
+	return true
+}
+
 // Buffered returns the number of bytes read from the underlying reader but
 // not yet returned as frames.
 func (r *Reader) Buffered() int { return r.w - r.r }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -471,5 +472,74 @@ func TestDeclaredLengthIsNotAllocated(t *testing.T) {
 	}
 	if len(cmd.Args) != 3 || !bytes.Equal(cmd.Args[2], payload) {
 		t.Fatalf("a %d-byte value read back as %d bytes", len(payload), len(cmd.Args[2]))
+	}
+}
+
+// After a large frame, a connection that goes quiet keeps neither the
+// grown buffer nor the command that points into it: ReadCommand drops the
+// command before it waits, and Release drops the buffer when nothing is
+// buffered (an event loop calls it, as it reads only once more arrives).
+func TestQuietConnectionReleasesLargeBuffer(t *testing.T) {
+	big := strings.Repeat("v", 1<<20)
+	frame := "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$" + strconv.Itoa(len(big)) + "\r\n" + big + "\r\n"
+	src := &wouldBlock{chunks: [][]byte{[]byte(frame)}}
+	r := NewReader(src, 1024, Limits{})
+	var cmd Command
+	for {
+		src.ready = true
+		err := r.ReadCommand(&cmd)
+		if err == nil {
+			break
+		}
+		if err != ErrWouldBlock {
+			t.Fatal(err)
+		}
+	}
+	if len(cmd.Args) != 3 || len(cmd.Args[2]) != len(big) || len(r.buf) <= keepMax {
+		t.Fatalf("read %d arguments into a buffer of %d bytes", len(cmd.Args), len(r.buf))
+	}
+
+	// Nothing more has arrived: the reader is asked again and would block.
+	if err := r.ReadCommand(&cmd); err != ErrWouldBlock {
+		t.Fatalf("ReadCommand with nothing sent: %v", err)
+	}
+	all := cmd.args[:cap(cmd.args)]
+	for i, a := range all {
+		if a != nil {
+			t.Fatalf("waiting, the command still holds %d bytes at argument %d", len(a), i)
+		}
+	}
+	if cmd.Raw != nil || cmd.Args != nil {
+		t.Fatal("waiting, the command still holds its frame")
+	}
+	if len(r.buf) != 1024 {
+		t.Fatalf("waiting, the reader holds a buffer of %d bytes", len(r.buf))
+	}
+
+	// The same without a read: Release. With a 200 KiB initial buffer,
+	// the one grown for a 300 KiB frame has room for the PING after it.
+	mid := strings.Repeat("v", 300<<10)
+	frame = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$" + strconv.Itoa(len(mid)) + "\r\n" + mid + "\r\n"
+	src.chunks = [][]byte{[]byte(frame + "*1\r\n$4\r\nPING\r\n")}
+	r = NewReader(src, 200<<10, Limits{})
+	for {
+		src.ready = true
+		if err := r.ReadCommand(&cmd); err == nil {
+			break
+		} else if err != ErrWouldBlock {
+			t.Fatal(err)
+		}
+	}
+	if r.Release() {
+		t.Fatal("Release dropped a buffer holding an unread command")
+	}
+	if ok, err := r.BufferedCommand(&cmd); !ok || err != nil || string(cmd.Args[0]) != "PING" {
+		t.Fatalf("the buffered PING: %v %v", ok, err)
+	}
+	if !r.Release() || len(r.buf) != 200<<10 || r.Buffered() != 0 {
+		t.Fatalf("Release with nothing buffered left a buffer of %d bytes", len(r.buf))
+	}
+	if r.Release() {
+		t.Fatal("Release reported a second release")
 	}
 }

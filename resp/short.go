@@ -54,7 +54,10 @@ func (r *Reader) shortCommand(b []byte, cmd *Command) (n int, ok bool) {
 	if !ok || count == 0 || count > shortArgs || int64(count) > r.lim.MaxMultiBulkLen {
 		return 0, false
 	}
-	args := cmd.args[:0]
+	// On failure the arguments written so far stay in the backing array,
+	// past len(cmd.args); the general parser then reads the same frame,
+	// with at least as many arguments, over them.
+	args := cmd.resetArgs()
 	for range count {
 		if pos >= len(b) || b[pos] != TypeBulkString {
 			return 0, false
