@@ -3,6 +3,7 @@ package proxy
 import (
 	"sync"
 	"testing"
+	"time"
 )
 
 // SetHandoffHooks makes started and ended run, once each, as the first
@@ -38,4 +39,12 @@ func SetReplacedHook(t *testing.T, f func()) {
 func SetDialHook(t *testing.T, f func()) {
 	dialHook = f
 	t.Cleanup(func() { dialHook = nil })
+}
+
+// SetReplicaPoolIdle makes replicas' pools for other settings than the
+// default close after d unused, for the rest of t.
+func SetReplicaPoolIdle(t *testing.T, d time.Duration) {
+	old := replicaPoolIdle
+	replicaPoolIdle = d
+	t.Cleanup(func() { replicaPoolIdle = old })
 }

@@ -235,13 +235,13 @@ func (s *session) readElsewhere(parts [][]byte, failed *replicaNode) bool {
 			continue
 		}
 		r.parts, r.n, r.out, r.blocking, r.err, r.readonly = parts, len(parts), &s.out, false, nil, false
-		n.outstanding.Add(1)
+		n.begin(s.key)
 		err = c.enqueue(r)
 		if err == nil {
 			<-r.done
 			err = r.err
 		}
-		n.outstanding.Add(-1)
+		n.end(s.key)
 		if err == nil {
 			r.err, r.n = nil, 0
 			return true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -625,4 +626,124 @@ func stuckRead(t *testing.T, c *redis.Client, replica *lab.Server, key string) <
 	case <-time.After(300 * time.Millisecond): // the read is stuck on the replica
 	}
 	return got
+}
+
+// A replica's connections for other settings than the default (here other
+// databases) close once unused for a while, as the master's close when
+// their last client leaves: a soak test found clients that had come and
+// gone through a read port with 15 databases leaving 30 connections, and
+// their goroutines, on each replica for as long as it stayed in the read
+// set. A connection still in use stays: one read from regularly, and one
+// with a read in flight for longer than the idle time.
+func TestReplicaPoolsForOtherSettingsClose(t *testing.T) {
+	proxy.SetReplicaPoolIdle(t, 300*time.Millisecond)
+	r := startReplicated(t, 1)
+	_, _, readAddr := readProxy(t, r, proxy.Config{})
+	replica := r.replicas[0].Client()
+	defer replica.Close()
+	ctx := context.Background()
+	// byDB gives the IDs of the replica's connections by database, other
+	// than 0, and other than this test's own.
+	byDB := func() map[string][]string {
+		list, err := replica.ClientList(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := map[string][]string{}
+		for _, l := range strings.Split(list, "\n") {
+			var id, db string
+			for _, f := range strings.Fields(l) {
+				if v, ok := strings.CutPrefix(f, "id="); ok {
+					id = v
+				}
+				if v, ok := strings.CutPrefix(f, "db="); ok {
+					db = v
+				}
+			}
+			if db != "" && db != "0" && !strings.Contains(l, "cmd=client") {
+				ids[db] = append(ids[db], id)
+			}
+		}
+		return ids
+	}
+	read := func(c *rawConn) {
+		t.Helper()
+		c.send(cmd("GET", "k"))
+		c.expect("$-1")
+	}
+
+	contains := func(ids, want []string) bool {
+		for _, id := range want {
+			if !slices.Contains(ids, id) {
+				return false
+			}
+		}
+		return true
+	}
+
+	// A client that keeps reading from database 6 throughout.
+	busy := dialRaw(t, readAddr)
+	busy.send(cmd("SELECT", "6"))
+	busy.expect("+OK")
+	read(busy)
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			busy.nc.SetDeadline(time.Now().Add(5 * time.Second))
+			busy.nc.Write([]byte(cmd("GET", "k")))
+			if l, err := busy.br.ReadString('\n'); err != nil || l != "$-1\r\n" {
+				done <- fmt.Errorf("the reading client got %q, %v", l, err)
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	first := byDB()["6"]
+
+	// Clients that come and go with databases 1 to 5.
+	for db := 1; db <= 5; db++ {
+		c := dialRaw(t, readAddr)
+		c.send(cmd("SELECT", strconv.Itoa(db)) + cmd("GET", "k"))
+		c.expect("+OK", "$-1")
+		c.nc.Close()
+	}
+	if n := byDB(); len(n) != 6 {
+		t.Fatalf("replica connections by database after the reads: %v, want databases 1 to 6", n)
+	}
+	waitFor(t, func() error {
+		if n := byDB(); len(n) != 1 || n["6"] == nil {
+			return fmt.Errorf("replica connections by database: %v, want database 6's only", n)
+		}
+		return nil
+	})
+	if ids := byDB()["6"]; !contains(ids, first) {
+		t.Fatalf("the reading client's connections were replaced: %v, then %v", first, ids)
+	}
+
+	// A read in database 7 waits on the paused replica for longer than
+	// the idle time; its connection must not be closed under it.
+	slow := dialRaw(t, readAddr)
+	slow.send(cmd("SELECT", "7"))
+	slow.expect("+OK")
+	read(slow)
+	before := byDB()["7"]
+	if err := replica.Do(ctx, "CLIENT", "PAUSE", "800", "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	read(slow)
+	if ids := byDB()["7"]; len(before) == 0 || !contains(ids, before) {
+		t.Fatalf("the connection of a read in flight was replaced: %v, then %v", before, ids)
+	}
 }

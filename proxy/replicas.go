@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pnats/switchyard/router"
 	"go.uber.org/zap"
@@ -50,15 +51,63 @@ var errNoReplica = errors.New("proxy: no healthy replica")
 type replicaNode struct {
 	addr string
 	cfg  *Config
+	bg   *sync.WaitGroup // the server's, for the reaper
 	// outstanding counts segments sent to this replica and not yet
 	// answered: the least-loaded replica gets the next one.
 	outstanding atomic.Int64
 
-	// mu guards pools and closed.
-	mu     sync.Mutex
-	pools  map[poolKey]*pool
-	closed bool
+	// mu guards the fields below.
+	mu    sync.Mutex
+	pools map[poolKey]*pool
+	// used is when each pool for other settings than the default was
+	// last handed out or answered, inflight how many segments are on it
+	// (begin, end); reaping is set while reap runs.
+	used     map[poolKey]time.Time
+	inflight map[poolKey]int
+	reaping  bool
+	closed   bool
+	done     chan struct{} // closed by close
 }
+
+func newReplicaNode(addr string, cfg *Config, bg *sync.WaitGroup) *replicaNode {
+	return &replicaNode{addr: addr, cfg: cfg, bg: bg, pools: map[poolKey]*pool{},
+		used: map[poolKey]time.Time{}, inflight: map[poolKey]int{}, done: make(chan struct{})}
+}
+
+// begin and end bracket a segment sent to the node by a session whose
+// settings are key: outstanding steers the choice of replica, and a
+// segment in flight keeps the reaper off its pool.
+func (n *replicaNode) begin(key poolKey) {
+	n.outstanding.Add(1)
+	if key == defaultKey {
+		return
+	}
+	n.mu.Lock()
+	n.inflight[key]++
+	n.mu.Unlock()
+}
+
+func (n *replicaNode) end(key poolKey) {
+	n.outstanding.Add(-1)
+	if key == defaultKey {
+		return
+	}
+	n.mu.Lock()
+	if n.inflight[key]--; n.inflight[key] <= 0 {
+		delete(n.inflight, key)
+	}
+	n.used[key] = time.Now()
+	n.mu.Unlock()
+}
+
+// replicaPoolIdle is how long a replica's pool for other session settings
+// than the default (another database, RESP3, a user) is kept unused
+// before it is closed. The master's such pools close when their last
+// session leaves them (generation.release); a replica's are taken for
+// each batch by any session with those settings, so they close once
+// unused for this long instead, and clients that came and went with many
+// settings do not leave a connection per setting behind on every replica.
+var replicaPoolIdle = time.Minute
 
 func (n *replicaNode) pool(key poolKey) *pool {
 	n.mu.Lock()
@@ -68,15 +117,60 @@ func (n *replicaNode) pool(key poolKey) *pool {
 		p = newPool(n.addr, key, n.cfg)
 		if n.closed {
 			p.closed, p.why = true, errNoReplica
-		} else {
-			n.pools[key] = p
+			return p
+		}
+		n.pools[key] = p
+	}
+	if key != defaultKey {
+		n.used[key] = time.Now()
+		if !n.reaping {
+			n.reaping = true
+			n.bg.Add(1)
+			go n.reap()
 		}
 	}
 	return p
 }
 
+// reap closes the node's pools for other settings than the default once
+// they have been unused for replicaPoolIdle, with nothing in flight.
+// It returns when no such pool is left, or the node is closed.
+func (n *replicaNode) reap() {
+	defer n.bg.Done()
+	t := time.NewTicker(replicaPoolIdle / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.done:
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		var idle []*pool
+		n.mu.Lock()
+		for key, p := range n.pools {
+			if key != defaultKey && now.Sub(n.used[key]) >= replicaPoolIdle && n.inflight[key] == 0 {
+				delete(n.pools, key)
+				delete(n.used, key)
+				idle = append(idle, p)
+			}
+		}
+		n.reaping = len(n.used) > 0
+		n.mu.Unlock()
+		for _, p := range idle {
+			p.close(errPoolClosed)
+		}
+		if !n.reaping {
+			return
+		}
+	}
+}
+
 func (n *replicaNode) close() {
 	n.mu.Lock()
+	if !n.closed {
+		close(n.done)
+	}
 	n.closed = true
 	pools := n.pools
 	n.pools = nil
@@ -114,7 +208,7 @@ func (s *Server) SetReplicas(addrs []string) {
 			next.nodes = append(next.nodes, keep[i])
 			continue
 		}
-		next.nodes = append(next.nodes, &replicaNode{addr: a, cfg: &s.cfg, pools: map[poolKey]*pool{}})
+		next.nodes = append(next.nodes, newReplicaNode(a, &s.cfg, &s.bg))
 		s.log.Info("replica joined the read set", zap.String("replica", a))
 	}
 	s.replicas.Store(next)

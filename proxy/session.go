@@ -593,13 +593,13 @@ func (s *session) flush() {
 	}
 	r := s.prepareRequest()
 	if seg.node != nil {
-		seg.node.outstanding.Add(1)
+		seg.node.begin(s.key)
 		if err := seg.conn.enqueue(r); err != nil {
 			r.err = err
 		} else {
 			<-r.done
 		}
-		seg.node.outstanding.Add(-1)
+		seg.node.end(s.key)
 		if r.err != nil {
 			s.readFromMaster(seg.parts[len(seg.parts)-r.n:])
 		}
