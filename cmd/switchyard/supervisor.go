@@ -41,6 +41,7 @@ type supervisor struct {
 
 type runningGroup struct {
 	g      *group
+	ctx    context.Context // ends the group's run
 	cancel context.CancelFunc
 	done   chan struct{}
 	// cfg is the configuration the group is presented with: g.cfg, with
@@ -79,9 +80,21 @@ func (s *supervisor) start(groups []groupConfig) error {
 
 // launch runs g in the background. s.mu is held.
 func (s *supervisor) launch(g *group) {
+	s.serve(s.enlist(g))
+}
+
+// enlist makes g the running group of its name, which the admin server
+// and the Sentinel facade report on, before it serves. s.mu is held.
+func (s *supervisor) enlist(g *group) *runningGroup {
 	ctx, cancel := context.WithCancel(context.Background())
-	rg := &runningGroup{g: g, cancel: cancel, done: make(chan struct{}), cfg: g.cfg}
+	rg := &runningGroup{g: g, ctx: ctx, cancel: cancel, done: make(chan struct{}), cfg: g.cfg}
 	s.running[g.cfg.Name] = rg
+	return rg
+}
+
+// serve runs an enlisted group in the background.
+func (s *supervisor) serve(rg *runningGroup) {
+	g, ctx := rg.g, rg.ctx
 	go func() {
 		defer close(rg.done)
 		if err := g.run(ctx); err != nil {
@@ -263,11 +276,18 @@ func (s *supervisor) reload(cfg *config) error {
 		g.srv.AwaitMaster(time.Until(deadline))
 	}
 
+	// The new groups take the old ones' names in the same step, so that
+	// the facade and /readyz never find a name without a group; they
+	// accept once the old ones have stopped.
 	s.mu.Lock()
 	for _, rg := range stop {
 		if s.running[rg.g.cfg.Name] == rg {
 			delete(s.running, rg.g.cfg.Name)
 		}
+	}
+	var enlisted []*runningGroup
+	for _, g := range built {
+		enlisted = append(enlisted, s.enlist(g))
 	}
 	s.mu.Unlock()
 	// The stopped groups stop accepting before the new ones accept on
@@ -296,12 +316,13 @@ func (s *supervisor) reload(cfg *config) error {
 			s.log.Warn("group kept its previous configuration: the new one did not start", zap.String("group", gc.Name))
 		}
 		built = append(built, g)
+		s.mu.Lock()
+		enlisted = append(enlisted, s.enlist(g))
+		s.mu.Unlock()
 	}
-	s.mu.Lock()
-	for _, g := range built {
-		s.launch(g)
+	for _, rg := range enlisted {
+		s.serve(rg)
 	}
-	s.mu.Unlock()
 	s.log.Info("configuration reloaded", zap.Int("unchanged", unchanged), zap.Int("presented_anew", presented), zap.Int("stopped", len(stop)),
 		zap.Int("started", len(built)), zap.Errors("errors", errs))
 	// The old groups drain in the background, so that signals (a

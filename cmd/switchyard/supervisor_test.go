@@ -140,9 +140,48 @@ func TestReloadVerifiesBeforeServing(t *testing.T) {
 		}
 		return nil
 	})
+	// What the facade and /readyz see, all along the reloads: the group,
+	// with a master, never a moment without it (an audit saw a
+	// reconnecting client told the group was down, in the gap between
+	// the old group's halt and the new one's start).
+	stop, missed := make(chan struct{}), make(chan string, 1)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			gs := sup.groups()
+			why := ""
+			switch {
+			case len(gs) != 1:
+				why = fmt.Sprintf("%d groups running", len(gs))
+			case !gs[0].up():
+				why = "the group is not up"
+			}
+			if why != "" {
+				select {
+				case missed <- why:
+				default:
+				}
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		<-watched
+	}()
 	for pool := 3; pool < 6; pool++ {
 		if err := sup.reload(&config{Groups: []groupConfig{sentinelGroup(pool)}}); err != nil {
 			t.Fatal(err)
+		}
+		select {
+		case why := <-missed:
+			t.Fatalf("reload %d: during it %s", pool-2, why)
+		default:
 		}
 		running := sup.groups()[0]
 		if running.cfg.PoolSize != pool {
