@@ -155,6 +155,11 @@ func (n *replicaNode) reap() {
 				idle = append(idle, p)
 			}
 		}
+		for key := range n.used {
+			if n.pools[key] == nil && n.inflight[key] == 0 {
+				delete(n.used, key) // a pool taken when the node closed
+			}
+		}
 		n.reaping = len(n.used) > 0
 		n.mu.Unlock()
 		for _, p := range idle {
