@@ -26,8 +26,17 @@ type Command struct {
 // buffer grown for a large command is not kept alive through it.
 func (c *Command) Reset() {
 	c.Raw, c.Args, c.Inline = nil, nil, false
+	if cap(c.args) > keepArgs {
+		c.args = nil // sized for a command of many arguments
+		return
+	}
 	c.args = c.resetArgs()
 }
+
+// keepArgs bounds the arrays of arguments (Command.args, cmdState.spans)
+// kept between commands: one sized for a command of a million arguments
+// would otherwise be kept for the connection's life.
+const keepArgs = 1024
 
 // resetArgs empties args for the next command, dropping the previous
 // one's arguments: left in the backing array past the new length, they
@@ -64,7 +73,11 @@ type span struct{ start, end int }
 
 func (s *cmdState) reset() {
 	s.pos, s.scan, s.end, s.left = 0, 0, 0, 0
-	s.spans = s.spans[:0]
+	if cap(s.spans) > keepArgs {
+		s.spans = nil
+	} else {
+		s.spans = s.spans[:0]
+	}
 }
 
 // ReadCommand reads the next command into cmd, reading from the underlying

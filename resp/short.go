@@ -54,20 +54,23 @@ func (r *Reader) shortCommand(b []byte, cmd *Command) (n int, ok bool) {
 	if !ok || count == 0 || count > shortArgs || int64(count) > r.lim.MaxMultiBulkLen {
 		return 0, false
 	}
-	// On failure the arguments written so far stay in the backing array,
-	// past len(cmd.args); the general parser then reads the same frame,
-	// with at least as many arguments, over them.
+	// On failure the arguments written so far are cleared: past
+	// len(cmd.args), nothing else would, and a partial frame waits for
+	// the rest of its bytes after the buffer they point into is dropped.
 	args := cmd.resetArgs()
 	for range count {
 		if pos >= len(b) || b[pos] != TypeBulkString {
+			clear(args)
 			return 0, false
 		}
 		size, start, ok := shortNumber(b, pos+1)
 		if !ok || int64(size) > r.lim.MaxBulkLen {
+			clear(args)
 			return 0, false
 		}
 		end := start + size
 		if end+2 > len(b) || b[end] != '\r' || b[end+1] != '\n' {
+			clear(args)
 			return 0, false
 		}
 		args = append(args, b[start:end:end])
