@@ -156,8 +156,9 @@ func (s *session) loopDone() {
 	s.resetOut()
 	s.busy.Store(false)
 	more := s.in.more || s.rd.Buffered() > 0
-	if !more && s.rd.Release() {
-		s.cmd.Reset() // it pointed into the buffer released
+	if !more {
+		s.rd.Release()
+		s.cmd.Reset() // it may point into the buffer released, or be sized for a large command
 	}
 	s.lmu.Lock()
 	again := s.lready || s.lstop || s.lhup || more

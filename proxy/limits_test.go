@@ -389,3 +389,42 @@ func TestQuietClientsReleaseLargeBuffers(t *testing.T) {
 		return nil
 	})
 }
+
+// Clients that go quiet after one command of many arguments do not keep
+// arrays sized for it: a review found ten clients holding 87 MB after one
+// MSET of 200,001 arguments each (the Command's arguments and the
+// Reader's spans, 40 bytes per argument).
+func TestQuietClientsReleaseArgumentArrays(t *testing.T) {
+	_, _, addr := setup(t, proxy.Config{})
+	const clients, pairs = 10, 100000
+	var b strings.Builder
+	b.WriteString("*" + strconv.Itoa(1+2*pairs) + "\r\n$4\r\nMSET\r\n")
+	for i := 0; i < pairs; i++ {
+		b.WriteString("$1\r\nk\r\n$1\r\nv\r\n")
+	}
+	req := []byte(b.String())
+	heap := func() int64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return int64(m.HeapInuse)
+	}
+	before := heap()
+	for i := 0; i < clients; i++ {
+		c := dialRaw(t, addr)
+		c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.nc.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		c.expect("+OK")
+	}
+	// Each holds its request's bytes, 1.4 MB, while it is parsed; and 8 MB
+	// of arrays for its arguments if they are kept.
+	waitFor(t, func() error {
+		if grown := heap() - before; grown > int64(clients*len(req)/2) {
+			return fmt.Errorf("%d quiet clients hold %d KiB more heap than before their MSETs", clients, grown>>10)
+		}
+		return nil
+	})
+}

@@ -52,6 +52,12 @@ func (s *session) routeRead(args [][]byte, raw []byte) bool {
 	if s.recentWrite() {
 		return false
 	}
+	if s.seg.node == nil {
+		// A segment for the master may wait (a hold, a slow command):
+		// send it before taking the replica connection, so that a
+		// connection reaped meanwhile is not the one used.
+		s.flush()
+	}
 	c, n, err := s.replicaConn()
 	if err != nil {
 		if s.srv.cfg.ReadPolicy == ReadReplica {

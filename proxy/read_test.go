@@ -747,3 +747,52 @@ func TestReplicaPoolsForOtherSettingsClose(t *testing.T) {
 		t.Fatalf("the connection of a read in flight was replaced: %v, then %v", before, ids)
 	}
 }
+
+// A SELECT inside a pipeline moves the reads after it to the new
+// database: a review found the second GET of "GET k; SELECT 1; GET k" on
+// a read port sent on the replica connection the batch had taken for
+// database 0.
+func TestSelectInPipelineMovesReplicaReads(t *testing.T) {
+	r := startReplicated(t, 1)
+	_, _, readAddr := readProxy(t, r, proxy.Config{})
+	setup := dialRaw(t, r.master.Addr)
+	setup.send(cmd("SET", "k", "db0") + cmd("SELECT", "1") + cmd("SET", "k", "db1"))
+	setup.expect("+OK", "+OK", "+OK")
+	replica := dialRaw(t, r.replicas[0].Addr)
+	replica.send(cmd("SELECT", "1"))
+	replica.expect("+OK")
+	waitFor(t, func() error {
+		replica.send(cmd("GET", "k"))
+		if l := replica.line(); l != "$3" {
+			return fmt.Errorf("the replica has not db1's k yet: %q", l)
+		}
+		replica.line()
+		return nil
+	})
+	c := dialRaw(t, readAddr)
+	c.send(cmd("GET", "k") + cmd("SELECT", "1") + cmd("GET", "k"))
+	c.expect("$3", "db0", "+OK", "$3", "db1")
+}
+
+// A read that follows a write in one pipeline finds its replica
+// connection open, however long the write waited: a review found the
+// reaper closing a pool for database 1 while a SET ahead of the read
+// waited out a CLIENT PAUSE, and the read, sent on the connection the
+// batch had taken, failed on a healthy replica (read_policy: replica).
+func TestReplicaConnectionOutlivesAWaitingWrite(t *testing.T) {
+	proxy.SetReplicaPoolIdle(t, 40*time.Millisecond)
+	r := startReplicated(t, 1)
+	_, mainAddr, _ := readProxy(t, r, proxy.Config{ReadPolicy: proxy.ReadReplica})
+	master := dialRaw(t, r.master.Addr)
+	c := dialRaw(t, mainAddr)
+	c.send(cmd("SELECT", "1") + cmd("GET", "k"))
+	c.expect("+OK", "$-1")
+	for i := 0; i < 3; i++ {
+		master.send(cmd("CLIENT", "PAUSE", "300", "WRITE"))
+		master.expect("+OK")
+		c.send(cmd("GET", "k") + cmd("SET", "x", "1") + cmd("GET", "k"))
+		if got := []string{c.line(), c.line(), c.line()}; got[2] != "$-1" {
+			t.Fatalf("round %d: replies %q, want the last read answered", i, got)
+		}
+	}
+}

@@ -897,6 +897,7 @@ func (s *session) setKey(key poolKey) (*backendConn, error) {
 	s.pool = p
 	s.key = key
 	s.shared = c
+	s.replica, s.replicaNode = nil, nil // they were for the old settings
 	return c, nil
 }
 

@@ -284,6 +284,7 @@ func (s *supervisor) reload(cfg *config) error {
 		if s.running[rg.g.cfg.Name] == rg {
 			delete(s.running, rg.g.cfg.Name)
 		}
+		s.drains[rg.g] = struct{}{} // counted without a gap (halt)
 	}
 	var enlisted []*runningGroup
 	for _, g := range built {
@@ -428,6 +429,7 @@ func (s *supervisor) shutdown() {
 	for name, rg := range s.running {
 		all = append(all, rg)
 		delete(s.running, name)
+		s.drains[rg.g] = struct{}{} // counted without a gap (halt)
 	}
 	s.mu.Unlock()
 	drained := s.halt(all)
