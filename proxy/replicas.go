@@ -160,12 +160,13 @@ func (n *replicaNode) reap() {
 				delete(n.used, key) // a pool taken when the node closed
 			}
 		}
-		n.reaping = len(n.used) > 0
+		more := len(n.used) > 0
+		n.reaping = more
 		n.mu.Unlock()
 		for _, p := range idle {
 			p.close(errPoolClosed)
 		}
-		if !n.reaping {
+		if !more {
 			return
 		}
 	}
