@@ -366,24 +366,9 @@ func TestQuietClientsReleaseLargeBuffers(t *testing.T) {
 	// reason to read the client again.
 	const clients, size = 20, 3 << 19
 	req := []byte("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$" + strconv.Itoa(size) + "\r\n" + strings.Repeat("v", size) + "\r\n")
-	heap := func() int64 {
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return int64(m.HeapInuse)
-	}
-	before := heap()
-	for i := 0; i < clients; i++ {
-		c := dialRaw(t, addr)
-		c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		if _, err := c.nc.Write(req); err != nil {
-			t.Fatal(err)
-		}
-		c.expect("+OK")
-		// c stays connected, and sends nothing more.
-	}
+	before := quietClients(t, addr, req, clients)
 	waitFor(t, func() error {
-		if grown := heap() - before; grown > clients*size/4 {
+		if grown := heapInUse() - before; grown > clients*size/4 {
 			return fmt.Errorf("%d quiet clients hold %d KiB more heap than before their SETs", clients, grown>>10)
 		}
 		return nil
@@ -403,28 +388,37 @@ func TestQuietClientsReleaseArgumentArrays(t *testing.T) {
 		b.WriteString("$1\r\nk\r\n$1\r\nv\r\n")
 	}
 	req := []byte(b.String())
-	heap := func() int64 {
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return int64(m.HeapInuse)
-	}
-	before := heap()
-	for i := 0; i < clients; i++ {
-		c := dialRaw(t, addr)
-		c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		if _, err := c.nc.Write(req); err != nil {
-			t.Fatal(err)
-		}
-		c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-		c.expect("+OK")
-	}
+	before := quietClients(t, addr, req, clients)
 	// Each holds its request's bytes, 1.4 MB, while it is parsed; and 8 MB
 	// of arrays for its arguments if they are kept.
 	waitFor(t, func() error {
-		if grown := heap() - before; grown > int64(clients*len(req)/2) {
+		if grown := heapInUse() - before; grown > int64(clients*len(req)/2) {
 			return fmt.Errorf("%d quiet clients hold %d KiB more heap than before their MSETs", clients, grown>>10)
 		}
 		return nil
 	})
+}
+
+// quietClients connects n clients that each send req, get +OK and then
+// send nothing more, and returns the heap in use before they connected.
+func quietClients(t *testing.T, addr string, req []byte, n int) (before int64) {
+	t.Helper()
+	before = heapInUse()
+	for i := 0; i < n; i++ {
+		c := dialRaw(t, addr)
+		c.nc.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.nc.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		c.expect("+OK")
+	}
+	return before
+}
+
+// heapInUse is the heap in use after a collection.
+func heapInUse() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapInuse)
 }

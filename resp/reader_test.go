@@ -485,16 +485,7 @@ func TestQuietConnectionReleasesLargeBuffer(t *testing.T) {
 	src := &wouldBlock{chunks: [][]byte{[]byte(frame)}}
 	r := NewReader(src, 1024, Limits{})
 	var cmd Command
-	for {
-		src.ready = true
-		err := r.ReadCommand(&cmd)
-		if err == nil {
-			break
-		}
-		if err != ErrWouldBlock {
-			t.Fatal(err)
-		}
-	}
+	readCommand(t, r, src, &cmd)
 	if len(cmd.Args) != 3 || len(cmd.Args[2]) != len(big) || len(r.buf) <= keepMax {
 		t.Fatalf("read %d arguments into a buffer of %d bytes", len(cmd.Args), len(r.buf))
 	}
@@ -522,14 +513,7 @@ func TestQuietConnectionReleasesLargeBuffer(t *testing.T) {
 	frame = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$" + strconv.Itoa(len(mid)) + "\r\n" + mid + "\r\n"
 	src.chunks = [][]byte{[]byte(frame + "*1\r\n$4\r\nPING\r\n")}
 	r = NewReader(src, 200<<10, Limits{})
-	for {
-		src.ready = true
-		if err := r.ReadCommand(&cmd); err == nil {
-			break
-		} else if err != ErrWouldBlock {
-			t.Fatal(err)
-		}
-	}
+	readCommand(t, r, src, &cmd)
 	if r.Release() {
 		t.Fatal("Release dropped a buffer holding an unread command")
 	}
@@ -541,5 +525,21 @@ func TestQuietConnectionReleasesLargeBuffer(t *testing.T) {
 	}
 	if r.Release() {
 		t.Fatal("Release reported a second release")
+	}
+}
+
+// readCommand reads one command from src, a chunk each time it would
+// block, as an event loop would once told the socket is readable.
+func readCommand(t *testing.T, r *Reader, src *wouldBlock, cmd *Command) {
+	t.Helper()
+	for {
+		src.ready = true
+		err := r.ReadCommand(cmd)
+		if err == nil {
+			return
+		}
+		if err != ErrWouldBlock {
+			t.Fatal(err)
+		}
 	}
 }

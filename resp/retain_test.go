@@ -155,14 +155,7 @@ func TestPartialFrameKeepsNoOldBuffer(t *testing.T) {
 	src := &wouldBlock{chunks: [][]byte{[]byte(cmdString([]string{"SET", "k", big}) + cmdString([]string{"GET", "x"}) + "*5\r\n$4\r\nMSET\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n")}}
 	r := NewReader(src, 1024, Limits{})
 	var cmd Command
-	for {
-		src.ready = true
-		if err := r.ReadCommand(&cmd); err == nil {
-			break
-		} else if err != ErrWouldBlock {
-			t.Fatal(err)
-		}
-	}
+	readCommand(t, r, src, &cmd)
 	grown := r.buf
 	if ok, err := r.BufferedCommand(&cmd); !ok || err != nil {
 		t.Fatalf("GET x: %v %v", ok, err)
