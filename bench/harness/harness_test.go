@@ -182,6 +182,26 @@ func TestReport(t *testing.T) {
 	}
 }
 
+// TestP99AtTheLimit: p99s that differ by exactly the limit, as
+// redis-benchmark prints them, meet the target, although their float
+// difference is a hair above 0.2; a microsecond more does not.
+func TestP99AtTheLimit(t *testing.T) {
+	for _, c := range []struct {
+		sy   float64
+		want string
+	}{{2.103, targetMet}, {2.104, targetNotMet}} {
+		r := newResults(workloads, []string{epRedis, epSwitchyard})
+		for _, test := range workloadByID("c50p1").tests {
+			k := caseKey{"c50p1", test}
+			r.add(k, epRedis, sample{rps: 1000, p99: 1.903, requests: 1})
+			r.add(k, epSwitchyard, sample{rps: 1000, p99: c.sy, requests: 1})
+		}
+		if v := r.p99Target(); v.status != c.want {
+			t.Errorf("p99 %v against 1.903: %s (%s), want %s", c.sy, v.status, v.value, c.want)
+		}
+	}
+}
+
 // TestBaselineReport: with -baseline, the record compares switchyard
 // with the baseline round by round, and the proxies' targets stay
 // switchyard's.
