@@ -26,22 +26,8 @@ const (
 // dispatch answers one command into c.out. c.mu is held.
 func (s *Server) dispatch(c *client, args [][]byte) {
 	name := strings.ToLower(string(args[0]))
-	if !c.authed && name != "auth" && name != "hello" && name != "quit" {
-		c.out.err(errNoAuth)
-		return
-	}
-	subscribed := c.subscribed()
-	if subscribed && !c.out.resp3 {
-		switch name {
-		case "subscribe", "psubscribe", "unsubscribe", "punsubscribe", "ping", "quit":
-		default:
-			if _, known := commands[name]; known {
-				// RESP2 cannot interleave replies with messages.
-				c.out.err(fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", fullName(name, args)))
-				return
-			}
-		}
-	}
+	// In Redis's order: an unknown command or a wrong count of arguments
+	// is reported before authentication is asked for.
 	h, ok := commands[name]
 	if !ok {
 		c.out.err(unknownCommand(args))
@@ -50,6 +36,19 @@ func (s *Server) dispatch(c *client, args [][]byte) {
 	if !h.arity.ok(len(args)) {
 		c.out.err(wrongArgs(name))
 		return
+	}
+	if !c.authed && name != "auth" && name != "hello" && name != "quit" {
+		c.out.err(errNoAuth)
+		return
+	}
+	if c.subscribed() && !c.out.resp3 {
+		switch name {
+		case "subscribe", "psubscribe", "unsubscribe", "punsubscribe", "ping", "quit":
+		default:
+			// RESP2 cannot interleave replies with messages.
+			c.out.err(fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", fullName(name, args)))
+			return
+		}
 	}
 	h.run(s, c, args)
 }

@@ -217,13 +217,14 @@ func compareValues(g, w value, same []string) string {
 	return ""
 }
 
-// infoKeys lists the section headers and "key" of each "key:value" line.
+// infoKeys lists the section headers, the "key" of each "key:value"
+// line and the blank lines between sections and at the end.
 func infoKeys(raw string) string {
 	var keys []string
 	for _, l := range strings.Split(raw, "\r\n")[1:] {
 		if k, _, ok := strings.Cut(l, ":"); ok {
 			keys = append(keys, k)
-		} else if strings.HasPrefix(l, "#") {
+		} else if strings.HasPrefix(l, "#") || l == "" {
 			keys = append(keys, l)
 		}
 	}

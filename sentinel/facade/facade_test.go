@@ -258,6 +258,9 @@ func TestAuth(t *testing.T) {
 		{"auth default user", [][]string{{"AUTH", "default", "s3cret"}, {"PING"}}, []string{"+OK\r\n", "+PONG\r\n"}},
 		{"hello auth", [][]string{{"HELLO", "3", "AUTH", "default", "s3cret"}, {"PING"}}, []string{"", "+PONG\r\n"}},
 		{"quit without auth", [][]string{{"QUIT"}}, []string{"+OK\r\n"}},
+		// As Redis: these errors come before the request to authenticate.
+		{"unknown command before auth", [][]string{{"NOSUCH", "a"}, {"SENTINEL"}, {"PING"}},
+			[]string{"-ERR unknown command 'NOSUCH', with args beginning with: 'a' \r\n", "-ERR wrong number of arguments for 'sentinel' command\r\n", "-NOAUTH Authentication required.\r\n"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

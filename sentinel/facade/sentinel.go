@@ -237,20 +237,23 @@ func (s *Server) info(c *client, args [][]byte) {
 			sections[sec] = true
 		}
 	}
-	var b strings.Builder
+	// Sections are separated by a blank line, with none after the last,
+	// as Redis writes them.
+	var parts []string
 	if all || sections["server"] {
 		_, port, _ := net.SplitHostPort(s.cfg.Announce)
 		uptime := time.Since(s.start)
-		fmt.Fprintf(&b, "# Server\r\nredis_version:%s\r\nredis_mode:sentinel\r\nexecutable:switchyard\r\nrun_id:%s\r\ntcp_port:%s\r\nuptime_in_seconds:%d\r\nuptime_in_days:%d\r\n\r\n",
-			Version, s.myid, port, int64(uptime.Seconds()), int64(uptime.Hours()/24))
+		parts = append(parts, fmt.Sprintf("# Server\r\nredis_version:%s\r\nredis_mode:sentinel\r\nexecutable:switchyard\r\nrun_id:%s\r\ntcp_port:%s\r\nuptime_in_seconds:%d\r\nuptime_in_days:%d\r\n",
+			Version, s.myid, port, int64(uptime.Seconds()), int64(uptime.Hours()/24)))
 	}
 	if all || sections["clients"] {
 		s.mu.Lock()
 		n := len(s.clients)
 		s.mu.Unlock()
-		fmt.Fprintf(&b, "# Clients\r\nconnected_clients:%d\r\n\r\n", n)
+		parts = append(parts, fmt.Sprintf("# Clients\r\nconnected_clients:%d\r\n", n))
 	}
 	if all || sections["sentinel"] {
+		var b strings.Builder
 		groups := s.groups()
 		fmt.Fprintf(&b, "# Sentinel\r\nsentinel_masters:%d\r\nsentinel_tilt:0\r\nsentinel_tilt_since_seconds:-1\r\nsentinel_running_scripts:0\r\nsentinel_scripts_queue_length:0\r\nsentinel_simulate_failure_flags:0\r\n", len(groups))
 		for i, g := range groups {
@@ -263,7 +266,7 @@ func (s *Server) info(c *client, args [][]byte) {
 			}
 			fmt.Fprintf(&b, "master%d:name=%s,status=%s,address=%s,slaves=%d,sentinels=1\r\n", i, g.Name, status, g.Addr(), replicas)
 		}
-		b.WriteString("\r\n")
+		parts = append(parts, b.String())
 	}
-	c.out.bulk(b.String())
+	c.out.bulk(strings.Join(parts, "\r\n"))
 }
