@@ -141,7 +141,8 @@ type replicaStatus struct {
 }
 
 func statusOf(groups, draining []*group) status {
-	var out status
+	// An empty list, not null, while no group runs (during shutdown).
+	out := status{Groups: []groupStatus{}}
 	for _, g := range draining {
 		st := g.srv.Stats()
 		out.Draining = append(out.Draining, drainingStatus{

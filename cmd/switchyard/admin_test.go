@@ -107,3 +107,16 @@ func TestAdminEndpoints(t *testing.T) {
 		return nil
 	})
 }
+
+// TestStatusWithoutGroups: while no group runs (a shutdown drains them
+// all), /status lists groups as an empty array, which a script can
+// iterate, not as null.
+func TestStatusWithoutGroups(t *testing.T) {
+	b, err := json.Marshal(statusOf(nil, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(b); got != `{"groups":[]}` {
+		t.Fatalf("/status with no group: %s, want {\"groups\":[]}", got)
+	}
+}
