@@ -16,7 +16,9 @@ import (
 
 	"github.com/pnats/switchyard/internal/lab/labtest"
 	"github.com/pnats/switchyard/tls/tlstest"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // fakeGroups is a hand-written set of groups whose addresses and health
@@ -604,9 +606,12 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 }
 
 // Clients over max_clients are told so and closed, as Sentinel does; the
-// others keep being served, and a place that frees up is taken again.
+// others keep being served, and a place that frees up is taken again. A
+// storm of refusals is logged at most once a second, and the lines
+// account for every refusal, the end of the storm included.
 func TestMaxClients(t *testing.T) {
-	_, addr := startFacade(t, Config{Groups: newFakeGroups().groups, MaxClients: 2})
+	core, logs := observer.New(zap.WarnLevel)
+	_, addr := startFacade(t, Config{Groups: newFakeGroups().groups, MaxClients: 2, Logger: zap.New(core)})
 	a, b := dialRaw(t, addr), dialRaw(t, addr)
 	for _, c := range []*rawConn{a, b} {
 		if got := c.do("PING"); got != "+PONG\r\n" {
@@ -621,6 +626,24 @@ func TestMaxClients(t *testing.T) {
 	if got := a.do("PING"); got != "+PONG\r\n" {
 		t.Fatalf("PING after a refusal: %q", got)
 	}
+	for range 9 {
+		c := dialRaw(t, addr)
+		c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if got, _ := io.ReadAll(c.br); string(got) != "-ERR max number of clients reached\r\n" {
+			t.Fatalf("client over the limit read %q", got)
+		}
+	}
+	labtest.Eventually(t, 5*time.Second, func() error {
+		var n int64
+		lines := logs.FilterMessage("facade: client refused: max clients reached").All()
+		for _, l := range lines {
+			n += l.ContextMap()["refused_since_last_line"].(int64)
+		}
+		if n != 10 {
+			return fmt.Errorf("%d log lines count %d refusals, want 10", len(lines), n)
+		}
+		return nil
+	})
 	b.c.Close()
 	labtest.Eventually(t, 5*time.Second, func() error {
 		c, err := net.Dial("tcp", addr)

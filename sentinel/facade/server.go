@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pnats/switchyard/internal/repeat"
 	"github.com/tidwall/redcon"
 	"go.uber.org/zap"
 )
@@ -97,8 +98,10 @@ type Server struct {
 	start time.Time
 	ids   atomic.Int64 // client ids, as CLIENT ID
 
-	refused    atomic.Int64 // clients refused since the last log line
-	refusedLog everySecond
+	// refused logs clients refused at MaxClients: at most one line a
+	// second, so that a connection storm at the limit does not flood the
+	// log, each with the number of refusals it stands for.
+	refused *repeat.Line
 
 	// mu guards the fields below.
 	mu        sync.Mutex
@@ -134,6 +137,10 @@ func New(cfg Config) *Server {
 		published: map[string]string{},
 		epochs:    map[string]int64{},
 	}
+	s.refused = repeat.New(time.Second, func(n int64) {
+		s.log.Warn("facade: client refused: max clients reached", zap.Int("max_clients", s.cfg.MaxClients),
+			zap.Int64("refused_since_last_line", n))
+	})
 	s.Check()
 	return s
 }
@@ -176,15 +183,6 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 }
 
-// everySecond lets a repeated log line through at most once a second.
-type everySecond struct{ last atomic.Int64 }
-
-func (l *everySecond) Allow() bool {
-	now := time.Now().UnixNano()
-	last := l.last.Load()
-	return now-last >= int64(time.Second) && l.last.CompareAndSwap(last, now)
-}
-
 func isTemporary(err error) bool {
 	var t interface{ Temporary() bool }
 	return errors.As(err, &t) && t.Temporary()
@@ -215,13 +213,7 @@ func (s *Server) accept(nc net.Conn) {
 	}
 	if s.cfg.MaxClients > 0 && len(s.clients) >= s.cfg.MaxClients {
 		s.mu.Unlock()
-		if n := s.refused.Add(1); s.refusedLog.Allow() {
-			// At most one line a second: a connection storm at the limit
-			// must not flood the log.
-			s.log.Warn("facade: client refused: max clients reached", zap.Int("max_clients", s.cfg.MaxClients),
-				zap.Int64("refused_since_last_line", n))
-			s.refused.Store(0)
-		}
+		s.refused.Hit()
 		// On its own goroutine, so a slow client cannot stall Accept; the
 		// deadline bounds it, a TLS client's handshake included.
 		go func() {
@@ -259,6 +251,7 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	s.conns.Wait()
+	s.refused.Stop()
 	return nil
 }
 
