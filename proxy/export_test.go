@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -48,3 +49,6 @@ func SetReplicaPoolIdle(t *testing.T, d time.Duration) {
 	replicaPoolIdle = d
 	t.Cleanup(func() { replicaPoolIdle = old })
 }
+
+// TuneClient is tuneClient, for a test of the socket options it sets.
+func TuneClient(nc net.Conn, keepAlive time.Duration) { tuneClient(nc, keepAlive) }

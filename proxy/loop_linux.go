@@ -536,6 +536,10 @@ func (l *loop) handoff(s *session, how resumeKind, counted bool) {
 	l.forget(s)
 	nc, err := attachConn(s.in.fd) // closes s.in.fd, whatever the outcome
 	s.in.fd = -1
+	if err == nil {
+		// net.FileConn turns Go's default keepalive on again.
+		tuneClient(nc, l.srv.cfg.KeepAlive)
+	}
 	s.lmu.Lock()
 	s.inLoop, s.lbusy, s.lready, s.lhup = false, false, false, false
 	stop := s.lstop

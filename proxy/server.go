@@ -286,6 +286,28 @@ func (s *Server) serve(l net.Listener, readPort bool) error {
 	}
 }
 
+// tuneClient sets up an accepted client's TCP socket, under its TLS if
+// it has one: no Nagle delay, and keepalive as configured. A listener
+// turns keepalive on by default (Go's 15 s), and a negative period must
+// turn it off.
+func tuneClient(nc net.Conn, keepAlive time.Duration) {
+	if tc, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		nc = tc.NetConn()
+	}
+	tc, ok := nc.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	tc.SetNoDelay(true)
+	switch {
+	case keepAlive > 0:
+		tc.SetKeepAlive(true)
+		tc.SetKeepAlivePeriod(keepAlive)
+	case keepAlive < 0:
+		tc.SetKeepAlive(false)
+	}
+}
+
 // isTemporary reports accept errors worth retrying, such as running out
 // of file descriptors.
 func isTemporary(err error) bool {
@@ -294,13 +316,7 @@ func isTemporary(err error) bool {
 }
 
 func (s *Server) serveConn(nc net.Conn, readPort bool) {
-	if tc, ok := nc.(*net.TCPConn); ok {
-		tc.SetNoDelay(true)
-		if s.cfg.KeepAlive > 0 {
-			tc.SetKeepAlive(true)
-			tc.SetKeepAlivePeriod(s.cfg.KeepAlive)
-		}
-	}
+	tuneClient(nc, s.cfg.KeepAlive)
 	sess := newSession(s, nc)
 	sess.readPort = readPort
 	sess.readPrefer = readPort || s.cfg.ReadPolicy != ReadMaster
