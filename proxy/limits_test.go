@@ -53,6 +53,19 @@ func TestMaxClients(t *testing.T) {
 	if lines := logs.FilterMessage("client refused: max clients reached").Len(); time.Since(start) < 2*time.Second && lines > 2 {
 		t.Fatalf("%d log lines for 31 refusals", lines)
 	}
+	// And the lines account for all 31, the storm's tail included, with
+	// no refusal after it to bring it out.
+	waitFor(t, func() error {
+		var n int64
+		lines := logs.FilterMessage("client refused: max clients reached").All()
+		for _, l := range lines {
+			n += l.ContextMap()["refused_since_last_line"].(int64)
+		}
+		if n != 31 {
+			return fmt.Errorf("%d log lines count %d refusals, want 31", len(lines), n)
+		}
+		return nil
+	})
 	conns[0].nc.Close()
 	waitFor(t, func() error {
 		if n := srv.Clients(); n != 2 {

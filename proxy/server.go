@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pnats/switchyard/internal/repeat"
 	"github.com/pnats/switchyard/router"
 	"go.uber.org/zap"
 )
@@ -26,10 +27,11 @@ type Server struct {
 	// draining is set by Shutdown: listeners are closed on purpose and
 	// sessions end after their current batch.
 	draining atomic.Bool
-	// refused counts clients refused at MaxClients since the last log
-	// line about it; refusedLog spaces those lines.
-	refused    atomic.Int64
-	refusedLog logEvery
+	// refused logs clients refused at MaxClients: at most one line a
+	// second, so that a connection storm at the limit does not flood the
+	// log (the metric counts every refusal), each with the number of
+	// refusals it stands for.
+	refused *repeat.Line
 
 	// replicas is the read set; replicaMu serialises SetReplicas.
 	replicas  atomic.Pointer[replicaSet]
@@ -70,6 +72,10 @@ func New(cfg Config) *Server {
 		sessions:  make(map[*session]struct{}),
 	}
 	s.table.Store(router.Builtin())
+	s.refused = repeat.New(time.Second, func(n int64) {
+		s.log.Warn("client refused: max clients reached", zap.Int("max_clients", s.cfg.MaxClients),
+			zap.Int64("refused_since_last_line", n))
+	})
 	return s
 }
 
@@ -332,13 +338,7 @@ func (s *Server) serveConn(nc net.Conn, readPort bool) {
 	if s.cfg.MaxClients > 0 && len(s.sessions) >= s.cfg.MaxClients {
 		s.mu.Unlock()
 		s.cfg.Metrics.add(s.cfg.Metrics.ClientsRejected, 1)
-		if n := s.refused.Add(1); s.refusedLog.Allow() {
-			// At most one line a second: a connection storm at the limit
-			// must not flood the log (the metric counts every refusal).
-			s.log.Warn("client refused: max clients reached", zap.Int("max_clients", s.cfg.MaxClients),
-				zap.Int64("refused_since_last_line", n))
-			s.refused.Store(0)
-		}
+		s.refused.Hit()
 		go refuse(nc, min(s.cfg.ClientWriteTimeout, s.cfg.HandshakeTimeout))
 		return
 	}
@@ -428,6 +428,7 @@ func (s *Server) Close() error {
 	}
 	s.replicaMu.Unlock()
 	s.bg.Wait()
+	s.refused.Stop()
 	return nil
 }
 
