@@ -17,10 +17,10 @@ const (
 	DefaultFailoverHold = 15 * time.Second
 )
 
-// maxSentinels bounds how many Sentinels one Watcher talks to, so that a
+// MaxSentinels bounds how many Sentinels one Watcher talks to, so that a
 // Sentinel announcing junk in SENTINEL sentinels cannot make the Watcher
 // open connections without end.
-const maxSentinels = 32
+const MaxSentinels = 32
 
 var (
 	// ErrInvalidConfig is wrapped by every error New returns for a bad
@@ -114,8 +114,8 @@ func (c Config) validate() error {
 	if len(c.Sentinels) == 0 {
 		return ErrNoSentinels
 	}
-	if len(c.Sentinels) > maxSentinels {
-		return fmt.Errorf("%w: Config.Sentinels has %d addresses, at most %d are supported", ErrInvalidConfig, len(c.Sentinels), maxSentinels)
+	if len(c.Sentinels) > MaxSentinels {
+		return fmt.Errorf("%w: Config.Sentinels has %d addresses, at most %d are supported", ErrInvalidConfig, len(c.Sentinels), MaxSentinels)
 	}
 	seen := map[string]bool{}
 	for i, a := range c.Sentinels {

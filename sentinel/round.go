@@ -65,7 +65,7 @@ func (w *Watcher) round(ctx context.Context, wg *sync.WaitGroup, d *decider, for
 		w.pokeLinks()
 	}
 	for _, a := range discovered {
-		if len(views) >= maxSentinels {
+		if len(views) >= MaxSentinels {
 			break
 		}
 		w.log.Info("sentinel: discovered Sentinel", zap.String("sentinel", a))
@@ -157,7 +157,7 @@ const forgetAfter = 10
 // reachable for forgetAfter polls, and listed as up by none of the
 // reachable Sentinels. In Kubernetes a restarted Sentinel pod comes back
 // at a new address, and without this its old ones would be dialled for
-// ever and fill the maxSentinels slots, leaving none for new Sentinels.
+// ever and fill the MaxSentinels slots, leaving none for new Sentinels.
 // Seeds are never forgotten; nor is anything while no Sentinel answers,
 // as then nothing says which Sentinels are gone. w.mu is held.
 func (w *Watcher) forget(now time.Time, window time.Duration) []string {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/pnats/switchyard/sentinel"
 	"go.uber.org/zap"
 	"go.yaml.in/yaml/v3"
 )
@@ -559,10 +560,22 @@ func (c *config) validate() error {
 			if len(s.Addrs) == 0 {
 				return fmt.Errorf("%s.sentinel.addrs is empty: give at least one Sentinel host:port", field)
 			}
+			if len(s.Addrs) > sentinel.MaxSentinels {
+				return fmt.Errorf("%s.sentinel.addrs: %d addresses, at most %d are supported", field, len(s.Addrs), sentinel.MaxSentinels)
+			}
+			seen := map[string]bool{}
 			for j, a := range s.Addrs {
-				if err := checkAddr(fmt.Sprintf("%s.sentinel.addrs[%d]", field, j), a); err != nil {
+				f := fmt.Sprintf("%s.sentinel.addrs[%d]", field, j)
+				if err := checkAddr(f, a); err != nil {
 					return err
 				}
+				if host, _, _ := net.SplitHostPort(a); host == "" {
+					return fmt.Errorf("%s=%q: want host:port, with a host", f, a)
+				}
+				if seen[a] {
+					return fmt.Errorf("%s=%q: listed twice", f, a)
+				}
+				seen[a] = true
 			}
 			if s.PollInterval < 0 {
 				return fmt.Errorf("%s.sentinel.poll_interval=%v: must not be negative", field, s.PollInterval)

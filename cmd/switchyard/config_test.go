@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -137,6 +138,16 @@ func TestConfigErrorsNameFieldAndValue(t *testing.T) {
 		{name: "file output limit", file: "groups:\n  - {name: a, listen: '127.0.0.1:1', upstream: 'x:1', client_output_limit: -2}\n", want: []string{"client_output_limit=-2", "-1 for no limit"}},
 		{name: "file no groups", file: "admin_listen: 127.0.0.1:9\n", want: []string{"at least one group"}},
 		{name: "file sentinel without addrs", file: "groups:\n  - {name: a, listen: '127.0.0.1:1', sentinel: {master_name: m}}\n", want: []string{"sentinel.addrs is empty"}},
+		// What sentinel.New refuses is refused here too, by its YAML name,
+		// so that check-config and a reload catch it (found by an audit:
+		// check-config said OK and serve then exited).
+		{name: "file sentinel listed twice", file: "groups:\n  - {name: a, listen: '127.0.0.1:1', sentinel: {master_name: m, addrs: ['s:1', 't:1', 's:1']}}\n", want: []string{`groups[0] (a).sentinel.addrs[2]="s:1": listed twice`}},
+		{name: "file sentinel without host", file: "groups:\n  - {name: a, listen: '127.0.0.1:1', sentinel: {master_name: m, addrs: [':26379']}}\n", want: []string{`groups[0] (a).sentinel.addrs[0]=":26379": want host:port, with a host`}},
+		{name: "file too many sentinels", file: "groups:\n  - {name: a, listen: '127.0.0.1:1', sentinel: {master_name: m, addrs: [" + manySentinels(33) + "]}}\n", want: []string{"groups[0] (a).sentinel.addrs: 33 addresses, at most 32"}},
+		{name: "env sentinel listed twice", env: map[string]string{"REDIS_SENTINEL_HOSTS": "s:1,s:1", "REDIS_SENTINEL_MASTER": "m"}, want: []string{`sentinel.addrs[1]="s:1": listed twice`}},
+		{name: "file mTLS without a CA", file: "groups:\n  - {name: a, listen: '127.0.0.1:1', upstream: 'x:1', tls: {listen: '127.0.0.1:2', cert_file: c, key_file: k, client_auth: require}}\n", want: []string{`groups[0] (a).tls.client_auth="require" needs client_ca_file`}},
+		{name: "file CA without mTLS", file: "groups:\n  - {name: a, listen: '127.0.0.1:1', upstream: 'x:1', tls: {listen: '127.0.0.1:2', cert_file: c, key_file: k, client_ca_file: ca}}\n", want: []string{`groups[0] (a).tls.client_ca_file="ca" is set but client_auth is none`}},
+		{name: "file facade mTLS without a CA", file: "sentinel_facade: {tls: {listen: '127.0.0.1:3', cert_file: c, key_file: k, client_auth: optional}}\ngroups:\n  - {name: a, listen: '127.0.0.1:1', upstream: 'x:1', facade_name: a}\n", want: []string{`sentinel_facade.tls.client_auth="optional" needs client_ca_file`}},
 		// TLS files are loaded with the configuration: a reload naming a
 		// missing one changes nothing, and check-config says so.
 		{name: "file missing certificate", file: "groups:\n  - {name: a, listen: '127.0.0.1:1', upstream: 'x:1', tls: {listen: '127.0.0.1:2', cert_file: /nonexistent/tls.crt, key_file: /nonexistent/tls.key}}\n", want: []string{"groups[0] (a).tls", "/nonexistent/tls.crt"}},
@@ -276,4 +287,13 @@ func loadFails(t *testing.T, file string, want []string) {
 			t.Errorf("error %q does not mention %q", err, w)
 		}
 	}
+}
+
+// manySentinels lists n distinct Sentinel addresses for a YAML flow list.
+func manySentinels(n int) string {
+	var a []string
+	for i := range n {
+		a = append(a, "'s"+strconv.Itoa(i)+":26379'")
+	}
+	return strings.Join(a, ", ")
 }

@@ -94,8 +94,15 @@ func (t *listenerTLS) validate(field string) error {
 	if t.CertFile == "" || t.KeyFile == "" {
 		return fmt.Errorf("%s.tls: cert_file and key_file are required", field)
 	}
-	if _, err := sytls.ParseClientAuth(t.ClientAuth); err != nil {
+	ca, err := sytls.ParseClientAuth(t.ClientAuth)
+	if err != nil {
 		return fmt.Errorf("%s.tls.client_auth=%q: want none, optional or require", field, t.ClientAuth)
+	}
+	switch {
+	case ca != sytls.ClientAuthNone && t.ClientCAFile == "":
+		return fmt.Errorf("%s.tls.client_auth=%q needs client_ca_file, to verify client certificates against", field, t.ClientAuth)
+	case ca == sytls.ClientAuthNone && t.ClientCAFile != "":
+		return fmt.Errorf("%s.tls.client_ca_file=%q is set but client_auth is none: set client_auth to optional or require", field, t.ClientCAFile)
 	}
 	if t.ReloadInterval < 0 {
 		return fmt.Errorf("%s.tls.reload_interval=%v: must not be negative", field, t.ReloadInterval)
