@@ -194,13 +194,22 @@ type sentinelConfig struct {
 	TLS *clientTLS `yaml:"tls"`
 }
 
-// envConfig is the sidecar's contract: the variables its pods already have.
+// envGlobal is the part of the environment that applies with a
+// configuration file too (the variables the docs mark †), and overrides
+// it.
+type envGlobal struct {
+	ConfigFile   string        `env:"SWITCHYARD_CONFIG"`
+	AdminListen  string        `env:"SWITCHYARD_ADMIN_LISTEN"`
+	LogLevel     string        `env:"SWITCHYARD_LOG_LEVEL"`
+	LogFormat    string        `env:"SWITCHYARD_LOG_FORMAT"`
+	DrainTimeout time.Duration `env:"SWITCHYARD_DRAIN_TIMEOUT"`
+}
+
+// envConfig is the sidecar's contract: the variables its pods already
+// have. Without a file, it is the whole configuration.
 type envConfig struct {
-	ConfigFile  string `env:"SWITCHYARD_CONFIG"`
-	Listen      string `env:"SWITCHYARD_LISTEN" envDefault:"127.0.0.1:6379"`
-	AdminListen string `env:"SWITCHYARD_ADMIN_LISTEN"`
-	LogLevel    string `env:"SWITCHYARD_LOG_LEVEL"`
-	LogFormat   string `env:"SWITCHYARD_LOG_FORMAT"`
+	envGlobal
+	Listen string `env:"SWITCHYARD_LISTEN" envDefault:"127.0.0.1:6379"`
 
 	RedisHost      string   `env:"REDIS_HOST"`
 	RedisPort      int      `env:"REDIS_PORT" envDefault:"6379"`
@@ -210,14 +219,13 @@ type envConfig struct {
 	SocketTimeout  float64 `env:"REDIS_SOCKET_TIMEOUT"`
 	MaxConnections int     `env:"REDIS_MAX_CONNECTIONS"`
 
-	RedisUsername        string        `env:"REDIS_USERNAME"`
-	RedisPassword        string        `env:"REDIS_PASSWORD"`
-	RedisPasswordFile    string        `env:"REDIS_PASSWORD_FILE"`
-	SentinelUsername     string        `env:"REDIS_SENTINEL_USERNAME"`
-	SentinelPassword     string        `env:"REDIS_SENTINEL_PASSWORD"`
-	SentinelPasswordFile string        `env:"REDIS_SENTINEL_PASSWORD_FILE"`
-	DrainTimeout         time.Duration `env:"SWITCHYARD_DRAIN_TIMEOUT"`
-	EventLoop            *bool         `env:"SWITCHYARD_EVENT_LOOP"`
+	RedisUsername        string `env:"REDIS_USERNAME"`
+	RedisPassword        string `env:"REDIS_PASSWORD"`
+	RedisPasswordFile    string `env:"REDIS_PASSWORD_FILE"`
+	SentinelUsername     string `env:"REDIS_SENTINEL_USERNAME"`
+	SentinelPassword     string `env:"REDIS_SENTINEL_PASSWORD"`
+	SentinelPasswordFile string `env:"REDIS_SENTINEL_PASSWORD_FILE"`
+	EventLoop            *bool  `env:"SWITCHYARD_EVENT_LOOP"`
 
 	// SentinelListen turns the Sentinel facade on; Announce is the
 	// group's advertised address.
@@ -261,8 +269,10 @@ func envError(err error) error {
 // loadConfig reads the file named by path (or SWITCHYARD_CONFIG), else
 // the environment, applies defaults and validates.
 func loadConfig(path string) (*config, error) {
+	// With a file, only the global variables are read: the others are
+	// not used, so a malformed one must not stop the proxy.
 	var e envConfig
-	if err := env.Parse(&e); err != nil {
+	if err := env.Parse(&e.envGlobal); err != nil {
 		return nil, fmt.Errorf("environment: %w", envError(err))
 	}
 	if path == "" {
@@ -273,6 +283,9 @@ func loadConfig(path string) (*config, error) {
 	if path != "" {
 		c, err = readFile(path)
 	} else {
+		if err := env.Parse(&e); err != nil {
+			return nil, fmt.Errorf("environment: %w", envError(err))
+		}
 		c, err = fromEnv(e)
 	}
 	if err != nil {

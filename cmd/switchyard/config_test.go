@@ -247,6 +247,21 @@ func TestCredentials(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+	// With a file only the variables marked † apply; a malformed one of
+	// the others (left in a pod's environment, say) is not read, while a
+	// malformed † one is still an error.
+	t.Run("file ignores the sidecar variables", func(t *testing.T) {
+		path := filepath.Join(dir, "c.yaml")
+		os.WriteFile(path, []byte("groups:\n  - {name: a, listen: '127.0.0.1:1', upstream: 'x:1'}\n"), 0o600)
+		setEnv(t, map[string]string{"REDIS_PORT": "abc", "REDIS_SOCKET_TIMEOUT": "0.1s", "SWITCHYARD_EVENT_LOOP": "no"})
+		if _, err := loadConfig(path); err != nil {
+			t.Fatalf("file with malformed sidecar variables: %v", err)
+		}
+		setEnv(t, map[string]string{"SWITCHYARD_DRAIN_TIMEOUT": "5"})
+		if _, err := loadConfig(path); err == nil || !strings.Contains(err.Error(), `SWITCHYARD_DRAIN_TIMEOUT="5": want a duration`) {
+			t.Fatalf("file with a malformed global variable: %v", err)
+		}
+	})
 	t.Run("sentinel password without sentinels", func(t *testing.T) {
 		setEnv(t, map[string]string{"REDIS_HOST": "h", "REDIS_SENTINEL_PASSWORD": "x"})
 		if _, err := loadConfig(""); err == nil || !strings.Contains(err.Error(), "REDIS_SENTINEL_HOSTS") {
