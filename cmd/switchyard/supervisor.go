@@ -86,10 +86,15 @@ func (s *supervisor) launch(g *group) {
 // enlist makes g the running group of its name, which the admin server
 // and the Sentinel facade report on, before it serves. s.mu is held.
 func (s *supervisor) enlist(g *group) *runningGroup {
-	ctx, cancel := context.WithCancel(context.Background())
-	rg := &runningGroup{g: g, ctx: ctx, cancel: cancel, done: make(chan struct{}), cfg: g.cfg}
+	rg := newRunning(g)
 	s.running[g.cfg.Name] = rg
 	return rg
+}
+
+// newRunning makes g a runningGroup, not yet enlisted.
+func newRunning(g *group) *runningGroup {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &runningGroup{g: g, ctx: ctx, cancel: cancel, done: make(chan struct{}), cfg: g.cfg}
 }
 
 // serve runs an enlisted group in the background.
@@ -124,6 +129,9 @@ func (s *supervisor) drainingGroups() []*group {
 	defer s.mu.Unlock()
 	out := make([]*group, 0, len(s.drains))
 	for g := range s.drains {
+		if rg := s.running[g.cfg.Name]; rg != nil && rg.g == g {
+			continue // still named, until a reload's retried group takes over (reload)
+		}
 		out = append(out, g)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].cfg.Name < out[j].cfg.Name })
@@ -279,9 +287,18 @@ func (s *supervisor) reload(cfg *config) error {
 	// The new groups take the old ones' names in the same step, so that
 	// the facade and /readyz never find a name without a group; they
 	// accept once the old ones have stopped.
+	// A changed group that is built again once the stopped groups have
+	// closed their sockets (retry) keeps its name meanwhile, halted, and
+	// hands it over once its successor has verified a master.
+	named := map[*runningGroup]bool{}
+	for _, gc := range retry {
+		if rg := old[gc.Name]; rg != nil {
+			named[rg] = true
+		}
+	}
 	s.mu.Lock()
 	for _, rg := range stop {
-		if s.running[rg.g.cfg.Name] == rg {
+		if s.running[rg.g.cfg.Name] == rg && !named[rg] {
 			delete(s.running, rg.g.cfg.Name)
 		}
 		s.drains[rg.g] = struct{}{} // counted without a gap (halt)
@@ -300,6 +317,21 @@ func (s *supervisor) reload(cfg *config) error {
 	for _, sock := range sp {
 		sock.release()
 	}
+	for _, rg := range enlisted {
+		s.serve(rg)
+	}
+	// The retried groups accept at once (their clients wait for a master
+	// like any group's first clients), and take their names once they
+	// have verified one, within the same bound as the others.
+	unname := func(name string) {
+		s.mu.Lock()
+		if rg := old[name]; rg != nil && s.running[name] == rg {
+			delete(s.running, name)
+		}
+		s.mu.Unlock()
+	}
+	deadline = time.Now().Add(verifyBeforeServing)
+	var retried []*runningGroup
 	for _, gc := range retry {
 		g, err := newGroup(gc, s.log, s.metrics, nil)
 		if err != nil {
@@ -311,18 +343,23 @@ func (s *supervisor) reload(cfg *config) error {
 			}
 			if g, err = newGroup(rg.cfg, s.log, s.metrics, nil); err != nil {
 				errs = append(errs, fmt.Errorf("restoring its previous configuration: %w", err))
+				unname(gc.Name)
 				s.forget(gc.Name)
 				continue
 			}
 			s.log.Warn("group kept its previous configuration: the new one did not start", zap.String("group", gc.Name))
 		}
 		built = append(built, g)
-		s.mu.Lock()
-		enlisted = append(enlisted, s.enlist(g))
-		s.mu.Unlock()
-	}
-	for _, rg := range enlisted {
+		rg := newRunning(g)
+		g.watch(context.Background())
 		s.serve(rg)
+		retried = append(retried, rg)
+	}
+	for _, rg := range retried {
+		rg.g.srv.AwaitMaster(time.Until(deadline))
+		s.mu.Lock()
+		s.running[rg.g.cfg.Name] = rg
+		s.mu.Unlock()
 	}
 	s.log.Info("configuration reloaded", zap.Int("unchanged", unchanged), zap.Int("presented_anew", presented), zap.Int("stopped", len(stop)),
 		zap.Int("started", len(built)), zap.Errors("errors", errs))

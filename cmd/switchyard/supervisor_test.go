@@ -191,6 +191,33 @@ func TestReloadVerifiesBeforeServing(t *testing.T) {
 			t.Fatalf("reload %d: the new group serves without a verified master", pool-2)
 		}
 	}
+	// The same port spelt anew cannot be bound until the old group has
+	// closed its socket: the group is built again after the halt, and the
+	// old one keeps the name until the new one has a master.
+	_, port, _ := net.SplitHostPort(addr)
+	respelt := sentinelGroup(6)
+	respelt.Listen = "localhost:" + port
+	if err := sup.reload(&config{Groups: []groupConfig{respelt}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case why := <-missed:
+		t.Fatalf("respelt reload: during it %s", why)
+	default:
+	}
+	running := sup.groups()[0]
+	if running.cfg.Listen != respelt.Listen {
+		t.Fatalf("running listen %q, want %q", running.cfg.Listen, respelt.Listen)
+	}
+	if _, _, ok := running.srv.Master(); !ok {
+		t.Fatal("respelt reload: the new group has no verified master")
+	}
+	if err := ping(addr); err != nil {
+		t.Fatalf("respelt reload: %v", err)
+	}
+	if d := sup.drainingGroups(); len(d) > 1 {
+		t.Fatalf("draining %d groups, want the replaced one at most", len(d))
+	}
 }
 
 // The clients of a configuration a reload replaced or removed are still
