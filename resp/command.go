@@ -1,6 +1,10 @@
 package resp
 
-import "bytes"
+import (
+	"bytes"
+	"slices"
+	"unsafe"
+)
 
 // Command is one client request.
 type Command struct {
@@ -38,6 +42,14 @@ func (c *Command) Reset() {
 // would otherwise be kept for the connection's life.
 const keepArgs = 1024
 
+// argMemory is what the reader holds for each argument besides its bytes:
+// a span while the frame is scanned, then an entry of Args. Beyond
+// keepArgs arguments it counts towards MaxFrameLen with the request's
+// bytes, so that a request of millions of one-byte arguments cannot make
+// the reader hold many times the limit: "$1\r\nz\r\n" is 7 bytes on the
+// wire and 47 in memory.
+const argMemory = int64(unsafe.Sizeof(span{}) + unsafe.Sizeof([]byte(nil)))
+
 // resetArgs empties args for the next command, dropping the previous
 // one's arguments: left in the backing array past the new length, they
 // would keep the buffer they point into alive, and one large value would
@@ -47,6 +59,14 @@ const keepArgs = 1024
 func (c *Command) resetArgs() [][]byte {
 	clear(c.args)
 	return c.args[:0]
+}
+
+// dropPartial clears the arguments a declined parse wrote into args,
+// which began as c.args[:0]: in args, and in c's own array, which append
+// left behind holding the first of them if it grew args.
+func (c *Command) dropPartial(args [][]byte) {
+	clear(args)
+	clear(c.args[:min(len(args), cap(c.args))])
 }
 
 // Name returns the command name as sent, Args[0], or nil if there is none.
@@ -189,6 +209,9 @@ func (r *Reader) scanMultibulk(b []byte, cmd *Command) (n, need int, err error) 
 		if count > int64(r.maxFrame-s.pos)/6 {
 			return 0, 0, errRequestTooLarge(r.maxFrame)
 		}
+		if count > keepArgs && count*6+(count-keepArgs)*argMemory > int64(r.maxFrame-s.pos) {
+			return 0, 0, errTooManyArgs(r.maxFrame)
+		}
 		s.left = count
 	}
 	for s.left > 0 {
@@ -220,11 +243,22 @@ func (r *Reader) scanMultibulk(b []byte, cmd *Command) (n, need int, err error) 
 		if b[s.end-2] != '\r' || b[s.end-1] != '\n' {
 			return 0, 0, protoErr(msgBulkNotTerminated)
 		}
+		if len(s.spans) == cap(s.spans) {
+			// Doubling, up to the count still to come: append grows a
+			// large slice by a quarter, leaving about four times its
+			// final size behind as garbage for a request of a million
+			// arguments.
+			grow := min(max(cap(s.spans), 16), int(s.left))
+			s.spans = slices.Grow(s.spans, grow)
+		}
 		s.spans = append(s.spans, span{s.pos, s.end - 2})
 		s.pos, s.scan, s.end = s.end, s.end, 0
 		s.left--
 	}
 	cmd.args = cmd.resetArgs()
+	if cap(cmd.args) < len(s.spans) {
+		cmd.args = make([][]byte, 0, len(s.spans)) // at once, not by append's growth
+	}
 	for _, sp := range s.spans {
 		cmd.args = append(cmd.args, b[sp.start:sp.end:sp.end])
 	}

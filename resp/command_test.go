@@ -151,6 +151,10 @@ var commandErrorTests = []struct {
 	{"frame over MaxFrameLen", "*2\r\n$3\r\nSET\r\n$20\r\n", Limits{MaxFrameLen: 32}, "Protocol error: request larger than 32 bytes", false},
 	{"count cannot fit MaxFrameLen", "*100\r\n", Limits{MaxFrameLen: 64}, "Protocol error: request larger than 64 bytes", false},
 	{"inline over MaxFrameLen", "PING aaaaaaaa\r\n", Limits{MaxFrameLen: 8}, "Protocol error: request larger than 8 bytes", false},
+	// 3000 arguments fit 64 KiB at 6 bytes each, but not with the index
+	// the reader keeps for the 1976 beyond the first 1024.
+	{"arguments and their index over MaxFrameLen", "*3000\r\n", Limits{MaxFrameLen: 64 << 10},
+		"Protocol error: request larger than 65536 bytes, counting 40 bytes of memory for each argument after the first 1024", false},
 }
 
 func TestReadCommandErrors(t *testing.T) {

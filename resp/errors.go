@@ -44,6 +44,13 @@ func errRequestTooLarge(max int) error {
 	return &ProtocolError{Msg: "Protocol error: request larger than " + strconv.Itoa(max) + " bytes"}
 }
 
+// errTooManyArgs refuses a request whose arguments would take more memory
+// than MaxFrameLen (see argMemory).
+func errTooManyArgs(max int) error {
+	return &ProtocolError{Msg: "Protocol error: request larger than " + strconv.Itoa(max) + " bytes, counting " +
+		strconv.FormatInt(argMemory, 10) + " bytes of memory for each argument after the first " + strconv.Itoa(keepArgs)}
+}
+
 // ErrMalformedReply is wrapped by the errors ReadReply returns for bytes that
 // are not a RESP2 or RESP3 reply. The backend connection is out of step and
 // must be closed.

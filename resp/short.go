@@ -60,17 +60,17 @@ func (r *Reader) shortCommand(b []byte, cmd *Command) (n int, ok bool) {
 	args := cmd.resetArgs()
 	for range count {
 		if pos >= len(b) || b[pos] != TypeBulkString {
-			clear(args)
+			cmd.dropPartial(args)
 			return 0, false
 		}
 		size, start, ok := shortNumber(b, pos+1)
 		if !ok || int64(size) > r.lim.MaxBulkLen {
-			clear(args)
+			cmd.dropPartial(args)
 			return 0, false
 		}
 		end := start + size
 		if end+2 > len(b) || b[end] != '\r' || b[end+1] != '\n' {
-			clear(args)
+			cmd.dropPartial(args)
 			return 0, false
 		}
 		args = append(args, b[start:end:end])
