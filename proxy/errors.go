@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"net"
+	"syscall"
 )
 
 // Errors the data path reports. Their client-facing text is chosen by
@@ -80,6 +81,9 @@ func clientError(err error) string {
 	switch {
 	case errors.Is(err, errNoMaster):
 		return "TRYAGAIN switchyard: no verified master for this group, try again"
+	case errors.As(err, &de) && (errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)):
+		// The master may be fine: the proxy could not open a socket.
+		return "TRYAGAIN switchyard: the proxy is out of file descriptors (open files limit), try again"
 	case errors.As(err, &de):
 		return "TRYAGAIN switchyard: master unreachable, try again"
 	case errors.As(err, &ns) && !errors.Is(err, errFenced) && !errors.Is(err, errPoolClosed):

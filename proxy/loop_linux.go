@@ -63,6 +63,11 @@ type loop struct {
 	spare     []*session
 	now       time.Time
 	lastSweep time.Time
+	// reserve is a descriptor held open (/dev/null) so that a hand-off,
+	// whose net.Conn needs a descriptor of its own, still finds one when
+	// the process has run out: the client then gets the goroutine's clear
+	// error instead of a silent close. -1 while none could be opened.
+	reserve int
 	// pollFn is poll for rc.Read, with its arguments and result here, so
 	// that waiting allocates no closure.
 	pollFn func(uintptr) bool
@@ -114,7 +119,9 @@ func newLoop(srv *Server) (*loop, error) {
 		fds:      make(map[int32]*session),
 		bfds:     make(map[int32]*backendConn),
 		backends: make(map[*backendConn]struct{}),
+		reserve:  -1,
 	}
+	l.keepReserve()
 	l.pollFn = func(uintptr) bool {
 		l.n = l.poll(l.events)
 		return l.n > 0
@@ -158,6 +165,11 @@ func (l *loop) stop() {
 func (l *loop) run() {
 	defer close(l.done)
 	defer l.ep.Close() // the epoll descriptor
+	defer func() {
+		if l.reserve >= 0 {
+			syscall.Close(l.reserve)
+		}
+	}()
 	defer func() {
 		l.mu.Lock()
 		syscall.Close(l.wakefd)
@@ -534,8 +546,13 @@ func (l *loop) forget(s *session) {
 func (l *loop) handoff(s *session, how resumeKind, counted bool) {
 	l.owned = nil
 	l.forget(s)
+	if l.reserve >= 0 {
+		syscall.Close(l.reserve) // for attachConn's duplicate, if no other is free
+		l.reserve = -1
+	}
 	nc, err := attachConn(s.in.fd) // closes s.in.fd, whatever the outcome
 	s.in.fd = -1
+	l.keepReserve()
 	if err == nil {
 		// net.FileConn turns Go's default keepalive on again.
 		tuneClient(nc, l.srv.cfg.KeepAlive)
@@ -565,6 +582,17 @@ func (l *loop) handoff(s *session, how resumeKind, counted bool) {
 		s.handoffs++
 	}
 	go s.goroutine(how)
+}
+
+// keepReserve opens the reserve descriptor if it is not open and one is
+// free.
+func (l *loop) keepReserve() {
+	if l.reserve >= 0 {
+		return
+	}
+	if fd, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0); err == nil {
+		l.reserve = fd
+	}
 }
 
 // detachConn returns a duplicate of a TCP connection's descriptor, still
