@@ -6,6 +6,7 @@ package proxy_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -211,4 +212,71 @@ func TestUnsubscribeOutsideSubscription(t *testing.T) {
 	d3.send("HELLO 3", "GET bkey")
 	d3.reply()
 	d3.expect("$4 bval")
+}
+
+// A client that half-closes while its command is blocked gets what it
+// was owed before it, then the close, as from Redis, which frees such a
+// client: no error blaming the master (the hostile-client audit saw
+// "lost the connection to the master" after BLPOP and WAIT). The blocked
+// pop takes nothing afterwards.
+func TestHalfCloseWhileBlocked(t *testing.T) {
+	rs, _, addr := setup(t, proxy.Config{})
+	direct := rs.Client()
+	defer direct.Close()
+	for _, blocking := range []string{cmd("BLPOP", "hcb:list", "5"), cmd("WAIT", "1", "5000")} {
+		c := dialRaw(t, addr)
+		c.send(cmd("INCR", "hcb:n") + blocking + cmd("INCR", "hcb:n"))
+		if l := c.line(); !strings.HasPrefix(l, ":") {
+			t.Fatalf("INCR before %q: %q", blocking, l)
+		}
+		waitFor(t, func() error { // the blocking command is on Redis
+			if n := blockedClients(t, direct); n != 1 {
+				return fmt.Errorf("%d blocked clients", n)
+			}
+			return nil
+		})
+		if err := c.nc.(*net.TCPConn).CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		rest, err := io.ReadAll(c.br)
+		if err != nil || len(rest) != 0 {
+			t.Fatalf("after half-closing during %q: %q (%v), want the close alone", blocking, rest, err)
+		}
+		waitFor(t, func() error {
+			if n := blockedClients(t, direct); n != 0 {
+				return fmt.Errorf("%d blocked clients after the half-close", n)
+			}
+			return nil
+		})
+	}
+	// A WAIT whose preparing PUBLISH waits for a write pause (as a
+	// failover begins) ends the same way.
+	if err := direct.Do(ctxT(t), "CLIENT", "PAUSE", "10000", "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, addr)
+	c.send(cmd("WAIT", "0", "0"))
+	waitFor(t, func() error { // the PUBLISH is held by the pause
+		if n := blockedClients(t, direct); n != 1 {
+			return fmt.Errorf("%d blocked clients", n)
+		}
+		return nil
+	})
+	if err := c.nc.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if rest, err := io.ReadAll(c.br); err != nil || len(rest) != 0 {
+		t.Fatalf("after half-closing during a paused WAIT: %q (%v), want the close alone", rest, err)
+	}
+	if err := direct.Do(ctxT(t), "CLIENT", "UNPAUSE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := direct.RPush(ctxT(t), "hcb:list", "kept").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := direct.LRange(ctxT(t), "hcb:list", 0, -1).Result(); len(got) != 1 {
+		t.Fatalf("hcb:list = %v: the half-closed client's BLPOP took the element", got)
+	}
 }

@@ -712,7 +712,11 @@ func (s *session) finishSeg() {
 		if errors.Is(r.err, errNoMaster) {
 			s.refusing = r.err // held for HoldTimeout, by awaitRelease or the event loop
 		}
-		for i := 0; i < r.n; i++ {
+		// A client that left while its command was blocked gets no
+		// error: as Redis, which frees such a client, the proxy only
+		// closes (the client may have half-closed and still read, and the
+		// master was not at fault).
+		for i := 0; i < r.n && !errors.Is(r.err, errClientGone); i++ {
 			s.out = resp.AppendError(s.out, clientError(r.err))
 		}
 		if conn == s.ded {
