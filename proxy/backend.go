@@ -238,23 +238,28 @@ func (c *backendConn) handshake(ctx context.Context, key poolKey) error {
 	var buf []byte
 	replies := 0
 	switch {
-	case key.proto == 3:
+	case key.proto == 3 && (pass == "" || user != ""):
 		args := [][]byte{[]byte("HELLO"), []byte("3")}
 		if pass != "" {
-			if user == "" {
-				user = "default"
-			}
 			args = append(args, []byte("AUTH"), []byte(user), []byte(pass))
 		}
 		buf = resp.AppendCommand(buf, args)
 		replies++
 	case pass != "":
+		// A password without a user is sent as AUTH <password>, never as
+		// HELLO's AUTH default <password>: when the default user needs no
+		// password, Redis accepts the latter but refuses the former, and
+		// the client must get the refusal it would get from Redis.
 		args := [][]byte{[]byte("AUTH"), []byte(pass)}
 		if user != "" {
 			args = [][]byte{[]byte("AUTH"), []byte(user), []byte(pass)}
 		}
 		buf = resp.AppendCommand(buf, args)
 		replies++
+		if key.proto == 3 {
+			buf = resp.AppendCommand(buf, [][]byte{[]byte("HELLO"), []byte("3")})
+			replies++
+		}
 	}
 	if key.db != 0 {
 		buf = resp.AppendCommand(buf, [][]byte{[]byte("SELECT"), []byte(strconv.Itoa(key.db))})

@@ -474,7 +474,9 @@ func (s *session) handlePinned(class router.Class, args [][]byte, raw []byte) {
 		s.replyError("ERR switchyard: " + string(upperName(args)) + " inside MULTI is not supported")
 		return
 	case router.Exec:
-		if s.multi && s.poisoned {
+		// An EXEC of the wrong arity goes to Redis, which aborts the
+		// transaction for that reason, as it would after any error.
+		if s.multi && s.poisoned && len(args) == 1 {
 			s.abortPoisoned()
 			return
 		}
@@ -514,7 +516,10 @@ func (s *session) handlePinned(class router.Class, args [][]byte, raw []byte) {
 			s.multi = true
 		}
 	case router.Exec, router.Discard:
-		if s.multi {
+		// EXEC ends the transaction even when Redis refuses its arity
+		// (EXECABORT); a DISCARD it refuses leaves the transaction open,
+		// and the connection, still in MULTI, must stay the client's.
+		if s.multi && (class == router.Exec || len(args) == 1) {
 			s.multi, s.watch, s.poisoned = false, false, false
 		}
 	case router.Watch:
@@ -563,6 +568,10 @@ func (s *session) abortPoisoned() {
 		s.closing = true
 		return
 	}
+	// DISCARD left the connection clean. It goes back now: kept, it
+	// would serve the client's next WATCH or MULTI after a HELLO or
+	// SELECT had moved the client to other settings.
+	s.dropDedicated(true)
 	s.replyError("EXECABORT Transaction discarded because of previous errors.")
 }
 
