@@ -198,6 +198,18 @@ func TestPassThroughAuthFailuresAreSlowed(t *testing.T) {
 	if !raw.closed() {
 		t.Fatal("connection not dropped after 10 failed pass-through AUTHs")
 	}
+	// HELLO's AUTH too, as docs/operations.md says (the differential
+	// test's helper found it neither counted nor paced).
+	raw = dialRaw(t, addr)
+	for i := 1; i <= 10; i++ {
+		raw.send(cmd("HELLO", "3", "AUTH", "default", "wrong"+strconv.Itoa(i)))
+		if l := raw.line(); !strings.HasPrefix(l, "-WRONGPASS") {
+			t.Fatalf("HELLO attempt %d: %q", i, l)
+		}
+	}
+	if !raw.closed() {
+		t.Fatal("connection not dropped after 10 failed pass-through HELLO AUTHs")
+	}
 }
 
 // localCert issues a certificate for localhost and 127.0.0.1 from a new

@@ -127,7 +127,7 @@ func (s *session) auth(args [][]byte) {
 // reply comes from Redis itself, on a connection speaking the new protocol.
 func (s *session) hello(args [][]byte) {
 	key := s.key
-	name, setName := "", false
+	name, setName, withAuth := "", false, false
 	if len(args) >= 2 {
 		v, ok := resp.ParseInt(args[1])
 		if !ok {
@@ -143,7 +143,7 @@ func (s *session) hello(args [][]byte) {
 			more := len(args) - i - 1
 			switch {
 			case bytes.EqualFold(args[i], []byte("AUTH")) && more >= 2:
-				key.clientAuth = true
+				key.clientAuth, withAuth = true, true
 				key.user, key.pass = string(args[i+1]), string(args[i+2])
 				i += 2
 			case bytes.EqualFold(args[i], []byte("SETNAME")) && more >= 1:
@@ -173,10 +173,19 @@ func (s *session) hello(args [][]byte) {
 		key.clientAuth, key.user, key.pass = s.key.clientAuth, s.key.user, s.key.pass
 	}
 	prev := s.key
+	passed := withAuth && s.srv.cfg.Authenticate == nil // credentials Redis checks
 	c, err := s.setKey(key)
 	if err != nil {
+		var re *ReplyError
+		if passed && errors.As(err, &re) {
+			s.authFailed(re.Msg) // Redis refused the credentials, as for AUTH
+			return
+		}
 		s.replyError(clientError(err))
 		return
+	}
+	if passed {
+		s.authFailures = 0
 	}
 	var reply []byte
 	hello := [][]byte{[]byte("HELLO"), []byte(strconv.Itoa(key.proto))}
