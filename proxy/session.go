@@ -725,8 +725,11 @@ func (s *session) finishSeg() {
 		// error: as Redis, which frees such a client, the proxy only
 		// closes (the client may have half-closed and still read, and the
 		// master was not at fault).
-		for i := 0; i < r.n && !errors.Is(r.err, errClientGone); i++ {
-			s.out = resp.AppendError(s.out, clientError(r.err))
+		if !errors.Is(r.err, errClientGone) {
+			msg := clientError(r.err)
+			for i := 0; i < r.n; i++ {
+				s.out = resp.AppendError(s.out, msg)
+			}
 		}
 		if conn == s.ded {
 			// The client's transaction, blocked command or subscription
