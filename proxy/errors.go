@@ -99,6 +99,12 @@ func clientError(err error) string {
 		return "ERR switchyard: master stopped answering while commands were held; the command may or may not have run"
 	case errors.Is(err, errHeldPinned):
 		return "ERR switchyard: a failover began while the command was blocked; the command may or may not have run"
+	case errors.Is(err, errClientGone):
+		// The client half-closed its connection (a full close reads
+		// nothing). The proxy cannot tell whether Redis had blocked the
+		// command, which Redis would then drop with the client, or had
+		// run it already: so it stops waiting, and says so.
+		return "ERR switchyard: the client closed its side of the connection while the command waited, so the proxy stopped waiting; the command may or may not have run"
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {

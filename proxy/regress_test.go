@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -214,11 +215,13 @@ func TestUnsubscribeOutsideSubscription(t *testing.T) {
 	d3.expect("$4 bval")
 }
 
-// A client that half-closes while its command is blocked gets what it
-// was owed before it, then the close, as from Redis, which frees such a
-// client: no error blaming the master (the hostile-client audit saw
-// "lost the connection to the master" after BLPOP and WAIT). The blocked
-// pop takes nothing afterwards.
+// A client that half-closes while its command waits gets what it was
+// owed before it, then an error that says why the proxy stopped waiting
+// and that the command may have run, then the close. The hostile-client
+// audit saw "lost the connection to the master", blaming a master that
+// was fine; a review then showed that saying nothing (as Redis does for
+// a command it had blocked) hides a pop Redis had already made. The
+// blocked pop takes nothing afterwards.
 func TestHalfCloseWhileBlocked(t *testing.T) {
 	rs, _, addr := setup(t, proxy.Config{})
 	direct := rs.Client()
@@ -240,8 +243,8 @@ func TestHalfCloseWhileBlocked(t *testing.T) {
 		}
 		c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 		rest, err := io.ReadAll(c.br)
-		if err != nil || len(rest) != 0 {
-			t.Fatalf("after half-closing during %q: %q (%v), want the close alone", blocking, rest, err)
+		if err != nil || string(rest) != halfClosedReply {
+			t.Fatalf("after half-closing during %q: %q (%v), want %q and the close", blocking, rest, err, halfClosedReply)
 		}
 		waitFor(t, func() error {
 			if n := blockedClients(t, direct); n != 0 {
@@ -267,8 +270,8 @@ func TestHalfCloseWhileBlocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if rest, err := io.ReadAll(c.br); err != nil || len(rest) != 0 {
-		t.Fatalf("after half-closing during a paused WAIT: %q (%v), want the close alone", rest, err)
+	if rest, err := io.ReadAll(c.br); err != nil || string(rest) != halfClosedReply {
+		t.Fatalf("after half-closing during a paused WAIT: %q (%v), want %q and the close", rest, err, halfClosedReply)
 	}
 	if err := direct.Do(ctxT(t), "CLIENT", "UNPAUSE").Err(); err != nil {
 		t.Fatal(err)
@@ -278,5 +281,38 @@ func TestHalfCloseWhileBlocked(t *testing.T) {
 	}
 	if got, _ := direct.LRange(ctxT(t), "hcb:list", 0, -1).Result(); len(got) != 1 {
 		t.Fatalf("hcb:list = %v: the half-closed client's BLPOP took the element", got)
+	}
+}
+
+const halfClosedReply = "-ERR switchyard: the client closed its side of the connection while the command waited, so the proxy stopped waiting; the command may or may not have run\r\n"
+
+// TestHalfCloseNeverHidesAPop: a BLPOP that Redis answers at once, from
+// a client that half-closes right after sending it, is either answered
+// or told that it may have run; never silence while an element was
+// popped (a review caught that).
+func TestHalfCloseNeverHidesAPop(t *testing.T) {
+	rs, _, addr := setup(t, proxy.Config{})
+	direct := rs.Client()
+	defer direct.Close()
+	for i := range 30 {
+		if err := direct.RPush(ctxT(t), "hcp:list", "v"+strconv.Itoa(i)).Err(); err != nil {
+			t.Fatal(err)
+		}
+		c := dialRaw(t, addr)
+		c.send(cmd("BLPOP", "hcp:list", "1"))
+		if err := c.nc.(*net.TCPConn).CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got, err := io.ReadAll(c.br)
+		if err != nil {
+			t.Fatal(err)
+		}
+		answered := strings.Contains(string(got), "v"+strconv.Itoa(i))
+		if !answered && string(got) != halfClosedReply {
+			n, _ := direct.LLen(ctxT(t), "hcp:list").Result()
+			t.Fatalf("try %d: the client read %q; %d elements left", i, got, n)
+		}
+		direct.Del(ctxT(t), "hcp:list")
 	}
 }

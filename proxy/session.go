@@ -721,15 +721,9 @@ func (s *session) finishSeg() {
 		if errors.Is(r.err, errNoMaster) {
 			s.refusing = r.err // held for HoldTimeout, by awaitRelease or the event loop
 		}
-		// A client that left while its command was blocked gets no
-		// error: as Redis, which frees such a client, the proxy only
-		// closes (the client may have half-closed and still read, and the
-		// master was not at fault).
-		if !errors.Is(r.err, errClientGone) {
-			msg := clientError(r.err)
-			for i := 0; i < r.n; i++ {
-				s.out = resp.AppendError(s.out, msg)
-			}
+		msg := clientError(r.err)
+		for i := 0; i < r.n; i++ {
+			s.out = resp.AppendError(s.out, msg)
 		}
 		if conn == s.ded {
 			// The client's transaction, blocked command or subscription

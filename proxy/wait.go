@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"errors"
 	"strings"
 
 	"github.com/pnats/switchyard/resp"
@@ -66,8 +65,6 @@ func (s *session) markWrites(c *backendConn) bool {
 	}
 	s.waitBlocking(r, c)
 	switch {
-	case errors.Is(r.err, errClientGone):
-		return false // closed without a reply, as a blocked command (finishSeg)
 	case r.err != nil:
 		s.replyError(clientError(r.err))
 	case len(out) > 0 && out[0] == resp.TypeError && bytes.HasPrefix(out[1:], []byte("NOPERM")):
