@@ -92,17 +92,17 @@ type documentedDiff struct {
 
 // documented lists the documented differences the workload meets; the
 // doc references are to README.md's section "Client-visible differences
-// from a direct connection" (line numbers as of this writing). Two more
-// are handled where they arise: HELLO's id (helloID; README.md:182, "The
+// from a direct connection", quoted so that it can be found. Two more
+// are handled where they arise: HELLO's id (helloID; README.md, "The
 // `id` in `HELLO`'s reply is that of a shared connection, not the
 // client's"), and AUTH failures, paced by the proxy from the third on one
-// connection (README.md:226, "Pipelined `AUTH` failures passed through to
-// Redis are paced (delayed from the third on one connection, closed at the
-// tenth)"), which the workload stays below.
+// connection (README.md, "Pipelined `AUTH` and `HELLO … AUTH` failures
+// passed through to Redis are paced (delayed from the third on one
+// connection, closed at the tenth)"), which the workload stays below.
 var documented = []*documentedDiff{
 	{
 		name: "SELECT, HELLO or AUTH inside MULTI or after WATCH",
-		doc: "README.md:189: \"`SELECT`, `HELLO` and `AUTH` inside `MULTI` or after " +
+		doc: "README.md: \"`SELECT`, `HELLO` and `AUTH` inside `MULTI` or after " +
 			"`WATCH`; ... are refused (the transaction then ends in `EXECABORT`, as Redis does for a refused command)\"",
 		reply: func(m *connModel, args []string) string {
 			if !(m.multi || m.watch) || !isName(args, "SELECT", "HELLO", "AUTH") {
@@ -113,7 +113,7 @@ var documented = []*documentedDiff{
 	},
 	{
 		name: "CLIENT SETNAME or GETNAME inside MULTI",
-		doc: "README.md:189: \"... `CLIENT SETNAME`/`GETNAME` and the commands above " +
+		doc: "README.md: \"... `CLIENT SETNAME`/`GETNAME` and the commands above " +
 			"inside `MULTI`, are refused (the transaction then ends in `EXECABORT` ...)\"",
 		reply: func(m *connModel, args []string) string {
 			if !m.multi || !isClient(args, "SETNAME", "GETNAME") {
@@ -124,7 +124,7 @@ var documented = []*documentedDiff{
 	},
 	{
 		name: "CLIENT REPLY, NO-EVICT and NO-TOUCH",
-		doc: "README.md:185: \"`CLIENT REPLY`, `CLIENT NO-EVICT`, `CLIENT NO-TOUCH` ... " +
+		doc: "README.md: \"`CLIENT REPLY`, `CLIENT NO-EVICT`, `CLIENT NO-TOUCH` ... " +
 			"get `-ERR switchyard: … is not supported through the proxy`\"; inside MULTI, refused as above",
 		reply: func(m *connModel, args []string) string {
 			if !isClient(args, "REPLY", "NO-EVICT", "NO-TOUCH") {
@@ -139,7 +139,7 @@ var documented = []*documentedDiff{
 	},
 	{
 		name: "READONLY and READWRITE",
-		doc: "docs/configuration.md:75 (read_policy): \"A client can opt in on its own connection with `READONLY` " +
+		doc: "docs/configuration.md (read_policy): \"A client can opt in on its own connection with `READONLY` " +
 			"and out with `READWRITE`, as in Redis Cluster.\" (Redis without cluster support refuses both.)",
 		reply: func(m *connModel, args []string) string {
 			if m.multi || m.watch || len(args) != 1 || !isName(args, "READONLY", "READWRITE") {
