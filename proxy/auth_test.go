@@ -358,3 +358,23 @@ func (h *heldWrites) Write(p []byte) (int, error) {
 	}
 	return h.Conn.Write(p)
 }
+
+// TestPassThroughAuthEmptyUser: no user is named "", so AUTH and HELLO
+// AUTH with an empty user name are refused as by Redis. The handshake
+// took "" for "no user" and logged the client in as the default user (a
+// review found it).
+func TestPassThroughAuthEmptyUser(t *testing.T) {
+	rs := labtest.Server(t, lab.ServerOptions{Args: []string{"--requirepass", "pw"}})
+	_, addr := startProxy(t, rs.Addr, proxy.Config{})
+	for _, target := range []string{rs.Addr, addr} {
+		c := dialRaw(t, target)
+		for _, req := range []string{cmd("AUTH", "", "pw"), cmd("HELLO", "3", "AUTH", "", "pw")} {
+			c.send(req)
+			if l := c.line(); !strings.HasPrefix(l, "-WRONGPASS") {
+				t.Fatalf("%s: %q with an empty user name: %q", target, req, l)
+			}
+		}
+		c.send(cmd("AUTH", "pw"))
+		c.expect("+OK")
+	}
+}

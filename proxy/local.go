@@ -108,6 +108,12 @@ func (s *session) auth(args [][]byte) {
 	key.clientAuth = true
 	key.user, key.pass = "", string(args[len(args)-1])
 	if len(args) == 3 {
+		if len(args[1]) == 0 {
+			// No user has an empty name; to the handshake, "" means the
+			// default user.
+			s.authFailed(replyWrongPass)
+			return
+		}
 		key.user = string(args[1])
 	}
 	if _, err := s.setKey(key); err != nil {
@@ -174,6 +180,10 @@ func (s *session) hello(args [][]byte) {
 	}
 	prev := s.key
 	passed := withAuth && s.srv.cfg.Authenticate == nil // credentials Redis checks
+	if passed && key.user == "" {
+		s.authFailed(replyWrongPass) // as in auth
+		return
+	}
 	c, err := s.setKey(key)
 	if err != nil {
 		var re *ReplyError
