@@ -37,6 +37,12 @@ func (s *Server) dispatch(c *client, args [][]byte) {
 		c.out.err(wrongArgs(name))
 		return
 	}
+	if name == "sentinel" {
+		if e := sentinelSyntax(args); e != "" {
+			c.out.err(e)
+			return
+		}
+	}
 	if !c.authed && name != "auth" && name != "hello" && name != "quit" {
 		c.out.err(errNoAuth)
 		return

@@ -263,6 +263,9 @@ func TestAuth(t *testing.T) {
 		// As Redis: these errors come before the request to authenticate.
 		{"unknown command before auth", [][]string{{"NOSUCH", "a"}, {"SENTINEL"}, {"PING"}},
 			[]string{"-ERR unknown command 'NOSUCH', with args beginning with: 'a' \r\n", "-ERR wrong number of arguments for 'sentinel' command\r\n", "-NOAUTH Authentication required.\r\n"}},
+		{"unknown subcommand before auth", [][]string{{"SENTINEL", "NOSUCH"}, {"SENTINEL", "GET-MASTER-ADDR-BY-NAME"}, {"SENTINEL", "RESET", "x"}, {"SENTINEL", "MYID"}},
+			[]string{"-ERR unknown subcommand 'NOSUCH'. Try SENTINEL HELP.\r\n", "-ERR wrong number of arguments for 'sentinel|get-master-addr-by-name' command\r\n",
+				"-NOAUTH Authentication required.\r\n", "-NOAUTH Authentication required.\r\n"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

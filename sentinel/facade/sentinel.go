@@ -32,24 +32,39 @@ var unsupported = map[string]bool{
 	"info-cache": true, "pending-scripts": true, "is-master-down-by-addr": true,
 }
 
+// sentinelArity is the argument count of each subcommand the facade
+// answers, with SENTINEL and the subcommand.
+var sentinelArity = map[string]int{
+	"get-master-addr-by-name": 3, "master": 3, "masters": 2, "replicas": 3, "slaves": 3,
+	"sentinels": 3, "ckquorum": 3, "myid": 2, "help": 2,
+}
+
+// sentinelSyntax returns the error for a SENTINEL subcommand Sentinel does
+// not have, or one of the facade's with the wrong argument count, or "".
+// Like Sentinel, the facade reports these before asking for AUTH.
+func sentinelSyntax(args [][]byte) string {
+	sub := strings.ToLower(string(args[1]))
+	n, known := sentinelArity[sub]
+	switch {
+	case unsupported[sub]:
+		return ""
+	case !known:
+		return fmt.Sprintf("ERR unknown subcommand '%.128s'. Try SENTINEL HELP.", args[1])
+	case len(args) != n:
+		return wrongArgs("sentinel|" + sub)
+	}
+	return ""
+}
+
 // sentinel is the SENTINEL command.
 func (s *Server) sentinel(c *client, args [][]byte) {
 	sub := strings.ToLower(string(args[1]))
-	// arity of each subcommand, with SENTINEL and the subcommand.
-	want := map[string]int{
-		"get-master-addr-by-name": 3, "master": 3, "masters": 2, "replicas": 3, "slaves": 3,
-		"sentinels": 3, "ckquorum": 3, "myid": 2, "help": 2,
-	}
-	n, known := want[sub]
-	switch {
-	case unsupported[sub]:
+	if unsupported[sub] {
 		c.out.err(fmt.Sprintf("ERR switchyard: SENTINEL %s is not supported by the Sentinel facade; send it to the real Sentinels", strings.ToUpper(sub)))
 		return
-	case !known:
-		c.out.err(fmt.Sprintf("ERR unknown subcommand '%.128s'. Try SENTINEL HELP.", args[1]))
-		return
-	case len(args) != n:
-		c.out.err(wrongArgs("sentinel|" + sub))
+	}
+	if e := sentinelSyntax(args); e != "" {
+		c.out.err(e)
 		return
 	}
 	switch sub {
