@@ -316,3 +316,59 @@ func TestHalfCloseNeverHidesAPop(t *testing.T) {
 		direct.Del(ctxT(t), "hcp:list")
 	}
 }
+
+// TestWaitAfterDiscardInOnePipeline: a DISCARD and a WAIT in one write,
+// inside a transaction begun earlier. Flushing the DISCARD gave the
+// client's connection back to the pool, and WAIT then went out on it,
+// although another client could already have taken it for its own
+// MULTI: WAIT was QUEUED in that client's transaction (the differential
+// test caught it). Several clients race for the pool's connections here.
+func TestWaitAfterDiscardInOnePipeline(t *testing.T) {
+	_, _, addr := setup(t, proxy.Config{})
+	const clients, rounds = 6, 150
+	errs := make(chan error, clients)
+	for i := range clients {
+		c := dialRaw(t, addr)
+		c.nc.SetDeadline(time.Now().Add(30 * time.Second))
+		go func() {
+			send := func(s string) error { _, err := c.nc.Write([]byte(s)); return err }
+			for range rounds {
+				var err error
+				if i%2 == 0 {
+					err = send(cmd("MULTI"))
+					if err == nil {
+						err = c.check("+OK")
+					}
+					if err == nil {
+						err = send(cmd("SET", "wad:k", "v") + cmd("DISCARD") + cmd("WAIT", "0", "0"))
+					}
+					if err == nil {
+						err = c.check("+QUEUED", "+OK", ":0")
+					}
+				} else {
+					err = send(cmd("MULTI") + cmd("INCR", "wad:n") + cmd("EXEC"))
+					if err == nil {
+						err = c.check("+OK", "+QUEUED", "*1")
+					}
+					if l, rerr := c.br.ReadString('\n'); err == nil && (rerr != nil || !strings.HasPrefix(l, ":")) {
+						err = fmt.Errorf("EXEC's INCR: %q (%v)", l, rerr)
+					}
+				}
+				if err != nil {
+					errs <- fmt.Errorf("client %d: %w", i, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	var first error
+	for range clients {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		t.Fatal(first)
+	}
+}

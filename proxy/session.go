@@ -384,6 +384,12 @@ func (s *session) handle(cmd *resp.Command) {
 			s.replyError(replyReadonlyPort) // BLPOP and friends pop
 			return
 		}
+		if isWait(cmd.Args) {
+			// The commands before it go first: their segment may end with
+			// the client's connection given back to the pool (finishSeg),
+			// and WAIT must not follow it there.
+			s.flush()
+		}
 		c, err := s.dedicated()
 		if err != nil {
 			s.replyError(clientError(err))
@@ -497,8 +503,20 @@ func (s *session) handlePinned(class router.Class, args [][]byte, raw []byte) {
 		}
 	}
 	if class == router.Blocking && !s.multi {
-		if isWait(args) && !s.markWrites(s.ded) {
-			return
+		if isWait(args) {
+			// A DISCARD or EXEC before it in the batch ends the
+			// transaction, and flushing it gives the connection back to
+			// the pool (finishSeg), where another client may take it:
+			// WAIT runs on the client's connection as it is after them.
+			s.flush()
+			c, err := s.dedicated()
+			if err != nil {
+				s.replyError(clientError(err))
+				return
+			}
+			if !s.markWrites(c) {
+				return
+			}
 		}
 		// The replies before it go out now, as Redis sends them, not
 		// when the blocked command returns.
