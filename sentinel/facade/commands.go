@@ -37,11 +37,9 @@ func (s *Server) dispatch(c *client, args [][]byte) {
 		c.out.err(wrongArgs(name))
 		return
 	}
-	if name == "sentinel" {
-		if e := sentinelSyntax(args); e != "" {
-			c.out.err(e)
-			return
-		}
+	if e := subcommandSyntax(name, args); e != "" {
+		c.out.err(e)
+		return
 	}
 	if !c.authed && name != "auth" && name != "hello" && name != "quit" {
 		c.out.err(errNoAuth)
@@ -272,15 +270,49 @@ func (s *Server) checkAuth(user, pass string) string {
 	return ""
 }
 
+// clientArity is the argument count, with CLIENT and the subcommand, of
+// each CLIENT subcommand the facade answers (SETINFO is Redis 7.2's,
+// which client libraries send) and, negative for "at least", of those a
+// Redis 7.0 Sentinel has and the facade does not.
+var clientArity = map[string]int{
+	"setname": 3, "getname": 2, "id": 2, "setinfo": 4,
+	"caching": 3, "getredir": 2, "help": 2, "info": 2, "kill": -3, "list": -2,
+	"no-evict": 3, "pause": -3, "reply": 3, "tracking": -3, "trackinginfo": 2,
+	"unblock": -3, "unpause": 2,
+}
+
+// clientAnswered are the CLIENT subcommands the facade answers.
+var clientAnswered = map[string]bool{"setname": true, "getname": true, "id": true, "setinfo": true}
+
+// subcommandSyntax returns the error for a SENTINEL or CLIENT subcommand
+// Sentinel does not have, or one with the wrong argument count, or "".
+// Like Sentinel, the facade reports these before asking for AUTH.
+func subcommandSyntax(name string, args [][]byte) string {
+	switch name {
+	case "sentinel":
+		return sentinelSyntax(args)
+	case "client":
+		sub := strings.ToLower(string(args[1]))
+		n, known := clientArity[sub]
+		switch {
+		case !known:
+			return fmt.Sprintf("ERR unknown subcommand '%.128s'. Try CLIENT HELP.", args[1])
+		case !arity(n).ok(len(args)):
+			return wrongArgs("client|" + sub)
+		}
+	}
+	return ""
+}
+
 func (s *Server) client(c *client, args [][]byte) {
 	sub := strings.ToLower(string(args[1]))
-	n := len(args)
+	if !clientAnswered[sub] {
+		c.out.err(fmt.Sprintf("ERR switchyard: CLIENT %s is not supported by the Sentinel facade", strings.ToUpper(sub)))
+		return
+	}
+	// dispatch has checked the subcommand and its argument count.
 	switch sub {
 	case "setname":
-		if n != 3 {
-			c.out.err(wrongArgs("client|setname"))
-			return
-		}
 		name := string(args[2])
 		if !validName(name) {
 			c.out.err(errBadName)
@@ -289,31 +321,17 @@ func (s *Server) client(c *client, args [][]byte) {
 		c.name = name
 		c.out.simple("OK")
 	case "getname":
-		if n != 2 {
-			c.out.err(wrongArgs("client|getname"))
-			return
-		}
 		if c.name == "" {
 			c.out.nullBulk()
 			return
 		}
 		c.out.bulk(c.name)
 	case "id":
-		if n != 2 {
-			c.out.err(wrongArgs("client|id"))
-			return
-		}
 		c.out.int(c.id)
 	case "setinfo":
 		// Clients (go-redis, ioredis) send their library name and version;
 		// Redis 7.2 accepts it, and there is nothing to keep.
-		if n != 4 {
-			c.out.err(wrongArgs("client|setinfo"))
-			return
-		}
 		c.out.simple("OK")
-	default:
-		c.out.err(fmt.Sprintf("ERR unknown subcommand '%.128s'. Try CLIENT HELP.", args[1]))
 	}
 }
 

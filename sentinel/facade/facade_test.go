@@ -144,6 +144,8 @@ func TestReplies(t *testing.T) {
 		{"setname arity", "", []string{"CLIENT", "SETNAME"}, "-ERR wrong number of arguments for 'client|setname' command\r\n"},
 		{"setinfo", "", []string{"CLIENT", "SETINFO", "LIB-NAME", "go-redis"}, "+OK\r\n"},
 		{"client unknown", "", []string{"CLIENT", "FOO"}, "-ERR unknown subcommand 'FOO'. Try CLIENT HELP.\r\n"},
+		{"client unanswered", "", []string{"CLIENT", "LIST"}, "-ERR switchyard: CLIENT LIST is not supported by the Sentinel facade\r\n"},
+		{"client unanswered arity", "", []string{"CLIENT", "KILL"}, "-ERR wrong number of arguments for 'client|kill' command\r\n"},
 		{"auth without password", "", []string{"AUTH", "x"}, "-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n"},
 		{"auth other user", "", []string{"AUTH", "a", "b"}, "-WRONGPASS invalid username-password pair or user is disabled.\r\n"},
 		{"auth default user", "", []string{"AUTH", "default", "anything"}, "+OK\r\n"},
@@ -265,6 +267,11 @@ func TestAuth(t *testing.T) {
 			[]string{"-ERR unknown command 'NOSUCH', with args beginning with: 'a' \r\n", "-ERR wrong number of arguments for 'sentinel' command\r\n", "-NOAUTH Authentication required.\r\n"}},
 		{"unknown subcommand before auth", [][]string{{"SENTINEL", "NOSUCH"}, {"SENTINEL", "GET-MASTER-ADDR-BY-NAME"}, {"SENTINEL", "RESET", "x"}, {"SENTINEL", "MYID"}},
 			[]string{"-ERR unknown subcommand 'NOSUCH'. Try SENTINEL HELP.\r\n", "-ERR wrong number of arguments for 'sentinel|get-master-addr-by-name' command\r\n",
+				"-NOAUTH Authentication required.\r\n", "-NOAUTH Authentication required.\r\n"}},
+		// Checked against redis-sentinel 7.0.15 with requirepass.
+		{"client subcommand before auth", [][]string{{"CLIENT", "NOSUCH"}, {"CLIENT", "SETNAME"}, {"CLIENT", "ID", "x"}, {"CLIENT", "KILL"}, {"CLIENT", "LIST"}, {"CLIENT", "SETNAME", "a"}},
+			[]string{"-ERR unknown subcommand 'NOSUCH'. Try CLIENT HELP.\r\n", "-ERR wrong number of arguments for 'client|setname' command\r\n",
+				"-ERR wrong number of arguments for 'client|id' command\r\n", "-ERR wrong number of arguments for 'client|kill' command\r\n",
 				"-NOAUTH Authentication required.\r\n", "-NOAUTH Authentication required.\r\n"}},
 	}
 	for _, tt := range tests {
