@@ -146,6 +146,24 @@ func TestTLSListenerAndBackend(t *testing.T) {
 	if v, err := c.Get(ctxT(t), "tls:k").Result(); err != nil || v != "over TLS both ways" {
 		t.Fatalf("GET %q %v", v, err)
 	}
+	// A subscriber that ends its side (close_notify) gets its replies,
+	// then the close: the end is passed on to Redis over TLS too.
+	tc, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	if _, err := io.WriteString(tc, cmd("SUBSCRIBE", "tls:ch")+cmd("PING")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	tc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(tc)
+	if want := "*3\r\n$9\r\nsubscribe\r\n$6\r\ntls:ch\r\n:1\r\n*2\r\n$4\r\npong\r\n$0\r\n\r\n"; string(got) != want || err != nil {
+		t.Fatalf("subscriber over TLS after its close_notify read %q (%v), want %q and the close", got, err, want)
+	}
 	// A plain-text client gets nowhere.
 	plain := dialRaw(t, l.Addr().String())
 	plain.send("PING\r\n")

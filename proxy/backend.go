@@ -79,6 +79,11 @@ type backendConn struct {
 	// leaves the client to its session (endTunnel).
 	tunnelEnd   atomic.Pointer[[]byte]
 	tunnelReset atomic.Bool
+	// clientEnded is set when the tunnel's client has sent its last bytes
+	// and the proxy has passed its end on to Redis (closeTunnel): the
+	// pump then copies what Redis still sends, and Redis's close ends the
+	// tunnel as the client asked, not as a failure.
+	clientEnded atomic.Bool
 
 	// mu guards the fields below, and orders sends on pending with the
 	// bytes in wbuf, so replies match requests.
@@ -776,7 +781,12 @@ func (c *backendConn) pump(w *clientWriter) {
 	for {
 		raw, _, err := c.rd.ReadReply()
 		if err != nil {
-			c.close(fmt.Errorf("proxy: tunnel read from %s: %w", c.nc.RemoteAddr(), err))
+			if c.clientEnded.Load() {
+				err = fmt.Errorf("%w: it ended its side, and Redis closed the tunnel after its replies (%w)", errClientGone, err)
+			} else {
+				err = fmt.Errorf("proxy: tunnel read from %s: %w", c.nc.RemoteAddr(), err)
+			}
+			c.close(err)
 			w.closeConn()
 			return
 		}

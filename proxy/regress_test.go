@@ -372,3 +372,84 @@ func TestWaitAfterDiscardInOnePipeline(t *testing.T) {
 		t.Fatal(first)
 	}
 }
+
+// TestHalfCloseInTunnel: a client on a connection of its own (after
+// CLIENT ID or SUBSCRIBE) that half-closes right after its last commands
+// gets every reply, then the close, as from a direct Redis, which answers
+// what it read before the end. The proxy closed the tunnel when it read
+// the end, and the replies still on their way from Redis were lost. A
+// command Redis had blocked is dropped, as Redis drops it, and the end
+// of the tunnel is not a backend error.
+func TestHalfCloseInTunnel(t *testing.T) {
+	backendErrs := &count{}
+	rs, _, addr := setup(t, proxy.Config{Metrics: &proxy.Metrics{BackendErrors: backendErrs}})
+	direct := rs.Client()
+	defer direct.Close()
+	// Busy for 200 ms on Redis, so that its reply and the PING's come
+	// well after the end reached the proxy.
+	const slow = `local t0 = redis.call('TIME')
+repeat local t = redis.call('TIME') until (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 200000
+return 'done'`
+	halfClose := func(c *rawConn) string {
+		t.Helper()
+		if err := c.nc.(*net.TCPConn).CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		rest, err := io.ReadAll(c.br)
+		if err != nil {
+			t.Fatalf("reading to the close: %v (read %q)", err, rest)
+		}
+		return string(rest)
+	}
+
+	c := dialRaw(t, addr)
+	c.send(cmd("CLIENT", "ID"))
+	if l := c.line(); !strings.HasPrefix(l, ":") {
+		t.Fatalf("CLIENT ID: %q", l)
+	}
+	c.send(cmd("EVAL", slow, "0") + cmd("PING"))
+	if got, want := halfClose(c), "$4\r\ndone\r\n+PONG\r\n"; got != want {
+		t.Fatalf("after half-closing a tunnel: read %q, want %q and the close", got, want)
+	}
+
+	c = dialRaw(t, addr)
+	c.send(cmd("SUBSCRIBE", "hct:a", "hct:b") + cmd("PING"))
+	want := "*3\r\n$9\r\nsubscribe\r\n$5\r\nhct:a\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$5\r\nhct:b\r\n:2\r\n*2\r\n$4\r\npong\r\n$0\r\n\r\n"
+	if got := halfClose(c); got != want {
+		t.Fatalf("after half-closing a subscriber: read %q, want %q and the close", got, want)
+	}
+	waitFor(t, func() error { // Redis let the subscriber go
+		n, err := direct.PubSubNumSub(ctxT(t), "hct:a").Result()
+		if err != nil || n["hct:a"] != 0 {
+			return fmt.Errorf("hct:a has %v subscribers (%v)", n, err)
+		}
+		return nil
+	})
+
+	// Blocked on Redis when the end comes: dropped, at once, as Redis
+	// drops it for a direct client.
+	c = dialRaw(t, addr)
+	c.send(cmd("CLIENT", "ID") + cmd("BLPOP", "hct:list", "30"))
+	if l := c.line(); !strings.HasPrefix(l, ":") {
+		t.Fatalf("CLIENT ID: %q", l)
+	}
+	waitFor(t, func() error {
+		if n := blockedClients(t, direct); n != 1 {
+			return fmt.Errorf("%d blocked clients", n)
+		}
+		return nil
+	})
+	if got := halfClose(c); got != "" {
+		t.Fatalf("after half-closing during a BLPOP in a tunnel: read %q, want only the close", got)
+	}
+	if err := direct.RPush(ctxT(t), "hct:list", "kept").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := direct.LRange(ctxT(t), "hct:list", 0, -1).Result(); len(got) != 1 {
+		t.Fatalf("hct:list = %v: the half-closed client's BLPOP took the element", got)
+	}
+	if n, _ := backendErrs.get(); n != 0 {
+		t.Fatalf("ending tunnels with the client counted %d backend errors", n)
+	}
+}

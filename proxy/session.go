@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -288,6 +289,9 @@ func (s *session) bound() error {
 func (s *session) readFailed(err error) {
 	var pe *resp.ProtocolError
 	if !errors.As(err, &pe) {
+		if s.sink != nil && (err == io.EOF || err == io.ErrUnexpectedEOF) {
+			s.closeTunnel()
+		}
 		return
 	}
 	s.flush()

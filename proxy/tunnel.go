@@ -3,9 +3,12 @@ package proxy
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
+	"net"
 	"strings"
+	"time"
 
 	"github.com/pnats/switchyard/resp"
 	"github.com/pnats/switchyard/router"
@@ -103,6 +106,53 @@ func (s *session) endTunnel(raw []byte) {
 	s.sink = nil
 	s.in.idle = s.srv.cfg.IdleTimeout
 	s.resetState()
+}
+
+// closeTunnel passes the end of a tunnel's client on to Redis. A client
+// that half-closes its connection (shutdown(SHUT_WR)) after its last
+// commands expects their replies, and a direct Redis gives them: it reads
+// the end only after answering what came before, then closes. So the
+// bytes already read are written, the write side of the tunnel's
+// connection is shut, and the session waits (at most ReadTimeout) for the
+// pump to copy everything Redis sends before its close and to close the
+// client. A client that closed its connection entirely reads the same
+// end; the pump's first write to it then fails, and ends the tunnel at
+// once. Redis drops a command it had blocked (BLPOP) when it reads the
+// end, as for a direct client.
+func (s *session) closeTunnel() {
+	s.flush()
+	c := s.ded
+	if c == nil || !c.alive() {
+		return
+	}
+	c.clientEnded.Store(true)
+	if err := closeWrite(c.nc); err != nil {
+		return // the connection is closed with the session
+	}
+	t := time.NewTimer(s.srv.cfg.ReadTimeout)
+	defer t.Stop()
+	select {
+	case <-c.done:
+	case <-t.C:
+		s.srv.log.Debug("closed a tunnel whose client had ended: Redis did not close it within read_timeout",
+			zap.String("client", s.nc.RemoteAddr().String()), zap.Duration("read_timeout", s.srv.cfg.ReadTimeout))
+	}
+}
+
+// closeWrite shuts the write side of a backend connection: after TLS's
+// close_notify, the socket's too, which is the end Redis reads.
+func closeWrite(nc net.Conn) error {
+	if tc, ok := nc.(*tls.Conn); ok {
+		if err := tc.CloseWrite(); err != nil {
+			return err
+		}
+		nc = tc.NetConn()
+	}
+	cw, ok := nc.(interface{ CloseWrite() error })
+	if !ok {
+		return errors.ErrUnsupported
+	}
+	return cw.CloseWrite()
 }
 
 // refusedCredentials reports whether err is Redis refusing the
