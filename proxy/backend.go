@@ -80,9 +80,9 @@ type backendConn struct {
 	tunnelEnd   atomic.Pointer[[]byte]
 	tunnelReset atomic.Bool
 	// clientEnded is set when the tunnel's client has sent its last bytes
-	// and the proxy has passed its end on to Redis (closeTunnel): the
-	// pump then copies what Redis still sends, and Redis's close ends the
-	// tunnel as the client asked, not as a failure.
+	// (QUIT, or the end of its connection, which closeTunnel passes on to
+	// Redis): the pump then copies what Redis still sends, and Redis's
+	// close ends the tunnel as the client asked, not as a failure.
 	clientEnded atomic.Bool
 
 	// mu guards the fields below, and orders sends on pending with the

@@ -449,6 +449,28 @@ return 'done'`
 	if got, _ := direct.LRange(ctxT(t), "hct:list", 0, -1).Result(); len(got) != 1 {
 		t.Fatalf("hct:list = %v: the half-closed client's BLPOP took the element", got)
 	}
+	// QUIT in a tunnel: Redis answers and closes, as the client asked.
+	for _, first := range []string{cmd("SUBSCRIBE", "hct:q"), cmd("CLIENT", "ID"), cmd("MONITOR")} {
+		c = dialRaw(t, addr)
+		c.send(first + cmd("QUIT"))
+		c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		got, err := io.ReadAll(c.br)
+		if err != nil || !strings.HasSuffix(string(got), "+OK\r\n") {
+			t.Fatalf("%q then QUIT: read %q (%v), want its replies, +OK and the close", first, got, err)
+		}
+	}
+	waitFor(t, func() error { // the proxy has seen every tunnel end
+		if n := blockedClients(t, direct); n != 0 {
+			return fmt.Errorf("%d blocked clients", n)
+		}
+		l, err := direct.ClientList(ctxT(t)).Result()
+		for _, tunnel := range []string{"flags=O", "sub=1", "cmd=quit"} {
+			if err != nil || strings.Contains(l, tunnel) {
+				return fmt.Errorf("a tunnel is still open on Redis (%v):\n%s", err, l)
+			}
+		}
+		return nil
+	})
 	if n, _ := backendErrs.get(); n != 0 {
 		t.Fatalf("ending tunnels with the client counted %d backend errors", n)
 	}

@@ -182,6 +182,10 @@ func (s *session) handleTunnel(class router.Class, args [][]byte, raw []byte) {
 	case class == router.Reset && len(args) == 1:
 		s.endTunnel(raw)
 		return
+	case class == router.Quit:
+		// Redis answers +OK and closes: the end the client asked for,
+		// which the pump passes on, not a backend failure.
+		s.ded.clientEnded.Store(true)
 	}
 	// Everything else goes to Redis, whose replies come back in order
 	// with the rest. CLIENT REPLY, NO-EVICT and NO-TOUCH included: this
