@@ -475,3 +475,57 @@ return 'done'`
 		t.Fatalf("ending tunnels with the client counted %d backend errors", n)
 	}
 }
+
+// TestRefusedOwnConnectionRefusesThePipeline: a client pipelines a
+// transaction (MULTI, INCR, INCR, EXEC, as client libraries send one)
+// while Redis refuses new connections (maxclients reached, or a password
+// the proxy lacks) but the proxy's shared one still works. MULTI got
+// Redis's refusal, and the INCRs then ran one by one on the shared
+// connection, EXEC answering "EXEC without MULTI": the client saw its
+// transaction fail, and a retry would apply its writes twice. Directly,
+// Redis runs none of them. The soak audit found it.
+func TestRefusedOwnConnectionRefusesThePipeline(t *testing.T) {
+	for _, tc := range []struct{ param, value, refusal string }{
+		{"maxclients", "1", "-ERR max number of clients reached"},
+		{"requirepass", "rotated", "-NOAUTH Authentication required."},
+	} {
+		t.Run(tc.param, func(t *testing.T) {
+			rs, _, addr := setup(t, proxy.Config{})
+			direct := dialRaw(t, rs.Addr)
+			settle(t, dialRaw(t, addr), rs) // the shared connection is up
+			direct.send(cmd("CONFIG", "SET", tc.param, tc.value))
+			direct.expect("+OK")
+
+			c := dialRaw(t, addr)
+			c.send(cmd("MULTI") + cmd("INCR", "rp:k") + cmd("INCR", "rp:k") + cmd("EXEC"))
+			for i, name := range []string{"MULTI", "INCR", "INCR", "EXEC"} {
+				if l := c.line(); l != tc.refusal {
+					t.Fatalf("%s (%d of the pipeline): %q, want %q", name, i+1, l, tc.refusal)
+				}
+			}
+			// The refusal ends with the batch: the next one runs.
+			c.send(cmd("GET", "rp:k"))
+			if l := c.line(); l != "$-1" {
+				t.Fatalf("GET after the refused pipeline: %q, want $-1: the INCRs ran", l)
+			}
+		})
+	}
+	// The same for new settings: with no connection for database 3, the
+	// SET after the SELECT must not land in database 0.
+	rs, _, addr := setup(t, proxy.Config{HoldTimeout: 300 * time.Millisecond})
+	direct := dialRaw(t, rs.Addr)
+	settle(t, dialRaw(t, addr), rs)
+	direct.send(cmd("CONFIG", "SET", "maxclients", "1"))
+	direct.expect("+OK")
+	c := dialRaw(t, addr)
+	c.send(cmd("SELECT", "3") + cmd("SET", "rp:db", "meant for 3"))
+	first := c.line()
+	if !strings.HasPrefix(first, "-TRYAGAIN") {
+		t.Fatalf("SELECT 3 with no connection to be had: %q", first)
+	}
+	if l := c.line(); l != first {
+		t.Fatalf("SET after the refused SELECT: %q, want %q", l, first)
+	}
+	direct.send(cmd("EXISTS", "rp:db"))
+	direct.expect(":0")
+}

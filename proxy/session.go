@@ -59,8 +59,9 @@ type session struct {
 	// since been replaced, and no WAIT has said so yet (markWrites).
 	masterChanged bool
 	// refusing is set once a command found no master within HoldTimeout
-	// (errNoMaster, or a master that could not be reached). Every later
-	// command the client had sent by then gets the same TRYAGAIN at once,
+	// (errNoMaster, or a master that could not be reached), or Redis
+	// refused a connection of the client's own (dedicated). Every later
+	// command the client had sent by then gets the same error at once,
 	// without waiting again: a pipeline is refused from that command on,
 	// and never split into refused and run parts by a master that came
 	// back meanwhile, which would make retrying the refused ones reorder
@@ -814,6 +815,14 @@ func (s *session) dedicated() (*backendConn, error) {
 	}
 	c, err := s.connect((*pool).dedicated)
 	if err != nil {
+		var re *ReplyError
+		if errors.As(err, &re) {
+			// Redis refused the new connection (maxclients, a password
+			// the proxy lacks, LOADING): what the client pipelined after
+			// this command, the rest of a MULTI … EXEC say, is refused
+			// with it, not run one by one on a shared connection.
+			s.refusing = err
+		}
 		return nil, err
 	}
 	s.ded = c
@@ -923,6 +932,17 @@ func (s *session) setKey(key poolKey) (*backendConn, error) {
 	c, err := p.shared()
 	if err != nil {
 		s.gen.release(p)
+		var re *ReplyError
+		if !errors.As(err, &re) {
+			// No connection with the new settings (Redis unreachable, or
+			// closing on the proxy at its maxclients): the rest of the
+			// pipeline is refused with this command, or it would run
+			// under the old settings, a SET meant for database 3 landing
+			// in 0. Redis refusing the settings themselves (WRONGPASS, a
+			// database it does not have) leaves the old ones in force,
+			// as on a direct connection.
+			s.refusing = err
+		}
 		return nil, err
 	}
 	s.gen.release(s.pool)
