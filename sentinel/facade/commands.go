@@ -1,10 +1,12 @@
 package facade
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"fmt"
-	"strconv"
 	"strings"
+
+	"github.com/pnats/switchyard/resp"
 )
 
 // Version is the Redis version the facade reports in HELLO and INFO.
@@ -110,10 +112,19 @@ func unknownCommand(args [][]byte) string {
 		if b.Len() >= 128 {
 			break
 		}
-		fmt.Fprintf(&b, "'%.*s' ", 128-b.Len(), a)
+		fmt.Fprintf(&b, "'%s' ", cString(a, 128-b.Len()))
 	}
-	msg := fmt.Sprintf("ERR unknown command '%.128s', with args beginning with: %s", args[0], b.String())
+	msg := fmt.Sprintf("ERR unknown command '%s', with args beginning with: %s", cString(args[0], 128), b.String())
 	return strings.NewReplacer("\r", " ", "\n", " ").Replace(msg)
+}
+
+// cString is b as C's "%.*s" prints it, which Redis's error messages
+// use: up to the first NUL byte, and at most n bytes (not characters).
+func cString(b []byte, n int) []byte {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return b[:min(len(b), n)]
 }
 
 func wrongArgs(name string) string {
@@ -168,8 +179,9 @@ func (s *Server) hello(c *client, args [][]byte) {
 		proto = 3
 	}
 	if len(args) >= 2 {
-		v, err := strconv.Atoi(string(args[1]))
-		if err != nil {
+		// Parsed as Redis parses it: no '+', no leading zeros.
+		v, ok := resp.ParseInt(args[1])
+		if !ok {
 			c.out.err("ERR Protocol version is not an integer or out of range")
 			return
 		}
@@ -177,41 +189,36 @@ func (s *Server) hello(c *client, args [][]byte) {
 			c.out.err("NOPROTO unsupported protocol version")
 			return
 		}
-		proto = v
+		proto = int(v)
 	}
-	var user, pass, setname string
-	var hasAuth, hasName bool
+	// As Redis 7.0: each option takes effect as it is parsed, and the
+	// first bad one stops the rest (an AUTH before it has authenticated,
+	// a SETNAME before it has named the client).
 	for i := 2; i < len(args); i++ {
 		opt := strings.ToLower(string(args[i]))
 		switch {
 		case opt == "auth" && i+2 < len(args):
-			user, pass, hasAuth = string(args[i+1]), string(args[i+2]), true
+			if e := s.checkAuth(string(args[i+1]), string(args[i+2])); e != "" {
+				c.out.err(e)
+				return
+			}
+			c.authed = true
 			i += 2
 		case opt == "setname" && i+1 < len(args):
-			setname, hasName = string(args[i+1]), true
+			if !validName(string(args[i+1])) {
+				c.out.err(errBadName)
+				return
+			}
+			c.name = string(args[i+1])
 			i++
 		default:
 			c.out.err(fmt.Sprintf("ERR Syntax error in HELLO option '%s'", args[i]))
 			return
 		}
 	}
-	if hasAuth {
-		if e := s.checkAuth(user, pass); e != "" {
-			c.out.err(e)
-			return
-		}
-		c.authed = true
-	}
 	if !c.authed {
 		c.out.err(errHelloNoAuth)
 		return
-	}
-	if hasName && !validName(setname) {
-		c.out.err(errBadName)
-		return
-	}
-	if hasName {
-		c.name = setname
 	}
 	c.out.resp3 = proto == 3
 	c.out.mapLen(6)
@@ -296,7 +303,7 @@ func subcommandSyntax(name string, args [][]byte) string {
 		n, known := clientArity[sub]
 		switch {
 		case !known:
-			return fmt.Sprintf("ERR unknown subcommand '%.128s'. Try CLIENT HELP.", args[1])
+			return fmt.Sprintf("ERR unknown subcommand '%s'. Try CLIENT HELP.", cString(args[1], 128))
 		case !arity(n).ok(len(args)):
 			return wrongArgs("client|" + sub)
 		}

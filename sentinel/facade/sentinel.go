@@ -24,12 +24,14 @@ const (
 )
 
 // unsupported are SENTINEL subcommands a real Sentinel has that change or
-// probe Sentinel state. The facade is not a Sentinel and says so, rather
-// than "unknown subcommand", so an operator knows to ask the real ones.
-var unsupported = map[string]bool{
-	"failover": true, "reset": true, "monitor": true, "remove": true, "set": true,
-	"config": true, "flushconfig": true, "simulate-failure": true, "debug": true,
-	"info-cache": true, "pending-scripts": true, "is-master-down-by-addr": true,
+// probe Sentinel state, with their argument counts as Redis 7.0 checks
+// them (negative: at least). The facade is not a Sentinel and says so,
+// rather than "unknown subcommand", so an operator knows to ask the real
+// ones.
+var unsupported = map[string]arity{
+	"failover": 3, "reset": 3, "monitor": 6, "remove": 3, "set": -5,
+	"config": -3, "flushconfig": 2, "simulate-failure": -3, "debug": -2,
+	"info-cache": -3, "pending-scripts": 2, "is-master-down-by-addr": 6,
 }
 
 // sentinelArity is the argument count of each subcommand the facade
@@ -44,12 +46,16 @@ var sentinelArity = map[string]int{
 // Like Sentinel, the facade reports these before asking for AUTH.
 func sentinelSyntax(args [][]byte) string {
 	sub := strings.ToLower(string(args[1]))
+	if a, ok := unsupported[sub]; ok {
+		if !a.ok(len(args)) {
+			return wrongArgs("sentinel|" + sub)
+		}
+		return ""
+	}
 	n, known := sentinelArity[sub]
 	switch {
-	case unsupported[sub]:
-		return ""
 	case !known:
-		return fmt.Sprintf("ERR unknown subcommand '%.128s'. Try SENTINEL HELP.", args[1])
+		return fmt.Sprintf("ERR unknown subcommand '%s'. Try SENTINEL HELP.", cString(args[1], 128))
 	case len(args) != n:
 		return wrongArgs("sentinel|" + sub)
 	}
@@ -59,7 +65,7 @@ func sentinelSyntax(args [][]byte) string {
 // sentinel is the SENTINEL command.
 func (s *Server) sentinel(c *client, args [][]byte) {
 	sub := strings.ToLower(string(args[1]))
-	if unsupported[sub] {
+	if _, ok := unsupported[sub]; ok {
 		c.out.err(fmt.Sprintf("ERR switchyard: SENTINEL %s is not supported by the Sentinel facade; send it to the real Sentinels", strings.ToUpper(sub)))
 		return
 	}
