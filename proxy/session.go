@@ -711,7 +711,7 @@ func (s *session) finishSeg() {
 	if r.readonly && r.err == nil && !r.overflow && seg.conn != s.ded && seg.node == nil {
 		s.retryReadonly(s.segStart, seg.parts)
 	}
-	conn := seg.conn
+	conn, blocking := seg.conn, seg.blocking
 	m := s.srv.cfg.Metrics
 	m.observe(seg.ids, time.Since(s.batchStart), seg.node != nil)
 	if g := s.gen; g != nil && !g.routed.Load() && g.routed.CompareAndSwap(false, true) && m.FirstCommand != nil {
@@ -751,9 +751,19 @@ func (s *session) finishSeg() {
 		if conn == s.ded {
 			// The client's transaction, blocked command or subscription
 			// is gone with the connection; it must see that, not carry on
-			// as if its state were still there.
+			// as if its state were still there. A blocking command (WAIT,
+			// BLPOP) that was never sent left no state anywhere: its
+			// TRYAGAIN says so, and the client keeps its connection, as
+			// after any command not sent (a failover fenced the connection
+			// first); what it pipelined after it is refused with it (see
+			// refusing), so that a retry keeps its order.
+			stateless := blocking && (isNotSent(r.err) || errors.Is(r.err, errNoMaster)) && !s.multi && !s.watch && s.sink == nil
 			s.dropDedicated(false)
-			s.closing = true
+			if stateless {
+				s.refusing = r.err
+			} else {
+				s.closing = true
+			}
 		}
 	}
 	// A dedicated connection whose segment finished with no state left on

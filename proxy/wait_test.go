@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -144,4 +145,83 @@ func TestWaitAfterMasterSwitch(t *testing.T) {
 	}
 	c.send(cmd("SET", "k", "2") + cmd("WAIT", "0", "100"))
 	c.expect("+OK", ":0")
+}
+
+// TestBlockingNotSentAcrossSwitchKeepsConnection: a WAIT (whose PUBLISH,
+// markWrites, ran on the old master) or a BLPOP that had its own
+// connection to the old master, but was not yet sent on it when a failover
+// held and then switched the master, is answered "TRYAGAIN … not sent".
+// The proxy then closed the client's connection, as for a blocked command
+// lost with its connection: whatever the client pipelined after it got no
+// reply, and a client retrying as TRYAGAIN invites read EOF. Nothing was
+// sent, so no state was lost: the connection stays, and what the client
+// pipelined after it is refused with it, as after any refused command. A
+// chaos audit saw a TRYAGAIN then EOF through graceful failovers; a
+// second audit pinned it down.
+//
+// The window between taking the connection and sending on it includes
+// the write of the replies before the blocking command: a client that has
+// not read a large reply yet holds the proxy there.
+func TestBlockingNotSentAcrossSwitchKeepsConnection(t *testing.T) {
+	for _, blocking := range [][]string{{"WAIT", "0", "100"}, {"BLPOP", "bns:q", "0.1"}} {
+		t.Run(blocking[0], func(t *testing.T) {
+			oldM := labtest.Server(t, lab.ServerOptions{})
+			newM := labtest.Server(t, lab.ServerOptions{})
+			srv, addr := startProxy(t, oldM.Addr, proxy.Config{HoldTimeout: 10 * time.Second})
+			const size = 32 << 20 // more than the loopback socket buffers hold
+			admin := oldM.Client()
+			defer admin.Close()
+			if err := admin.Set(context.Background(), "big", strings.Repeat("x", size), 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+
+			c := dialRaw(t, addr)
+			c.send(cmd("SET", "k", "v") + cmd("GET", "big") + cmd(blocking...) + cmd("PING"))
+			// "+OK" arriving: the proxy is writing the replies before the
+			// blocking command, which the client does not take yet; it
+			// has the client's own connection to the old master.
+			c.expect("+OK")
+			waitFor(t, func() error {
+				l, err := admin.ClientList(ctxT(t)).Result()
+				if n := strings.Count(l, "\n"); n < 3 || err != nil {
+					return fmt.Errorf("%d clients on the old master (%v), want this one, the shared one and the client's own", n, err)
+				}
+				return nil
+			})
+			if n := labtest.CommandCalls(t, oldM, "publish"); blocking[0] == "WAIT" && n != 1 {
+				t.Fatalf("PUBLISH calls on the old master: %d, want 1", n)
+			}
+			srv.Hold("test: failover starts")
+			srv.SetMaster(2, newM.Addr)
+
+			c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if l := c.line(); l != "$33554432" {
+				t.Fatalf("GET big: %q", l)
+			}
+			if _, err := io.CopyN(io.Discard, c.br, size+2); err != nil {
+				t.Fatalf("GET big: %v", err)
+			}
+			const notSent = "-TRYAGAIN switchyard: master changed, not sent; try again"
+			if l := c.line(); l != notSent {
+				t.Fatalf("%s: %q, want %q", blocking[0], l, notSent)
+			}
+			c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			l, err := c.br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("PING pipelined after %s got no reply: %v: the proxy closed the connection", blocking[0], err)
+			}
+			if l = strings.TrimSpace(l); l != notSent {
+				t.Fatalf("PING pipelined after the refused %s: %q, want %q", blocking[0], l, notSent)
+			}
+			// The connection carries on against the new master.
+			c.send(cmd("SET", "k", "w") + cmd("PING"))
+			c.expect("+OK")
+			c.expect("+PONG")
+			newC := newM.Client()
+			defer newC.Close()
+			if v, _ := newC.Get(ctxT(t), "k").Result(); v != "w" {
+				t.Fatalf("k on the new master: %q", v)
+			}
+		})
+	}
 }
