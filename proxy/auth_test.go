@@ -396,3 +396,21 @@ func TestPassThroughAuthEmptyUser(t *testing.T) {
 		c.expect("+OK")
 	}
 }
+
+// TestAuthUserWithoutClientSetname: a user whose ACL denies CLIENT SETNAME
+// (least-privilege application users often lack it) can AUTH on Redis;
+// through the proxy every backend connection's handshake names itself,
+// and that NOPERM failed the AUTH. The tunnel audit found it.
+func TestAuthUserWithoutClientSetname(t *testing.T) {
+	rs, _, addr := setup(t, proxy.Config{})
+	admin := dialRaw(t, rs.Addr)
+	admin.send(cmd("ACL", "SETUSER", "lim", "on", ">pw", "~*", "&*", "+@all", "-client|setname"))
+	admin.expect("+OK")
+	c := dialRaw(t, addr)
+	c.send(cmd("AUTH", "lim", "pw") + cmd("SET", "lim:k", "v") + cmd("MULTI") + cmd("INCR", "lim:n") + cmd("EXEC") + cmd("ACL", "WHOAMI"))
+	c.expect("+OK", "+OK", "+OK", "+QUEUED", "*1", ":1", "$3", "lim")
+	// Its own CLIENT SETNAME is still Redis's to refuse.
+	c.send(cmd("CLIENT", "SETNAME", "x") + cmd("SUBSCRIBE", "lim:ch"))
+	c.expect("+OK") // kept by the proxy for the client, as documented
+	c.expect("*3", "$9", "subscribe", "$6", "lim:ch", ":1")
+}

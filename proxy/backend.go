@@ -292,6 +292,12 @@ func (c *backendConn) handshake(ctx context.Context, key poolKey) error {
 			return &dialError{handshakeErr(ctx, err)}
 		}
 		if len(raw) > 0 && (raw[0] == resp.TypeError || raw[0] == resp.TypeBulkError) && first == nil {
+			if i == replies-1 && bytes.HasPrefix(raw[1:], []byte("NOPERM")) {
+				// The name is the proxy's, for operators: a user whose
+				// ACL denies CLIENT SETNAME (least-privilege application
+				// users often lack it) can use Redis, and the proxy too.
+				continue
+			}
 			first = &ReplyError{Msg: errorText(raw)}
 		}
 	}
