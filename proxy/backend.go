@@ -84,6 +84,10 @@ type backendConn struct {
 	// Redis): the pump then copies what Redis still sends, and Redis's
 	// close ends the tunnel as the client asked, not as a failure.
 	clientEnded atomic.Bool
+	// keepClient: the session still writes to the client once the tunnel
+	// has ended (a protocol error's reply, after Redis's last replies), so
+	// the pump leaves the client's connection open.
+	keepClient atomic.Bool
 
 	// mu guards the fields below, and orders sends on pending with the
 	// bytes in wbuf, so replies match requests.
@@ -793,7 +797,11 @@ func (c *backendConn) pump(w *clientWriter) {
 				err = fmt.Errorf("proxy: tunnel read from %s: %w", c.nc.RemoteAddr(), err)
 			}
 			c.close(err)
-			w.closeConn()
+			if c.keepClient.Load() {
+				w.flush()
+			} else {
+				w.closeConn()
+			}
 			return
 		}
 		if end := c.tunnelEnd.Load(); end != nil && bytes.Equal(raw, *end) {

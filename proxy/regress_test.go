@@ -529,3 +529,25 @@ func TestRefusedOwnConnectionRefusesThePipeline(t *testing.T) {
 	direct.send(cmd("EXISTS", "rp:db"))
 	direct.expect(":0")
 }
+
+// TestProtocolErrorInTunnelAfterReplies: in a tunnel, a protocol error
+// must come after the replies to the commands before it, then the close,
+// as from Redis: "+PONG", "$-1", then the error. The proxy wrote the
+// error at once and closed the tunnel under the replies, which were lost
+// or came after it. The tunnel audit found it.
+func TestProtocolErrorInTunnelAfterReplies(t *testing.T) {
+	for _, enter := range []string{"CLIENT ID", "CLIENT TRACKING on"} {
+		t.Run(enter, func(t *testing.T) {
+			_, _, addr := setup(t, proxy.Config{})
+			c := dialRaw(t, addr)
+			c.send(cmd(strings.Fields(enter)...))
+			c.line()
+			c.send(cmd("PING") + cmd("GET", "pet:k") + "*abc\r\n")
+			c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			got, err := io.ReadAll(c.br)
+			if want := "+PONG\r\n$-1\r\n-ERR Protocol error: invalid multibulk length\r\n"; string(got) != want || err != nil {
+				t.Fatalf("read %q (%v), want %q and the close, as from Redis", got, err, want)
+			}
+		})
+	}
+}

@@ -295,6 +295,13 @@ func (s *session) readFailed(err error) {
 		}
 		return
 	}
+	if c := s.ded; s.sink != nil && c != nil && c.alive() {
+		// In a tunnel the replies to the commands before the bad one come
+		// from Redis through the pump: the end is passed on as for a
+		// half-close, the pump copies them, and the error comes after.
+		c.keepClient.Store(true)
+		s.closeTunnel()
+	}
 	s.flush()
 	s.reply(resp.AppendError(nil, "ERR "+pe.Msg))
 	s.writeOut()
