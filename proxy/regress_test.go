@@ -551,3 +551,39 @@ func TestProtocolErrorInTunnelAfterReplies(t *testing.T) {
 		})
 	}
 }
+
+// TestClientIDSurvivesReset: on Redis a connection's ID never changes,
+// RESET included. Through the proxy, RESET after CLIENT ID gave the
+// client a new connection: a CLIENT UNBLOCK or TRACKING REDIRECT aimed at
+// the ID it had handed out found nobody. The tunnel audit found it.
+func TestClientIDSurvivesReset(t *testing.T) {
+	_, _, addr := setup(t, proxy.Config{})
+	for _, enter := range []string{"", "SUBSCRIBE"} {
+		a := dialRaw(t, addr)
+		if enter != "" {
+			// CLIENT ID from inside a subscription names the same
+			// connection, and RESET keeps it too.
+			a.send(cmd("HELLO", "3") + cmd("SELECT", "2") + cmd(enter, "cir:ch"))
+			a.line() // HELLO's map; the rest is read below
+			for a.line() != ">3" {
+			}
+			a.expect("$9", "subscribe", "$6", "cir:ch", ":1")
+		}
+		a.send(cmd("CLIENT", "ID"))
+		id := strings.TrimPrefix(a.line(), ":")
+		a.send(cmd("RESET"))
+		a.expect("+RESET")
+		a.send(cmd("CLIENT", "ID") + cmd("PING"))
+		a.expect(":"+id, "+PONG") // the same connection
+		a.send(cmd("BLPOP", "cir:list", "0"))
+		b := dialRaw(t, addr)
+		waitFor(t, func() error {
+			b.send(cmd("CLIENT", "UNBLOCK", id, "ERROR"))
+			if l := b.line(); l != ":1" {
+				return fmt.Errorf("CLIENT UNBLOCK %s after the client's RESET: %s", id, l)
+			}
+			return nil
+		})
+		a.expect("-UNBLOCKED client unblocked via CLIENT UNBLOCK")
+	}
+}

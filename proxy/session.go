@@ -74,7 +74,11 @@ type session struct {
 	poisoned bool
 	// sink is set in tunnel mode (Pub/Sub, MONITOR, tracking): the backend
 	// writes to the client directly and the session only forwards.
-	sink    *clientWriter
+	sink *clientWriter
+	// ownID: the tunnel's client has been told its connection's ID (CLIENT
+	// ID), which other clients may name in CLIENT UNBLOCK or TRACKING
+	// REDIRECT; RESET keeps the connection then (handleTunnel).
+	ownID   bool
 	closing bool
 	// pinned mirrors ded != nil for Stats, which runs on another goroutine.
 	pinned atomic.Bool

@@ -65,6 +65,7 @@ func (s *session) enterTunnel(class router.Class, args [][]byte, raw []byte) {
 	s.sink = &clientWriter{nc: s.nc, timeout: s.srv.cfg.PubSubWriteTimeout, bytes: s.srv.cfg.Metrics.BytesOut}
 	s.in.idle = 0 // like Redis, never time out a subscriber for being quiet
 	c.startTunnel(s.sink)
+	s.ownID = class == router.ClientID
 	s.forward(c, raw, false)
 }
 
@@ -103,7 +104,7 @@ func (s *session) endTunnel(raw []byte) {
 		s.closing = true // the pump failed, and closed the client
 		return
 	}
-	s.sink = nil
+	s.sink, s.ownID = nil, false
 	s.in.idle = s.srv.cfg.IdleTimeout
 	s.resetState()
 }
@@ -179,9 +180,22 @@ func (s *session) handleTunnel(class router.Class, args [][]byte, raw []byte) {
 		// of replies the pump has yet to copy: they have no place here.
 		s.replyError("ERR switchyard: '" + string(upperName(args)) + "' is not supported through the proxy")
 		return
+	case class == router.Reset && len(args) == 1 && s.ownID && s.srv.cfg.Authenticate == nil:
+		// The client was given this connection's ID, and on Redis RESET
+		// keeps the connection and so the ID that CLIENT UNBLOCK and
+		// TRACKING REDIRECT name. Redis resets the connection's state;
+		// it stays the client's, its commands all passed through. With
+		// the proxy's own client authentication the session ends the
+		// tunnel instead (a new ID), since RESET must make the client
+		// authenticate to the proxy again, which a tunnel leaves to Redis.
+		s.name = ""
+		s.forward(s.ded, raw, false)
+		return
 	case class == router.Reset && len(args) == 1:
 		s.endTunnel(raw)
 		return
+	case class == router.ClientID:
+		s.ownID = true
 	case class == router.Quit:
 		// Redis answers +OK and closes: the end the client asked for,
 		// which the pump passes on, not a backend failure.
