@@ -84,6 +84,10 @@ type backendConn struct {
 	// Redis): the pump then copies what Redis still sends, and Redis's
 	// close ends the tunnel as the client asked, not as a failure.
 	clientEnded atomic.Bool
+	// tunnelAuth is set with tunnelEnd when an AUTH goes between the
+	// client's RESET and the ECHO (endTunnel): the pump holds each frame
+	// back by one, and drops the one before the ECHO's, the AUTH's reply.
+	tunnelAuth atomic.Bool
 	// keepClient: the session still writes to the client once the tunnel
 	// has ended (a protocol error's reply, after Redis's last replies), so
 	// the pump leaves the client's connection open.
@@ -240,10 +244,7 @@ func dialBackend(ctx context.Context, addr string, key poolKey, cfg *Config) (*b
 // the connection but does not answer (stopped, or busy) must not hold up
 // the close for DialTimeout, and the close may be on the event loop.
 func (c *backendConn) handshake(ctx context.Context, key poolKey) error {
-	user, pass := key.user, key.pass
-	if !key.clientAuth {
-		user, pass = c.cfg.Username, c.cfg.Password
-	}
+	user, pass := c.cfg.credentials(key)
 	var buf []byte
 	replies := 0
 	switch {
@@ -306,6 +307,16 @@ func (c *backendConn) handshake(ctx context.Context, key poolKey) error {
 		}
 	}
 	return first
+}
+
+// credentials are the user and password a connection with key's settings
+// logs in with: the client's own when it passed them through, else the
+// proxy's.
+func (c *Config) credentials(key poolKey) (user, pass string) {
+	if key.clientAuth {
+		return key.user, key.pass
+	}
+	return c.Username, c.Password
 }
 
 // handshakeErr says why a handshake failed: the deadline set when ctx
@@ -788,6 +799,7 @@ func (c *backendConn) deliver(raw []byte, typ byte) error {
 // either side fails; then it closes both.
 func (c *backendConn) pump(w *clientWriter) {
 	c.dr.timeout = 0
+	var held []byte // the frame held back while tunnelAuth is set
 	for {
 		raw, _, err := c.rd.ReadReply()
 		if err != nil {
@@ -817,6 +829,16 @@ func (c *backendConn) pump(w *clientWriter) {
 			c.tunnelReset.Store(true)
 			c.close(errTunnelReset)
 			return
+		}
+		if c.tunnelAuth.Load() {
+			// Written one frame late: the last one before the ECHO's
+			// reply is the AUTH's, which is not the client's.
+			prev := held
+			held = bytes.Clone(raw)
+			if prev == nil {
+				continue
+			}
+			raw = prev
 		}
 		if err := w.write(raw, c.rd.Buffered() == 0); err != nil {
 			// The client failed, not Redis: not a backend error.

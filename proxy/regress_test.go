@@ -587,3 +587,55 @@ func TestClientIDSurvivesReset(t *testing.T) {
 		a.expect("-UNBLOCKED client unblocked via CLIENT UNBLOCK")
 	}
 }
+
+// TestRefusalDoesNotReachBack: a command pipelined before a MULTI whose
+// connection Redis refuses is not refused with it: its own connection
+// works, and the refusal is from the MULTI on (the review found 89235a8
+// refusing it too).
+func TestRefusalDoesNotReachBack(t *testing.T) {
+	rs, _, addr := setup(t, proxy.Config{})
+	direct := dialRaw(t, rs.Addr)
+	settle(t, dialRaw(t, addr), rs)
+	direct.send(cmd("CONFIG", "SET", "maxclients", "1"))
+	direct.expect("+OK")
+	c := dialRaw(t, addr)
+	c.send(cmd("SET", "rdr:before", "1") + cmd("MULTI") + cmd("INCR", "rdr:n") + cmd("EXEC"))
+	const refusal = "-ERR max number of clients reached"
+	c.expect("+OK", refusal, refusal, refusal)
+	direct.send(cmd("EXISTS", "rdr:before") + cmd("EXISTS", "rdr:n"))
+	direct.expect(":1", ":0")
+}
+
+// TestResetInTunnelWithPassword: RESET logs a connection out on Redis.
+// Ending a tunnel, the proxy sends RESET, then an ECHO of a token whose
+// reply ends it; with a password the ECHO got NOAUTH, which reached the
+// client unasked, the token never came, and the session hung: the client
+// got no reply to anything until it left. And after CLIENT ID, RESET kept
+// the connection logged out where the proxy had logged the client in, so
+// every later command got NOAUTH. The review found both.
+func TestResetInTunnelWithPassword(t *testing.T) {
+	rs := labtest.Server(t, lab.ServerOptions{Args: []string{"--requirepass", "pw"}})
+	_, addr := startProxy(t, rs.Addr, proxy.Config{Password: "pw"})
+	for _, enter := range [][]string{{"SUBSCRIBE", "rtp:ch"}, {"CLIENT", "ID"}, {"MONITOR"}} {
+		c := dialRaw(t, addr)
+		c.send(cmd("SET", "rtp:k", "v") + cmd(enter...))
+		c.expect("+OK")
+		c.line() // the first line of enter's reply
+		c.send(cmd("RESET"))
+		for c.line() != "+RESET" { // the rest of enter's reply
+		}
+		// Nothing unasked before GET's reply, which the proxy's
+		// credentials get.
+		c.send(cmd("GET", "rtp:k"))
+		c.expect("$1", "v")
+	}
+	// A client that logged in itself is logged out by RESET, as on Redis,
+	// and nothing hangs.
+	c := dialRaw(t, addr)
+	c.send(cmd("AUTH", "pw") + cmd("SUBSCRIBE", "rtp:ch"))
+	c.expect("+OK", "*3", "$9", "subscribe", "$6", "rtp:ch", ":1")
+	c.send(cmd("RESET"))
+	c.expect("+RESET")
+	c.send(cmd("GET", "rtp:k"))
+	c.expect("$1", "v") // the proxy's own credentials, as before its AUTH
+}

@@ -841,7 +841,10 @@ func (s *session) dedicated() (*backendConn, error) {
 			// Redis refused the new connection (maxclients, a password
 			// the proxy lacks, LOADING): what the client pipelined after
 			// this command, the rest of a MULTI … EXEC say, is refused
-			// with it, not run one by one on a shared connection.
+			// with it, not run one by one on a shared connection. What
+			// it sent before goes out first, on the connection it was
+			// meant for: the refusal is from this command on.
+			s.flush()
 			s.refusing = err
 		}
 		return nil, err

@@ -84,8 +84,24 @@ func (s *session) endTunnel(raw []byte) {
 	rand.Read(token[:])
 	tok := []byte(hex.EncodeToString(token[:]))
 	end := resp.AppendBulk(nil, tok)
+	// RESET logs the connection out, and with a password the ECHO would
+	// get NOAUTH and the token never come: the connection logs in again
+	// first, with the credentials it was opened with, and the pump drops
+	// that AUTH's reply.
+	var auth []byte
+	if user, pass := s.srv.cfg.credentials(s.key); pass != "" {
+		args := [][]byte{[]byte("AUTH"), []byte(pass)}
+		if user != "" {
+			args = [][]byte{[]byte("AUTH"), []byte(user), []byte(pass)}
+		}
+		auth = resp.AppendCommand(nil, args)
+		c.tunnelAuth.Store(true)
+	}
 	c.tunnelEnd.Store(&end)
 	s.forward(c, raw, false)
+	if auth != nil {
+		s.forward(c, auth, false)
+	}
 	s.forward(c, resp.AppendCommand(nil, [][]byte{[]byte("ECHO"), tok}), false)
 	s.flush()
 	// No time limit: a blocking command before the RESET (a BLPOP, a
@@ -180,14 +196,17 @@ func (s *session) handleTunnel(class router.Class, args [][]byte, raw []byte) {
 		// of replies the pump has yet to copy: they have no place here.
 		s.replyError("ERR switchyard: '" + string(upperName(args)) + "' is not supported through the proxy")
 		return
-	case class == router.Reset && len(args) == 1 && s.ownID && s.srv.cfg.Authenticate == nil:
+	case class == router.Reset && len(args) == 1 && s.ownID && s.srv.cfg.Authenticate == nil &&
+		(s.key.clientAuth || s.srv.cfg.Password == ""):
 		// The client was given this connection's ID, and on Redis RESET
 		// keeps the connection and so the ID that CLIENT UNBLOCK and
 		// TRACKING REDIRECT name. Redis resets the connection's state;
-		// it stays the client's, its commands all passed through. With
-		// the proxy's own client authentication the session ends the
-		// tunnel instead (a new ID), since RESET must make the client
-		// authenticate to the proxy again, which a tunnel leaves to Redis.
+		// it stays the client's, its commands all passed through. That
+		// needs the connection's credentials to be the client's own (or
+		// none): RESET logs the connection out, and a client the proxy
+		// logs in, or one that must log in to the proxy again
+		// (client_auth), cannot do it on Redis. Then the session ends the
+		// tunnel instead, and a later CLIENT ID names a new connection.
 		s.name = ""
 		s.forward(s.ded, raw, false)
 		return
