@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -130,6 +131,22 @@ func (c *rawConn) check(want ...string) error {
 		}
 	}
 	return nil
+}
+
+// halfClose shuts the client's write side (shutdown(SHUT_WR), as
+// `nc -N` does) and returns everything the proxy sends until it closes
+// the connection, within 10 s.
+func (c *rawConn) halfClose() string {
+	c.t.Helper()
+	if err := c.nc.(*net.TCPConn).CloseWrite(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	rest, err := io.ReadAll(c.br)
+	if err != nil {
+		c.t.Fatalf("reading to the close: %v (read %q)", err, rest)
+	}
+	return string(rest)
 }
 
 // closed reports whether the peer closed the connection within 5 s,

@@ -238,13 +238,8 @@ func TestHalfCloseWhileBlocked(t *testing.T) {
 			}
 			return nil
 		})
-		if err := c.nc.(*net.TCPConn).CloseWrite(); err != nil {
-			t.Fatal(err)
-		}
-		c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-		rest, err := io.ReadAll(c.br)
-		if err != nil || string(rest) != halfClosedReply {
-			t.Fatalf("after half-closing during %q: %q (%v), want %q and the close", blocking, rest, err, halfClosedReply)
+		if rest := c.halfClose(); rest != halfClosedReply {
+			t.Fatalf("after half-closing during %q: %q, want %q and the close", blocking, rest, halfClosedReply)
 		}
 		waitFor(t, func() error {
 			if n := blockedClients(t, direct); n != 0 {
@@ -266,12 +261,8 @@ func TestHalfCloseWhileBlocked(t *testing.T) {
 		}
 		return nil
 	})
-	if err := c.nc.(*net.TCPConn).CloseWrite(); err != nil {
-		t.Fatal(err)
-	}
-	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if rest, err := io.ReadAll(c.br); err != nil || string(rest) != halfClosedReply {
-		t.Fatalf("after half-closing during a paused WAIT: %q (%v), want %q and the close", rest, err, halfClosedReply)
+	if rest := c.halfClose(); rest != halfClosedReply {
+		t.Fatalf("after half-closing during a paused WAIT: %q, want %q and the close", rest, halfClosedReply)
 	}
 	if err := direct.Do(ctxT(t), "CLIENT", "UNPAUSE").Err(); err != nil {
 		t.Fatal(err)
@@ -300,16 +291,9 @@ func TestHalfCloseNeverHidesAPop(t *testing.T) {
 		}
 		c := dialRaw(t, addr)
 		c.send(cmd("BLPOP", "hcp:list", "1"))
-		if err := c.nc.(*net.TCPConn).CloseWrite(); err != nil {
-			t.Fatal(err)
-		}
-		c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-		got, err := io.ReadAll(c.br)
-		if err != nil {
-			t.Fatal(err)
-		}
-		answered := strings.Contains(string(got), "v"+strconv.Itoa(i))
-		if !answered && string(got) != halfClosedReply {
+		got := c.halfClose()
+		answered := strings.Contains(got, "v"+strconv.Itoa(i))
+		if !answered && got != halfClosedReply {
 			n, _ := direct.LLen(ctxT(t), "hcp:list").Result()
 			t.Fatalf("try %d: the client read %q; %d elements left", i, got, n)
 		}
@@ -390,33 +374,20 @@ func TestHalfCloseInTunnel(t *testing.T) {
 	const slow = `local t0 = redis.call('TIME')
 repeat local t = redis.call('TIME') until (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 200000
 return 'done'`
-	halfClose := func(c *rawConn) string {
-		t.Helper()
-		if err := c.nc.(*net.TCPConn).CloseWrite(); err != nil {
-			t.Fatal(err)
-		}
-		c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-		rest, err := io.ReadAll(c.br)
-		if err != nil {
-			t.Fatalf("reading to the close: %v (read %q)", err, rest)
-		}
-		return string(rest)
-	}
-
 	c := dialRaw(t, addr)
 	c.send(cmd("CLIENT", "ID"))
 	if l := c.line(); !strings.HasPrefix(l, ":") {
 		t.Fatalf("CLIENT ID: %q", l)
 	}
 	c.send(cmd("EVAL", slow, "0") + cmd("PING"))
-	if got, want := halfClose(c), "$4\r\ndone\r\n+PONG\r\n"; got != want {
+	if got, want := c.halfClose(), "$4\r\ndone\r\n+PONG\r\n"; got != want {
 		t.Fatalf("after half-closing a tunnel: read %q, want %q and the close", got, want)
 	}
 
 	c = dialRaw(t, addr)
 	c.send(cmd("SUBSCRIBE", "hct:a", "hct:b") + cmd("PING"))
 	want := "*3\r\n$9\r\nsubscribe\r\n$5\r\nhct:a\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$5\r\nhct:b\r\n:2\r\n*2\r\n$4\r\npong\r\n$0\r\n\r\n"
-	if got := halfClose(c); got != want {
+	if got := c.halfClose(); got != want {
 		t.Fatalf("after half-closing a subscriber: read %q, want %q and the close", got, want)
 	}
 	waitFor(t, func() error { // Redis let the subscriber go
@@ -440,7 +411,7 @@ return 'done'`
 		}
 		return nil
 	})
-	if got := halfClose(c); got != "" {
+	if got := c.halfClose(); got != "" {
 		t.Fatalf("after half-closing during a BLPOP in a tunnel: read %q, want only the close", got)
 	}
 	if err := direct.RPush(ctxT(t), "hct:list", "kept").Err(); err != nil {
