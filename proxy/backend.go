@@ -74,20 +74,16 @@ type backendConn struct {
 
 	pushLog logEvery // dropped push messages (deliver)
 	// tunnelEnd is set before a RESET is written into a tunnel, followed
-	// by an ECHO of a random token: it holds the ECHO's reply, which the
-	// pump swallows, ending the tunnel and setting tunnelReset, which
-	// leaves the client to its session (endTunnel).
-	tunnelEnd   atomic.Pointer[[]byte]
+	// by a command named with a random token, whose error reply the pump
+	// swallows (endTunnel), ending the tunnel and setting tunnelReset,
+	// which leaves the client to its session.
+	tunnelEnd   atomic.Pointer[tunnelEnding]
 	tunnelReset atomic.Bool
 	// clientEnded is set when the tunnel's client has sent its last bytes
 	// (QUIT, or the end of its connection, which closeTunnel passes on to
 	// Redis): the pump then copies what Redis still sends, and Redis's
 	// close ends the tunnel as the client asked, not as a failure.
 	clientEnded atomic.Bool
-	// tunnelAuth is set with tunnelEnd when an AUTH goes between the
-	// client's RESET and the ECHO (endTunnel): the pump holds each frame
-	// back by one, and drops the one before the ECHO's, the AUTH's reply.
-	tunnelAuth atomic.Bool
 	// keepClient: the session still writes to the client once the tunnel
 	// has ended (a protocol error's reply, after Redis's last replies), so
 	// the pump leaves the client's connection open.
@@ -799,7 +795,6 @@ func (c *backendConn) deliver(raw []byte, typ byte) error {
 // either side fails; then it closes both.
 func (c *backendConn) pump(w *clientWriter) {
 	c.dr.timeout = 0
-	var held []byte // the frame held back while tunnelAuth is set
 	for {
 		raw, _, err := c.rd.ReadReply()
 		if err != nil {
@@ -816,11 +811,10 @@ func (c *backendConn) pump(w *clientWriter) {
 			}
 			return
 		}
-		if end := c.tunnelEnd.Load(); end != nil && bytes.Equal(raw, *end) {
-			// The reply to the ECHO after the client's RESET, which
-			// nothing else can give (the token is random): Redis has
-			// left Pub/Sub, MONITOR and tracking, and every frame before
-			// it has been copied.
+		if end := c.tunnelEnd.Load(); end != nil && end.is(raw) {
+			// The reply to the command after the client's RESET: Redis
+			// has left Pub/Sub, MONITOR and tracking, and every frame
+			// before it has been copied.
 			if err := w.flush(); err != nil {
 				c.close(fmt.Errorf("%w: %w", errClientGone, err))
 				w.closeConn()
@@ -829,16 +823,6 @@ func (c *backendConn) pump(w *clientWriter) {
 			c.tunnelReset.Store(true)
 			c.close(errTunnelReset)
 			return
-		}
-		if c.tunnelAuth.Load() {
-			// Written one frame late: the last one before the ECHO's
-			// reply is the AUTH's, which is not the client's.
-			prev := held
-			held = bytes.Clone(raw)
-			if prev == nil {
-				continue
-			}
-			raw = prev
 		}
 		if err := w.write(raw, c.rd.Buffered() == 0); err != nil {
 			// The client failed, not Redis: not a backend error.

@@ -167,9 +167,9 @@ func TestResetEndsTunnel(t *testing.T) {
 	c.expect("+OK", "+OK", "$1", "v")
 }
 
-// The tunnel ends at the ECHO the proxy sends after the client's RESET,
-// not at the first +RESET: a script may return one, and CLIENT REPLY
-// SKIP may suppress the RESET's own.
+// The tunnel ends at the reply to the command the proxy sends after the
+// client's RESET, not at the first +RESET: a script may return one, and
+// CLIENT REPLY SKIP may suppress the RESET's own.
 func TestResetEndsTunnelAtItsOwnReply(t *testing.T) {
 	_, _, addr := setup(t, proxy.Config{ReadTimeout: 20 * time.Second})
 	c := dialRaw(t, addr)

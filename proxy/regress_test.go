@@ -578,8 +578,8 @@ func TestRefusalDoesNotReachBack(t *testing.T) {
 }
 
 // TestResetInTunnelWithPassword: RESET logs a connection out on Redis.
-// Ending a tunnel, the proxy sends RESET, then an ECHO of a token whose
-// reply ends it; with a password the ECHO got NOAUTH, which reached the
+// Ending a tunnel, the proxy sent RESET, then an ECHO of a token whose
+// reply ended it; with a password the ECHO got NOAUTH, which reached the
 // client unasked, the token never came, and the session hung: the client
 // got no reply to anything until it left. And after CLIENT ID, RESET kept
 // the connection logged out where the proxy had logged the client in, so
@@ -609,4 +609,38 @@ func TestResetInTunnelWithPassword(t *testing.T) {
 	c.expect("+RESET")
 	c.send(cmd("GET", "rtp:k"))
 	c.expect("$1", "v") // the proxy's own credentials, as before its AUTH
+}
+
+// TestResetInTunnelWhateverRedisRefuses: the end of a tunnel must not
+// depend on Redis accepting a command after the RESET. With the password
+// rotated while the tunnel was open, the proxy's AUTH after RESET got
+// WRONGPASS and its ECHO NOAUTH; with an ACL user without ECHO, NOPERM;
+// either way the token never came and the session hung, the client
+// reading those errors unasked.
+func TestResetInTunnelWhateverRedisRefuses(t *testing.T) {
+	rs := labtest.Server(t, lab.ServerOptions{Args: []string{"--requirepass", "pw"}})
+	_, addr := startProxy(t, rs.Addr, proxy.Config{Password: "pw"})
+	admin := dialRaw(t, rs.Addr)
+	admin.send(cmd("AUTH", "pw") +
+		cmd("ACL", "SETUSER", "noecho", "on", ">pw", "~*", "&*", "+@all", "-echo"))
+	admin.expect("+OK", "+OK")
+
+	c := dialRaw(t, addr)
+	c.send(cmd("AUTH", "noecho", "pw") + cmd("SUBSCRIBE", "rtw:ch") + cmd("RESET") + cmd("PING"))
+	c.expect("+OK", "*3", "$9", "subscribe", "$6", "rtw:ch", ":1", "+RESET")
+	c.expect("+PONG") // the proxy's credentials again, as before the AUTH
+
+	c = dialRaw(t, addr)
+	c.send(cmd("SET", "rtw:k", "v") + cmd("SUBSCRIBE", "rtw:ch"))
+	c.expect("+OK", "*3", "$9", "subscribe", "$6", "rtw:ch", ":1")
+	admin.send(cmd("CONFIG", "SET", "requirepass", "pw2"))
+	admin.expect("+OK")
+	t.Cleanup(func() {
+		admin.send(cmd("CONFIG", "SET", "requirepass", "pw"))
+		admin.line()
+	})
+	c.send(cmd("RESET") + cmd("GET", "rtw:k"))
+	// The shared connection, logged in before the rotation, still serves.
+	c.expect("+RESET", "$1", "v")
+
 }

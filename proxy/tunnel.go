@@ -69,40 +69,31 @@ func (s *session) enterTunnel(class router.Class, args [][]byte, raw []byte) {
 	s.forward(c, raw, false)
 }
 
-// endTunnel forwards the client's RESET into its tunnel, then an ECHO of
-// a random token, and waits for the pump to swallow the ECHO's reply and
-// end the tunnel. Redis has then left Pub/Sub, MONITOR and tracking, and
-// every frame the tunnel owed the client has been delivered (the RESET's
-// own +RESET included, unless CLIENT REPLY skipped it), so the session
-// serves the client again as any other, its own replies in order: NOAUTH
-// for a client that must now authenticate again, say, cannot overtake
-// the +RESET. The token tells the end apart from a +RESET a script
-// returned.
+// endTunnel forwards the client's RESET into its tunnel, then a command
+// named with a random token, and waits for the pump to swallow the
+// token's reply and end the tunnel. Redis has then left Pub/Sub, MONITOR
+// and tracking, and every frame the tunnel owed the client has been
+// delivered (the RESET's own +RESET included, unless CLIENT REPLY SKIP
+// skipped it), so the session serves the client again as any other, its
+// own replies in order: NOAUTH for a client that must now authenticate
+// again, say, cannot overtake the +RESET.
+//
+// Redis knows no such command, and says so ("unknown command") before
+// it checks anything else: RESET logs the connection out, and its user
+// may lack a command's ACL, but neither stops the reply. (An ECHO did:
+// with a password, or a rotated one, its reply was NOAUTH, with an ACL
+// without ECHO NOPERM, and the session hung.) Redis runs RESET whatever
+// the user's ACL, and in any state. The token tells the reply apart
+// from anything a script or the client could make Redis send. Redis
+// counts it in INFO errorstats.
 func (s *session) endTunnel(raw []byte) {
 	c := s.ded
 	var token [16]byte
 	rand.Read(token[:])
-	tok := []byte(hex.EncodeToString(token[:]))
-	end := resp.AppendBulk(nil, tok)
-	// RESET logs the connection out, and with a password the ECHO would
-	// get NOAUTH and the token never come: the connection logs in again
-	// first, with the credentials it was opened with, and the pump drops
-	// that AUTH's reply.
-	var auth []byte
-	if user, pass := s.srv.cfg.credentials(s.key); pass != "" {
-		args := [][]byte{[]byte("AUTH"), []byte(pass)}
-		if user != "" {
-			args = [][]byte{[]byte("AUTH"), []byte(user), []byte(pass)}
-		}
-		auth = resp.AppendCommand(nil, args)
-		c.tunnelAuth.Store(true)
-	}
-	c.tunnelEnd.Store(&end)
+	end := &tunnelEnding{token: []byte("SWITCHYARD-TUNNEL-END-" + hex.EncodeToString(token[:]))}
+	c.tunnelEnd.Store(end)
 	s.forward(c, raw, false)
-	if auth != nil {
-		s.forward(c, auth, false)
-	}
-	s.forward(c, resp.AppendCommand(nil, [][]byte{[]byte("ECHO"), tok}), false)
+	s.forward(c, resp.AppendCommand(nil, [][]byte{end.token}), false)
 	s.flush()
 	// No time limit: a blocking command before the RESET (a BLPOP, a
 	// WAIT) holds it up on Redis as it would on a direct connection. A
@@ -123,6 +114,17 @@ func (s *session) endTunnel(raw []byte) {
 	s.sink, s.ownID = nil, false
 	s.in.idle = s.srv.cfg.IdleTimeout
 	s.resetState()
+}
+
+// tunnelEnding is a RESET on its way through a tunnel (endTunnel).
+type tunnelEnding struct {
+	token []byte // the name of the command sent after the RESET
+}
+
+// is reports whether raw is Redis's reply to the token's command: the
+// unknown command error that names it.
+func (e *tunnelEnding) is(raw []byte) bool {
+	return len(raw) > 0 && raw[0] == resp.TypeError && bytes.Contains(raw, e.token)
 }
 
 // closeTunnel passes the end of a tunnel's client on to Redis. A client
