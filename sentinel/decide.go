@@ -80,6 +80,12 @@ type brain struct {
 	// slowRole: the verified master's last ROLE check timed out, and it
 	// was kept (step); for logging the start of that once.
 	slowRole bool
+	// replicas are the master's replicas as the reachable Sentinels that
+	// name it last listed them. When no Sentinel answers, or those that
+	// name the master are fewer than half of those known, a failover made
+	// out of the Watcher's sight may have promoted one of them; one that
+	// answers ROLE master then fails the group closed (rival).
+	replicas []string
 	// recent is the last switch made on an event. Sentinels that were not
 	// part of the failover learn of it from hello messages a second or two
 	// later; until then they still name the old master, which also still
@@ -122,6 +128,9 @@ func (b *brain) step(now time.Time, views []view, events []event, role func(addr
 		}
 	}
 
+	if reps := listedReplicas(views, b.master); reps != nil {
+		b.replicas = reps
+	}
 	t := tallyViews(views)
 	if t.reachable == 0 {
 		b.noSentinel(views, role)
@@ -196,6 +205,17 @@ func (b *brain) step(now time.Time, views []view, events []event, role func(addr
 	if f := b.failover; f != nil && cand == f.old {
 		b.set(StateFailover, b.failoverReason(fmt.Sprintf("%d of %d reachable Sentinels still name %s", named, t.reachable, cand)))
 		return
+	}
+	if 2*named <= t.known && note == "" {
+		// Most of the Sentinels known do not vouch for cand: those that
+		// do may be cut off from the rest, which may have failed the
+		// master over (or they may monitor another node under the same
+		// name). Their word stands only while no other node of the group
+		// says it is master.
+		if a := b.rival(views, cand, role); a != "" {
+			b.set(StateNoMaster, fmt.Sprintf("%d of %d reachable Sentinels name %s, which answers ROLE master, but they are %d of the %d known, and %s answers ROLE master too: a failover may have happened out of sight", named, t.reachable, cand, named, t.known, a))
+			return
+		}
 	}
 	reason := fmt.Sprintf("%d of %d reachable Sentinels name %s and it answers ROLE master%s", named, t.reachable, cand, note)
 	if cand != b.master {
@@ -306,11 +326,56 @@ func (b *brain) noSentinel(views []view, role func(string) roleResult) {
 	switch {
 	case b.failover != nil:
 		b.set(StateFailover, b.failoverReason(fmt.Sprintf("%s; %s %s", none, b.master, r)))
+	case r.master() && b.rival(views, b.master, role) != "":
+		// A demoted master answers ROLE master until the Sentinels
+		// convert it, 10 s or more after the promotion, or never if
+		// they stop meanwhile: every write it took until then would be
+		// lost.
+		b.set(StateNoMaster, fmt.Sprintf("%s; last verified master %s still answers ROLE master, but so does %s, which the Sentinels listed as its replica: a failover may have happened out of sight", none, b.master, b.rival(views, b.master, role)))
 	case r.master():
-		b.set(StateDegraded, fmt.Sprintf("%s; last verified master %s still answers ROLE master", none, b.master))
+		b.set(StateDegraded, fmt.Sprintf("%s; last verified master %s still answers ROLE master, and none of its replicas does", none, b.master))
 	default:
 		b.set(StateNoMaster, fmt.Sprintf("%s and last verified master %s %s", none, b.master, r))
 	}
+}
+
+// rival returns a node of the group other than cand that answers ROLE
+// master, or "": the last verified master, its replicas as last listed,
+// and cand's replicas as the reachable Sentinels list them. An answer
+// still on its way counts as none; it wakes the Watcher, which decides
+// again.
+func (b *brain) rival(views []view, cand string, role func(string) roleResult) string {
+	for _, a := range append(append([]string{b.master}, b.replicas...), listedReplicas(views, cand)...) {
+		if a != "" && a != cand && role(a).master() {
+			return a
+		}
+	}
+	return ""
+}
+
+// listedReplicas returns the replicas that the reachable Sentinels naming
+// master list, each once, or nil if none names it.
+func listedReplicas(views []view, master string) []string {
+	if master == "" {
+		return nil
+	}
+	var addrs []string
+	seen := map[string]bool{}
+	for _, v := range views {
+		if !v.Reachable || v.Master != master {
+			continue
+		}
+		if addrs == nil {
+			addrs = []string{}
+		}
+		for _, r := range v.Replicas {
+			if !seen[r.Addr] {
+				seen[r.Addr] = true
+				addrs = append(addrs, r.Addr)
+			}
+		}
+	}
+	return addrs
 }
 
 // pollErrors names why the Sentinels' last polls failed, for a reason:
@@ -369,6 +434,7 @@ func (b *brain) set(s State, reason string) {
 
 // tally counts the votes of the reachable Sentinels, once per Sentinel.
 type tally struct {
+	known     int // Sentinels linked, reachable or not, each once
 	reachable int
 	votes     map[string]int // master address → Sentinels naming it
 	majority  string         // named by more than half of reachable, or ""
@@ -376,18 +442,16 @@ type tally struct {
 
 func tallyViews(views []view) tally {
 	t := tally{votes: map[string]int{}}
-	seen := map[string]bool{}
+	known, seen := map[string]bool{}, map[string]bool{}
 	for _, v := range views {
-		if !v.Reachable {
-			continue
-		}
 		// A Service address reaches one of the Sentinels that are also
 		// dialled directly: count each Sentinel once.
 		id := v.ID
 		if id == "" {
 			id = "addr:" + v.Addr
 		}
-		if seen[id] {
+		known[id] = true
+		if !v.Reachable || seen[id] {
 			continue
 		}
 		seen[id] = true
@@ -396,6 +460,7 @@ func tallyViews(views []view) tally {
 			t.votes[v.Master]++
 		}
 	}
+	t.known = len(known)
 	for a, n := range t.votes {
 		if 2*n > t.reachable {
 			t.majority = a

@@ -25,6 +25,14 @@ func up(addr, master string) view {
 	return view{Addr: addr, ID: "id-" + addr, Attempted: true, Reachable: true, Master: master}
 }
 
+// listing is v with the replicas it lists.
+func listing(v view, replicas ...string) view {
+	for _, r := range replicas {
+		v.Replicas = append(v.Replicas, Replica{Addr: r})
+	}
+	return v
+}
+
 // down is an unreachable Sentinel view.
 func down(addr string) view {
 	return view{Addr: addr, Attempted: true, Err: "connection refused"}
@@ -104,6 +112,39 @@ func TestBrainStep(t *testing.T) {
 			state:  StateReady,
 			master: nodeA, epoch: 1,
 			reason: "1 of 1 reachable",
+		},
+		{
+			name:   "a lone Sentinel of three is not followed while another node answers ROLE master",
+			brain:  newBrain(15*time.Second, zap.NewNop()),
+			views:  []view{listing(up(s1, nodeA), nodeB, nodeC), down(s2), down(s3)},
+			roles:  bothMaster,
+			state:  StateNoMaster,
+			reason: "they are 1 of the 3 known, and 10.0.0.2:6379 answers ROLE master too",
+		},
+		{
+			name:   "no switch on a minority's word while the old master answers ROLE master",
+			brain:  ready(nodeA, 1),
+			views:  []view{up(s1, nodeB), down(s2), down(s3)},
+			roles:  bothMaster,
+			state:  StateNoMaster,
+			master: nodeA, epoch: 1,
+			reason: "10.0.0.1:6379 answers ROLE master too",
+		},
+		{
+			name:   "a minority's word is taken once the old master is demoted",
+			brain:  ready(nodeA, 1),
+			views:  []view{up(s1, nodeB), down(s2), down(s3)},
+			roles:  masterB,
+			state:  StateReady,
+			master: nodeB, epoch: 2,
+		},
+		{
+			name:   "two of three Sentinels move the master while the old one still answers ROLE master",
+			brain:  ready(nodeA, 1),
+			views:  []view{up(s1, nodeB), up(s2, nodeB), down(s3)},
+			roles:  bothMaster,
+			state:  StateReady,
+			master: nodeB, epoch: 2,
 		},
 		{
 			name:   "tie fails closed",
@@ -242,6 +283,19 @@ func TestBrainStep(t *testing.T) {
 			state:  StateDegraded,
 			master: nodeA, epoch: 4,
 			reason: "no Sentinel is reachable (10.0.1.1:26379: connection refused; 10.0.1.2:26379: connection refused; …); last verified master 10.0.0.1:6379 still answers ROLE master",
+		},
+		{
+			name: "no Sentinel, and a replica they listed answers ROLE master: fail closed",
+			brain: func() *brain {
+				b := ready(nodeA, 4)
+				b.replicas = []string{nodeC, nodeB}
+				return b
+			}(),
+			views:  []view{down(s1), down(s2), down(s3)},
+			roles:  bothMaster,
+			state:  StateNoMaster,
+			master: nodeA, epoch: 4,
+			reason: "last verified master 10.0.0.1:6379 still answers ROLE master, but so does 10.0.0.2:6379, which the Sentinels listed as its replica",
 		},
 		{
 			name:   "degraded master stops being master",

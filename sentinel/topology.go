@@ -18,12 +18,14 @@ const (
 	// StateFailover: a failover of Master is in progress; Master is the old
 	// master and writes must be held.
 	StateFailover
-	// StateNoMaster: the Sentinels disagree, or the node they name is not
-	// master. Fail closed; Master is only the last verified master, for
+	// StateNoMaster: the Sentinels disagree, the node they name is not
+	// master, or another node of the group answers ROLE master too while
+	// few Sentinels or none vouch for it. Fail closed; Master is only the last verified master, for
 	// information.
 	StateNoMaster
 	// StateDegraded: no Sentinel is reachable; Master is the last verified
-	// master and still answers ROLE master.
+	// master and still answers ROLE master, and none of the replicas the
+	// Sentinels last listed does.
 	StateDegraded
 )
 
