@@ -26,6 +26,8 @@ type view struct {
 	MasterDown bool
 	Replicas   []Replica
 	Err        string // last poll error, "" after a success
+	// IDRefused: its last poll failed because SENTINEL MYID was refused.
+	IDRefused bool
 }
 
 // roleResult is the answer of one ROLE check.
@@ -86,6 +88,12 @@ type brain struct {
 	// out of the Watcher's sight may have promoted one of them; one that
 	// answers ROLE master then fails the group closed (rival).
 	replicas []string
+	// known is how many Sentinels tally.known counted when last a
+	// majority of them answered. The links to Sentinels a minority cut
+	// off from the rest sees down are forgotten (Watcher.forget, with
+	// Discover), and without this floor the minority would become the
+	// whole again.
+	known int
 	// recent is the last switch made on an event. Sentinels that were not
 	// part of the failover learn of it from hello messages a second or two
 	// later; until then they still name the old master, which also still
@@ -143,6 +151,10 @@ func (b *brain) step(now time.Time, views []view, events []event, role func(addr
 		return
 	}
 
+	known := max(t.known, b.known)
+	if 2*t.reachable > known {
+		b.known, known = t.known, t.known
+	}
 	cand, named := t.majority, t.votes[t.majority]
 	note := ""
 	if r := b.recent; r != nil && b.master == r.to {
@@ -206,14 +218,19 @@ func (b *brain) step(now time.Time, views []view, events []event, role func(addr
 		b.set(StateFailover, b.failoverReason(fmt.Sprintf("%d of %d reachable Sentinels still name %s", named, t.reachable, cand)))
 		return
 	}
-	if 2*named <= t.known && note == "" {
+	// A switch made on an event stands for FailoverHold against rivals:
+	// the demoted master answers ROLE master until it is converted, and
+	// with some Sentinels down those naming the new one may be no more
+	// than half until the rest learn of it.
+	byEvent := cand == b.master && !b.switchEvent.IsZero() && now.Sub(b.lastSwitch) <= b.hold
+	if 2*named <= known && note == "" && !byEvent {
 		// Most of the Sentinels known do not vouch for cand: those that
 		// do may be cut off from the rest, which may have failed the
 		// master over (or they may monitor another node under the same
 		// name). Their word stands only while no other node of the group
 		// says it is master.
 		if a := b.rival(views, cand, role); a != "" {
-			b.set(StateNoMaster, fmt.Sprintf("%d of %d reachable Sentinels name %s, which answers ROLE master, but they are %d of the %d known, and %s answers ROLE master too: a failover may have happened out of sight", named, t.reachable, cand, named, t.known, a))
+			b.set(StateNoMaster, fmt.Sprintf("%d of %d reachable Sentinels name %s, which answers ROLE master, but they are %d of the %d known, and %s answers ROLE master too: a failover may have happened out of sight", named, t.reachable, cand, named, known, a))
 			return
 		}
 	}
@@ -434,7 +451,7 @@ func (b *brain) set(s State, reason string) {
 
 // tally counts the votes of the reachable Sentinels, once per Sentinel.
 type tally struct {
-	known     int // Sentinels linked, reachable or not, each once
+	known     int // Sentinels linked, reachable or not, each once; those refusing SENTINEL MYID count as one
 	reachable int
 	votes     map[string]int // master address → Sentinels naming it
 	majority  string         // named by more than half of reachable, or ""
@@ -447,10 +464,18 @@ func tallyViews(views []view) tally {
 		// A Service address reaches one of the Sentinels that are also
 		// dialled directly: count each Sentinel once.
 		id := v.ID
-		if id == "" {
+		switch {
+		case v.IDRefused:
+			// Reached at any number of addresses, without its run id
+			// it is one Sentinel or several: count one, which it would
+			// be at two addresses, rather than one for each address.
+			known["refused"] = true
+		case id == "":
 			id = "addr:" + v.Addr
+			fallthrough
+		default:
+			known[id] = true
 		}
-		known[id] = true
 		if !v.Reachable || seen[id] {
 			continue
 		}

@@ -147,6 +147,43 @@ func TestBrainStep(t *testing.T) {
 			master: nodeB, epoch: 2,
 		},
 		{
+			name: "a minority that has forgotten the others is still a minority",
+			brain: func() *brain {
+				b := ready(nodeA, 1)
+				b.known = 3 // before the links to s2 and s3 were forgotten (Discover)
+				return b
+			}(),
+			views:  []view{listing(up(s1, nodeA), nodeB)},
+			roles:  bothMaster,
+			state:  StateNoMaster,
+			master: nodeA, epoch: 1,
+			reason: "they are 1 of the 3 known",
+		},
+		{
+			name:  "Sentinels refusing SENTINEL MYID count once among those known",
+			brain: ready(nodeA, 1),
+			views: []view{up(s1, nodeB), up(s2, nodeB),
+				{Addr: s3, Attempted: true, Err: "MYID refused", IDRefused: true},
+				{Addr: "sentinel-3.local:26379", Attempted: true, Err: "MYID refused", IDRefused: true}},
+			roles:  bothMaster,
+			state:  StateReady,
+			master: nodeB, epoch: 2,
+		},
+		{
+			name: "after an event switch, Sentinels catching up are not taken for a minority",
+			brain: func() *brain {
+				b := ready(nodeB, 2)
+				b.lastSwitch, b.switchEvent = t0.Add(-time.Second), t0.Add(-time.Second)
+				return b
+			}(),
+			// The Sentinels list the old master as a replica at once.
+			views:  []view{listing(up(s1, nodeB), nodeA, nodeC), up(s2, nodeB), up(s3, nodeA), down("10.0.1.4:26379"), down("10.0.1.5:26379")},
+			roles:  bothMaster,
+			state:  StateReady,
+			master: nodeB, epoch: 2,
+			switchEvent: t0.Add(-time.Second),
+		},
+		{
 			name:   "tie fails closed",
 			brain:  ready(nodeA, 3),
 			views:  []view{up(s1, nodeA), up(s2, nodeB)},

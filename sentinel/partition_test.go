@@ -1,6 +1,7 @@
 package sentinel
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/pnats/switchyard/internal/lab"
 	"github.com/pnats/switchyard/internal/lab/labtest"
+	"github.com/redis/go-redis/v9"
 )
 
 // gate forwards TCP connections to one address until it is shut: then it
@@ -193,4 +195,99 @@ func TestMinorityDoesNotMoveTheGroup(t *testing.T) {
 	}
 	r.waitTopo(t, 10*time.Second, isState(StateNoMaster, g.Master.Addr, 1))
 	neverWritable(t, r, other.Addr, time.Second, "only the rogue Sentinel answers")
+}
+
+// roleOf asks addr for its ROLE; "" if it does not answer.
+func roleOf(addr string) string {
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	v, err := c.Do(ctx, "ROLE").Slice()
+	if err != nil || len(v) == 0 {
+		return ""
+	}
+	r, _ := v[0].(string)
+	return r
+}
+
+// TestForgottenSentinelsStillCount: the Watcher is given one Sentinel of
+// three and discovers the others (discover: true). The other two stop,
+// after promoting the replica (REPLICAOF NO ONE stands in for a failover
+// the remaining one does not see). The group fails closed, since the
+// replica answers ROLE master; but once the remaining Sentinel flags the
+// others s_down their links are forgotten, and the review found the one
+// left counted as all the Sentinels known: the demoted master was
+// writable again.
+func TestForgottenSentinelsStillCount(t *testing.T) {
+	t.Parallel()
+	g := labtest.Group(t, lab.GroupOptions{Replicas: 1, Sentinels: 3})
+	r := startWatcher(t, Config{Sentinels: []string{g.Sentinels[0].Addr}, Discover: true})
+	old, rep := g.Master.Addr, g.Replicas[0].Addr
+	r.waitTopo(t, 10*time.Second, func(top Topology) error {
+		if len(top.Sentinels) != 3 {
+			return fmt.Errorf("%d Sentinels known, want 3", len(top.Sentinels))
+		}
+		return isReady(old, 1)(top)
+	})
+	for _, s := range g.Sentinels[1:] {
+		if err := s.Kill(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := redis.NewClient(&redis.Options{Addr: rep})
+	defer c.Close()
+	if err := c.Do(ctxT(t, 5*time.Second), "REPLICAOF", "NO", "ONE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	r.waitTopo(t, 10*time.Second, func(top Topology) error {
+		if top.State != StateNoMaster || !strings.Contains(top.Reason, rep+" answers ROLE master too") {
+			return errors.New("not failed closed on the promoted replica")
+		}
+		return nil
+	})
+	labtest.Eventually(t, 20*time.Second, func() error {
+		top := r.w.Topology()
+		if top.Writable() && top.Master == old && roleOf(rep) == "master" {
+			t.Fatalf("writable on %s while %s answers ROLE master: %s", old, rep, describe(top))
+		}
+		if len(top.Sentinels) > 1 {
+			return fmt.Errorf("%d Sentinels still linked", len(top.Sentinels))
+		}
+		return nil
+	})
+	neverWritable(t, r, old, time.Second, "the other Sentinels forgotten")
+}
+
+// TestMyIDRefuserAtTwoAddresses: one Sentinel of three refuses SENTINEL
+// MYID and is reached at two addresses. It gets no vote, as documented;
+// the review found it counted twice among the Sentinels known, so the
+// other two, a true majority, were "no more than half", and an ordinary
+// failover failed closed until the old master was converted.
+func TestMyIDRefuserAtTwoAddresses(t *testing.T) {
+	t.Parallel()
+	g := labtest.Group(t, lab.GroupOptions{Replicas: 1, Sentinels: 3})
+	s3 := g.Sentinels[2]
+	sc := redis.NewClient(&redis.Options{Addr: s3.Addr})
+	defer sc.Close()
+	if err := sc.Do(ctxT(t, 5*time.Second), "ACL", "SETUSER", "default", "-sentinel|myid").Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(s3.Addr)
+	r := startWatcher(t, Config{Sentinels: []string{g.Sentinels[0].Addr, g.Sentinels[1].Addr, s3.Addr, "localhost:" + port}})
+	old := g.Master.Addr
+	r.waitTopo(t, 10*time.Second, isReady(old, 1))
+	nm, err := g.Failover(ctxT(t, 30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.waitTopo(t, 5*time.Second, isReady(nm.Addr, 2))
+	// Until the Sentinels convert the old master it answers ROLE master,
+	// a rival only to a minority's choice.
+	for end := time.Now().Add(30 * time.Second); roleOf(old) == "master" && time.Now().Before(end); {
+		if top := r.w.Topology(); !top.Writable() || top.Master != nm.Addr {
+			t.Fatalf("not writable on %s, which two of three Sentinels name, while %s still answers ROLE master: %s", nm.Addr, old, describe(top))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -13,6 +13,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// errMyIDRefused wraps a poll's error when SENTINEL MYID was refused.
+var errMyIDRefused = errors.New("SENTINEL MYID refused")
+
 // pollResult is one successful poll of one Sentinel.
 type pollResult struct {
 	ID     string // SENTINEL MYID, "" if the Sentinel does not know it
@@ -67,7 +70,7 @@ func (l *link) poll(ctx context.Context) (pollResult, error) {
 	case isRedisError(err):
 		// Refused (NOPERM, NOAUTH, …): without its identity a Sentinel
 		// reached at two addresses would vote twice, so it gets no vote.
-		return res, fmt.Errorf("sentinel: %s: SENTINEL MYID refused (the Sentinel user needs +sentinel|myid): %w", l.addr, err)
+		return res, fmt.Errorf("sentinel: %s: %w (the Sentinel user needs +sentinel|myid): %w", l.addr, errMyIDRefused, err)
 	default:
 		return res, fmt.Errorf("sentinel: %s: SENTINEL MYID: %w", l.addr, err)
 	}

@@ -126,6 +126,7 @@ func (w *Watcher) snapshot(now time.Time) (views []view, events []event, urgent 
 			Attempted: s.attempted,
 			Reachable: s.err == "" && !s.lastOK.IsZero() && now.Sub(s.lastOK) <= window,
 			Err:       s.err,
+			IDRefused: s.idRefused,
 		}
 		if v.Reachable {
 			v.Master = s.master

@@ -2,6 +2,7 @@ package sentinel
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -63,6 +64,7 @@ type linkState struct {
 	masterDown bool
 	replicas   []Replica
 	err        string
+	idRefused  bool // err is a refused SENTINEL MYID
 	discovered []string
 }
 
@@ -167,6 +169,7 @@ func (w *Watcher) report(l *link, r pollResult, err error) {
 	}
 	before := *s
 	s.attempted = true
+	s.idRefused = errors.Is(err, errMyIDRefused)
 	if err != nil {
 		s.err = err.Error()
 	} else {
