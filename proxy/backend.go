@@ -209,7 +209,7 @@ func newBackendConn(nc net.Conn, cfg *Config) *backendConn {
 
 // dialBackend connects to addr and prepares the connection for key's
 // session settings.
-func dialBackend(ctx context.Context, addr string, key poolKey, cfg *Config) (*backendConn, error) {
+func dialBackend(ctx context.Context, addr string, key poolKey, cfg *Config, busyOK bool) (*backendConn, error) {
 	d := net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: cfg.KeepAlive}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -227,7 +227,7 @@ func dialBackend(ctx context.Context, addr string, key poolKey, cfg *Config) (*b
 		nc = tc
 	}
 	c := newBackendConn(nc, cfg)
-	if err := c.handshake(ctx, key); err != nil {
+	if err := c.handshake(ctx, key, busyOK); err != nil {
 		nc.Close()
 		return nil, err
 	}
@@ -239,7 +239,7 @@ func dialBackend(ctx context.Context, addr string, key poolKey, cfg *Config) (*b
 // Cancelling ctx (the pool closing) ends it at once: a node that accepted
 // the connection but does not answer (stopped, or busy) must not hold up
 // the close for DialTimeout, and the close may be on the event loop.
-func (c *backendConn) handshake(ctx context.Context, key poolKey) error {
+func (c *backendConn) handshake(ctx context.Context, key poolKey, busyOK bool) error {
 	user, pass := c.cfg.credentials(key)
 	var buf []byte
 	replies := 0
@@ -293,10 +293,13 @@ func (c *backendConn) handshake(ctx context.Context, key poolKey) error {
 			return &dialError{handshakeErr(ctx, err)}
 		}
 		if len(raw) > 0 && (raw[0] == resp.TypeError || raw[0] == resp.TypeBulkError) && first == nil {
-			if i == replies-1 && bytes.HasPrefix(raw[1:], []byte("NOPERM")) {
+			if i == replies-1 && (bytes.HasPrefix(raw[1:], []byte("NOPERM")) || busyOK && bytes.HasPrefix(raw[1:], []byte("BUSY"))) {
 				// The name is the proxy's, for operators: a user whose
 				// ACL denies CLIENT SETNAME (least-privilege application
 				// users often lack it) can use Redis, and the proxy too.
+				// A script past busy-reply-threshold refuses it (-BUSY):
+				// a connection for SCRIPT KILL or FUNCTION KILL (busyOK),
+				// which Redis answers then, is fine without the name.
 				continue
 			}
 			first = &ReplyError{Msg: errorText(raw)}

@@ -3,9 +3,11 @@ package proxy
 import (
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -31,6 +33,7 @@ type clientReader struct {
 	bytes    Counter // bytes read, if counted
 
 	gone   chan struct{} // closed by the watcher when the client went away
+	stop   atomic.Bool   // set by stopWatch for a watcher waiting for a hangup
 	exited chan struct{} // closed when the watcher returns
 }
 
@@ -112,6 +115,7 @@ func (cr *clientReader) watch() <-chan struct{} {
 	cr.deadline = time.Time{}
 	cr.gone = make(chan struct{})
 	cr.exited = make(chan struct{})
+	cr.stop.Store(false)
 	go func() {
 		defer close(cr.exited)
 		buf := make([]byte, 512)
@@ -130,6 +134,12 @@ func (cr *clientReader) watch() <-chan struct{} {
 				return
 			}
 		}
+		// Full: stop reading, but still notice the client leaving, or
+		// its blocked command would take the next element for nobody.
+		if fd, ok := rawFD(cr.nc); ok && waitHangup(fd, &cr.stop) {
+			cr.err = io.EOF
+			close(cr.gone)
+		}
 	}()
 	return cr.gone
 }
@@ -139,6 +149,7 @@ const maxPeek = 64 << 10
 
 // stopWatch ends the watcher by expiring its read and waits for it.
 func (cr *clientReader) stopWatch() {
+	cr.stop.Store(true)
 	cr.nc.SetReadDeadline(time.Now())
 	<-cr.exited
 	cr.nc.SetReadDeadline(time.Time{})
@@ -215,4 +226,22 @@ func resetOnClose(nc net.Conn) {
 
 func (w *clientWriter) closeConn() {
 	w.nc.Close()
+}
+
+// rawFD returns the descriptor of a client's TCP socket (under TLS too).
+func rawFD(nc net.Conn) (uintptr, bool) {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return 0, false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	var fd uintptr
+	rc.Control(func(f uintptr) { fd = f })
+	return fd, true
 }

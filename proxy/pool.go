@@ -174,7 +174,7 @@ func (p *pool) startDial(s *slot) {
 	go func() {
 		defer p.wg.Done()
 		hook(dialHook)
-		c, err := p.dial(true)
+		c, err := p.dial(true, false)
 		p.mu.Lock()
 		s.dialing = nil
 		switch {
@@ -192,8 +192,8 @@ func (p *pool) startDial(s *slot) {
 // dial connects, records the outcome for backoff, and starts the
 // connection's reader under the pool's WaitGroup: the event loop for a
 // shared connection when the pool has one, else a goroutine.
-func (p *pool) dial(shared bool) (*backendConn, error) {
-	c, err := dialBackend(p.ctx, p.addr, p.key, p.cfg)
+func (p *pool) dial(shared, busyOK bool) (*backendConn, error) {
+	c, err := dialBackend(p.ctx, p.addr, p.key, p.cfg, busyOK)
 	m := p.cfg.Metrics
 	switch {
 	case err == nil:
@@ -237,7 +237,13 @@ func (p *pool) dial(shared bool) (*backendConn, error) {
 
 // dedicated returns a connection for one session's exclusive use. The
 // session gives it back with put.
-func (p *pool) dedicated() (*backendConn, error) {
+func (p *pool) dedicated() (*backendConn, error) { return p.takeDedicated(false) }
+
+// dedicatedKill is dedicated for SCRIPT KILL and FUNCTION KILL: a new
+// connection is fine though a busy script refuses its CLIENT SETNAME.
+func (p *pool) dedicatedKill() (*backendConn, error) { return p.takeDedicated(true) }
+
+func (p *pool) takeDedicated(busyOK bool) (*backendConn, error) {
 	p.mu.Lock()
 	for len(p.idle) > 0 && !p.closed {
 		c := p.idle[len(p.idle)-1]
@@ -263,7 +269,7 @@ func (p *pool) dedicated() (*backendConn, error) {
 	}
 	p.mu.Unlock()
 
-	c, err := p.dial(false)
+	c, err := p.dial(false, busyOK)
 	if err != nil {
 		return nil, err
 	}

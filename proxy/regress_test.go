@@ -644,3 +644,134 @@ func TestResetInTunnelWhateverRedisRefuses(t *testing.T) {
 	c.expect("+RESET", "$1", "v")
 
 }
+
+// TestBlockedClientLeavesAfterLargePipeline: a client blocked in BLPOP
+// that pipelines more than the proxy keeps for it (64 KiB) and then
+// leaves must still be noticed, so that Redis drops its BLPOP and a later
+// push stays in the list, as for a direct client. The blocking audit
+// found the watcher stopped reading at 64 KiB and so never saw the end:
+// the BLPOP popped the next element for nobody.
+func TestBlockedClientLeavesAfterLargePipeline(t *testing.T) {
+	rs, _, addr := setup(t, proxy.Config{})
+	direct := rs.Client()
+	defer direct.Close()
+	blocked := func(want int) func() error {
+		return func() error {
+			if n := blockedClients(t, direct); n != want {
+				return fmt.Errorf("blocked_clients %d, want %d", n, want)
+			}
+			return nil
+		}
+	}
+	a := dialRaw(t, addr)
+	a.send(cmd("BLPOP", "blp:q", "0"))
+	waitFor(t, blocked(1))
+	a.send(strings.Repeat(cmd("PING"), 5000)) // 70 KB behind the BLPOP
+	a.nc.Close()
+	waitFor(t, blocked(0))
+	direct.RPush(ctxT(t), "blp:q", "x")
+	if n := direct.LLen(ctxT(t), "blp:q").Val(); n != 1 {
+		t.Fatalf("the element went to the client that had left (LLEN %d)", n)
+	}
+}
+
+// TestXreadgroupNamedLikeAnOption: a group or consumer may be named
+// "streams" or "block". The router took the group name STREAMS for the
+// start of the keys, missed the BLOCK after it, and sent a blocking
+// XREADGROUP down the shared connection, where every other client waited
+// behind it. The blocking audit found it.
+func TestXreadgroupNamedLikeAnOption(t *testing.T) {
+	for _, names := range [][2]string{{"streams", "c"}, {"g", "STREAMS"}} {
+		t.Run(names[0]+"/"+names[1], func(t *testing.T) {
+			rs, _, addr := setup(t, proxy.Config{ReadTimeout: time.Minute, PoolSize: 1})
+			direct := rs.Client()
+			defer direct.Close()
+			if err := direct.XGroupCreateMkStream(ctxT(t), "xg:s", names[0], "$").Err(); err != nil {
+				t.Fatal(err)
+			}
+			other := dialRaw(t, addr)
+			settle(t, other, rs)
+			b := dialRaw(t, addr)
+			b.send(cmd("XREADGROUP", "GROUP", names[0], names[1], "BLOCK", "0", "STREAMS", "xg:s", ">"))
+			waitFor(t, func() error {
+				if n := blockedClients(t, direct); n != 1 {
+					return fmt.Errorf("blocked_clients %d", n)
+				}
+				return nil
+			})
+			other.send(cmd("PING"))
+			other.expect("+PONG") // not behind the XREADGROUP
+		})
+	}
+}
+
+// TestScriptKillThroughProxy: Redis answers SCRIPT KILL and FUNCTION KILL
+// while a script runs past busy-reply-threshold. Through the proxy they
+// queued behind the script on the shared connection; and once
+// read_timeout had closed it, new connections failed their handshake
+// (CLIENT SETNAME gets -BUSY), so the script could not be stopped through
+// the proxy at all. The blocking audit found it.
+func TestScriptKillThroughProxy(t *testing.T) {
+	const lib = "#!lua name=spin\nredis.register_function('spin', function() while true do end end)"
+	for _, tc := range []struct {
+		name, run, kill string
+		timedOut        bool // read_timeout has failed the script's client first
+		password        string
+	}{
+		{"SCRIPT KILL", cmd("EVAL", "while true do end", "0"), cmd("SCRIPT", "KILL"), false, ""},
+		{"SCRIPT KILL after read_timeout", cmd("EVAL", "while true do end", "0"), cmd("SCRIPT", "KILL"), true, ""},
+		{"FUNCTION KILL", cmd("FCALL", "spin", "0"), cmd("FUNCTION", "KILL"), false, ""},
+		{"FUNCTION KILL after read_timeout, with a password", cmd("FCALL", "spin", "0"), cmd("FUNCTION", "KILL"), true, "pw"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			readTimeout := time.Minute
+			if tc.timedOut {
+				readTimeout = 300 * time.Millisecond
+			}
+			args := []string{"--busy-reply-threshold", "100"}
+			if tc.password != "" {
+				args = append(args, "--requirepass", tc.password)
+			}
+			rs := labtest.Server(t, lab.ServerOptions{Args: args})
+			_, addr := startProxy(t, rs.Addr, proxy.Config{ReadTimeout: readTimeout, PoolSize: 1, Password: tc.password})
+			direct := dialRaw(t, rs.Addr)
+			if tc.password != "" {
+				direct.send(cmd("AUTH", tc.password))
+				direct.expect("+OK")
+			}
+			direct.send(cmd("FUNCTION", "LOAD", lib))
+			direct.expect("$4", "spin")
+			t.Cleanup(func() {
+				direct.send(cmd("SCRIPT", "KILL") + cmd("FUNCTION", "KILL"))
+				direct.line()
+				direct.line()
+			})
+			killer := dialRaw(t, addr)
+			killer.send(cmd("PING"))
+			killer.expect("+PONG")
+			a := dialRaw(t, addr)
+			a.send(tc.run)
+			waitFor(t, func() error {
+				direct.send(cmd("PING"))
+				if l := direct.line(); !strings.HasPrefix(l, "-BUSY") {
+					return fmt.Errorf("PING answered %q: no script running yet", l)
+				}
+				return nil
+			})
+			if tc.timedOut {
+				if l := a.line(); !strings.Contains(l, "may or may not have run") {
+					t.Fatalf("the script's client after read_timeout: %q", l)
+				}
+			}
+			killer.send(tc.kill)
+			killer.expect("+OK")
+			if !tc.timedOut {
+				if l := a.line(); !strings.Contains(l, "killed by user") {
+					t.Fatalf("the script's client: %q", l)
+				}
+			}
+			killer.send(cmd("PING"))
+			killer.expect("+PONG")
+		})
+	}
+}

@@ -406,7 +406,11 @@ func (s *session) handle(cmd *resp.Command) {
 			// and WAIT must not follow it there.
 			s.flush()
 		}
-		c, err := s.dedicated()
+		get := (*pool).dedicated
+		if isKill(cmd.Args) {
+			get = (*pool).dedicatedKill
+		}
+		c, err := s.dedicatedFrom(get)
 		if err != nil {
 			s.replyError(clientError(err))
 			return
@@ -831,10 +835,14 @@ func (s *session) sharedConn() (*backendConn, error) {
 // dedicated returns the session's own connection, taking one from the
 // pool if it holds none.
 func (s *session) dedicated() (*backendConn, error) {
+	return s.dedicatedFrom((*pool).dedicated)
+}
+
+func (s *session) dedicatedFrom(get func(*pool) (*backendConn, error)) (*backendConn, error) {
 	if s.ded != nil && s.ded.alive() {
 		return s.ded, nil
 	}
-	c, err := s.connect((*pool).dedicated)
+	c, err := s.connect(get)
 	if err != nil {
 		var re *ReplyError
 		if errors.As(err, &re) {

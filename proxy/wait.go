@@ -18,6 +18,13 @@ func isWait(args [][]byte) bool {
 	return bytes.EqualFold(args[0], []byte("WAIT")) || bytes.EqualFold(args[0], []byte("WAITAOF"))
 }
 
+// isKill reports whether args is SCRIPT KILL or FUNCTION KILL, which the
+// router sends on a connection of their own (as blocking commands).
+func isKill(args [][]byte) bool {
+	return len(args) == 2 && bytes.EqualFold(args[1], []byte("KILL")) &&
+		(bytes.EqualFold(args[0], []byte("SCRIPT")) || bytes.EqualFold(args[0], []byte("FUNCTION")))
+}
+
 // markWrites prepares c, the connection a WAIT or WAITAOF is about to
 // run on, to count the client's writes. Redis counts replicas (or fsyncs)
 // up to the replication offset of the last write made on the connection

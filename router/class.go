@@ -133,6 +133,15 @@ func lookup(args [][]byte) (Class, int, bool) {
 		return Forward, id, false
 	case "CLIENT":
 		return classifyClient(args[1:]), id, false
+	case "SCRIPT", "FUNCTION":
+		// Redis answers SCRIPT KILL and FUNCTION KILL while a script
+		// runs, but not a connection behind the script on a shared
+		// pipeline: they get a connection of their own, as a blocking
+		// command does.
+		if len(args) == 2 && bytes.EqualFold(args[1], []byte("KILL")) {
+			return Blocking, id, false
+		}
+		return e.class, id, false
 	}
 	return e.class, id, true
 }
@@ -220,13 +229,21 @@ func classifyClient(args [][]byte) Class {
 
 // hasBlockOption reports whether XREAD/XREADGROUP options contain BLOCK
 // before STREAMS (after STREAMS come key names, which may be "block").
+// Option values are skipped, as Redis parses them: GROUP's group and
+// consumer names, and COUNT's and BLOCK's numbers, may be any word,
+// "streams" or "block" included.
 func hasBlockOption(args [][]byte) bool {
-	for _, a := range args {
-		if bytes.EqualFold(a, []byte("STREAMS")) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case bytes.EqualFold(a, []byte("STREAMS")):
 			return false
-		}
-		if bytes.EqualFold(a, []byte("BLOCK")) {
+		case bytes.EqualFold(a, []byte("BLOCK")):
 			return true
+		case bytes.EqualFold(a, []byte("GROUP")):
+			i += 2
+		case bytes.EqualFold(a, []byte("COUNT")):
+			i++
 		}
 	}
 	return false
