@@ -228,7 +228,13 @@ func (w *clientWriter) closeConn() {
 	w.nc.Close()
 }
 
-// rawFD returns the descriptor of a client's TCP socket (under TLS too).
+// rawFD returns the descriptor of a client's TCP socket (under TLS too),
+// for the watcher's wait for a hangup. The wait runs outside Control:
+// a Close (the tunnel's pump closing the client) waits for Control's
+// callback to return, and the wait would hold it up. A socket closed
+// meanwhile leaves the wait's epoll set by itself; only a descriptor
+// closed and reused before the wait registers it could mislead it, into
+// ending a session whose client is gone anyway.
 func rawFD(nc net.Conn) (uintptr, bool) {
 	if tc, ok := nc.(*tls.Conn); ok {
 		nc = tc.NetConn()

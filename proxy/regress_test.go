@@ -642,7 +642,6 @@ func TestResetInTunnelWhateverRedisRefuses(t *testing.T) {
 	c.send(cmd("RESET") + cmd("GET", "rtw:k"))
 	// The shared connection, logged in before the rotation, still serves.
 	c.expect("+RESET", "$1", "v")
-
 }
 
 // TestBlockedClientLeavesAfterLargePipeline: a client blocked in BLPOP
