@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -33,7 +32,6 @@ type clientReader struct {
 	bytes    Counter // bytes read, if counted
 
 	gone   chan struct{} // closed by the watcher when the client went away
-	stop   atomic.Bool   // set by stopWatch for a watcher waiting for a hangup
 	exited chan struct{} // closed when the watcher returns
 }
 
@@ -115,7 +113,6 @@ func (cr *clientReader) watch() <-chan struct{} {
 	cr.deadline = time.Time{}
 	cr.gone = make(chan struct{})
 	cr.exited = make(chan struct{})
-	cr.stop.Store(false)
 	go func() {
 		defer close(cr.exited)
 		buf := make([]byte, 512)
@@ -136,8 +133,22 @@ func (cr *clientReader) watch() <-chan struct{} {
 		}
 		// Full: stop reading, but still notice the client leaving, or
 		// its blocked command would take the next element for nobody.
-		if fd, ok := rawFD(cr.nc); ok && waitHangup(fd, &cr.stop) {
-			cr.err = io.EOF
+		// Waited for in Go's poller: stopWatch's deadline ends the wait
+		// at once, a close of the connection (Shutdown) ends it too, and
+		// the descriptor stays open while it is looked at.
+		if err := waitHangup(cr.nc); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			if err == io.EOF {
+				// Read what it sent before its end (no more can come),
+				// as Redis does before it frees the client: closed with
+				// it unread, the connection would end in a reset.
+				buf := make([]byte, 64<<10)
+				for {
+					if _, err := cr.nc.Read(buf); err != nil {
+						break
+					}
+				}
+			}
+			cr.err = err
 			close(cr.gone)
 		}
 	}()
@@ -149,7 +160,6 @@ const maxPeek = 64 << 10
 
 // stopWatch ends the watcher by expiring its read and waits for it.
 func (cr *clientReader) stopWatch() {
-	cr.stop.Store(true)
 	cr.nc.SetReadDeadline(time.Now())
 	<-cr.exited
 	cr.nc.SetReadDeadline(time.Time{})
@@ -228,26 +238,31 @@ func (w *clientWriter) closeConn() {
 	w.nc.Close()
 }
 
-// rawFD returns the descriptor of a client's TCP socket (under TLS too),
-// for the watcher's wait for a hangup. The wait runs outside Control:
-// a Close (the tunnel's pump closing the client) waits for Control's
-// callback to return, and the wait would hold it up. A socket closed
-// meanwhile leaves the wait's epoll set by itself; only a descriptor
-// closed and reused before the wait registers it could mislead it, into
-// ending a session whose client is gone anyway.
-func rawFD(nc net.Conn) (uintptr, bool) {
+// waitHangup waits, without reading, until the peer of a client's TCP
+// socket (under TLS too) closes or resets it (io.EOF), or until the read
+// deadline passes or the connection is closed (their errors). Bytes left
+// unread do not hide the end: the poller wakes for it, and hungUp sees it.
+func waitHangup(nc net.Conn) error {
 	if tc, ok := nc.(*tls.Conn); ok {
 		nc = tc.NetConn()
 	}
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
-		return 0, false
+		return nil
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return 0, false
+		return nil
 	}
-	var fd uintptr
-	rc.Control(func(f uintptr) { fd = f })
-	return fd, true
+	hup := false
+	if err := rc.Read(func(fd uintptr) bool {
+		hup = hungUp(fd)
+		return hup
+	}); err != nil {
+		return err
+	}
+	if hup {
+		return io.EOF
+	}
+	return nil
 }

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"sync/atomic"
 	"syscall"
 	"unsafe"
 )
@@ -22,29 +21,15 @@ func peek(fd uintptr) (data, closed bool) {
 	return false, true
 }
 
-// waitHangup waits, without reading, until the peer of fd closes or
-// resets the connection (true), or until stop is set or the wait fails
-// (false). Bytes left unread do not hide the end: epoll reports the
-// peer's FIN behind them (EPOLLRDHUP). stop is looked at every 50 ms.
-func waitHangup(fd uintptr, stop *atomic.Bool) bool {
-	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
-	if err != nil {
-		return false
-	}
-	defer syscall.Close(ep)
-	ev := syscall.EpollEvent{Events: syscall.EPOLLRDHUP, Fd: int32(fd)}
-	if syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, int(fd), &ev) != nil {
-		return false
-	}
-	events := make([]syscall.EpollEvent, 1)
-	for !stop.Load() {
-		n, err := syscall.EpollWait(ep, events, 50)
-		if err != nil && err != syscall.EINTR {
-			return false
-		}
-		if n > 0 && events[0].Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
-			return true
-		}
-	}
-	return false
+// hungUp reports, without waiting or reading, whether the peer of fd
+// has closed or reset the connection, behind bytes not read yet too.
+func hungUp(fd uintptr) bool {
+	const pollRDHUP = 0x2000
+	pfd := struct {
+		fd             int32
+		events, revent int16
+	}{fd: int32(fd), events: pollRDHUP}
+	var ts syscall.Timespec
+	n, _, e := syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+	return e == 0 && n == 1 && pfd.revent&(pollRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0
 }

@@ -262,7 +262,9 @@ func (p *pool) takeDedicated(busyOK bool) (*backendConn, error) {
 		p.mu.Unlock()
 		return nil, p.why
 	}
-	if time.Now().Before(p.retryAt) && p.dialErr != nil {
+	// A kill dials whatever the last dial met: that was most likely the
+	// -BUSY of the script it is to stop, on the name it may do without.
+	if !busyOK && time.Now().Before(p.retryAt) && p.dialErr != nil {
 		err := p.dialErr
 		p.mu.Unlock()
 		return nil, err

@@ -126,6 +126,47 @@ func (s *session) loadOnReplicas(raw []byte) {
 	}
 }
 
+// killOnReplicas sends a read port's SCRIPT KILL or FUNCTION KILL to
+// every replica of the read set, each on a connection of its own (see
+// dedicatedKill): the port's scripts (EVAL_RO, FCALL_RO) run there, never
+// on the master. The client gets +OK if one stopped a script, else the
+// first replica's reply (NOTBUSY when none runs one).
+func (s *session) killOnReplicas(raw []byte) {
+	s.flush()
+	set := s.srv.replicas.Load()
+	if set == nil || len(set.nodes) == 0 {
+		s.replyError(replyNoReplica)
+		return
+	}
+	replies := make([][]byte, len(set.nodes))
+	key := s.key
+	var wg sync.WaitGroup
+	for i, n := range set.nodes {
+		wg.Go(func() {
+			p := n.pool(key)
+			c, err := p.dedicatedKill()
+			if err == nil {
+				var out []byte
+				if err = s.roundTrip(c, raw, &out); err == nil {
+					replies[i] = out
+				}
+				p.put(c, err == nil)
+			}
+			if err != nil {
+				replies[i] = resp.AppendError(nil, clientError(err))
+			}
+		})
+	}
+	wg.Wait()
+	for _, r := range replies {
+		if len(r) > 0 && r[0] == '+' {
+			s.reply(r)
+			return
+		}
+	}
+	s.reply(replies[0])
+}
+
 // recentWrite reports whether ReadYourWrites keeps the client's reads on
 // the master: a write of its is on its way there, or was acknowledged
 // less than ReadYourWrites ago.

@@ -17,6 +17,7 @@ import (
 	"github.com/pnats/switchyard/internal/lab/labtest"
 	"github.com/pnats/switchyard/proxy"
 	"github.com/pnats/switchyard/resp"
+	"github.com/redis/go-redis/v9"
 )
 
 // frameConn sends commands as multibulk and reads whole reply frames.
@@ -772,5 +773,124 @@ func TestScriptKillThroughProxy(t *testing.T) {
 			killer.send(cmd("PING"))
 			killer.expect("+PONG")
 		})
+	}
+}
+
+// blockedWithBacklog has a client block in BLPOP on key with more than
+// the proxy keeps for a blocked client (64 KiB) pipelined behind it.
+func blockedWithBacklog(t *testing.T, addr, key string, direct *redis.Client) *rawConn {
+	t.Helper()
+	c := dialRaw(t, addr)
+	c.send(cmd("BLPOP", key, "0") + strings.Repeat(cmd("PING"), 6000))
+	waitFor(t, func() error {
+		if n := blockedClients(t, direct); n != 1 {
+			return fmt.Errorf("blocked_clients %d, want 1", n)
+		}
+		return nil
+	})
+	return c
+}
+
+// TestShutdownReleasesBlockedClientWithBacklog: Shutdown closes a blocked
+// client's connection, and its BLPOP must leave Redis then, not when
+// Shutdown's context runs out, or an element pushed meanwhile goes to
+// nobody. With over 64 KiB pipelined behind the BLPOP the watcher waited
+// for the peer's end only, which a close from the proxy's side never
+// gives (the review of b3ae44c found it).
+func TestShutdownReleasesBlockedClientWithBacklog(t *testing.T) {
+	rs, srv, addr := setup(t, proxy.Config{})
+	direct := rs.Client()
+	defer direct.Close()
+	blockedWithBacklog(t, addr, "srb:q", direct)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { srv.Shutdown(ctx); close(done) }()
+	waitFor(t, func() error {
+		if n := blockedClients(t, direct); n != 0 {
+			return fmt.Errorf("blocked_clients %d during Shutdown", n)
+		}
+		return nil
+	})
+	<-done
+}
+
+// TestHalfCloseBehindLargeBacklog: a client blocked in BLPOP that
+// pipelines over 64 KiB and then half-closes is freed by Redis, which
+// reads its end; so must it be through the proxy, and its connection
+// must end cleanly, not in a reset for the bytes left unread.
+func TestHalfCloseBehindLargeBacklog(t *testing.T) {
+	rs, _, addr := setup(t, proxy.Config{})
+	direct := rs.Client()
+	defer direct.Close()
+	for _, target := range []string{rs.Addr, addr} {
+		c := blockedWithBacklog(t, target, "hcb:q", direct)
+		c.halfClose() // fails the test on a reset
+		waitFor(t, func() error {
+			if n := blockedClients(t, direct); n != 0 {
+				return fmt.Errorf("%s: blocked_clients %d after the half-close", target, n)
+			}
+			return nil
+		})
+	}
+}
+
+// TestScriptKillAfterRefusedDial: while a script runs, a dial for any
+// other client fails on CLIENT SETNAME's -BUSY, and for dial_backoff the
+// pool answered every new connection with that stored error, SCRIPT
+// KILL's included (the review of b3ae44c found it).
+func TestScriptKillAfterRefusedDial(t *testing.T) {
+	rs := labtest.Server(t, lab.ServerOptions{Args: []string{"--busy-reply-threshold", "100"}})
+	_, addr := startProxy(t, rs.Addr, proxy.Config{ReadTimeout: 300 * time.Millisecond, PoolSize: 1, DialBackoff: time.Minute})
+	direct := dialRaw(t, rs.Addr)
+	t.Cleanup(func() {
+		direct.send(cmd("SCRIPT", "KILL"))
+		direct.line()
+	})
+	killer := dialRaw(t, addr)
+	killer.send(cmd("PING"))
+	killer.expect("+PONG")
+	a := dialRaw(t, addr)
+	a.send(cmd("EVAL", "while true do end", "0"))
+	if l := a.line(); !strings.Contains(l, "may or may not have run") {
+		t.Fatalf("the script's client after read_timeout: %q", l)
+	}
+	other := dialRaw(t, addr)
+	other.send(cmd("BLPOP", "sk:q", "1")) // a dedicated dial, refused -BUSY
+	if l := other.line(); !strings.HasPrefix(l, "-BUSY") {
+		t.Fatalf("BLPOP while the script runs: %q", l)
+	}
+	killer.send(cmd("SCRIPT", "KILL"))
+	killer.expect("+OK")
+}
+
+// TestScriptKillOnReadPort: a read port runs read-only scripts (EVAL_RO)
+// on replicas, so its SCRIPT KILL must reach them; sent to the master it
+// got NOTBUSY while the replica kept spinning (the review of b3ae44c).
+func TestScriptKillOnReadPort(t *testing.T) {
+	m := labtest.Server(t, lab.ServerOptions{})
+	rep := labtest.Server(t, lab.ServerOptions{ReplicaOf: m.Addr, Args: []string{"--busy-reply-threshold", "100"}})
+	_, _, readAddr := readProxyTable(t, replicated{master: m, replicas: []*lab.Server{rep}}, proxy.Config{ReadTimeout: time.Minute})
+	direct := dialRaw(t, rep.Addr)
+	t.Cleanup(func() {
+		direct.send(cmd("SCRIPT", "KILL"))
+		direct.line()
+	})
+	killer := dialRaw(t, readAddr)
+	killer.send(cmd("PING"))
+	killer.expect("+PONG")
+	a := dialRaw(t, readAddr)
+	a.send(cmd("EVAL_RO", "while true do end", "0"))
+	waitFor(t, func() error {
+		direct.send(cmd("PING"))
+		if l := direct.line(); !strings.HasPrefix(l, "-BUSY") {
+			return fmt.Errorf("the replica answered PING %q: no script running yet", l)
+		}
+		return nil
+	})
+	killer.send(cmd("SCRIPT", "KILL"))
+	killer.expect("+OK")
+	if l := a.line(); !strings.Contains(l, "killed by user") {
+		t.Fatalf("the script's client: %q", l)
 	}
 }

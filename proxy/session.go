@@ -396,6 +396,10 @@ func (s *session) handle(cmd *resp.Command) {
 		}
 		s.forward(c, raw, false)
 	case router.Blocking:
+		if s.readPort && isKill(cmd.Args) {
+			s.killOnReplicas(raw)
+			return
+		}
 		if s.readPortRefuses(cmd.Args) {
 			s.replyError(replyReadonlyPort) // BLPOP and friends pop
 			return
