@@ -728,36 +728,16 @@ func TestScriptKillThroughProxy(t *testing.T) {
 			if tc.timedOut {
 				readTimeout = 300 * time.Millisecond
 			}
-			args := []string{"--busy-reply-threshold", "100"}
-			if tc.password != "" {
-				args = append(args, "--requirepass", tc.password)
-			}
-			rs := labtest.Server(t, lab.ServerOptions{Args: args})
+			rs, direct := busyServer(t, tc.password, "")
 			_, addr := startProxy(t, rs.Addr, proxy.Config{ReadTimeout: readTimeout, PoolSize: 1, Password: tc.password})
-			direct := dialRaw(t, rs.Addr)
-			if tc.password != "" {
-				direct.send(cmd("AUTH", tc.password))
-				direct.expect("+OK")
-			}
 			direct.send(cmd("FUNCTION", "LOAD", lib))
 			direct.expect("$4", "spin")
-			t.Cleanup(func() {
-				direct.send(cmd("SCRIPT", "KILL") + cmd("FUNCTION", "KILL"))
-				direct.line()
-				direct.line()
-			})
 			killer := dialRaw(t, addr)
 			killer.send(cmd("PING"))
 			killer.expect("+PONG")
 			a := dialRaw(t, addr)
 			a.send(tc.run)
-			waitFor(t, func() error {
-				direct.send(cmd("PING"))
-				if l := direct.line(); !strings.HasPrefix(l, "-BUSY") {
-					return fmt.Errorf("PING answered %q: no script running yet", l)
-				}
-				return nil
-			})
+			waitScriptBusy(t, direct)
 			if tc.timedOut {
 				if l := a.line(); !strings.Contains(l, "may or may not have run") {
 					t.Fatalf("the script's client after read_timeout: %q", l)
@@ -840,13 +820,8 @@ func TestHalfCloseBehindLargeBacklog(t *testing.T) {
 // pool answered every new connection with that stored error, SCRIPT
 // KILL's included (the review of b3ae44c found it).
 func TestScriptKillAfterRefusedDial(t *testing.T) {
-	rs := labtest.Server(t, lab.ServerOptions{Args: []string{"--busy-reply-threshold", "100"}})
+	rs, _ := busyServer(t, "", "")
 	_, addr := startProxy(t, rs.Addr, proxy.Config{ReadTimeout: 300 * time.Millisecond, PoolSize: 1, DialBackoff: time.Minute})
-	direct := dialRaw(t, rs.Addr)
-	t.Cleanup(func() {
-		direct.send(cmd("SCRIPT", "KILL"))
-		direct.line()
-	})
 	killer := dialRaw(t, addr)
 	killer.send(cmd("PING"))
 	killer.expect("+PONG")
@@ -869,28 +844,54 @@ func TestScriptKillAfterRefusedDial(t *testing.T) {
 // got NOTBUSY while the replica kept spinning (the review of b3ae44c).
 func TestScriptKillOnReadPort(t *testing.T) {
 	m := labtest.Server(t, lab.ServerOptions{})
-	rep := labtest.Server(t, lab.ServerOptions{ReplicaOf: m.Addr, Args: []string{"--busy-reply-threshold", "100"}})
+	rep, direct := busyServer(t, "", m.Addr)
 	_, _, readAddr := readProxyTable(t, replicated{master: m, replicas: []*lab.Server{rep}}, proxy.Config{ReadTimeout: time.Minute})
-	direct := dialRaw(t, rep.Addr)
-	t.Cleanup(func() {
-		direct.send(cmd("SCRIPT", "KILL"))
-		direct.line()
-	})
 	killer := dialRaw(t, readAddr)
 	killer.send(cmd("PING"))
 	killer.expect("+PONG")
 	a := dialRaw(t, readAddr)
 	a.send(cmd("EVAL_RO", "while true do end", "0"))
-	waitFor(t, func() error {
-		direct.send(cmd("PING"))
-		if l := direct.line(); !strings.HasPrefix(l, "-BUSY") {
-			return fmt.Errorf("the replica answered PING %q: no script running yet", l)
-		}
-		return nil
-	})
+	waitScriptBusy(t, direct)
 	killer.send(cmd("SCRIPT", "KILL"))
 	killer.expect("+OK")
 	if l := a.line(); !strings.Contains(l, "killed by user") {
 		t.Fatalf("the script's client: %q", l)
 	}
+}
+
+// busyServer starts a Redis that answers -BUSY 100 ms into a script,
+// with password as its requirepass and as a replica of replicaOf if not
+// empty; and a connection to it, logged in, that stops any script left
+// at the end.
+func busyServer(t *testing.T, password, replicaOf string) (*lab.Server, *rawConn) {
+	t.Helper()
+	args := []string{"--busy-reply-threshold", "100"}
+	if password != "" {
+		args = append(args, "--requirepass", password)
+	}
+	rs := labtest.Server(t, lab.ServerOptions{Args: args, ReplicaOf: replicaOf})
+	direct := dialRaw(t, rs.Addr)
+	if password != "" {
+		direct.send(cmd("AUTH", password))
+		direct.expect("+OK")
+	}
+	t.Cleanup(func() {
+		direct.send(cmd("SCRIPT", "KILL") + cmd("FUNCTION", "KILL"))
+		direct.line()
+		direct.line()
+	})
+	return rs, direct
+}
+
+// waitScriptBusy waits until direct's server answers -BUSY: a script
+// runs past busy-reply-threshold.
+func waitScriptBusy(t *testing.T, direct *rawConn) {
+	t.Helper()
+	waitFor(t, func() error {
+		direct.send(cmd("PING"))
+		if l := direct.line(); !strings.HasPrefix(l, "-BUSY") {
+			return fmt.Errorf("PING answered %q: no script running yet", l)
+		}
+		return nil
+	})
 }
