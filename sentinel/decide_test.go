@@ -595,3 +595,31 @@ func TestSentinelStatusesCountEachSentinelOnce(t *testing.T) {
 		t.Fatalf("the vote counts %d reachable Sentinels, the status %d", n, reach)
 	}
 }
+
+// TestUnsyncedPromotion: a switch to a replica that was loading a full
+// resync's data, or whose link the Sentinels reported down, is logged;
+// a switch to one in sync, or no switch, is not.
+func TestUnsyncedPromotion(t *testing.T) {
+	old := &Topology{Master: nodeA, Replicas: []Replica{
+		{Addr: nodeB, MasterLinkStatus: "ok", LinkUp: true},
+		{Addr: nodeC, MasterLinkStatus: "ok", Loading: true},
+		{Addr: "10.0.0.4:6379", MasterLinkStatus: "err"},
+	}}
+	for _, tt := range []struct {
+		to   string
+		want bool
+	}{
+		{nodeB, false},
+		{nodeC, true},
+		{"10.0.0.4:6379", true},
+		{nodeA, false},           // no switch
+		{"10.0.0.9:6379", false}, // not a replica it knew
+	} {
+		if _, got := unsyncedPromotion(old, &Topology{Master: tt.to}); got != tt.want {
+			t.Errorf("switch to %s: unsynced %v, want %v", tt.to, got, tt.want)
+		}
+	}
+	if _, got := unsyncedPromotion(nil, &Topology{Master: nodeC}); got {
+		t.Error("the first master counted as a promotion")
+	}
+}

@@ -225,6 +225,11 @@ func (w *Watcher) publish(d *decider, views []view, ticked bool) {
 	if w.replicaHealthOf(t.Replicas) {
 		d.owed = true
 	}
+	if r, ok := unsyncedPromotion(old, t); ok {
+		w.log.Warn("sentinel: the promoted replica was not in sync when last seen; what the old master acknowledged after its data is lost",
+			zap.String("master", t.Master), zap.String("old_master", old.Master), zap.Bool("loading", r.Loading),
+			zap.String("master_link_status", r.MasterLinkStatus), zap.Time("checked", r.Checked))
+	}
 	switch {
 	case t.equal(old):
 	case !t.sameShape(old):
@@ -248,6 +253,25 @@ func (w *Watcher) publish(d *decider, views []view, ticked bool) {
 		d.owed = false
 		w.signal()
 	}
+}
+
+// unsyncedPromotion returns the new master of t as old listed it, if t
+// switched to it and it was not in sync then: loading a full resync's
+// data by its own last INFO, or with its link to the master down by the
+// Sentinels' last word. Sentinel promotes such a replica when failovers
+// come seconds apart, and the writes it missed are gone with the old
+// master's data. (A link its own INFO reports down says nothing here: a
+// replica already promoted reports no link.)
+func unsyncedPromotion(old, t *Topology) (Replica, bool) {
+	if old == nil || old.Master == "" || t.Master == "" || t.Master == old.Master {
+		return Replica{}, false
+	}
+	for _, r := range old.Replicas {
+		if r.Addr == t.Master {
+			return r, r.Loading || r.MasterLinkStatus == "err"
+		}
+	}
+	return Replica{}, false
 }
 
 func (w *Watcher) signal() {
