@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -262,9 +263,10 @@ func (p *pool) takeDedicated(busyOK bool) (*backendConn, error) {
 		p.mu.Unlock()
 		return nil, p.why
 	}
-	// A kill dials whatever the last dial met: that was most likely the
-	// -BUSY of the script it is to stop, on the name it may do without.
-	if !busyOK && time.Now().Before(p.retryAt) && p.dialErr != nil {
+	// A kill dials past the -BUSY of the script it is to stop (on the
+	// name it may do without), not past a node that refused or dropped
+	// the dial: each looping kill would dial it every DialBackoff.
+	if time.Now().Before(p.retryAt) && p.dialErr != nil && !(busyOK && isBusy(p.dialErr)) {
 		err := p.dialErr
 		p.mu.Unlock()
 		return nil, err
@@ -327,4 +329,11 @@ func (p *pool) close(why error) {
 		c.close(why)
 	}
 	p.wg.Wait()
+}
+
+// isBusy reports whether err is a -BUSY reply: a script or function ran
+// past busy-reply-threshold.
+func isBusy(err error) bool {
+	var re *ReplyError
+	return errors.As(err, &re) && strings.HasPrefix(re.Msg, "BUSY")
 }

@@ -128,22 +128,40 @@ func (s *session) loadOnReplicas(raw []byte) {
 
 // killOnReplicas sends a read port's SCRIPT KILL or FUNCTION KILL to
 // every replica of the read set, each on a connection of its own (see
-// dedicatedKill): the port's scripts (EVAL_RO, FCALL_RO) run there, never
-// on the master. The client gets +OK if one stopped a script, else the
-// first replica's reply (NOTBUSY when none runs one).
+// dedicatedKill): the port's scripts (EVAL_RO, FCALL_RO) run there. Also
+// to the replicas that left the read set lately (one running a script
+// past busy-reply-threshold answers the health check -BUSY and leaves),
+// and to the master unless the policy is ReadReplica (reads fall back to
+// it). The client gets +OK if one stopped a script, else the first
+// reply (NOTBUSY when none runs one).
 func (s *session) killOnReplicas(raw []byte) {
 	s.flush()
-	set := s.srv.replicas.Load()
-	if set == nil || len(set.nodes) == 0 {
+	var pools []*pool
+	if set := s.srv.replicas.Load(); set != nil {
+		for _, n := range set.nodes {
+			pools = append(pools, n.pool(s.key))
+		}
+	}
+	s.srv.replicaMu.Lock()
+	for _, a := range s.srv.departed {
+		p := newPool(a, s.key, &s.srv.cfg)
+		defer p.close(errPoolClosed)
+		pools = append(pools, p)
+	}
+	s.srv.replicaMu.Unlock()
+	if s.srv.cfg.ReadPolicy != ReadReplica && s.srv.current() != nil {
+		if p, err := s.currentPool(); err == nil {
+			pools = append(pools, p)
+		}
+	}
+	if len(pools) == 0 {
 		s.replyError(replyNoReplica)
 		return
 	}
-	replies := make([][]byte, len(set.nodes))
-	key := s.key
+	replies := make([][]byte, len(pools))
 	var wg sync.WaitGroup
-	for i, n := range set.nodes {
+	for i, p := range pools {
 		wg.Go(func() {
-			p := n.pool(key)
 			c, err := p.dedicatedKill()
 			if err == nil {
 				var out []byte

@@ -902,3 +902,92 @@ func waitScriptBusy(t *testing.T, direct *rawConn) {
 		return nil
 	})
 }
+
+// TestScriptKillOnReadPortReachesTheScript: a read port's SCRIPT KILL
+// must reach wherever the port ran the script. With no healthy replica
+// (and read_policy not replica) EVAL_RO falls back to the master; and a
+// replica running a script past busy-reply-threshold answers the health
+// check -BUSY and leaves the read set at once. The kill went only to the
+// read set, so it missed both (the review of a4ab354 found them).
+func TestScriptKillOnReadPortReachesTheScript(t *testing.T) {
+	t.Run("fallback to the master", func(t *testing.T) {
+		m, direct := busyServer(t, "", "")
+		_, _, readAddr := readProxyTable(t, replicated{master: m}, proxy.Config{ReadTimeout: time.Minute})
+		killScript(t, readAddr, direct)
+	})
+	t.Run("a replica that left the read set", func(t *testing.T) {
+		m := labtest.Server(t, lab.ServerOptions{})
+		rep, direct := busyServer(t, "", m.Addr)
+		srv, _, readAddr := readProxyTable(t, replicated{master: m, replicas: []*lab.Server{rep}}, proxy.Config{ReadTimeout: time.Minute, ReadPolicy: proxy.ReadReplica})
+		killScript(t, readAddr, direct, func() { srv.SetReplicas(nil) }) // as the health check does on -BUSY
+	})
+}
+
+// killScript runs a spinning EVAL_RO through the read port readAddr
+// until direct's server is busy with it, calls then (if given), and
+// stops it with SCRIPT KILL through the same port. (The script's own
+// client may have its answer from elsewhere by then: with read_policy
+// replica, a read whose replica left the read set is re-sent.)
+func killScript(t *testing.T, readAddr string, direct *rawConn, then ...func()) {
+	t.Helper()
+	killer := dialRaw(t, readAddr)
+	killer.send(cmd("PING"))
+	killer.expect("+PONG")
+	a := dialRaw(t, readAddr)
+	a.send(cmd("EVAL_RO", "while true do end", "0"))
+	waitScriptBusy(t, direct)
+	for _, f := range then {
+		f()
+	}
+	killer.send(cmd("SCRIPT", "KILL"))
+	killer.expect("+OK")
+	waitFor(t, func() error { // stopped where it ran
+		direct.send(cmd("PING"))
+		if l := direct.line(); l != "+PONG" {
+			return fmt.Errorf("PING after the kill: %q", l)
+		}
+		return nil
+	})
+}
+
+// TestScriptKillKeepsDialBackoff: SCRIPT KILL dials past a stored -BUSY
+// (the script it is to stop refused the connection's name), but not past
+// any other refused dial: every client looping SCRIPT KILL against a
+// master that refuses the proxy would dial it every dial_backoff, where
+// other commands share one dial per dial_backoff (the review of a4ab354).
+func TestScriptKillKeepsDialBackoff(t *testing.T) {
+	rs := labtest.Server(t, lab.ServerOptions{Args: []string{"--requirepass", "pw"}})
+	_, addr := startProxy(t, rs.Addr, proxy.Config{DialBackoff: time.Hour, HoldTimeout: 100 * time.Millisecond})
+	admin := redis.NewClient(&redis.Options{Addr: rs.Addr, Password: "pw", PoolSize: 1})
+	defer admin.Close()
+	conns := func() int64 {
+		t.Helper()
+		s, err := admin.Info(ctxT(t), "stats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(s, "\r\n") {
+			if v, ok := strings.CutPrefix(line, "total_connections_received:"); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				return n
+			}
+		}
+		t.Fatal("no total_connections_received in INFO stats")
+		return 0
+	}
+	c := dialRaw(t, addr)
+	c.send(cmd("BLPOP", "kb:q", "1")) // a dedicated dial, refused NOAUTH
+	if l := c.line(); !strings.HasPrefix(l, "-NOAUTH") {
+		t.Fatalf("BLPOP without the password: %q", l)
+	}
+	before := conns()
+	for range 5 {
+		c.send(cmd("SCRIPT", "KILL"))
+		if l := c.line(); !strings.HasPrefix(l, "-NOAUTH") {
+			t.Fatalf("SCRIPT KILL without the password: %q", l)
+		}
+	}
+	if n := conns() - before; n != 0 {
+		t.Fatalf("5 SCRIPT KILLs dialled the refusing master %d times within dial_backoff", n)
+	}
+}

@@ -218,12 +218,17 @@ func (s *Server) SetReplicas(addrs []string) {
 		s.log.Info("replica joined the read set", zap.String("replica", a))
 	}
 	s.replicas.Store(next)
+	s.departed = slices.DeleteFunc(s.departed, func(a string) bool { return slices.Contains(addrs, a) })
 	if old == nil {
 		return
 	}
 	for _, n := range old.nodes {
 		if !slices.Contains(next.nodes, n) {
 			s.log.Info("replica left the read set", zap.String("replica", n.addr))
+			s.departed = append(slices.DeleteFunc(s.departed, func(a string) bool { return a == n.addr }), n.addr)
+			if len(s.departed) > maxDeparted {
+				s.departed = slices.Delete(s.departed, 0, len(s.departed)-maxDeparted)
+			}
 			s.bg.Add(1)
 			go func() { // its in-flight reads fall back to the master
 				defer s.bg.Done()
@@ -232,6 +237,9 @@ func (s *Server) SetReplicas(addrs []string) {
 		}
 	}
 }
+
+// maxDeparted bounds Server.departed.
+const maxDeparted = 16
 
 // Replicas returns the current read set.
 func (s *Server) Replicas() []string {

@@ -36,6 +36,11 @@ type Server struct {
 	// replicas is the read set; replicaMu serialises SetReplicas.
 	replicas  atomic.Pointer[replicaSet]
 	replicaMu sync.Mutex
+	// departed are replicas that left the read set lately (the newest
+	// last, at most maxDeparted), under replicaMu: a read port's SCRIPT
+	// KILL still reaches them, as a replica running a script past
+	// busy-reply-threshold answers the health check -BUSY and leaves.
+	departed  []string
 	replicaRR atomic.Uint32
 	cmdFlags  atomic.Pointer[func([][]byte) CommandFlags]
 	table     atomic.Pointer[router.Table] // command flags, from the master
