@@ -846,26 +846,6 @@ func TestScriptKillAfterRefusedDial(t *testing.T) {
 	killer.expect("+OK")
 }
 
-// TestScriptKillOnReadPort: a read port runs read-only scripts (EVAL_RO)
-// on replicas, so its SCRIPT KILL must reach them; sent to the master it
-// got NOTBUSY while the replica kept spinning (the review of b3ae44c).
-func TestScriptKillOnReadPort(t *testing.T) {
-	m := labtest.Server(t, lab.ServerOptions{})
-	rep, direct := busyServer(t, "", m.Addr)
-	_, _, readAddr := readProxyTable(t, replicated{master: m, replicas: []*lab.Server{rep}}, proxy.Config{ReadTimeout: time.Minute})
-	killer := dialRaw(t, readAddr)
-	killer.send(cmd("PING"))
-	killer.expect("+PONG")
-	a := dialRaw(t, readAddr)
-	a.send(cmd("EVAL_RO", "while true do end", "0"))
-	waitScriptBusy(t, direct)
-	killer.send(cmd("SCRIPT", "KILL"))
-	killer.expect("+OK")
-	if l := a.line(); !strings.Contains(l, "killed by user") {
-		t.Fatalf("the script's client: %q", l)
-	}
-}
-
 // busyServer starts a Redis that answers -BUSY 100 ms into a script,
 // with password as its requirepass and as a replica of replicaOf if not
 // empty; and a connection to it, logged in, that stops any script left
@@ -904,12 +884,24 @@ func waitScriptBusy(t *testing.T, direct *rawConn) {
 }
 
 // TestScriptKillOnReadPortReachesTheScript: a read port's SCRIPT KILL
-// must reach wherever the port ran the script. With no healthy replica
+// must reach wherever the port ran the script: a replica of the read set
+// (EVAL_RO runs there) and more. With no healthy replica
 // (and read_policy not replica) EVAL_RO falls back to the master; and a
 // replica running a script past busy-reply-threshold answers the health
 // check -BUSY and leaves the read set at once. The kill went only to the
 // read set, so it missed both (the review of a4ab354 found them).
 func TestScriptKillOnReadPortReachesTheScript(t *testing.T) {
+	t.Run("a replica in the read set", func(t *testing.T) {
+		// Sent to the master, it got NOTBUSY while the replica kept
+		// spinning (the review of b3ae44c).
+		m := labtest.Server(t, lab.ServerOptions{})
+		rep, direct := busyServer(t, "", m.Addr)
+		_, _, readAddr := readProxyTable(t, replicated{master: m, replicas: []*lab.Server{rep}}, proxy.Config{ReadTimeout: time.Minute})
+		a := killScript(t, readAddr, direct)
+		if l := a.line(); !strings.Contains(l, "killed by user") {
+			t.Fatalf("the script's client: %q", l)
+		}
+	})
 	t.Run("fallback to the master", func(t *testing.T) {
 		m, direct := busyServer(t, "", "")
 		_, _, readAddr := readProxyTable(t, replicated{master: m}, proxy.Config{ReadTimeout: time.Minute})
@@ -925,10 +917,11 @@ func TestScriptKillOnReadPortReachesTheScript(t *testing.T) {
 
 // killScript runs a spinning EVAL_RO through the read port readAddr
 // until direct's server is busy with it, calls then (if given), and
-// stops it with SCRIPT KILL through the same port. (The script's own
-// client may have its answer from elsewhere by then: with read_policy
-// replica, a read whose replica left the read set is re-sent.)
-func killScript(t *testing.T, readAddr string, direct *rawConn, then ...func()) {
+// stops it with SCRIPT KILL through the same port. It returns the
+// script's own client, which may have had its answer from elsewhere by
+// then: with read_policy replica, a read whose replica left the read set
+// is re-sent.
+func killScript(t *testing.T, readAddr string, direct *rawConn, then ...func()) (script *rawConn) {
 	t.Helper()
 	killer := dialRaw(t, readAddr)
 	killer.send(cmd("PING"))
@@ -948,6 +941,7 @@ func killScript(t *testing.T, readAddr string, direct *rawConn, then ...func()) 
 		}
 		return nil
 	})
+	return a
 }
 
 // TestScriptKillKeepsDialBackoff: SCRIPT KILL dials past a stored -BUSY
