@@ -90,14 +90,9 @@ func (cr *clientReader) pending() bool {
 		if n > 0 {
 			return true
 		}
-		nc = tc.NetConn()
 	}
-	sc, ok := nc.(syscall.Conn)
+	rc, ok := socketOf(nc)
 	if !ok {
-		return false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
 		return false
 	}
 	data := false
@@ -243,15 +238,8 @@ func (w *clientWriter) closeConn() {
 // deadline passes or the connection is closed (their errors). Bytes left
 // unread do not hide the end: the poller wakes for it, and hungUp sees it.
 func waitHangup(nc net.Conn) error {
-	if tc, ok := nc.(*tls.Conn); ok {
-		nc = tc.NetConn()
-	}
-	sc, ok := nc.(syscall.Conn)
+	rc, ok := socketOf(nc)
 	if !ok {
-		return nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
 		return nil
 	}
 	hup := false
@@ -265,4 +253,18 @@ func waitHangup(nc net.Conn) error {
 		return io.EOF
 	}
 	return nil
+}
+
+// socketOf returns the raw TCP socket of a client's connection (under
+// TLS, the socket's), or false if it has none.
+func socketOf(nc net.Conn) (syscall.RawConn, bool) {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil, false
+	}
+	rc, err := sc.SyscallConn()
+	return rc, err == nil
 }

@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -266,7 +265,7 @@ func (p *pool) takeDedicated(busyOK bool) (*backendConn, error) {
 	// A kill dials past the -BUSY of the script it is to stop (on the
 	// name it may do without), not past a node that refused or dropped
 	// the dial: each looping kill would dial it every DialBackoff.
-	if time.Now().Before(p.retryAt) && p.dialErr != nil && !(busyOK && isBusy(p.dialErr)) {
+	if time.Now().Before(p.retryAt) && p.dialErr != nil && !(busyOK && replyErrorIs(p.dialErr, "BUSY")) {
 		err := p.dialErr
 		p.mu.Unlock()
 		return nil, err
@@ -329,11 +328,4 @@ func (p *pool) close(why error) {
 		c.close(why)
 	}
 	p.wg.Wait()
-}
-
-// isBusy reports whether err is a -BUSY reply: a script or function ran
-// past busy-reply-threshold.
-func isBusy(err error) bool {
-	var re *ReplyError
-	return errors.As(err, &re) && strings.HasPrefix(re.Msg, "BUSY")
 }

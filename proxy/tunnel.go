@@ -177,12 +177,18 @@ func closeWrite(nc net.Conn) error {
 // refusedCredentials reports whether err is Redis refusing the
 // connection's credentials, which stay refused however often it is tried.
 func refusedCredentials(err error) bool {
+	return replyErrorIs(err, "NOPERM", "WRONGPASS", "NOAUTH")
+}
+
+// replyErrorIs reports whether err is an error reply of Redis's whose
+// code is one of codes.
+func replyErrorIs(err error, codes ...string) bool {
 	var re *ReplyError
 	if !errors.As(err, &re) {
 		return false
 	}
-	for _, p := range []string{"NOPERM", "WRONGPASS", "NOAUTH"} {
-		if strings.HasPrefix(re.Msg, p) {
+	for _, c := range codes {
+		if strings.HasPrefix(re.Msg, c) {
 			return true
 		}
 	}

@@ -340,15 +340,19 @@ func (b *brain) noSentinel(views []view, role func(string) roleResult) {
 		return
 	}
 	r := role(b.master)
+	rival := ""
+	if r.master() && b.failover == nil {
+		rival = b.rival(views, b.master, role)
+	}
 	switch {
 	case b.failover != nil:
 		b.set(StateFailover, b.failoverReason(fmt.Sprintf("%s; %s %s", none, b.master, r)))
-	case r.master() && b.rival(views, b.master, role) != "":
+	case rival != "":
 		// A demoted master answers ROLE master until the Sentinels
 		// convert it, 10 s or more after the promotion, or never if
 		// they stop meanwhile: every write it took until then would be
 		// lost.
-		b.set(StateNoMaster, fmt.Sprintf("%s; last verified master %s still answers ROLE master, but so does %s, which the Sentinels listed as its replica: a failover may have happened out of sight", none, b.master, b.rival(views, b.master, role)))
+		b.set(StateNoMaster, fmt.Sprintf("%s; last verified master %s still answers ROLE master, but so does %s, which the Sentinels listed as its replica: a failover may have happened out of sight", none, b.master, rival))
 	case r.master():
 		b.set(StateDegraded, fmt.Sprintf("%s; last verified master %s still answers ROLE master, and none of its replicas does", none, b.master))
 	default:
