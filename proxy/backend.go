@@ -32,6 +32,11 @@ type request struct {
 	out *[]byte
 	// blocking requests wait for their reply without a read timeout.
 	blocking bool
+	// unblock says a blocking request is one pop or stream read, which a
+	// failover's hold may end with CLIENT UNBLOCK … ERROR (unblockHeld)
+	// and the session send again: never WAIT, whose count would be of
+	// another connection's writes.
+	unblock bool
 	// err is set when the connection failed before all n replies came.
 	err error
 	// readonly is set when a reply was -READONLY: the node is a replica.
@@ -107,8 +112,17 @@ type backendConn struct {
 	// when a request was queued on an idle connection.
 	lastRead atomic.Int64
 	// blockingWait is set while the reader waits for a blocking command's
-	// reply, which may legitimately take forever.
+	// reply, which may legitimately take forever; unblockWait when that
+	// command is one a hold may unblock (request.unblock).
 	blockingWait atomic.Bool
+	unblockWait  atomic.Bool
+	// unblocking is set while a hold asks Redis to unblock the command
+	// (unblockHeld): the reader then takes Redis's -UNBLOCKED reply as
+	// errUnblocked, not as the client's.
+	unblocking atomic.Bool
+	// redisID is the connection's CLIENT ID on the node, learned in the
+	// handshake of a dedicated connection; 0 if unknown.
+	redisID int64
 	// inTunnel is set once the connection is a client's tunnel (pump).
 	inTunnel atomic.Bool
 	// fence is the generation's fenced flag (nil for replicas): once set,
@@ -209,7 +223,7 @@ func newBackendConn(nc net.Conn, cfg *Config) *backendConn {
 
 // dialBackend connects to addr and prepares the connection for key's
 // session settings.
-func dialBackend(ctx context.Context, addr string, key poolKey, cfg *Config, busyOK bool) (*backendConn, error) {
+func dialBackend(ctx context.Context, addr string, key poolKey, cfg *Config, busyOK, wantID bool) (*backendConn, error) {
 	d := net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: cfg.KeepAlive}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -227,7 +241,7 @@ func dialBackend(ctx context.Context, addr string, key poolKey, cfg *Config, bus
 		nc = tc
 	}
 	c := newBackendConn(nc, cfg)
-	if err := c.handshake(ctx, key, busyOK); err != nil {
+	if err := c.handshake(ctx, key, busyOK, wantID); err != nil {
 		nc.Close()
 		return nil, err
 	}
@@ -239,7 +253,7 @@ func dialBackend(ctx context.Context, addr string, key poolKey, cfg *Config, bus
 // Cancelling ctx (the pool closing) ends it at once: a node that accepted
 // the connection but does not answer (stopped, or busy) must not hold up
 // the close for DialTimeout, and the close may be on the event loop.
-func (c *backendConn) handshake(ctx context.Context, key poolKey, busyOK bool) error {
+func (c *backendConn) handshake(ctx context.Context, key poolKey, busyOK, wantID bool) error {
 	user, pass := c.cfg.credentials(key)
 	var buf []byte
 	replies := 0
@@ -275,6 +289,13 @@ func (c *backendConn) handshake(ctx context.Context, key poolKey, busyOK bool) e
 	// proxy's, for operators and for the fencing tests.
 	buf = resp.AppendCommand(buf, [][]byte{[]byte("CLIENT"), []byte("SETNAME"), []byte(BackendName)})
 	replies++
+	named := replies
+	if wantID {
+		// For CLIENT UNBLOCK (unblockHeld). A user whose ACL denies it,
+		// or a busy script, leaves the ID unknown: nothing fails.
+		buf = resp.AppendCommand(buf, [][]byte{[]byte("CLIENT"), []byte("ID")})
+		replies++
+	}
 	deadline := time.Now().Add(c.cfg.DialTimeout)
 	c.nc.SetDeadline(deadline)
 	defer c.nc.SetDeadline(time.Time{})
@@ -290,10 +311,22 @@ func (c *backendConn) handshake(ctx context.Context, key poolKey, busyOK bool) e
 	for i := 0; i < replies; i++ {
 		raw, _, err := c.rd.ReadReply()
 		if err != nil {
+			if first != nil && i == named {
+				// Refused, and closed (maxclients answers the first
+				// command and hangs up): the CLIENT ID asked for after
+				// the name changes nothing of what the dial reports.
+				return first
+			}
 			return &dialError{handshakeErr(ctx, err)}
 		}
+		if i == named {
+			if len(raw) > 3 && raw[0] == resp.TypeInteger {
+				c.redisID, _ = strconv.ParseInt(string(raw[1:len(raw)-2]), 10, 64)
+			}
+			continue
+		}
 		if len(raw) > 0 && (raw[0] == resp.TypeError || raw[0] == resp.TypeBulkError) && first == nil {
-			if i == replies-1 && (bytes.HasPrefix(raw[1:], []byte("NOPERM")) || busyOK && bytes.HasPrefix(raw[1:], []byte("BUSY"))) {
+			if i == named-1 && (bytes.HasPrefix(raw[1:], []byte("NOPERM")) || busyOK && bytes.HasPrefix(raw[1:], []byte("BUSY"))) {
 				// The name is the proxy's, for operators: a user whose
 				// ACL denies CLIENT SETNAME (least-privilege application
 				// users often lack it) can use Redis, and the proxy too.
@@ -498,6 +531,12 @@ func (c *backendConn) queue(r *request, wait bool) (flusher bool, err error) {
 				return false, err
 			}
 		}
+	}
+	if r.blocking {
+		// Before the reader takes r: a hold that comes meanwhile must
+		// see what waits (fenceStalled), not the connection's last wait.
+		c.blockingWait.Store(true)
+		c.unblockWait.Store(r.unblock)
 	}
 	for _, p := range r.parts {
 		c.wbuf = append(c.wbuf, p...)
@@ -730,6 +769,7 @@ func (c *backendConn) readLoop() {
 			c.dr.timeout = c.cfg.ReadTimeout
 		}
 		c.blockingWait.Store(c.cur.blocking)
+		c.unblockWait.Store(c.cur.blocking && c.cur.unblock)
 		raw, typ, err := c.rd.ReadReply()
 		if err != nil {
 			c.close(fmt.Errorf("proxy: read from %s: %w", c.nc.RemoteAddr(), err))
@@ -770,10 +810,15 @@ func (c *backendConn) deliver(raw []byte, typ byte) error {
 		return errFenced
 	}
 	cur := c.cur
+	var err error
 	if raw[0] == resp.TypeError && bytes.HasPrefix(raw, readonlyPrefix) {
 		cur.readonly = true
 	}
 	switch {
+	case cur.unblock && raw[0] == resp.TypeError && bytes.HasPrefix(raw, unblockedPrefix) && c.unblocking.Swap(false):
+		// The hold's CLIENT UNBLOCK ended the wait: nothing was taken,
+		// and the session sends the command again (unblockHeld).
+		err = errUnblocked
 	case cur.overflow:
 	case c.cfg.ClientOutputLimit > 0 && int64(len(*cur.out)) > c.cfg.ClientOutputLimit:
 		// The rest of this request's replies are read and dropped: the
@@ -789,10 +834,12 @@ func (c *backendConn) deliver(raw []byte, typ byte) error {
 		if c.lp != nil {
 			c.unanswered.Add(-1)
 		}
-		cur.finish(nil)
+		cur.finish(err)
 	}
 	return nil
 }
+
+var unblockedPrefix = []byte("-UNBLOCKED ")
 
 // pump copies every frame from the backend to the client of a tunnel until
 // either side fails; then it closes both.

@@ -24,6 +24,12 @@ var (
 	// closes it, so that a master about to be replaced cannot acknowledge
 	// what goes through it.
 	errHeldPinned = errors.New("proxy: commands were held while the connection was blocked or subscribed")
+	// errUnblocked: a failover began while a pop or stream read was
+	// blocked, and the old master, asked with CLIENT UNBLOCK … ERROR,
+	// ended the wait before the command took anything (unblockHeld). It
+	// did not run: the session sends it again to the master the failover
+	// leaves.
+	errUnblocked = errors.New("proxy: a failover began while the command was blocked; the old master unblocked it before it ran")
 	// errClientGone: the client went away while its command was blocked.
 	errClientGone = errors.New("proxy: client closed the connection")
 	// errTunnelReset: the client's RESET ended its tunnel (endTunnel).
@@ -86,6 +92,8 @@ func clientError(err error) string {
 		return "TRYAGAIN switchyard: the proxy is out of file descriptors (open files limit), try again"
 	case errors.As(err, &de):
 		return "TRYAGAIN switchyard: master unreachable, try again"
+	case errors.Is(err, errUnblocked):
+		return "TRYAGAIN switchyard: a failover began while the command was blocked; it was unblocked before it ran, try again"
 	case errors.As(err, &ns) && !errors.Is(err, errFenced) && !errors.Is(err, errPoolClosed):
 		// The connection failed (timed out, lost) before these were written.
 		return "TRYAGAIN switchyard: connection to the master lost before sending; not sent, try again"

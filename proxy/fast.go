@@ -98,7 +98,7 @@ func (s *session) fastConn() *backendConn {
 func (s *session) prepareRequest() *request {
 	seg := &s.seg
 	r := &s.req
-	r.parts, r.n, r.out, r.blocking, r.err, r.readonly, r.overflow, r.notify = seg.parts, seg.n, &s.out, seg.blocking, nil, false, false, nil
+	r.parts, r.n, r.out, r.blocking, r.unblock, r.err, r.readonly, r.overflow, r.notify = seg.parts, seg.n, &s.out, seg.blocking, seg.unblock, nil, false, false, nil
 	s.segStart = len(s.out)
 	return r
 }

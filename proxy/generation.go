@@ -86,16 +86,20 @@ func (g *generation) release(p *pool) {
 // those requests on data that is about to be discarded. Closed now, they
 // end as errors, never as late acknowledgements.
 //
-// It also closes the dedicated connections that a hold does not hold: a
-// blocked command (a zombie that wakes would serve the pop or the move)
-// and a tunnel (a subscribed, tracking or MONITOR client, whose commands
-// go straight through). They are closed at the switch anyway; if the
-// failover aborts, their clients reconnect.
-func (g *generation) fenceStalled(d time.Duration) int {
+// The dedicated connections that a hold does not hold are dealt with too.
+// A blocked pop or stream read (a zombie that wakes would serve it) is
+// unblocked if the master still answers, and otherwise closed
+// (unblockHeld). WAIT, and a tunnel (a subscribed, tracking or MONITOR
+// client, whose commands go straight through), are closed: they would be
+// at the switch anyway, and if the failover aborts their clients
+// reconnect. It returns how many connections it closed, and how many
+// blocked commands it is unblocking.
+func (g *generation) fenceStalled(d time.Duration) (closed, unblocking int) {
 	now := time.Now()
 	g.mu.Lock()
 	var stalled, pinned []*backendConn
 	for _, p := range g.pools {
+		var blocked []*backendConn
 		p.mu.Lock()
 		for _, sl := range p.slots {
 			if c := sl.conn; c != nil && c.alive() && c.stalled(d, now) {
@@ -107,9 +111,16 @@ func (g *generation) fenceStalled(d time.Duration) int {
 			case !c.alive():
 			case c.stalled(d, now):
 				stalled = append(stalled, c)
+			case c.unblockWait.Load() && c.outstanding.Load() > 0 && !p.closed:
+				blocked = append(blocked, c)
 			case c.blockingWait.Load() || c.inTunnel.Load():
 				pinned = append(pinned, c)
 			}
+		}
+		if len(blocked) > 0 {
+			p.wg.Add(1) // not closed: its close waits for this
+			go p.unblockHeld(blocked, now.Add(d))
+			unblocking += len(blocked)
 		}
 		p.mu.Unlock()
 	}
@@ -120,7 +131,7 @@ func (g *generation) fenceStalled(d time.Duration) int {
 	for _, c := range pinned {
 		c.close(errHeldPinned)
 	}
-	return len(stalled) + len(pinned)
+	return len(stalled) + len(pinned), unblocking
 }
 
 // close fences the generation: every connection to its node is closed.

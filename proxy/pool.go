@@ -193,7 +193,7 @@ func (p *pool) startDial(s *slot) {
 // connection's reader under the pool's WaitGroup: the event loop for a
 // shared connection when the pool has one, else a goroutine.
 func (p *pool) dial(shared, busyOK bool) (*backendConn, error) {
-	c, err := dialBackend(p.ctx, p.addr, p.key, p.cfg, busyOK)
+	c, err := dialBackend(p.ctx, p.addr, p.key, p.cfg, busyOK, !shared)
 	m := p.cfg.Metrics
 	switch {
 	case err == nil:

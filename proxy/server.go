@@ -108,8 +108,9 @@ func (s *Server) Hold(why string) {
 	}
 	s.held.Store(true)
 	if g := s.gen.Load(); g != nil {
-		n := g.fenceStalled(s.cfg.StallTimeout)
-		s.log.Info("holding commands", zap.String("reason", why), zap.String("master", g.addr), zap.Int("stalled_connections_closed", n))
+		n, u := g.fenceStalled(s.cfg.StallTimeout)
+		s.log.Info("holding commands", zap.String("reason", why), zap.String("master", g.addr),
+			zap.Int("stalled_connections_closed", n), zap.Int("blocked_commands_unblocking", u))
 	}
 }
 

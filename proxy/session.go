@@ -132,7 +132,11 @@ type segment struct {
 	ids      []uint16 // command IDs, for metrics
 	n        int
 	blocking bool
-	wrote    bool // it holds a write: its replies set lastWrite
+	// unblock: the segment is one pop or stream read, which a failover
+	// may unblock on the old master and the session then sends again
+	// (request.unblock, reblock).
+	unblock bool
+	wrote   bool // it holds a write: its replies set lastWrite
 }
 
 var (
@@ -432,6 +436,7 @@ func (s *session) handle(cmd *resp.Command) {
 		}
 		s.writing = true // BLMOVE and the pops write
 		s.forward(c, raw, true)
+		s.seg.unblock = !isWait(cmd.Args) && !isKill(cmd.Args)
 		s.flush()
 	case router.Multi, router.Watch:
 		if txArity(class, cmd.Args) {
@@ -665,7 +670,7 @@ func (s *session) flush() {
 			} else {
 				<-r.done
 			}
-			if moved || !s.retryUnsent(r) {
+			if moved || !s.retryUnsent(r) && !s.reblock(r) {
 				break
 			}
 			// Nothing was written: refused because the fence went up
@@ -712,6 +717,34 @@ func (s *session) retryUnsent(r *request) bool {
 	return retry
 }
 
+// reblock reports whether r is a blocked command that a failover's hold
+// unblocked on the old master before it took anything (errUnblocked), and
+// that now has a connection to go to again: to the new master, or to the
+// old one if the failover aborted. Its connection, clean, is given up. A
+// new connection waits for the hold's end as a new command does, up to
+// HoldTimeout; if none comes, r gets that error, and the client TRYAGAIN.
+func (s *session) reblock(r *request) bool {
+	if !errors.Is(r.err, errUnblocked) || s.seg.conn != s.ded || s.ded == nil {
+		return false
+	}
+	old := s.ded
+	s.ded, s.seg.conn = nil, nil
+	s.pinned.Store(false)
+	s.pool.put(old, false)
+	if s.retryUntil.IsZero() {
+		s.retryUntil = time.Now().Add(s.srv.cfg.HoldTimeout)
+	}
+	// Not s.dedicated: its refusal would flush, and this is a flush.
+	c, err := s.connect((*pool).dedicated)
+	if err != nil {
+		r.err = err
+		return false
+	}
+	s.ded, s.seg.conn = c, c
+	s.pinned.Store(true)
+	return true
+}
+
 // holdWait is how long to wait for a master now: HoldTimeout, or what is
 // left of it for a segment being tried again.
 func (s *session) holdWait() time.Duration {
@@ -747,7 +780,7 @@ func (s *session) finishSeg() {
 	seg.parts = seg.parts[:0]
 	seg.ids = seg.ids[:0]
 	seg.n = 0
-	seg.blocking = false
+	seg.blocking, seg.unblock = false, false
 	seg.conn = nil
 	seg.node = nil
 	s.retryUntil = time.Time{}

@@ -1,0 +1,115 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/pnats/switchyard/resp"
+)
+
+// unblockHeld ends, on a master that a failover may be about to replace,
+// the waits of pops and stream reads blocked on conns (all of pool p),
+// rather than closing their connections: closed, a pop the old master
+// had just served was lost with its reply, and the client could not
+// tell whether its command had run.
+//
+// A connection of the pool's settings sends CLIENT UNBLOCK <id> ERROR for
+// each of them, pipelined. Redis answers 1 for a client it unblocked: that
+// client's reply is -UNBLOCKED, which its reader turns into errUnblocked,
+// and its session sends the command again wherever the failover leads
+// (reblock). It answers 0 for a client not blocked: either the reply, an
+// element taken, is on its way and is delivered as usual, or Redis has not
+// read the command yet, and it is asked again a moment later.
+//
+// What is still blocked at deadline (a master that stopped answering may
+// wake up as a zombie and serve the pop after the promotion), and what
+// could not be asked (no CLIENT ID, a user without CLIENT UNBLOCK, no
+// connection), is closed as before: errHeldPinned.
+func (p *pool) unblockHeld(conns []*backendConn, deadline time.Time) {
+	defer p.wg.Done()
+	for _, c := range conns {
+		c.unblocking.Store(true)
+	}
+	for _, c := range p.askUnblock(conns, deadline) {
+		c.unblocking.Store(false)
+		c.close(errHeldPinned)
+	}
+}
+
+var (
+	replyUnblocked    = []byte(":1\r\n")
+	replyNotUnblocked = []byte(":0\r\n")
+	replyBusy         = []byte("-BUSY")
+)
+
+// askUnblock sends the CLIENT UNBLOCKs and returns the connections still
+// blocked, or never asked, at deadline.
+func (p *pool) askUnblock(conns []*backendConn, deadline time.Time) (left []*backendConn) {
+	var ask []*backendConn
+	for _, c := range conns {
+		if c.redisID > 0 {
+			ask = append(ask, c)
+		} else {
+			left = append(left, c)
+		}
+	}
+	if len(ask) == 0 {
+		return left
+	}
+	ctx, cancel := context.WithDeadline(p.ctx, deadline)
+	defer cancel()
+	// busyOK: a script that outlives busy-reply-threshold refuses the
+	// name, and CLIENT UNBLOCK, until it ends; the blocked client may be
+	// served then.
+	ctl, err := dialBackend(ctx, p.addr, p.key, p.cfg, true, false)
+	if err != nil {
+		return append(left, ask...)
+	}
+	defer ctl.nc.Close()
+	ctl.nc.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { ctl.nc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	var buf []byte
+	for len(ask) > 0 {
+		buf = buf[:0]
+		for _, c := range ask {
+			buf = resp.AppendCommand(buf, [][]byte{[]byte("CLIENT"), []byte("UNBLOCK"), strconv.AppendInt(nil, c.redisID, 10), []byte("ERROR")})
+		}
+		if _, err := ctl.nc.Write(buf); err != nil {
+			return append(left, ask...)
+		}
+		var again []*backendConn
+		for i, c := range ask {
+			raw, _, err := ctl.rd.ReadReply()
+			if err != nil {
+				return append(append(left, again...), ask[i:]...)
+			}
+			switch {
+			case bytes.Equal(raw, replyUnblocked):
+				// Its reader takes the -UNBLOCKED that follows.
+			case bytes.HasPrefix(raw, replyBusy):
+				again = append(again, c) // a script runs: ask when it ends
+			case !bytes.Equal(raw, replyNotUnblocked):
+				// Refused: an ACL without CLIENT UNBLOCK, a Redis before 5.
+				left = append(left, c)
+			case c.outstanding.Load() == 0 || !c.alive():
+				c.unblocking.Store(false) // answered meanwhile
+			default:
+				again = append(again, c)
+			}
+		}
+		ask = again
+		if len(ask) > 0 {
+			t := time.NewTimer(time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return append(left, ask...)
+			case <-t.C:
+			}
+		}
+	}
+	return left
+}

@@ -1,0 +1,137 @@
+package proxy_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pnats/switchyard/internal/lab"
+	"github.com/pnats/switchyard/internal/lab/labtest"
+	"github.com/pnats/switchyard/proxy"
+)
+
+// TestHoldUnblocksBlockedPop: a failover's hold used to close the
+// connection of a client blocked in BLPOP, which got "may or may not have
+// run" and, if the old master had just popped an element for it, lost
+// that element. Now the old master, still answering, unblocks it with
+// CLIENT UNBLOCK … ERROR: nothing is taken there, and the proxy sends the
+// BLPOP again where the hold leads (the new master, or the old one when
+// the failover aborts). The client only sees its element arrive.
+func TestHoldUnblocksBlockedPop(t *testing.T) {
+	for _, switches := range []bool{true, false} {
+		name := "aborted"
+		if switches {
+			name = "switch"
+		}
+		t.Run(name, func(t *testing.T) {
+			oldM := labtest.Server(t, lab.ServerOptions{})
+			next := oldM
+			if switches {
+				next = labtest.Server(t, lab.ServerOptions{})
+			}
+			srv, addr := startProxy(t, oldM.Addr, proxy.Config{HoldTimeout: 10 * time.Second})
+			ctx := ctxT(t)
+			waitBlocked := func(on *lab.Server, want int) {
+				t.Helper()
+				waitFor(t, func() error {
+					if n := blockedClients(t, on.Client()); n != want {
+						return fmt.Errorf("blocked_clients %d on %s, want %d", n, on.Addr, want)
+					}
+					return nil
+				})
+			}
+			c := dialRaw(t, addr)
+			c.send(cmd("BLPOP", "uq", "0"))
+			waitBlocked(oldM, 1)
+			srv.Hold("test")
+			waitBlocked(oldM, 0)
+			if switches {
+				// Pushed on the old master once nobody waits there: it
+				// stays there, as on a Redis with no consumer.
+				if err := oldM.Client().LPush(ctx, "uq", "old").Err(); err != nil {
+					t.Fatal(err)
+				}
+				srv.SetMaster(2, next.Addr)
+			} else {
+				srv.Release()
+			}
+			waitBlocked(next, 1)
+			if err := next.Client().LPush(ctx, "uq", "new").Err(); err != nil {
+				t.Fatal(err)
+			}
+			c.expect("*2", "$2", "uq", "$3", "new")
+			c.send(cmd("PING"))
+			c.expect("+PONG")
+			if switches {
+				if n := oldM.Client().LLen(ctx, "uq").Val(); n != 1 {
+					t.Fatalf("the old master's list has %d elements, want the 1 nobody popped", n)
+				}
+			}
+		})
+	}
+}
+
+// TestHoldDeliversPopServedDuringUnblock: when the old master has already
+// served the pop as the hold begins, the element reaches the client. Here
+// a script pushes it and then runs past busy-reply-threshold, so Redis
+// answers the proxy's CLIENT UNBLOCK -BUSY until the script ends and the
+// pop is served; the proxy keeps asking meanwhile (within StallTimeout).
+func TestHoldDeliversPopServedDuringUnblock(t *testing.T) {
+	oldM, direct := busyServer(t, "", "")
+	next := labtest.Server(t, lab.ServerOptions{})
+	srv, addr := startProxy(t, oldM.Addr, proxy.Config{HoldTimeout: 10 * time.Second, StallTimeout: 5 * time.Second})
+	c := dialRaw(t, addr)
+	c.send(cmd("BLPOP", "uq", "0"))
+	waitFor(t, func() error {
+		if n := blockedClients(t, oldM.Client()); n != 1 {
+			return fmt.Errorf("blocked_clients %d, want 1", n)
+		}
+		return nil
+	})
+	// The pop is served when the script ends, some 600 ms after the push.
+	const spin = `redis.call('LPUSH', KEYS[1], 'x')
+local t0 = redis.call('TIME')
+while true do
+  local t = redis.call('TIME')
+  if (t[1] - t0[1]) * 1000000 + t[2] - t0[2] > 600000 then return 1 end
+end`
+	script := dialRaw(t, oldM.Addr)
+	script.send(cmd("EVAL", spin, "1", "uq"))
+	waitScriptBusy(t, direct)
+	srv.Hold("test")
+	c.expect("*2", "$2", "uq", "$1", "x")
+	script.expect(":1")
+	srv.SetMaster(2, next.Addr)
+	c.send(cmd("PING"))
+	c.expect("+PONG")
+	if n := oldM.Client().LLen(ctxT(t), "uq").Val(); n != 0 {
+		t.Fatalf("the old master's list has %d elements, want none", n)
+	}
+}
+
+// TestHoldClosesPopOnStoppedMaster: a master that does not answer the
+// CLIENT UNBLOCK within StallTimeout (stopped; it may wake up as a
+// zombie after the promotion and serve the pop) gets the blocked
+// client's connection closed, as before: the client is told the command
+// may or may not have run, instead of waiting on a node being replaced.
+func TestHoldClosesPopOnStoppedMaster(t *testing.T) {
+	oldM := labtest.Server(t, lab.ServerOptions{})
+	srv, addr := startProxy(t, oldM.Addr, proxy.Config{HoldTimeout: 10 * time.Second, StallTimeout: 200 * time.Millisecond})
+	c := dialRaw(t, addr)
+	c.send(cmd("BLPOP", "uq", "0"))
+	waitFor(t, func() error {
+		if n := blockedClients(t, oldM.Client()); n != 1 {
+			return fmt.Errorf("blocked_clients %d, want 1", n)
+		}
+		return nil
+	})
+	if err := oldM.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { oldM.Resume() })
+	srv.Hold("test")
+	if l := c.line(); !strings.Contains(l, "may or may not have run") {
+		t.Fatalf("blocked BLPOP on a stopped master at the hold: %q", l)
+	}
+}
