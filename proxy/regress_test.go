@@ -710,18 +710,22 @@ func TestXreadgroupNamedLikeAnOption(t *testing.T) {
 // queued behind the script on the shared connection; and once
 // read_timeout had closed it, new connections failed their handshake
 // (CLIENT SETNAME gets -BUSY), so the script could not be stopped through
-// the proxy at all. The blocking audit found it.
+// the proxy at all. The blocking audit found it. From a client on another
+// database, the kill's new connection could not SELECT it (Redis refuses
+// SELECT while a script runs): it now goes without, and is not kept.
 func TestScriptKillThroughProxy(t *testing.T) {
 	const lib = "#!lua name=spin\nredis.register_function('spin', function() while true do end end)"
 	for _, tc := range []struct {
 		name, run, kill string
 		timedOut        bool // read_timeout has failed the script's client first
 		password        string
+		db              string // the killer's database, if not 0
 	}{
-		{"SCRIPT KILL", cmd("EVAL", "while true do end", "0"), cmd("SCRIPT", "KILL"), false, ""},
-		{"SCRIPT KILL after read_timeout", cmd("EVAL", "while true do end", "0"), cmd("SCRIPT", "KILL"), true, ""},
-		{"FUNCTION KILL", cmd("FCALL", "spin", "0"), cmd("FUNCTION", "KILL"), false, ""},
-		{"FUNCTION KILL after read_timeout, with a password", cmd("FCALL", "spin", "0"), cmd("FUNCTION", "KILL"), true, "pw"},
+		{"SCRIPT KILL", cmd("EVAL", "while true do end", "0"), cmd("SCRIPT", "KILL"), false, "", ""},
+		{"SCRIPT KILL after read_timeout", cmd("EVAL", "while true do end", "0"), cmd("SCRIPT", "KILL"), true, "", ""},
+		{"FUNCTION KILL", cmd("FCALL", "spin", "0"), cmd("FUNCTION", "KILL"), false, "", ""},
+		{"FUNCTION KILL after read_timeout, with a password", cmd("FCALL", "spin", "0"), cmd("FUNCTION", "KILL"), true, "pw", ""},
+		{"SCRIPT KILL from database 3", cmd("EVAL", "while true do end", "0"), cmd("SCRIPT", "KILL"), false, "", "3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			readTimeout := time.Minute
@@ -733,6 +737,10 @@ func TestScriptKillThroughProxy(t *testing.T) {
 			direct.send(cmd("FUNCTION", "LOAD", lib))
 			direct.expect("$4", "spin")
 			killer := dialRaw(t, addr)
+			if tc.db != "" {
+				killer.send(cmd("SELECT", tc.db))
+				killer.expect("+OK")
+			}
 			killer.send(cmd("PING"))
 			killer.expect("+PONG")
 			a := dialRaw(t, addr)
@@ -759,6 +767,20 @@ func TestScriptKillThroughProxy(t *testing.T) {
 				}
 				return nil
 			})
+			if tc.db != "" {
+				// A connection of the killer's own, as the kill's was: it
+				// must be on the killer's database, not the kill's 0.
+				killer.send(cmd("BLPOP", "sk:db", "0"))
+				waitFor(t, func() error {
+					if n := blockedClients(t, rs.Client()); n != 1 {
+						return fmt.Errorf("blocked_clients %d, want 1", n)
+					}
+					return nil
+				})
+				direct.send(cmd("SELECT", tc.db) + cmd("RPUSH", "sk:db", "v"))
+				direct.expect("+OK", ":1")
+				killer.expect("*2", "$5", "sk:db", "$1", "v")
+			}
 		})
 	}
 }
