@@ -717,14 +717,18 @@ func (s *session) retryUnsent(r *request) bool {
 	return retry
 }
 
-// reblock reports whether r is a blocked command that a failover's hold
-// unblocked on the old master before it took anything (errUnblocked), and
-// that now has a connection to go to again: to the new master, or to the
-// old one if the failover aborted. Its connection, clean, is given up. A
-// new connection waits for the hold's end as a new command does, up to
-// HoldTimeout; if none comes, r gets that error, and the client TRYAGAIN.
+// reblock reports whether r is a pop or stream read that did not run on
+// the old master and now has a connection to go to again: to the new
+// master, or to the old one if the failover aborted. Either a failover's
+// hold unblocked it there before it took anything (errUnblocked), or the
+// switch fenced its connection before it was written (a WAIT, whose count
+// would be of the new master's replicas, does not follow: TRYAGAIN). Its
+// connection, clean, is given up. A new one waits for the hold's end as
+// a new command does, up to HoldTimeout; if none comes, r gets that
+// error, and the client TRYAGAIN.
 func (s *session) reblock(r *request) bool {
-	if !errors.Is(r.err, errUnblocked) || s.seg.conn != s.ded || s.ded == nil {
+	unblocked := errors.Is(r.err, errUnblocked) || r.unblock && isNotSent(r.err) && errors.Is(r.err, errFenced)
+	if !unblocked || s.seg.conn != s.ded || s.ded == nil {
 		return false
 	}
 	old := s.ded

@@ -148,9 +148,10 @@ func TestWaitAfterMasterSwitch(t *testing.T) {
 }
 
 // TestBlockingNotSentAcrossSwitchKeepsConnection: a WAIT (whose PUBLISH,
-// markWrites, ran on the old master) or a BLPOP that had its own
-// connection to the old master, but was not yet sent on it when a failover
-// held and then switched the master, is answered "TRYAGAIN … not sent".
+// markWrites, ran on the old master) that had its own connection to the
+// old master, but was not yet sent on it when a failover held and then
+// switched the master, is answered "TRYAGAIN … not sent". (A BLPOP in its
+// place goes to the new master: nothing of it ran on the old one.)
 // The proxy then closed the client's connection, as for a blocked command
 // lost with its connection: whatever the client pipelined after it got no
 // reply, and a client retrying as TRYAGAIN invites read EOF. Nothing was
@@ -200,6 +201,18 @@ func TestBlockingNotSentAcrossSwitchKeepsConnection(t *testing.T) {
 			}
 			if _, err := io.CopyN(io.Discard, c.br, size+2); err != nil {
 				t.Fatalf("GET big: %v", err)
+			}
+			if blocking[0] == "BLPOP" {
+				// Sent to the new master, where it times out (bns:q is
+				// empty there), then the PING.
+				c.expect("*-1", "+PONG")
+				if n := labtest.CommandCalls(t, newM, "blpop"); n != 1 {
+					t.Fatalf("BLPOP calls on the new master: %d, want 1", n)
+				}
+				if n := labtest.CommandCalls(t, oldM, "blpop"); n != 0 {
+					t.Fatalf("BLPOP calls on the old master: %d, want 0", n)
+				}
+				return
 			}
 			const notSent = "-TRYAGAIN switchyard: master changed, not sent; try again"
 			if l := c.line(); l != notSent {
