@@ -42,6 +42,10 @@ type Metrics struct {
 	BackendConnects Counter // backend connections established
 	BackendErrors   Counter // failed dials and backend connections lost
 	Failovers       Counter // master changes (SetMaster to a new node)
+	// BlockedResent counts pops and stream reads sent again after a
+	// failover: unblocked on the old master by its hold, or fenced
+	// before they were written (session.reblock).
+	BlockedResent Counter
 	// CommandDuration observes, per command ID (router.CommandName), the
 	// seconds from reading a command to having its reply.
 	CommandDuration [router.NumCommandIDs]Observer

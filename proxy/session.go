@@ -746,6 +746,8 @@ func (s *session) reblock(r *request) bool {
 	}
 	s.ded, s.seg.conn = c, c
 	s.pinned.Store(true)
+	m := s.srv.cfg.Metrics
+	m.add(m.BlockedResent, 1)
 	return true
 }
 

@@ -30,7 +30,8 @@ func TestHoldUnblocksBlockedPop(t *testing.T) {
 			if switches {
 				next = labtest.Server(t, lab.ServerOptions{})
 			}
-			srv, addr := startProxy(t, oldM.Addr, proxy.Config{HoldTimeout: 10 * time.Second})
+			resent := &count{}
+			srv, addr := startProxy(t, oldM.Addr, proxy.Config{HoldTimeout: 10 * time.Second, Metrics: &proxy.Metrics{BlockedResent: resent}})
 			ctx := ctxT(t)
 			waitBlocked := func(on *lab.Server, want int) {
 				t.Helper()
@@ -63,6 +64,9 @@ func TestHoldUnblocksBlockedPop(t *testing.T) {
 			c.expect("*2", "$2", "uq", "$3", "new")
 			c.send(cmd("PING"))
 			c.expect("+PONG")
+			if n, _ := resent.get(); n != 1 {
+				t.Fatalf("BlockedResent counted %d, want 1", n)
+			}
 			if switches {
 				if n := oldM.Client().LLen(ctx, "uq").Val(); n != 1 {
 					t.Fatalf("the old master's list has %d elements, want the 1 nobody popped", n)

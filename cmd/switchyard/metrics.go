@@ -20,6 +20,7 @@ type metrics struct {
 	authFailures                          *prometheus.CounterVec
 	bytesIn, bytesOut                     *prometheus.CounterVec
 	connects, backendErrors, failovers    *prometheus.CounterVec
+	blockedResent                         *prometheus.CounterVec
 	duration                              *histogramSet
 	firstCommand                          *prometheus.HistogramVec
 }
@@ -40,6 +41,7 @@ func newMetrics() *metrics {
 		connects:      counter("backend_connects_total", "Backend connections established."),
 		backendErrors: counter("backend_errors_total", "Backend dials that failed and backend connections lost."),
 		failovers:     counter("failovers_total", "Master changes followed."),
+		blockedResent: counter("blocked_commands_resent_total", "Blocked pops and stream reads sent again to the master a failover left, having taken nothing on the old one."),
 		duration: newHistogramSet("switchyard_command_duration_seconds",
 			"Time from reading a command to having its reply, by group, role and command (a fixed set of names, others as 'other').",
 			[]float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .1, .5, 2},
@@ -51,7 +53,7 @@ func newMetrics() *metrics {
 		}, []string{"group"}),
 	}
 	m.reg.MustRegister(m.accepted, m.rejected, m.slow, m.outputLimit, m.authFailures, m.bytesIn, m.bytesOut, m.connects, m.backendErrors,
-		m.failovers, m.duration, m.firstCommand,
+		m.failovers, m.blockedResent, m.duration, m.firstCommand,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -59,7 +61,7 @@ func newMetrics() *metrics {
 // forget drops a removed group's series.
 func (m *metrics) forget(group string) {
 	l := prometheus.Labels{"group": group}
-	for _, v := range []*prometheus.CounterVec{m.accepted, m.rejected, m.slow, m.outputLimit, m.authFailures, m.bytesIn, m.bytesOut, m.connects, m.backendErrors, m.failovers} {
+	for _, v := range []*prometheus.CounterVec{m.accepted, m.rejected, m.slow, m.outputLimit, m.authFailures, m.bytesIn, m.bytesOut, m.connects, m.backendErrors, m.failovers, m.blockedResent} {
 		v.DeletePartialMatch(l)
 	}
 	m.duration.forget(group)
@@ -80,6 +82,7 @@ func (m *metrics) forGroup(name string, topology func() sentinel.Topology) *prox
 		BackendConnects:    m.connects.WithLabelValues(name),
 		BackendErrors:      m.backendErrors.WithLabelValues(name),
 		Failovers:          m.failovers.WithLabelValues(name),
+		BlockedResent:      m.blockedResent.WithLabelValues(name),
 	}
 	for id := range pm.CommandDuration {
 		pm.CommandDuration[id] = &lazyHistogram{set: m.duration, labels: []string{name, "master", router.CommandName(id)}}
