@@ -540,11 +540,13 @@ func (c *backendConn) queue(r *request, wait bool) (flusher bool, err error) {
 			}
 		}
 	}
-	if r.blocking {
-		// Before the reader takes r: a hold that comes meanwhile must
-		// see what waits (fenceStalled), not the connection's last wait.
-		c.blockingWait.Store(true)
-		c.unblockWait.Store(r.unblock)
+	if !c.shared {
+		// A connection of one session's, which has one request at a
+		// time: set before the reader takes r, so that a hold coming
+		// meanwhile (fenceStalled, stalled) sees what waits now, not the
+		// connection's last wait.
+		c.blockingWait.Store(r.blocking)
+		c.unblockWait.Store(r.blocking && r.unblock)
 	}
 	for _, p := range r.parts {
 		c.wbuf = append(c.wbuf, p...)
@@ -805,6 +807,20 @@ func (c *backendConn) deliver(raw []byte, typ byte) error {
 		}
 		return nil
 	}
+	cur := c.cur
+	if cur.unblock && raw[0] == resp.TypeError && bytes.HasPrefix(raw, unblockedPrefix) && c.unblocking.Swap(false) {
+		// The hold's CLIENT UNBLOCK ended the wait: nothing was taken,
+		// even if the switch has come meanwhile, and the session sends
+		// the command again (reblock). This is not the client's reply:
+		// cur.n stays, the client is still owed one.
+		c.cur = nil
+		c.outstanding.Add(-1)
+		if c.lp != nil {
+			c.unanswered.Add(-1)
+		}
+		cur.finish(errUnblocked)
+		return nil
+	}
 	if !c.alive() {
 		// Closed (fenced, timed out) while this reply was on its way:
 		// it must not reach the client as a success. The loop reads
@@ -817,16 +833,10 @@ func (c *backendConn) deliver(raw []byte, typ byte) error {
 		// from one the promotion will discard.
 		return errFenced
 	}
-	cur := c.cur
-	var err error
 	if raw[0] == resp.TypeError && bytes.HasPrefix(raw, readonlyPrefix) {
 		cur.readonly = true
 	}
 	switch {
-	case cur.unblock && raw[0] == resp.TypeError && bytes.HasPrefix(raw, unblockedPrefix) && c.unblocking.Swap(false):
-		// The hold's CLIENT UNBLOCK ended the wait: nothing was taken,
-		// and the session sends the command again (unblockHeld).
-		err = errUnblocked
 	case cur.overflow:
 	case c.cfg.ClientOutputLimit > 0 && int64(len(*cur.out)) > c.cfg.ClientOutputLimit:
 		// The rest of this request's replies are read and dropped: the
@@ -842,7 +852,7 @@ func (c *backendConn) deliver(raw []byte, typ byte) error {
 		if c.lp != nil {
 			c.unanswered.Add(-1)
 		}
-		cur.finish(err)
+		cur.finish(nil)
 	}
 	return nil
 }

@@ -670,7 +670,12 @@ func (s *session) flush() {
 			} else {
 				<-r.done
 			}
-			if moved || !s.retryUnsent(r) && !s.reblock(r) {
+			if s.reblock(r) {
+				// As often as holds unblock it: each is a new failover.
+				r = s.prepareRequest()
+				continue
+			}
+			if moved || !s.retryUnsent(r) {
 				break
 			}
 			// Nothing was written: refused because the fence went up
@@ -735,11 +740,27 @@ func (s *session) reblock(r *request) bool {
 	s.ded, s.seg.conn = nil, nil
 	s.pinned.Store(false)
 	s.pool.put(old, false)
-	if s.retryUntil.IsZero() {
-		s.retryUntil = time.Now().Add(s.srv.cfg.HoldTimeout)
-	}
+	s.retryUntil = time.Now().Add(s.srv.cfg.HoldTimeout) // a new hold's wait
+	// The client is watched meanwhile: the command of one that left must
+	// not go again, to take an element for nobody.
+	gone := s.in.watch()
 	// Not s.dedicated: its refusal would flush, and this is a flush.
 	c, err := s.connect((*pool).dedicated)
+	left := false
+	select {
+	case <-gone:
+		left = true
+	default:
+	}
+	s.in.stopWatch()
+	if left {
+		if err == nil {
+			s.pool.put(c, true) // nothing was sent on it
+		}
+		r.err = errClientGone
+		s.closing = true
+		return false
+	}
 	if err != nil {
 		r.err = err
 		return false
@@ -815,7 +836,7 @@ func (s *session) finishSeg() {
 			// after any command not sent (a failover fenced the connection
 			// first); what it pipelined after it is refused with it (see
 			// refusing), so that a retry keeps its order.
-			stateless := blocking && (isNotSent(r.err) || errors.Is(r.err, errNoMaster)) && !s.multi && !s.watch && s.sink == nil
+			stateless := blocking && (isNotSent(r.err) || errors.Is(r.err, errNoMaster) || errors.Is(r.err, errUnblocked)) && !s.multi && !s.watch && s.sink == nil
 			s.dropDedicated(false)
 			if stateless {
 				s.refusing = r.err

@@ -17,7 +17,8 @@ import (
 // that element. Now the old master, still answering, unblocks it with
 // CLIENT UNBLOCK … ERROR: nothing is taken there, and the proxy sends the
 // BLPOP again where the hold leads (the new master, or the old one when
-// the failover aborts). The client only sees its element arrive.
+// the failover aborts). The client only sees its element arrive, however
+// many failovers come first: an audit found the second one dropped it.
 func TestHoldUnblocksBlockedPop(t *testing.T) {
 	for _, switches := range []bool{true, false} {
 		name := "aborted"
@@ -25,54 +26,109 @@ func TestHoldUnblocksBlockedPop(t *testing.T) {
 			name = "switch"
 		}
 		t.Run(name, func(t *testing.T) {
-			oldM := labtest.Server(t, lab.ServerOptions{})
-			next := oldM
+			nodes := []*lab.Server{labtest.Server(t, lab.ServerOptions{})}
 			if switches {
-				next = labtest.Server(t, lab.ServerOptions{})
+				nodes = append(nodes, labtest.Server(t, lab.ServerOptions{}))
 			}
 			resent := &count{}
-			srv, addr := startProxy(t, oldM.Addr, proxy.Config{HoldTimeout: 10 * time.Second, Metrics: &proxy.Metrics{BlockedResent: resent}})
+			srv, addr := startProxy(t, nodes[0].Addr, proxy.Config{HoldTimeout: 10 * time.Second, Metrics: &proxy.Metrics{BlockedResent: resent}})
 			ctx := ctxT(t)
-			waitBlocked := func(on *lab.Server, want int) {
-				t.Helper()
-				waitFor(t, func() error {
-					if n := blockedClients(t, on.Client()); n != want {
-						return fmt.Errorf("blocked_clients %d on %s, want %d", n, on.Addr, want)
-					}
-					return nil
-				})
-			}
 			c := dialRaw(t, addr)
 			c.send(cmd("BLPOP", "uq", "0"))
-			waitBlocked(oldM, 1)
-			srv.Hold("test")
-			waitBlocked(oldM, 0)
-			if switches {
-				// Pushed on the old master once nobody waits there: it
-				// stays there, as on a Redis with no consumer.
-				if err := oldM.Client().LPush(ctx, "uq", "old").Err(); err != nil {
-					t.Fatal(err)
+			const failovers = 2
+			for i := range failovers {
+				from, to := nodes[i%len(nodes)], nodes[(i+1)%len(nodes)]
+				waitBlockedOn(t, from, 1)
+				srv.Hold("test")
+				waitBlockedOn(t, from, 0)
+				if switches {
+					if i == failovers-1 {
+						// Pushed on the old master once nobody waits
+						// there: it stays, as on a Redis with no consumer.
+						if err := from.Client().LPush(ctx, "uq", "old").Err(); err != nil {
+							t.Fatal(err)
+						}
+					}
+					srv.SetMaster(uint64(i+2), to.Addr)
+				} else {
+					srv.Release()
 				}
-				srv.SetMaster(2, next.Addr)
-			} else {
-				srv.Release()
 			}
-			waitBlocked(next, 1)
-			if err := next.Client().LPush(ctx, "uq", "new").Err(); err != nil {
+			last := nodes[failovers%len(nodes)]
+			waitBlockedOn(t, last, 1)
+			if err := last.Client().LPush(ctx, "uq", "new").Err(); err != nil {
 				t.Fatal(err)
 			}
 			c.expect("*2", "$2", "uq", "$3", "new")
 			c.send(cmd("PING"))
 			c.expect("+PONG")
-			if n, _ := resent.get(); n != 1 {
-				t.Fatalf("BlockedResent counted %d, want 1", n)
+			if n, _ := resent.get(); n != failovers {
+				t.Fatalf("BlockedResent counted %d, want %d", n, failovers)
 			}
 			if switches {
-				if n := oldM.Client().LLen(ctx, "uq").Val(); n != 1 {
-					t.Fatalf("the old master's list has %d elements, want the 1 nobody popped", n)
+				if n := nodes[1].Client().LLen(ctx, "uq").Val(); n != 1 {
+					t.Fatalf("the second node's list has %d elements, want the 1 nobody popped", n)
 				}
 			}
 		})
+	}
+}
+
+// waitBlockedOn waits until on has want clients blocked.
+func waitBlockedOn(t *testing.T, on *lab.Server, want int) {
+	t.Helper()
+	waitFor(t, func() error {
+		if n := blockedClients(t, on.Client()); n != want {
+			return fmt.Errorf("blocked_clients %d on %s, want %d", n, on.Addr, want)
+		}
+		return nil
+	})
+}
+
+// TestUnblockedPopOutlastingHoldTimeout: a pop the hold unblocked, whose
+// hold then outlasts HoldTimeout, gets TRYAGAIN (it ran nowhere), and the
+// client's connection carries on. An audit found it got no reply at all,
+// so the client read the next command's reply as the pop's.
+func TestUnblockedPopOutlastingHoldTimeout(t *testing.T) {
+	rs := labtest.Server(t, lab.ServerOptions{})
+	srv, addr := startProxy(t, rs.Addr, proxy.Config{HoldTimeout: 300 * time.Millisecond})
+	c := dialRaw(t, addr)
+	c.send(cmd("BLPOP", "uq", "0"))
+	waitBlockedOn(t, rs, 1)
+	srv.Hold("test")
+	if l := c.line(); !strings.HasPrefix(l, "-TRYAGAIN") {
+		t.Fatalf("the unblocked BLPOP after HoldTimeout: %q", l)
+	}
+	srv.Release()
+	c.send(cmd("ECHO", "next"))
+	c.expect("$4", "next")
+}
+
+// TestUnblockedPopOfAClientThatLeft: a client that leaves while its
+// unblocked pop waits for the failover's outcome must not have it sent
+// again: it would take an element for nobody. An audit lost one so.
+func TestUnblockedPopOfAClientThatLeft(t *testing.T) {
+	oldM := labtest.Server(t, lab.ServerOptions{})
+	newM := labtest.Server(t, lab.ServerOptions{})
+	srv, addr := startProxy(t, oldM.Addr, proxy.Config{HoldTimeout: 10 * time.Second})
+	c := dialRaw(t, addr)
+	c.send(cmd("BLPOP", "uq", "0"))
+	waitBlockedOn(t, oldM, 1)
+	srv.Hold("test")
+	waitBlockedOn(t, oldM, 0)
+	c.nc.Close()
+	if err := newM.Client().LPush(ctxT(t), "uq", "precious").Err(); err != nil {
+		t.Fatal(err)
+	}
+	srv.SetMaster(2, newM.Addr)
+	waitFor(t, func() error {
+		if n := srv.Stats().Clients; n != 0 {
+			return fmt.Errorf("%d clients connected", n)
+		}
+		return nil
+	})
+	if n := newM.Client().LLen(ctxT(t), "uq").Val(); n != 1 {
+		t.Fatalf("the new master's list has %d elements: the departed client's BLPOP took it", n)
 	}
 }
 
@@ -87,12 +143,7 @@ func TestHoldDeliversPopServedDuringUnblock(t *testing.T) {
 	srv, addr := startProxy(t, oldM.Addr, proxy.Config{HoldTimeout: 10 * time.Second, StallTimeout: 5 * time.Second})
 	c := dialRaw(t, addr)
 	c.send(cmd("BLPOP", "uq", "0"))
-	waitFor(t, func() error {
-		if n := blockedClients(t, oldM.Client()); n != 1 {
-			return fmt.Errorf("blocked_clients %d, want 1", n)
-		}
-		return nil
-	})
+	waitBlockedOn(t, oldM, 1)
 	// The pop is served when the script ends, some 600 ms after the push.
 	const spin = `redis.call('LPUSH', KEYS[1], 'x')
 local t0 = redis.call('TIME')
@@ -124,12 +175,7 @@ func TestHoldClosesPopOnStoppedMaster(t *testing.T) {
 	srv, addr := startProxy(t, oldM.Addr, proxy.Config{HoldTimeout: 10 * time.Second, StallTimeout: 200 * time.Millisecond})
 	c := dialRaw(t, addr)
 	c.send(cmd("BLPOP", "uq", "0"))
-	waitFor(t, func() error {
-		if n := blockedClients(t, oldM.Client()); n != 1 {
-			return fmt.Errorf("blocked_clients %d, want 1", n)
-		}
-		return nil
-	})
+	waitBlockedOn(t, oldM, 1)
 	if err := oldM.Pause(); err != nil {
 		t.Fatal(err)
 	}
