@@ -741,6 +741,12 @@ func (s *session) reblock(r *request) bool {
 	s.pinned.Store(false)
 	s.pool.put(old, false)
 	s.retryUntil = time.Now().Add(s.srv.cfg.HoldTimeout) // a new hold's wait
+	if s.closing {
+		// The client left as the reply came (waitBlocking): sent again,
+		// the pop would take an element for nobody.
+		r.err = errClientGone
+		return false
+	}
 	// The client is watched meanwhile: the command of one that left must
 	// not go again, to take an element for nobody.
 	gone := s.in.watch()

@@ -68,6 +68,7 @@ func (p *pool) askUnblock(conns []*backendConn, deadline time.Time) (left []*bac
 		return append(left, ask...)
 	}
 	defer ctl.nc.Close()
+	ctl.dr.timeout = 0 // or each read would move the deadline to ReadTimeout
 	ctl.nc.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { ctl.nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
