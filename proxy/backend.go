@@ -813,12 +813,7 @@ func (c *backendConn) deliver(raw []byte, typ byte) error {
 		// even if the switch has come meanwhile, and the session sends
 		// the command again (reblock). This is not the client's reply:
 		// cur.n stays, the client is still owed one.
-		c.cur = nil
-		c.outstanding.Add(-1)
-		if c.lp != nil {
-			c.unanswered.Add(-1)
-		}
-		cur.finish(errUnblocked)
+		c.finishCur(errUnblocked)
 		return nil
 	}
 	if !c.alive() {
@@ -847,14 +842,20 @@ func (c *backendConn) deliver(raw []byte, typ byte) error {
 	}
 	cur.n--
 	if cur.n == 0 {
-		c.cur = nil
-		c.outstanding.Add(-1)
-		if c.lp != nil {
-			c.unanswered.Add(-1)
-		}
-		cur.finish(nil)
+		c.finishCur(nil)
 	}
 	return nil
+}
+
+// finishCur finishes c.cur, the request whose replies were being read.
+func (c *backendConn) finishCur(err error) {
+	cur := c.cur
+	c.cur = nil
+	c.outstanding.Add(-1)
+	if c.lp != nil {
+		c.unanswered.Add(-1)
+	}
+	cur.finish(err)
 }
 
 var unblockedPrefix = []byte("-UNBLOCKED ")
