@@ -123,8 +123,9 @@ type backendConn struct {
 	// redisID is the connection's CLIENT ID on the node, learned in the
 	// handshake of a dedicated connection; 0 if unknown.
 	redisID int64
-	// noSelect: the handshake skipped its key's SELECT (busyOK).
-	noSelect bool
+	// oneUse: a busyOK dial (a kill, an unblock), which may lack its
+	// key's SELECT, its name and its CLIENT ID: never kept (pool.put).
+	oneUse bool
 	// inTunnel is set once the connection is a client's tunnel (pump).
 	inTunnel atomic.Bool
 	// fence is the generation's fenced flag (nil for replicas): once set,
@@ -283,12 +284,13 @@ func (c *backendConn) handshake(ctx context.Context, key poolKey, busyOK, wantID
 			replies++
 		}
 	}
+	// For SCRIPT KILL, FUNCTION KILL or CLIENT UNBLOCK. During a busy
+	// script Redis refuses its name and CLIENT ID (-BUSY) and SELECT,
+	// which none of them needs; so it is not kept for the key's other
+	// commands, on any database.
+	c.oneUse = busyOK
 	switch {
 	case key.db != 0 && busyOK:
-		// For SCRIPT KILL, FUNCTION KILL or CLIENT UNBLOCK, which need
-		// no database: Redis refuses SELECT while a script runs. Such a
-		// connection is not kept for the key's other commands (put).
-		c.noSelect = true
 	case key.db != 0:
 		buf = resp.AppendCommand(buf, [][]byte{[]byte("SELECT"), []byte(strconv.Itoa(key.db))})
 		replies++

@@ -291,7 +291,7 @@ func (p *pool) takeDedicated(busyOK bool) (*backendConn, error) {
 func (p *pool) put(c *backendConn, reuse bool) {
 	p.mu.Lock()
 	delete(p.active, c)
-	if reuse && !c.noSelect && !p.closed && c.alive() && len(p.idle) < p.cfg.MaxIdleDedicated {
+	if reuse && !c.oneUse && !p.closed && c.alive() && len(p.idle) < p.cfg.MaxIdleDedicated {
 		p.idle = append(p.idle, c)
 		p.mu.Unlock()
 		return

@@ -134,9 +134,10 @@ type segment struct {
 	blocking bool
 	// unblock: the segment is one pop or stream read, which a failover
 	// may unblock on the old master and the session then sends again
-	// (request.unblock, reblock).
-	unblock bool
-	wrote   bool // it holds a write: its replies set lastWrite
+	// (request.unblock, reblock); fromNow that it is an XREAD … $, which
+	// does not go again (readsFromNow).
+	unblock, fromNow bool
+	wrote            bool // it holds a write: its replies set lastWrite
 }
 
 var (
@@ -437,6 +438,7 @@ func (s *session) handle(cmd *resp.Command) {
 		s.writing = true // BLMOVE and the pops write
 		s.forward(c, raw, true)
 		s.seg.unblock = !isWait(cmd.Args) && !isKill(cmd.Args)
+		s.seg.fromNow = readsFromNow(cmd.Args)
 		s.flush()
 	case router.Multi, router.Watch:
 		if txArity(class, cmd.Args) {
@@ -733,8 +735,8 @@ func (s *session) retryUnsent(r *request) bool {
 // error, and the client TRYAGAIN.
 func (s *session) reblock(r *request) bool {
 	unblocked := errors.Is(r.err, errUnblocked) || r.unblock && isNotSent(r.err) && errors.Is(r.err, errFenced)
-	if !unblocked || s.seg.conn != s.ded || s.ded == nil {
-		return false
+	if !unblocked || s.seg.conn != s.ded || s.ded == nil || s.seg.fromNow {
+		return false // an XREAD … $ gets TRYAGAIN: it ran nowhere
 	}
 	old := s.ded
 	s.ded, s.seg.conn = nil, nil
@@ -768,7 +770,9 @@ func (s *session) reblock(r *request) bool {
 		return false
 	}
 	if err != nil {
-		r.err = err
+		// Sent nowhere yet: TRYAGAIN, and the client keeps its
+		// connection (finishSeg), as with a new pop.
+		r.err = notSent(err)
 		return false
 	}
 	s.ded, s.seg.conn = c, c
@@ -813,7 +817,7 @@ func (s *session) finishSeg() {
 	seg.parts = seg.parts[:0]
 	seg.ids = seg.ids[:0]
 	seg.n = 0
-	seg.blocking, seg.unblock = false, false
+	seg.blocking, seg.unblock, seg.fromNow = false, false, false
 	seg.conn = nil
 	seg.node = nil
 	s.retryUntil = time.Time{}

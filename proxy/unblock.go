@@ -114,3 +114,26 @@ func (p *pool) askUnblock(conns []*backendConn, deadline time.Time) (left []*bac
 	}
 	return left
 }
+
+// readsFromNow reports whether args is an XREAD with $ among its IDs: $
+// is the stream's last entry when the command runs, so sent again after
+// a failover it would skip what was added in between. Such a command is
+// answered TRYAGAIN instead (reblock): the client knows the last ID it
+// saw, and goes on from there.
+func readsFromNow(args [][]byte) bool {
+	if !bytes.EqualFold(args[0], []byte("XREAD")) {
+		return false
+	}
+	for i, a := range args {
+		if i > 0 && bytes.EqualFold(a, []byte("STREAMS")) {
+			rest := args[i+1:]
+			for _, id := range rest[len(rest)/2:] {
+				if string(id) == "$" {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	return false
+}

@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/pnats/switchyard/internal/lab"
 	"github.com/pnats/switchyard/internal/lab/labtest"
 	"github.com/pnats/switchyard/proxy"
+	"github.com/redis/go-redis/v9"
 )
 
 // TestHoldUnblocksBlockedPop: a failover's hold used to close the
@@ -184,4 +186,85 @@ func TestHoldClosesPopOnStoppedMaster(t *testing.T) {
 	if l := c.line(); !strings.Contains(l, "may or may not have run") {
 		t.Fatalf("blocked BLPOP on a stopped master at the hold: %q", l)
 	}
+}
+
+// TestUnblockedXreadFromNowGetsTryAgain: XREAD … $ reads what is added
+// after it runs. Sent again after a hold unblocked it, it would skip the
+// entries added meanwhile, and the client would never see them: so it
+// gets TRYAGAIN (it ran nowhere) and keeps its connection, to go on from
+// the last ID it saw. A review found the entries skipped.
+func TestUnblockedXreadFromNowGetsTryAgain(t *testing.T) {
+	rs := labtest.Server(t, lab.ServerOptions{})
+	srv, addr := startProxy(t, rs.Addr, proxy.Config{HoldTimeout: 10 * time.Second})
+	c := dialRaw(t, addr)
+	c.send(cmd("XREAD", "BLOCK", "0", "STREAMS", "us", "$"))
+	waitBlockedOn(t, rs, 1)
+	srv.Hold("test")
+	waitBlockedOn(t, rs, 0)
+	if err := rs.Client().XAdd(ctxT(t), &redis.XAddArgs{Stream: "us", ID: "5-0", Values: []string{"f", "v"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	srv.Release()
+	if l := c.line(); !strings.HasPrefix(l, "-TRYAGAIN") {
+		t.Fatalf("the unblocked XREAD … $: %q", l)
+	}
+	c.send(cmd("XREAD", "STREAMS", "us", "0"))
+	if l := c.line(); l != "*1" {
+		t.Fatalf("XREAD from 0 after the TRYAGAIN: %q", l)
+	}
+}
+
+// TestUnblockedPopWithTheNewMasterDown: a pop the hold unblocked, whose
+// new master cannot be reached within HoldTimeout, gets TRYAGAIN and
+// keeps its connection, as a new pop would. A review found it closed.
+func TestUnblockedPopWithTheNewMasterDown(t *testing.T) {
+	rs := labtest.Server(t, lab.ServerOptions{})
+	srv, addr := startProxy(t, rs.Addr, proxy.Config{HoldTimeout: 500 * time.Millisecond, DialBackoff: 20 * time.Millisecond})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := l.Addr().String()
+	l.Close()
+	c := dialRaw(t, addr)
+	c.send(cmd("BLPOP", "uq", "0"))
+	waitBlockedOn(t, rs, 1)
+	srv.Hold("test")
+	waitBlockedOn(t, rs, 0)
+	srv.SetMaster(2, down)
+	if l := c.line(); !strings.HasPrefix(l, "-TRYAGAIN") {
+		t.Fatalf("the unblocked BLPOP with the new master down: %q", l)
+	}
+	srv.SetMaster(3, rs.Addr)
+	c.send(cmd("PING"))
+	c.expect("+PONG")
+}
+
+// TestKillConnectionIsNotKept: a SCRIPT KILL's connection, dialed during
+// the script, has neither its name nor its CLIENT ID (Redis refused both
+// -BUSY). Kept, it served a later BLPOP, which a hold then could not
+// unblock and closed. A review found it.
+func TestKillConnectionIsNotKept(t *testing.T) {
+	rs, direct := busyServer(t, "", "")
+	srv, addr := startProxy(t, rs.Addr, proxy.Config{HoldTimeout: 10 * time.Second})
+	script := dialRaw(t, rs.Addr)
+	script.send(cmd("EVAL", "while true do end", "0"))
+	waitScriptBusy(t, direct)
+	k := dialRaw(t, addr)
+	k.send(cmd("SCRIPT", "KILL"))
+	k.expect("+OK")
+	if l := script.line(); !strings.Contains(l, "killed") {
+		t.Fatalf("the script's client: %q", l)
+	}
+	c := dialRaw(t, addr)
+	c.send(cmd("BLPOP", "uq", "0"))
+	waitBlockedOn(t, rs, 1)
+	srv.Hold("test")
+	waitBlockedOn(t, rs, 0)
+	srv.Release()
+	waitBlockedOn(t, rs, 1)
+	if err := rs.Client().LPush(ctxT(t), "uq", "x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	c.expect("*2", "$2", "uq", "$1", "x")
 }
