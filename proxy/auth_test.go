@@ -110,21 +110,9 @@ func TestRepeatedAuthFailuresAreSlowedThenDropped(t *testing.T) {
 // speaks TLS to a redis-server that only has a TLS port, verifying its
 // certificate against a server name rather than the IP it dials.
 func TestTLSListenerAndBackend(t *testing.T) {
-	ca := tlstest.NewCA(t, "test CA")
-	dir := t.TempDir()
-	redisCert, redisKey := ca.Issue(t, "redis.internal", []string{"redis.internal"}, nil, false)
+	rs, ca, pool, backendTLS := tlsRedis(t)
 	proxyCert, proxyKey := ca.Issue(t, "switchyard", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, false)
-	tlstest.WriteFiles(t, dir, map[string][]byte{"ca.crt": ca.CertPEM, "redis.crt": redisCert, "redis.key": redisKey})
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca.CertPEM)
-	rs := labtest.Server(t, lab.ServerOptions{Args: []string{
-		"--tls-cert-file", filepath.Join(dir, "redis.crt"), "--tls-key-file", filepath.Join(dir, "redis.key"),
-		"--tls-ca-cert-file", filepath.Join(dir, "ca.crt"), "--tls-auth-clients", "no",
-	}, TLS: &tls.Config{RootCAs: pool, ServerName: "redis.internal"}})
-
-	srv := proxy.New(proxy.Config{BackendTLS: func() *tls.Config {
-		return &tls.Config{RootCAs: pool, ServerName: "redis.internal", MinVersion: tls.VersionTLS12}
-	}})
+	srv := proxy.New(proxy.Config{BackendTLS: backendTLS})
 	srv.SetMaster(1, rs.Addr)
 	cert, err := tls.X509KeyPair(proxyCert, proxyKey)
 	if err != nil {
@@ -227,6 +215,56 @@ func TestPassThroughAuthFailuresAreSlowed(t *testing.T) {
 	}
 	if !raw.closed() {
 		t.Fatal("connection not dropped after 10 failed pass-through HELLO AUTHs")
+	}
+}
+
+// tlsRedis starts a redis-server with a TLS port only, its certificate
+// issued to redis.internal by a new CA, and returns it, the CA, a pool
+// that trusts the CA, and a BackendTLS that verifies the server.
+func tlsRedis(t *testing.T) (*lab.Server, *tlstest.CA, *x509.CertPool, func() *tls.Config) {
+	t.Helper()
+	ca := tlstest.NewCA(t, "test CA")
+	dir := t.TempDir()
+	redisCert, redisKey := ca.Issue(t, "redis.internal", []string{"redis.internal"}, nil, false)
+	tlstest.WriteFiles(t, dir, map[string][]byte{"ca.crt": ca.CertPEM, "redis.crt": redisCert, "redis.key": redisKey})
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.CertPEM)
+	rs := labtest.Server(t, lab.ServerOptions{Args: []string{
+		"--tls-cert-file", filepath.Join(dir, "redis.crt"), "--tls-key-file", filepath.Join(dir, "redis.key"),
+		"--tls-ca-cert-file", filepath.Join(dir, "ca.crt"), "--tls-auth-clients", "no",
+	}, TLS: &tls.Config{RootCAs: pool, ServerName: "redis.internal"}})
+	return rs, ca, pool, func() *tls.Config {
+		return &tls.Config{RootCAs: pool, ServerName: "redis.internal", MinVersion: tls.VersionTLS12}
+	}
+}
+
+// TestTLSBackendClosedWhileIdle: Redis closing the proxy's idle backend
+// connections (its timeout setting, CLIENT KILL) costs nothing over TLS
+// either: the next commands go on new connections. Redis's close_notify
+// comes before its FIN, so the proxy's look for a close saw data waiting
+// and took the connection for alive: each command then failed as "may or
+// may not have run", though Redis never saw it. An audit of TLS found it.
+func TestTLSBackendClosedWhileIdle(t *testing.T) {
+	rs, _, _, backendTLS := tlsRedis(t)
+	_, addr := startProxy(t, rs.Addr, proxy.Config{BackendTLS: backendTLS})
+	c := dialRaw(t, addr)
+	c.send(cmd("SET", "idle:k", "1"))
+	c.expect("+OK")
+	admin := rs.Client()
+	defer admin.Close()
+	if err := admin.Do(ctxT(t), "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() error { // the proxy's connections are gone
+		l, err := admin.ClientList(ctxT(t)).Result()
+		if n := strings.Count(l, "\n"); err != nil || n != 1 {
+			return fmt.Errorf("%d clients on Redis (%v), want only this one", n, err)
+		}
+		return nil
+	})
+	for i := 2; i <= 4; i++ {
+		c.send(cmd("INCR", "idle:k"))
+		c.expect(fmt.Sprintf(":%d", i))
 	}
 }
 

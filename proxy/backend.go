@@ -200,14 +200,18 @@ func newBackendConn(nc net.Conn, cfg *Config) *backendConn {
 		lfd:     -1,
 	}
 	sock := nc
-	if tc, ok := nc.(*tls.Conn); ok {
+	tc, overTLS := nc.(*tls.Conn)
+	if overTLS {
 		sock = tc.NetConn()
 	}
 	if sc, ok := sock.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rawc = rc
 			c.peekFn = func(fd uintptr) {
-				if _, closed := peek(fd); closed {
+				// Over TLS, Redis's close_notify comes before its FIN:
+				// the socket holds data then, and only a look past it
+				// sees the close.
+				if _, closed := peek(fd); closed || overTLS && hungUp(fd) {
 					c.peerGone.Store(true)
 				}
 			}

@@ -18,14 +18,17 @@ import (
 // group is one running Redis group: its proxy server, its listener and,
 // in Sentinel mode, the watcher that tells the proxy where the master is.
 type group struct {
-	cfg     groupConfig
-	log     *zap.Logger
-	srv     *proxy.Server
-	l       net.Listener      // the main listener: plain, or TLS when there is no plain one
-	tlsL    net.Listener      // the TLS listener, if any (may be l)
-	readL   net.Listener      // the read port, if any
-	certs   *sytls.Server     // the TLS listener's certificates, reloaded by run
-	watcher *sentinel.Watcher // nil for a fixed upstream
+	cfg   groupConfig
+	log   *zap.Logger
+	srv   *proxy.Server
+	l     net.Listener  // the main listener: plain, or TLS when there is no plain one
+	tlsL  net.Listener  // the TLS listener, if any (may be l)
+	readL net.Listener  // the read port, if any
+	certs *sytls.Server // the TLS listener's certificates, reloaded by run
+	// clientCerts are backend_tls's and sentinel.tls's files, reloaded by
+	// watch too.
+	clientCerts []*sytls.Client
+	watcher     *sentinel.Watcher // nil for a fixed upstream
 
 	// socks are the sockets under l, tlsL and readL; taken are those
 	// newGroup had from a reload's spare ones rather than bound itself.
@@ -130,6 +133,11 @@ func newGroup(cfg groupConfig, log *zap.Logger, m *metrics, sp spare) (g *group,
 	if s := cfg.Sentinel; s != nil {
 		if sentinelTLS, err = s.TLS.build(g.log); err != nil {
 			return nil, err
+		}
+	}
+	for _, c := range []*sytls.Client{backendTLS, sentinelTLS} {
+		if c != nil {
+			g.clientCerts = append(g.clientCerts, c)
 		}
 	}
 	if s := cfg.Sentinel; s != nil {
@@ -301,6 +309,13 @@ func (g *group) watch(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			g.certs.Run(ctx) // reloads rotated certificates until ctx ends
+		}()
+	}
+	for _, c := range g.clientCerts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.Run(ctx) // a rotated CA bundle or client certificate
 		}()
 	}
 }

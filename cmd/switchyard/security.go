@@ -70,6 +70,9 @@ type clientTLS struct {
 	// ServerName is the name certificates are checked against, whatever
 	// IP Sentinel hands out. Default: the dialled host.
 	ServerName string `yaml:"server_name"`
+	// ReloadInterval is how often the files are checked for new content
+	// (group.watch reloads them). Default 10s.
+	ReloadInterval time.Duration `yaml:"reload_interval"`
 }
 
 type clientAuth struct {
@@ -213,7 +216,8 @@ func (t *clientTLS) build(log *zap.Logger) (*sytls.Client, error) {
 	if t == nil {
 		return nil, nil
 	}
-	return sytls.NewClient(sytls.ClientConfig{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName}, log)
+	return sytls.NewClient(sytls.ClientConfig{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName,
+		ReloadInterval: t.ReloadInterval}, log)
 }
 
 // serverTLS builds the reloading TLS server for a group's TLS listener.

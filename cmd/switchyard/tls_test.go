@@ -159,3 +159,50 @@ func TestCertificateRotation(t *testing.T) {
 		t.Fatalf("the connection from before the rotation: %v %v", v, err)
 	}
 }
+
+// TestBackendCARotation: backend_tls's CA bundle is reloaded from disk, as
+// a listener's certificate is. Rotating Redis to a certificate of a new
+// CA (bundle first, then the server) left every new backend dial failing
+// verification until a restart, a SIGHUP included: the files were read
+// once. An audit of TLS under faults found it.
+func TestBackendCARotation(t *testing.T) {
+	skipShort(t)
+	ca1, ca2 := tlstest.NewCA(t, "backend CA 1"), tlstest.NewCA(t, "backend CA 2")
+	dir := t.TempDir()
+	cert1, key1 := ca1.Issue(t, "redis.internal", []string{"redis.internal"}, nil, false)
+	cert2, key2 := ca2.Issue(t, "redis.internal", []string{"redis.internal"}, nil, false)
+	tlstest.WriteFiles(t, dir, map[string][]byte{"ca.crt": ca1.CertPEM, "r1.crt": cert1, "r1.key": key1, "r2.crt": cert2, "r2.key": key2})
+	both := x509.NewCertPool()
+	both.AppendCertsFromPEM(ca1.CertPEM)
+	both.AppendCertsFromPEM(ca2.CertPEM)
+	rs := labtest.Server(t, lab.ServerOptions{Args: []string{
+		"--tls-cert-file", filepath.Join(dir, "r1.crt"), "--tls-key-file", filepath.Join(dir, "r1.key"),
+		"--tls-ca-cert-file", filepath.Join(dir, "ca.crt"), "--tls-auth-clients", "no",
+	}, TLS: &stdtls.Config{RootCAs: both, ServerName: "redis.internal"}})
+	addr := freeAddr(t)
+	cfgPath := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`groups:
+  - name: btls
+    upstream: '%s'
+    listen: '%s'
+    hold_timeout: 1s
+    backend_tls: {ca_file: '%s', server_name: redis.internal, reload_interval: 50ms}
+`, rs.Addr, addr, filepath.Join(dir, "ca.crt"))), 0o600)
+	startBinary(t, "-config", cfgPath)
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer c.Close()
+	ctx := context.Background()
+	labtest.Eventually(t, 10*time.Second, func() error { return c.Set(ctx, "k", "1", 0).Err() })
+
+	tlstest.WriteFiles(t, dir, map[string][]byte{"ca.crt": append(append([]byte{}, ca1.CertPEM...), ca2.CertPEM...)})
+	admin := rs.Client()
+	defer admin.Close()
+	if err := admin.Do(ctx, "CONFIG", "SET", "tls-cert-file", filepath.Join(dir, "r2.crt"), "tls-key-file", filepath.Join(dir, "r2.key")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// New backend connections, which must verify the CA 2 certificate.
+	labtest.Eventually(t, 10*time.Second, func() error {
+		admin.Do(ctx, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+		return c.Set(ctx, "k", "2", 0).Err()
+	})
+}
