@@ -735,8 +735,11 @@ func (s *session) retryUnsent(r *request) bool {
 // error, and the client TRYAGAIN.
 func (s *session) reblock(r *request) bool {
 	unblocked := errors.Is(r.err, errUnblocked) || r.unblock && isNotSent(r.err) && errors.Is(r.err, errFenced)
-	if !unblocked || s.seg.conn != s.ded || s.ded == nil || s.seg.fromNow {
-		return false // an XREAD … $ gets TRYAGAIN: it ran nowhere
+	// An XREAD … $ the hold unblocked had started from the stream's end
+	// then: sent again, it would skip what was added meanwhile, so it
+	// gets TRYAGAIN. One never written may go, as any held command.
+	if !unblocked || s.seg.conn != s.ded || s.ded == nil || s.seg.fromNow && errors.Is(r.err, errUnblocked) {
+		return false
 	}
 	old := s.ded
 	s.ded, s.seg.conn = nil, nil

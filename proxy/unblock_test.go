@@ -247,10 +247,12 @@ func TestUnblockedPopWithTheNewMasterDown(t *testing.T) {
 func TestKillConnectionIsNotKept(t *testing.T) {
 	rs, direct := busyServer(t, "", "")
 	srv, addr := startProxy(t, rs.Addr, proxy.Config{HoldTimeout: 10 * time.Second})
+	k := dialRaw(t, addr)
+	k.send(cmd("PING")) // the shared connections are up before the script
+	k.expect("+PONG")
 	script := dialRaw(t, rs.Addr)
 	script.send(cmd("EVAL", "while true do end", "0"))
 	waitScriptBusy(t, direct)
-	k := dialRaw(t, addr)
 	k.send(cmd("SCRIPT", "KILL"))
 	k.expect("+OK")
 	if l := script.line(); !strings.Contains(l, "killed") {
