@@ -29,7 +29,9 @@ func (s *session) authRequired(class router.Class) bool {
 		return false
 	}
 	switch class {
-	case router.Auth, router.Hello, router.Quit:
+	case router.Auth, router.Hello, router.Quit, router.Reset:
+		// Redis's no-auth commands; RESET leaves the client as it was,
+		// unauthenticated.
 		return false
 	}
 	return true

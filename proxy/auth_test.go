@@ -46,6 +46,10 @@ func TestProxyAuthentication(t *testing.T) {
 	if l := raw.line(); !strings.HasPrefix(l, "-NOAUTH HELLO must be called with the client already authenticated") {
 		t.Fatalf("HELLO before AUTH: %q", l)
 	}
+	// Redis answers RESET before AUTH (it is flagged no-auth), and the
+	// client is no more authenticated after it. An audit found NOAUTH.
+	raw.send("RESET\r\nPING\r\n")
+	raw.expect("+RESET", "-NOAUTH Authentication required.")
 	raw.send("AUTH backend-pw\r\n")
 	if l := raw.line(); l != "-WRONGPASS invalid username-password pair or user is disabled." {
 		t.Fatalf("the backend's password must not open the proxy: %q", l)
