@@ -152,6 +152,7 @@ type backendConn struct {
 	rawc     syscall.RawConn
 	peekFn   func(fd uintptr)
 	peerGone atomic.Bool
+	overTLS  bool // nc is TLS: idleClosed's look goes past data (hungUp)
 
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -203,6 +204,7 @@ func newBackendConn(nc net.Conn, cfg *Config) *backendConn {
 	tc, overTLS := nc.(*tls.Conn)
 	if overTLS {
 		sock = tc.NetConn()
+		c.overTLS = true
 	}
 	if sc, ok := sock.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
@@ -428,11 +430,26 @@ func (c *backendConn) idleClosed() bool {
 	if c.lp != nil || c.rawc == nil || c.outstanding.Load() != 0 {
 		return false
 	}
-	if c.rawc.Control(c.peekFn) != nil || c.peerGone.Load() {
-		c.close(fmt.Errorf("proxy: %s closed the connection while it was idle: %w", c.nc.RemoteAddr(), io.EOF))
-		return true
+	hook(idleCheckHook)
+	if c.overTLS {
+		// The look goes past data waiting (Redis's close_notify) to the
+		// hang-up, so the data must not be a reply to a request queued
+		// since outstanding was read: it looks with mu held, which queue
+		// needs to add one, and marks the connection dead under it.
+		c.mu.Lock()
+		gone := c.outstanding.Load() == 0 && (c.rawc.Control(c.peekFn) != nil || c.peerGone.Load())
+		if gone {
+			c.dead = true
+		}
+		c.mu.Unlock()
+		if !gone {
+			return false
+		}
+	} else if c.rawc.Control(c.peekFn) == nil && !c.peerGone.Load() {
+		return false
 	}
-	return false
+	c.close(fmt.Errorf("proxy: %s closed the connection while it was idle: %w", c.nc.RemoteAddr(), io.EOF))
+	return true
 }
 
 // close ends the connection; queued requests fail with err.
@@ -673,6 +690,7 @@ var (
 	handoffEnded   func() // that goroutine is done
 	replacedHook   func() // a replaced master's connections are about to close
 	dialHook       func() // a pool's background dial starts
+	idleCheckHook  func() // idleClosed has read outstanding, and looks next
 )
 
 func hook(f func()) {

@@ -898,7 +898,11 @@ func (s *session) roundTrip(c *backendConn, raw []byte, out *[]byte) error {
 
 // sharedConn returns the pipelined connection for this batch.
 func (s *session) sharedConn() (*backendConn, error) {
-	if s.shared != nil && s.shared.alive() {
+	// usable: the connection kept from the last batch may have been
+	// closed by Redis while idle (its timeout, CLIENT KILL), which its
+	// reader, not reading then, has not seen. Looking costs a system
+	// call only when nothing is outstanding on it.
+	if s.shared != nil && s.shared.usable() {
 		return s.shared, nil
 	}
 	c, err := s.connect((*pool).shared)

@@ -596,6 +596,9 @@ func (c *config) validate() error {
 			if s.FailoverHold < 0 {
 				return fmt.Errorf("%s.sentinel.failover_hold=%v: must not be negative", field, s.FailoverHold)
 			}
+			if err := s.TLS.validate(field + ".sentinel.tls"); err != nil {
+				return err
+			}
 		default:
 			return fmt.Errorf("%s: no upstream: set upstream (host:port) or sentinel (master_name, addrs)", field)
 		}

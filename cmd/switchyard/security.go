@@ -121,11 +121,22 @@ func (t *listenerTLS) validate(field string) error {
 	return nil
 }
 
+// validate checks TLS to Redis or to the Sentinels; field is its name.
+func (t *clientTLS) validate(field string) error {
+	if t != nil && t.ReloadInterval < 0 {
+		return fmt.Errorf("%s.reload_interval=%v: must not be negative", field, t.ReloadInterval)
+	}
+	return nil
+}
+
 func (x *groupExtras) validate(field string) error {
 	if t := x.TLS; t != nil {
 		if err := t.validate(field); err != nil {
 			return err
 		}
+	}
+	if err := x.BackendTLS.validate(field + ".backend_tls"); err != nil {
+		return err
 	}
 	if x.ReadListen != "" {
 		if err := checkAddr(field+".read_listen", x.ReadListen); err != nil {

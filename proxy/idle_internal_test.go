@@ -1,0 +1,90 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pnats/switchyard/internal/lab"
+	"github.com/pnats/switchyard/internal/lab/labtest"
+	"github.com/pnats/switchyard/tls/tlstest"
+)
+
+// TestIdleLookKeepsARaceWonReply: idleClosed reads outstanding, then
+// looks at the socket. In between, another session may queue a request
+// on the shared connection, and Redis answer it and close (CLIENT KILL,
+// a shutdown; QUIT here). Over plain TCP the reply waiting keeps the
+// connection, and the reader delivers it. Over TLS the look goes on past
+// data to the hang-up (Redis's close_notify comes before its FIN), and
+// it closed the connection under the reply, which the client got as "may
+// or may not have run". A review found it; the hook holds the window open.
+func TestIdleLookKeepsARaceWonReply(t *testing.T) {
+	ca := tlstest.NewCA(t, "test CA")
+	dir := t.TempDir()
+	cert, key := ca.Issue(t, "redis.internal", []string{"redis.internal"}, nil, false)
+	tlstest.WriteFiles(t, dir, map[string][]byte{"ca.crt": ca.CertPEM, "r.crt": cert, "r.key": key})
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.CertPEM)
+	verify := func() *tls.Config {
+		return &tls.Config{RootCAs: pool, ServerName: "redis.internal", MinVersion: tls.VersionTLS12}
+	}
+	overTLS := labtest.Server(t, lab.ServerOptions{Args: []string{
+		"--tls-cert-file", filepath.Join(dir, "r.crt"), "--tls-key-file", filepath.Join(dir, "r.key"),
+		"--tls-ca-cert-file", filepath.Join(dir, "ca.crt"), "--tls-auth-clients", "no",
+	}, TLS: verify()})
+	plain := labtest.Server(t, lab.ServerOptions{})
+	for _, tc := range []struct {
+		name string
+		addr string
+		cfg  Config
+	}{{"plain", plain.Addr, Config{}}, {"tls", overTLS.Addr, Config{BackendTLS: verify}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.setDefaults()
+			for i := range 20 {
+				if err := raceIdleLook(t, tc.addr, &cfg); err != nil {
+					t.Fatalf("try %d: %v", i, err)
+				}
+			}
+		})
+	}
+}
+
+// raceIdleLook queues PING and QUIT on a fresh connection from inside
+// idleClosed's window, waits until Redis's replies and hang-up are in the
+// socket, lets the look go on, and returns what the request got.
+func raceIdleLook(t *testing.T, addr string, cfg *Config) error {
+	c, err := dialBackend(context.Background(), addr, defaultKey, cfg, false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.shared = true
+	go c.run()
+	defer c.close(errPoolClosed)
+	var out []byte
+	r := &request{parts: [][]byte{[]byte("*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nQUIT\r\n")}, n: 2, out: &out, done: make(chan struct{}, 1)}
+	idleCheckHook = func() {
+		idleCheckHook = nil
+		if err := c.enqueue(r); err != nil {
+			t.Errorf("enqueue: %v", err)
+			return
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for hup := false; !hup && time.Now().Before(deadline); {
+			if c.rawc.Control(func(fd uintptr) { hup = hungUp(fd) }) != nil {
+				return
+			}
+		}
+	}
+	defer func() { idleCheckHook = nil }()
+	c.idleClosed()
+	<-r.done
+	if r.err != nil || string(out) != "+PONG\r\n+OK\r\n" {
+		return fmt.Errorf("the request Redis answered got %q, %v", out, r.err)
+	}
+	return nil
+}
