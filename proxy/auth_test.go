@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -114,7 +113,8 @@ func TestRepeatedAuthFailuresAreSlowedThenDropped(t *testing.T) {
 // speaks TLS to a redis-server that only has a TLS port, verifying its
 // certificate against a server name rather than the IP it dials.
 func TestTLSListenerAndBackend(t *testing.T) {
-	rs, ca, pool, backendTLS := tlsRedis(t)
+	rs, ca, backendTLS := labtest.TLSServer(t)
+	pool := backendTLS().RootCAs
 	proxyCert, proxyKey := ca.Issue(t, "switchyard", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, false)
 	srv := proxy.New(proxy.Config{BackendTLS: backendTLS})
 	srv.SetMaster(1, rs.Addr)
@@ -222,26 +222,6 @@ func TestPassThroughAuthFailuresAreSlowed(t *testing.T) {
 	}
 }
 
-// tlsRedis starts a redis-server with a TLS port only, its certificate
-// issued to redis.internal by a new CA, and returns it, the CA, a pool
-// that trusts the CA, and a BackendTLS that verifies the server.
-func tlsRedis(t *testing.T) (*lab.Server, *tlstest.CA, *x509.CertPool, func() *tls.Config) {
-	t.Helper()
-	ca := tlstest.NewCA(t, "test CA")
-	dir := t.TempDir()
-	redisCert, redisKey := ca.Issue(t, "redis.internal", []string{"redis.internal"}, nil, false)
-	tlstest.WriteFiles(t, dir, map[string][]byte{"ca.crt": ca.CertPEM, "redis.crt": redisCert, "redis.key": redisKey})
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca.CertPEM)
-	rs := labtest.Server(t, lab.ServerOptions{Args: []string{
-		"--tls-cert-file", filepath.Join(dir, "redis.crt"), "--tls-key-file", filepath.Join(dir, "redis.key"),
-		"--tls-ca-cert-file", filepath.Join(dir, "ca.crt"), "--tls-auth-clients", "no",
-	}, TLS: &tls.Config{RootCAs: pool, ServerName: "redis.internal"}})
-	return rs, ca, pool, func() *tls.Config {
-		return &tls.Config{RootCAs: pool, ServerName: "redis.internal", MinVersion: tls.VersionTLS12}
-	}
-}
-
 // TestBackendClosedWhileIdle: Redis closing the proxy's idle backend
 // connections (its timeout setting, CLIENT KILL) costs nothing: the next
 // commands go on new connections. Over TLS, Redis's close_notify comes
@@ -260,7 +240,7 @@ func TestBackendClosedWhileIdle(t *testing.T) {
 			var rs *lab.Server
 			cfg := proxy.Config{}
 			if overTLS {
-				rs, _, _, cfg.BackendTLS = tlsRedis(t)
+				rs, _, cfg.BackendTLS = labtest.TLSServer(t)
 			} else {
 				rs = labtest.Server(t, lab.ServerOptions{})
 			}

@@ -2,16 +2,12 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/pnats/switchyard/internal/lab"
 	"github.com/pnats/switchyard/internal/lab/labtest"
-	"github.com/pnats/switchyard/tls/tlstest"
 )
 
 // TestIdleLookKeepsARaceWonReply: idleClosed reads outstanding, then
@@ -23,19 +19,7 @@ import (
 // it closed the connection under the reply, which the client got as "may
 // or may not have run". A review found it; the hook holds the window open.
 func TestIdleLookKeepsARaceWonReply(t *testing.T) {
-	ca := tlstest.NewCA(t, "test CA")
-	dir := t.TempDir()
-	cert, key := ca.Issue(t, "redis.internal", []string{"redis.internal"}, nil, false)
-	tlstest.WriteFiles(t, dir, map[string][]byte{"ca.crt": ca.CertPEM, "r.crt": cert, "r.key": key})
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca.CertPEM)
-	verify := func() *tls.Config {
-		return &tls.Config{RootCAs: pool, ServerName: "redis.internal", MinVersion: tls.VersionTLS12}
-	}
-	overTLS := labtest.Server(t, lab.ServerOptions{Args: []string{
-		"--tls-cert-file", filepath.Join(dir, "r.crt"), "--tls-key-file", filepath.Join(dir, "r.key"),
-		"--tls-ca-cert-file", filepath.Join(dir, "ca.crt"), "--tls-auth-clients", "no",
-	}, TLS: verify()})
+	overTLS, _, verify := labtest.TLSServer(t)
 	plain := labtest.Server(t, lab.ServerOptions{})
 	for _, tc := range []struct {
 		name string

@@ -9,16 +9,20 @@ package labtest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pnats/switchyard/internal/lab"
+	"github.com/pnats/switchyard/tls/tlstest"
 )
 
 // startTimeout bounds each helper's start.
@@ -79,6 +83,27 @@ func Server(t testing.TB, o lab.ServerOptions) *lab.Server {
 		}
 	})
 	return s
+}
+
+// TLSServer starts a redis-server with a TLS port only, its certificate
+// issued to redis.internal by a new CA, and returns it, the CA, and a
+// config that verifies it (a BackendTLS; RootCAs trusts the CA).
+func TLSServer(t testing.TB) (*lab.Server, *tlstest.CA, func() *tls.Config) {
+	t.Helper()
+	ca := tlstest.NewCA(t, "test CA")
+	dir := t.TempDir()
+	cert, key := ca.Issue(t, "redis.internal", []string{"redis.internal"}, nil, false)
+	tlstest.WriteFiles(t, dir, map[string][]byte{"ca.crt": ca.CertPEM, "redis.crt": cert, "redis.key": key})
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.CertPEM)
+	verify := func() *tls.Config {
+		return &tls.Config{RootCAs: pool, ServerName: "redis.internal", MinVersion: tls.VersionTLS12}
+	}
+	s := Server(t, lab.ServerOptions{Args: []string{
+		"--tls-cert-file", filepath.Join(dir, "redis.crt"), "--tls-key-file", filepath.Join(dir, "redis.key"),
+		"--tls-ca-cert-file", filepath.Join(dir, "ca.crt"), "--tls-auth-clients", "no",
+	}, TLS: verify()})
+	return s, ca, verify
 }
 
 // Sentinel starts a redis-sentinel (in a fresh t.TempDir() when o.Dir is
