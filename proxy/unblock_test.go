@@ -42,7 +42,7 @@ func TestHoldUnblocksBlockedPop(t *testing.T) {
 				from, to := nodes[i%len(nodes)], nodes[(i+1)%len(nodes)]
 				waitBlockedOn(t, from, 1)
 				srv.Hold("test")
-				waitBlockedOn(t, from, 0)
+				waitUnblocked(t, srv, from)
 				if switches {
 					if i == failovers-1 {
 						// Pushed on the old master once nobody waits
@@ -74,6 +74,21 @@ func TestHoldUnblocksBlockedPop(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitUnblocked waits until the hold has unblocked the client blocked on
+// on, and the proxy has read Redis's -UNBLOCKED: a switch that closes the
+// old master's connections before that gives the client "may or may not
+// have run" (it fails safe), which a test of the re-send must not race.
+func waitUnblocked(t *testing.T, srv *proxy.Server, on *lab.Server) {
+	t.Helper()
+	waitBlockedOn(t, on, 0)
+	waitFor(t, func() error {
+		if n := srv.Stats().Pinned; n != 0 {
+			return fmt.Errorf("%d sessions still hold their blocked connection", n)
+		}
+		return nil
+	})
 }
 
 // waitBlockedOn waits until on has want clients blocked.
@@ -117,7 +132,7 @@ func TestUnblockedPopOfAClientThatLeft(t *testing.T) {
 	c.send(cmd("BLPOP", "uq", "0"))
 	waitBlockedOn(t, oldM, 1)
 	srv.Hold("test")
-	waitBlockedOn(t, oldM, 0)
+	waitUnblocked(t, srv, oldM)
 	c.nc.Close()
 	if err := newM.Client().LPush(ctxT(t), "uq", "precious").Err(); err != nil {
 		t.Fatal(err)
@@ -230,7 +245,7 @@ func TestUnblockedPopWithTheNewMasterDown(t *testing.T) {
 	c.send(cmd("BLPOP", "uq", "0"))
 	waitBlockedOn(t, rs, 1)
 	srv.Hold("test")
-	waitBlockedOn(t, rs, 0)
+	waitUnblocked(t, srv, rs)
 	srv.SetMaster(2, down)
 	if l := c.line(); !strings.HasPrefix(l, "-TRYAGAIN") {
 		t.Fatalf("the unblocked BLPOP with the new master down: %q", l)
