@@ -152,7 +152,6 @@ type backendConn struct {
 	rawc     syscall.RawConn
 	peekFn   func(fd uintptr)
 	peerGone atomic.Bool
-	overTLS  bool // nc is TLS: idleClosed's look goes past data (hungUp)
 
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -204,7 +203,6 @@ func newBackendConn(nc net.Conn, cfg *Config) *backendConn {
 	tc, overTLS := nc.(*tls.Conn)
 	if overTLS {
 		sock = tc.NetConn()
-		c.overTLS = true
 	}
 	if sc, ok := sock.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
@@ -431,21 +429,17 @@ func (c *backendConn) idleClosed() bool {
 		return false
 	}
 	hook(idleCheckHook)
-	if c.overTLS {
-		// The look goes past data waiting (Redis's close_notify) to the
-		// hang-up, so the data must not be a reply to a request queued
-		// since outstanding was read: it looks with mu held, which queue
-		// needs to add one, and marks the connection dead under it.
-		c.mu.Lock()
-		gone := c.outstanding.Load() == 0 && (c.rawc.Control(c.peekFn) != nil || c.peerGone.Load())
-		if gone {
-			c.dead = true
-		}
-		c.mu.Unlock()
-		if !gone {
-			return false
-		}
-	} else if c.rawc.Control(c.peekFn) == nil && !c.peerGone.Load() {
+	// A request queued since outstanding was read may have been answered,
+	// its reply read by now, and Redis have closed after it: the look is
+	// made with mu held, which queue needs to add one, outstanding read
+	// again under it, and the connection marked dead before mu goes.
+	c.mu.Lock()
+	gone := c.outstanding.Load() == 0 && (c.rawc.Control(c.peekFn) != nil || c.peerGone.Load())
+	if gone {
+		c.dead = true
+	}
+	c.mu.Unlock()
+	if !gone {
 		return false
 	}
 	c.close(fmt.Errorf("proxy: %s closed the connection while it was idle: %w", c.nc.RemoteAddr(), io.EOF))

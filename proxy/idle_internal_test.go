@@ -13,11 +13,12 @@ import (
 // TestIdleLookKeepsARaceWonReply: idleClosed reads outstanding, then
 // looks at the socket. In between, another session may queue a request
 // on the shared connection, and Redis answer it and close (CLIENT KILL,
-// a shutdown; QUIT here). Over plain TCP the reply waiting keeps the
-// connection, and the reader delivers it. Over TLS the look goes on past
-// data to the hang-up (Redis's close_notify comes before its FIN), and
-// it closed the connection under the reply, which the client got as "may
-// or may not have run". A review found it; the hook holds the window open.
+// a shutdown; QUIT here). Over TLS the look goes on past data to the
+// hang-up (Redis's close_notify comes before its FIN), and it closed the
+// connection under the reply, which the client got as "may or may not
+// have run": a review found it. Over plain TCP the reader may have taken
+// the reply already, leaving the look only the end: CI's -race pass found
+// that one. The hook holds the window open.
 func TestIdleLookKeepsARaceWonReply(t *testing.T) {
 	overTLS, _, verify := labtest.TLSServer(t)
 	plain := labtest.Server(t, lab.ServerOptions{})
