@@ -91,6 +91,16 @@ func waitUnblocked(t *testing.T, srv *proxy.Server, on *lab.Server) {
 	})
 }
 
+// blockedPop connects to the proxy at addr and blocks in BLPOP uq 0,
+// which it waits to see on the master on.
+func blockedPop(t *testing.T, addr string, on *lab.Server) *rawConn {
+	t.Helper()
+	c := dialRaw(t, addr)
+	c.send(cmd("BLPOP", "uq", "0"))
+	waitBlockedOn(t, on, 1)
+	return c
+}
+
 // waitBlockedOn waits until on has want clients blocked.
 func waitBlockedOn(t *testing.T, on *lab.Server, want int) {
 	t.Helper()
@@ -109,9 +119,7 @@ func waitBlockedOn(t *testing.T, on *lab.Server, want int) {
 func TestUnblockedPopOutlastingHoldTimeout(t *testing.T) {
 	rs := labtest.Server(t, lab.ServerOptions{})
 	srv, addr := startProxy(t, rs.Addr, proxy.Config{HoldTimeout: 300 * time.Millisecond})
-	c := dialRaw(t, addr)
-	c.send(cmd("BLPOP", "uq", "0"))
-	waitBlockedOn(t, rs, 1)
+	c := blockedPop(t, addr, rs)
 	srv.Hold("test")
 	if l := c.line(); !strings.HasPrefix(l, "-TRYAGAIN") {
 		t.Fatalf("the unblocked BLPOP after HoldTimeout: %q", l)
@@ -128,9 +136,7 @@ func TestUnblockedPopOfAClientThatLeft(t *testing.T) {
 	oldM := labtest.Server(t, lab.ServerOptions{})
 	newM := labtest.Server(t, lab.ServerOptions{})
 	srv, addr := startProxy(t, oldM.Addr, proxy.Config{HoldTimeout: 10 * time.Second})
-	c := dialRaw(t, addr)
-	c.send(cmd("BLPOP", "uq", "0"))
-	waitBlockedOn(t, oldM, 1)
+	c := blockedPop(t, addr, oldM)
 	srv.Hold("test")
 	waitUnblocked(t, srv, oldM)
 	c.nc.Close()
@@ -158,9 +164,7 @@ func TestHoldDeliversPopServedDuringUnblock(t *testing.T) {
 	oldM, direct := busyServer(t, "", "")
 	next := labtest.Server(t, lab.ServerOptions{})
 	srv, addr := startProxy(t, oldM.Addr, proxy.Config{HoldTimeout: 10 * time.Second, StallTimeout: 5 * time.Second})
-	c := dialRaw(t, addr)
-	c.send(cmd("BLPOP", "uq", "0"))
-	waitBlockedOn(t, oldM, 1)
+	c := blockedPop(t, addr, oldM)
 	// The pop is served when the script ends, some 600 ms after the push.
 	const spin = `redis.call('LPUSH', KEYS[1], 'x')
 local t0 = redis.call('TIME')
@@ -190,9 +194,7 @@ end`
 func TestHoldClosesPopOnStoppedMaster(t *testing.T) {
 	oldM := labtest.Server(t, lab.ServerOptions{})
 	srv, addr := startProxy(t, oldM.Addr, proxy.Config{HoldTimeout: 10 * time.Second, StallTimeout: 200 * time.Millisecond})
-	c := dialRaw(t, addr)
-	c.send(cmd("BLPOP", "uq", "0"))
-	waitBlockedOn(t, oldM, 1)
+	c := blockedPop(t, addr, oldM)
 	if err := oldM.Pause(); err != nil {
 		t.Fatal(err)
 	}
@@ -241,9 +243,7 @@ func TestUnblockedPopWithTheNewMasterDown(t *testing.T) {
 	}
 	down := l.Addr().String()
 	l.Close()
-	c := dialRaw(t, addr)
-	c.send(cmd("BLPOP", "uq", "0"))
-	waitBlockedOn(t, rs, 1)
+	c := blockedPop(t, addr, rs)
 	srv.Hold("test")
 	waitUnblocked(t, srv, rs)
 	srv.SetMaster(2, down)
@@ -273,9 +273,7 @@ func TestKillConnectionIsNotKept(t *testing.T) {
 	if l := script.line(); !strings.Contains(l, "killed") {
 		t.Fatalf("the script's client: %q", l)
 	}
-	c := dialRaw(t, addr)
-	c.send(cmd("BLPOP", "uq", "0"))
-	waitBlockedOn(t, rs, 1)
+	c := blockedPop(t, addr, rs)
 	srv.Hold("test")
 	waitBlockedOn(t, rs, 0)
 	srv.Release()
