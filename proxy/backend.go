@@ -32,11 +32,9 @@ type request struct {
 	out *[]byte
 	// blocking requests wait for their reply without a read timeout.
 	blocking bool
-	// unblock says a blocking request is one pop or stream read, which a
-	// failover's hold may end with CLIENT UNBLOCK … ERROR (unblockHeld)
-	// and the session send again: never WAIT, whose count would be of
-	// another connection's writes.
-	unblock bool
+	// unblock says how a failover's hold may end a blocking request's
+	// wait on the old master (unblockHeld): none, resend or count.
+	unblock unblockMode
 	// err is set when the connection failed before all n replies came.
 	err error
 	// readonly is set when a reply was -READONLY: the node is a replica.
@@ -112,13 +110,13 @@ type backendConn struct {
 	// when a request was queued on an idle connection.
 	lastRead atomic.Int64
 	// blockingWait is set while the reader waits for a blocking command's
-	// reply, which may legitimately take forever; unblockWait when that
-	// command is one a hold may unblock (request.unblock).
+	// reply, which may legitimately take forever; unblockWait holds how a
+	// hold may unblock that command (request.unblock), 0 for not at all.
 	blockingWait atomic.Bool
-	unblockWait  atomic.Bool
-	// unblocking is set while a hold asks Redis to unblock the command
-	// (unblockHeld): the reader then takes Redis's -UNBLOCKED reply as
-	// errUnblocked, not as the client's.
+	unblockWait  atomic.Uint32
+	// unblocking is set while a hold asks Redis to unblock a command it
+	// will send again (unblockResend): the reader then takes Redis's
+	// -UNBLOCKED reply as errUnblocked, not as the client's.
 	unblocking atomic.Bool
 	// redisID is the connection's CLIENT ID on the node, learned in the
 	// handshake of a dedicated connection; 0 if unknown.
@@ -563,7 +561,7 @@ func (c *backendConn) queue(r *request, wait bool) (flusher bool, err error) {
 		// meanwhile (fenceStalled, stalled) sees what waits now, not the
 		// connection's last wait.
 		c.blockingWait.Store(r.blocking)
-		c.unblockWait.Store(r.blocking && r.unblock)
+		c.unblockWait.Store(r.unblockable())
 	}
 	for _, p := range r.parts {
 		c.wbuf = append(c.wbuf, p...)
@@ -797,7 +795,7 @@ func (c *backendConn) readLoop() {
 			c.dr.timeout = c.cfg.ReadTimeout
 		}
 		c.blockingWait.Store(c.cur.blocking)
-		c.unblockWait.Store(c.cur.blocking && c.cur.unblock)
+		c.unblockWait.Store(c.cur.unblockable())
 		raw, typ, err := c.rd.ReadReply()
 		if err != nil {
 			c.close(fmt.Errorf("proxy: read from %s: %w", c.nc.RemoteAddr(), err))
@@ -826,7 +824,7 @@ func (c *backendConn) deliver(raw []byte, typ byte) error {
 		return nil
 	}
 	cur := c.cur
-	if cur.unblock && raw[0] == resp.TypeError && bytes.HasPrefix(raw, unblockedPrefix) && c.unblocking.Swap(false) {
+	if cur.unblock == unblockResend && raw[0] == resp.TypeError && bytes.HasPrefix(raw, unblockedPrefix) && c.unblocking.Swap(false) {
 		// The hold's CLIENT UNBLOCK ended the wait: nothing was taken,
 		// even if the switch has come meanwhile, and the session sends
 		// the command again (reblock). This is not the client's reply:

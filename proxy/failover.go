@@ -94,7 +94,7 @@ func (s *session) retryReadonly(start int, parts [][]byte) {
 	}
 	var fresh []byte
 	r := &s.req
-	r.parts, r.n, r.out, r.blocking, r.unblock, r.err, r.readonly = parts[first:], len(parts)-first, &fresh, false, false, nil, false
+	r.parts, r.n, r.out, r.blocking, r.unblock, r.err, r.readonly = parts[first:], len(parts)-first, &fresh, false, noUnblock, nil, false
 	if err := c.enqueue(r); err != nil {
 		return
 	}

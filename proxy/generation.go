@@ -87,13 +87,13 @@ func (g *generation) release(p *pool) {
 // end as errors, never as late acknowledgements.
 //
 // The dedicated connections that a hold does not hold are dealt with too.
-// A blocked pop or stream read (a zombie that wakes would serve it) is
-// unblocked if the master still answers, and otherwise closed
-// (unblockHeld). WAIT, and a tunnel (a subscribed, tracking or MONITOR
-// client, whose commands go straight through), are closed: they would be
-// at the switch anyway, and if the failover aborts their clients
-// reconnect. It returns how many connections it closed, and how many
-// blocked commands it is unblocking.
+// A blocked pop or stream read (a zombie that wakes would serve it), or a
+// WAIT (its count would be of the old master's replicas), is unblocked if
+// the master still answers, and otherwise closed (unblockHeld). A tunnel
+// (a subscribed, tracking or MONITOR client, whose commands go straight
+// through) is closed: it would be at the switch anyway, and if the
+// failover aborts its client reconnects. It returns how many connections
+// it closed, and how many blocked commands it is unblocking.
 func (g *generation) fenceStalled(d time.Duration) (closed, unblocking int) {
 	now := time.Now()
 	g.mu.Lock()
@@ -111,7 +111,7 @@ func (g *generation) fenceStalled(d time.Duration) (closed, unblocking int) {
 			case !c.alive():
 			case c.stalled(d, now):
 				stalled = append(stalled, c)
-			case c.unblockWait.Load() && c.outstanding.Load() > 0 && !p.closed:
+			case c.unblockWait.Load() != uint32(noUnblock) && c.outstanding.Load() > 0 && !p.closed:
 				blocked = append(blocked, c)
 			case c.blockingWait.Load() || c.inTunnel.Load():
 				pinned = append(pinned, c)

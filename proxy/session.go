@@ -132,12 +132,14 @@ type segment struct {
 	ids      []uint16 // command IDs, for metrics
 	n        int
 	blocking bool
-	// unblock: the segment is one pop or stream read, which a failover
-	// may unblock on the old master and the session then sends again
-	// (request.unblock, reblock); fromNow that it is an XREAD … $, which
-	// does not go again (readsFromNow).
-	unblock, fromNow bool
-	wrote            bool // it holds a write: its replies set lastWrite
+	// unblock: how a failover may unblock the segment's one blocking
+	// command on the old master (request.unblock): a pop or stream read
+	// the session then sends again (reblock), or a WAIT, which answers
+	// its count so far. fromNow: an XREAD … $, which does not go again
+	// (readsFromNow).
+	unblock unblockMode
+	fromNow bool
+	wrote   bool // it holds a write: its replies set lastWrite
 }
 
 var (
@@ -437,7 +439,7 @@ func (s *session) handle(cmd *resp.Command) {
 		}
 		s.writing = true // BLMOVE and the pops write
 		s.forward(c, raw, true)
-		s.seg.unblock = !isWait(cmd.Args) && !isKill(cmd.Args)
+		s.seg.unblock = unblockModeOf(cmd.Args)
 		s.seg.fromNow = readsFromNow(cmd.Args)
 		s.flush()
 	case router.Multi, router.Watch:
@@ -734,7 +736,7 @@ func (s *session) retryUnsent(r *request) bool {
 // a new command does, up to HoldTimeout; if none comes, r gets that
 // error, and the client TRYAGAIN.
 func (s *session) reblock(r *request) bool {
-	unblocked := errors.Is(r.err, errUnblocked) || r.unblock && isNotSent(r.err) && errors.Is(r.err, errFenced)
+	unblocked := errors.Is(r.err, errUnblocked) || r.unblock == unblockResend && isNotSent(r.err) && errors.Is(r.err, errFenced)
 	// An XREAD … $ the hold unblocked had started from the stream's end
 	// then: sent again, it would skip what was added meanwhile, so it
 	// gets TRYAGAIN. One never written may go, as any held command.
@@ -820,7 +822,7 @@ func (s *session) finishSeg() {
 	seg.parts = seg.parts[:0]
 	seg.ids = seg.ids[:0]
 	seg.n = 0
-	seg.blocking, seg.unblock, seg.fromNow = false, false, false
+	seg.blocking, seg.unblock, seg.fromNow = false, noUnblock, false
 	seg.conn = nil
 	seg.node = nil
 	s.retryUntil = time.Time{}

@@ -9,19 +9,64 @@ import (
 	"github.com/pnats/switchyard/resp"
 )
 
+// unblockMode says how a failover's hold may end a blocking command's wait
+// on the old master (unblockHeld).
+type unblockMode uint8
+
+const (
+	// noUnblock: the hold closes the connection (errHeldPinned): a kill,
+	// or a WAIT's preparing PUBLISH.
+	noUnblock unblockMode = iota
+	// unblockResend: a pop, move or stream read. CLIENT UNBLOCK … ERROR
+	// ends its wait before it takes anything, and the session sends it
+	// again wherever the failover leads (reblock).
+	unblockResend
+	// unblockCount: WAIT or WAITAOF. CLIENT UNBLOCK (TIMEOUT) ends it as
+	// its own timeout would: Redis answers the count of replicas (or
+	// fsyncs) that have the client's writes so far, a true answer, and
+	// the client decides as it would at its timeout. It is not sent
+	// again: on the new master it would count that master's replicas for
+	// writes the old one took.
+	unblockCount
+)
+
+// unblockModeOf says how a hold may unblock args, a command the router
+// sends on a connection of its own.
+func unblockModeOf(args [][]byte) unblockMode {
+	switch {
+	case isWait(args):
+		return unblockCount
+	case isKill(args):
+		return noUnblock
+	}
+	return unblockResend
+}
+
+// unblockable is what a connection's unblockWait holds while r is its
+// request.
+func (r *request) unblockable() uint32 {
+	if !r.blocking {
+		return uint32(noUnblock)
+	}
+	return uint32(r.unblock)
+}
+
 // unblockHeld ends, on a master that a failover may be about to replace,
-// the waits of pops and stream reads blocked on conns (all of pool p),
-// rather than closing their connections: closed, a pop the old master
-// had just served was lost with its reply, and the client could not
-// tell whether its command had run.
+// the waits of the blocking commands on conns (all of pool p), rather than
+// closing their connections: closed, a pop the old master had just served
+// was lost with its reply, and the client could not tell whether its
+// command had run.
 //
-// A connection of the pool's settings sends CLIENT UNBLOCK <id> ERROR for
-// each of them, pipelined. Redis answers 1 for a client it unblocked: that
-// client's reply is -UNBLOCKED, which its reader turns into errUnblocked,
-// and its session sends the command again wherever the failover leads
-// (reblock). It answers 0 for a client not blocked: either the reply, an
-// element taken, is on its way and is delivered as usual, or Redis has not
-// read the command yet, and it is asked again a moment later.
+// A connection of the pool's settings sends CLIENT UNBLOCK <id> for each
+// of them, pipelined: with ERROR for a pop or stream read, without for a
+// WAIT (unblockMode). Redis answers 1 for a client it unblocked. A pop's
+// reply is then -UNBLOCKED, which its reader turns into errUnblocked, and
+// its session sends the command again wherever the failover leads
+// (reblock); a WAIT's is its count, which goes to the client as any
+// reply. Redis answers 0 for a client not blocked: either the reply (an
+// element taken, a count reached) is on its way and is delivered as
+// usual, or Redis has not read the command yet, and it is asked again a
+// moment later.
 //
 // What is still blocked at deadline (a master that stopped answering may
 // wake up as a zombie and serve the pop after the promotion), and what
@@ -29,10 +74,13 @@ import (
 // connection), is closed as before: errHeldPinned.
 func (p *pool) unblockHeld(conns []*backendConn, deadline time.Time) {
 	defer p.wg.Done()
+	// Read once: asked again, a connection is asked the same way.
+	mode := make(map[*backendConn]unblockMode, len(conns))
 	for _, c := range conns {
-		c.unblocking.Store(true)
+		mode[c] = unblockMode(c.unblockWait.Load())
+		c.unblocking.Store(mode[c] == unblockResend)
 	}
-	for _, c := range p.askUnblock(conns, deadline) {
+	for _, c := range p.askUnblock(conns, mode, deadline) {
 		c.unblocking.Store(false)
 		c.close(errHeldPinned)
 	}
@@ -46,7 +94,7 @@ var (
 
 // askUnblock sends the CLIENT UNBLOCKs and returns the connections still
 // blocked, or never asked, at deadline.
-func (p *pool) askUnblock(conns []*backendConn, deadline time.Time) (left []*backendConn) {
+func (p *pool) askUnblock(conns []*backendConn, mode map[*backendConn]unblockMode, deadline time.Time) (left []*backendConn) {
 	var ask []*backendConn
 	for _, c := range conns {
 		if c.redisID > 0 {
@@ -76,7 +124,11 @@ func (p *pool) askUnblock(conns []*backendConn, deadline time.Time) (left []*bac
 	for len(ask) > 0 {
 		buf = buf[:0]
 		for _, c := range ask {
-			buf = resp.AppendCommand(buf, [][]byte{[]byte("CLIENT"), []byte("UNBLOCK"), strconv.AppendInt(nil, c.redisID, 10), []byte("ERROR")})
+			args := [][]byte{[]byte("CLIENT"), []byte("UNBLOCK"), strconv.AppendInt(nil, c.redisID, 10)}
+			if mode[c] == unblockResend {
+				args = append(args, []byte("ERROR"))
+			}
+			buf = resp.AppendCommand(buf, args)
 		}
 		if _, err := ctl.nc.Write(buf); err != nil {
 			return append(left, ask...)
@@ -89,7 +141,8 @@ func (p *pool) askUnblock(conns []*backendConn, deadline time.Time) (left []*bac
 			}
 			switch {
 			case bytes.Equal(raw, replyUnblocked):
-				// Its reader takes the -UNBLOCKED that follows.
+				// Its reader takes the -UNBLOCKED, or the count, that
+				// follows.
 			case bytes.HasPrefix(raw, replyBusy):
 				again = append(again, c) // a script runs: ask when it ends
 			case !bytes.Equal(raw, replyNotUnblocked):

@@ -283,3 +283,51 @@ func TestKillConnectionIsNotKept(t *testing.T) {
 	}
 	c.expect("*2", "$2", "uq", "$1", "x")
 }
+
+// TestHoldAnswersBlockedWait: a client blocked in WAIT used to have its
+// connection closed when a failover began, with "may or may not have
+// run", though WAIT writes nothing. Now the old master ends it with
+// CLIENT UNBLOCK (TIMEOUT), as its own timeout would: the client gets the
+// count of replicas that have its writes so far, a true count, and keeps
+// its connection. After a switch its next WAIT says the master changed
+// (its writes went to the old one); after an abort it counts as before.
+func TestHoldAnswersBlockedWait(t *testing.T) {
+	for _, switches := range []bool{true, false} {
+		name := "aborted"
+		if switches {
+			name = "switch"
+		}
+		t.Run(name, func(t *testing.T) {
+			oldM := labtest.Server(t, lab.ServerOptions{})
+			labtest.Server(t, lab.ServerOptions{ReplicaOf: oldM.Addr})
+			srv, addr := startProxy(t, oldM.Addr, proxy.Config{HoldTimeout: 10 * time.Second})
+			c := dialRaw(t, addr)
+			// Two replicas asked for, one there: it waits for ever.
+			c.send(cmd("SET", "wk", "1") + cmd("WAIT", "2", "0"))
+			c.expect("+OK")
+			waitBlockedOn(t, oldM, 1)
+			srv.Hold("test")
+			c.expect(":1") // the replica has the SET
+			waitFor(t, func() error {
+				if n := srv.Stats().Pinned; n != 0 {
+					return fmt.Errorf("%d sessions still hold the WAIT's connection", n)
+				}
+				return nil
+			})
+			if switches {
+				newM := labtest.Server(t, lab.ServerOptions{})
+				srv.SetMaster(2, newM.Addr)
+				c.send(cmd("WAIT", "0", "0"))
+				if l := c.line(); !strings.Contains(l, "the master changed since this client's earlier commands") {
+					t.Fatalf("WAIT after the switch: %q", l)
+				}
+			} else {
+				srv.Release()
+				c.send(cmd("SET", "wk", "2") + cmd("WAIT", "1", "0"))
+				c.expect("+OK", ":1")
+			}
+			c.send(cmd("PING"))
+			c.expect("+PONG")
+		})
+	}
+}
