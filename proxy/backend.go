@@ -114,6 +114,10 @@ type backendConn struct {
 	// hold may unblock that command (request.unblock), 0 for not at all.
 	blockingWait atomic.Bool
 	unblockWait  atomic.Uint32
+	// queued counts the requests queued on a connection of one
+	// session's: a hold's unblocker tells by it the command it asks
+	// about from the next one (blockedCmd).
+	queued atomic.Uint64
 	// unblocking is set while a hold asks Redis to unblock a command it
 	// will send again (unblockResend): the reader then takes Redis's
 	// -UNBLOCKED reply as errUnblocked, not as the client's.
@@ -520,6 +524,17 @@ func (c *backendConn) queue(r *request, wait bool) (flusher bool, err error) {
 	// Once r is pending, its reader may change it (when the bytes go out
 	// with a write already in progress, say).
 	replies := r.n > 0
+	if !c.shared {
+		// A connection of one session's, which has one request at a
+		// time: set before the reader takes r, so that a hold coming
+		// meanwhile (fenceStalled, stalled) sees what waits now, not the
+		// connection's last wait; and before the count rises, so that a
+		// hold that sees r outstanding sees which r it is (blockedNow).
+		c.queued.Add(1)
+		c.blockingWait.Store(r.blocking)
+		c.unblockWait.Store(r.unblockable())
+		c.unblocking.Store(false) // a hold's, for the one before
+	}
 	if replies {
 		if c.lp != nil && c.outstanding.Load() == 0 {
 			// The loop reads whenever replies arrive, not when a request
@@ -554,14 +569,6 @@ func (c *backendConn) queue(r *request, wait bool) (flusher bool, err error) {
 				return false, err
 			}
 		}
-	}
-	if !c.shared {
-		// A connection of one session's, which has one request at a
-		// time: set before the reader takes r, so that a hold coming
-		// meanwhile (fenceStalled, stalled) sees what waits now, not the
-		// connection's last wait.
-		c.blockingWait.Store(r.blocking)
-		c.unblockWait.Store(r.unblockable())
 	}
 	for _, p := range r.parts {
 		c.wbuf = append(c.wbuf, p...)

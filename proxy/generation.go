@@ -100,6 +100,7 @@ func (g *generation) fenceStalled(d time.Duration) (closed, unblocking int) {
 	var stalled, pinned []*backendConn
 	for _, p := range g.pools {
 		var blocked []*backendConn
+		asked := make(map[*backendConn]blockedCmd)
 		p.mu.Lock()
 		for _, sl := range p.slots {
 			if c := sl.conn; c != nil && c.alive() && c.stalled(d, now) {
@@ -107,19 +108,21 @@ func (g *generation) fenceStalled(d time.Duration) (closed, unblocking int) {
 			}
 		}
 		for c := range p.active {
+			b, unblockable := c.blockedNow()
 			switch {
 			case !c.alive():
 			case c.stalled(d, now):
 				stalled = append(stalled, c)
-			case c.unblockWait.Load() != uint32(noUnblock) && c.outstanding.Load() > 0 && !p.closed:
+			case unblockable && !p.closed:
 				blocked = append(blocked, c)
+				asked[c] = b
 			case c.blockingWait.Load() || c.inTunnel.Load():
 				pinned = append(pinned, c)
 			}
 		}
 		if len(blocked) > 0 {
 			p.wg.Add(1) // not closed: its close waits for this
-			go p.unblockHeld(blocked, now.Add(d))
+			go p.unblockHeld(blocked, asked, now.Add(d))
 			unblocking += len(blocked)
 		}
 		p.mu.Unlock()

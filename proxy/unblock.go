@@ -72,17 +72,51 @@ func (r *request) unblockable() uint32 {
 // wake up as a zombie and serve the pop after the promotion), and what
 // could not be asked (no CLIENT ID, a user without CLIENT UNBLOCK, no
 // connection), is closed as before: errHeldPinned.
-func (p *pool) unblockHeld(conns []*backendConn, deadline time.Time) {
+//
+// Each connection is asked about the command it waited on when the hold
+// began (asked, from fenceStalled), never the next: once that one is
+// answered, and the hold ended meanwhile, its session may send another
+// on it, or another session may get it from the pool; asked about that
+// one, in the first one's way, a BLPOP after a WAIT would be answered nil
+// as if its timeout had passed. A review found it.
+func (p *pool) unblockHeld(conns []*backendConn, asked map[*backendConn]blockedCmd, deadline time.Time) {
 	defer p.wg.Done()
-	// Read once: asked again, a connection is asked the same way.
-	mode := make(map[*backendConn]unblockMode, len(conns))
 	for _, c := range conns {
-		mode[c] = unblockMode(c.unblockWait.Load())
-		c.unblocking.Store(mode[c] == unblockResend)
+		c.unblocking.Store(asked[c].mode == unblockResend && asked[c].current(c))
 	}
-	for _, c := range p.askUnblock(conns, mode, deadline) {
+	for _, c := range p.askUnblock(conns, asked, deadline) {
+		if !asked[c].current(c) {
+			continue // answered, and the connection has moved on
+		}
 		c.unblocking.Store(false)
 		c.close(errHeldPinned)
+	}
+}
+
+// blockedCmd is what a hold asks about a connection's blocking command:
+// how to unblock it, and which request on the connection it is.
+type blockedCmd struct {
+	mode unblockMode
+	seq  uint64 // backendConn.queued when it was queued
+}
+
+// current reports whether c still has the command b names outstanding.
+func (b blockedCmd) current(c *backendConn) bool {
+	return c.queued.Load() == b.seq && c.outstanding.Load() > 0 && c.alive()
+}
+
+// blockedNow returns c's blocking command, and whether a hold may unblock
+// it: one outstanding, of a kind that can be. The values are read
+// together, around a request queued meanwhile (backendConn.queue stores
+// them in the opposite order).
+func (c *backendConn) blockedNow() (blockedCmd, bool) {
+	for {
+		seq := c.queued.Load()
+		b := blockedCmd{mode: unblockMode(c.unblockWait.Load()), seq: seq}
+		ok := b.mode != noUnblock && c.outstanding.Load() > 0
+		if c.queued.Load() == seq {
+			return b, ok
+		}
 	}
 }
 
@@ -94,7 +128,7 @@ var (
 
 // askUnblock sends the CLIENT UNBLOCKs and returns the connections still
 // blocked, or never asked, at deadline.
-func (p *pool) askUnblock(conns []*backendConn, mode map[*backendConn]unblockMode, deadline time.Time) (left []*backendConn) {
+func (p *pool) askUnblock(conns []*backendConn, asked map[*backendConn]blockedCmd, deadline time.Time) (left []*backendConn) {
 	var ask []*backendConn
 	for _, c := range conns {
 		if c.redisID > 0 {
@@ -123,9 +157,20 @@ func (p *pool) askUnblock(conns []*backendConn, mode map[*backendConn]unblockMod
 	var buf []byte
 	for len(ask) > 0 {
 		buf = buf[:0]
+		still := ask[:0]
+		for _, c := range ask {
+			if !asked[c].current(c) {
+				// Answered meanwhile; it may carry another command now.
+				continue
+			}
+			still = append(still, c)
+		}
+		if ask = still; len(ask) == 0 {
+			break
+		}
 		for _, c := range ask {
 			args := [][]byte{[]byte("CLIENT"), []byte("UNBLOCK"), strconv.AppendInt(nil, c.redisID, 10)}
-			if mode[c] == unblockResend {
+			if asked[c].mode == unblockResend {
 				args = append(args, []byte("ERROR"))
 			}
 			buf = resp.AppendCommand(buf, args)
@@ -148,8 +193,9 @@ func (p *pool) askUnblock(conns []*backendConn, mode map[*backendConn]unblockMod
 			case !bytes.Equal(raw, replyNotUnblocked):
 				// Refused: an ACL without CLIENT UNBLOCK, a Redis before 5.
 				left = append(left, c)
-			case c.outstanding.Load() == 0 || !c.alive():
-				c.unblocking.Store(false) // answered meanwhile
+			case !asked[c].current(c):
+				// Answered meanwhile; its next command, if any, has
+				// reset unblocking.
 			default:
 				again = append(again, c)
 			}

@@ -306,8 +306,11 @@ func TestHoldAnswersBlockedWait(t *testing.T) {
 			c.send(cmd("SET", "wk", "1") + cmd("WAIT", "2", "0"))
 			c.expect("+OK")
 			waitBlockedOn(t, oldM, 1)
+			// The count is of the acknowledgements in so far: the
+			// replica's for the SET (WAIT asks for it) come first.
+			waitReplicasAcked(t, oldM)
 			srv.Hold("test")
-			c.expect(":1") // the replica has the SET
+			c.expect(":1")
 			waitFor(t, func() error {
 				if n := srv.Stats().Pinned; n != 0 {
 					return fmt.Errorf("%d sessions still hold the WAIT's connection", n)

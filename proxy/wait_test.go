@@ -26,24 +26,7 @@ func TestWaitCountsTheClientsWrites(t *testing.T) {
 	blpop.expect("*-1")
 	// The replica has acknowledged everything: a WAIT that counts from
 	// offset 0 would count it.
-	mc := r.master.Client()
-	defer mc.Close()
-	labtest.Eventually(t, 10*time.Second, func() error {
-		info, err := mc.Info(context.Background(), "replication").Result()
-		if err != nil {
-			return err
-		}
-		var off string
-		for _, l := range strings.Split(info, "\r\n") {
-			if v, ok := strings.CutPrefix(l, "master_repl_offset:"); ok {
-				off = v
-			}
-		}
-		if !strings.Contains(info, "state=online,offset="+off+",") {
-			return fmt.Errorf("replica behind master_repl_offset %s:\n%s", off, info)
-		}
-		return nil
-	})
+	waitReplicasAcked(t, r.master)
 	if err := r.replicas[0].Pause(); err != nil {
 		t.Fatal(err)
 	}
@@ -239,4 +222,28 @@ func TestBlockingNotSentAcrossSwitchKeepsConnection(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitReplicasAcked waits until every replica of master has acknowledged
+// all of its replication stream (its offset in INFO is the master's).
+func waitReplicasAcked(t *testing.T, master *lab.Server) {
+	t.Helper()
+	mc := master.Client()
+	defer mc.Close()
+	labtest.Eventually(t, 10*time.Second, func() error {
+		info, err := mc.Info(context.Background(), "replication").Result()
+		if err != nil {
+			return err
+		}
+		var off string
+		for _, l := range strings.Split(info, "\r\n") {
+			if v, ok := strings.CutPrefix(l, "master_repl_offset:"); ok {
+				off = v
+			}
+		}
+		if !strings.Contains(info, "state=online,offset="+off+",") {
+			return fmt.Errorf("replica behind master_repl_offset %s:\n%s", off, info)
+		}
+		return nil
+	})
 }

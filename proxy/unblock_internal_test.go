@@ -1,0 +1,102 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pnats/switchyard/internal/lab"
+	"github.com/pnats/switchyard/internal/lab/labtest"
+	"github.com/pnats/switchyard/resp"
+)
+
+// TestUnblockAsksOnlyTheHoldsCommand: a hold's unblocker asks about the
+// command a connection waited on when the hold began, as often as Redis
+// says it is busy or not blocked yet, until a deadline. If that command
+// is answered meanwhile, and the hold has ended, the connection may carry
+// another blocking command (its session's next, or another session's
+// from the pool): the unblocker must leave that one alone. A review found
+// it asking again, in the first command's way: a BLPOP after a WAIT was
+// answered nil, as if its timeout had passed, and the reverse gave a
+// WAIT "-UNBLOCKED". Here the hold's view is taken while WAIT waits, the
+// WAIT is answered, a BLPOP follows on the connection, and only then does
+// the unblocker run.
+func TestUnblockAsksOnlyTheHoldsCommand(t *testing.T) {
+	rs := labtest.Server(t, lab.ServerOptions{})
+	cfg := &Config{}
+	cfg.setDefaults()
+	p := newPool(rs.Addr, defaultKey, cfg)
+	t.Cleanup(func() { p.close(errPoolClosed) })
+	c, err := p.dedicated()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.redisID == 0 {
+		t.Fatal("the dedicated connection has no CLIENT ID")
+	}
+	direct := rs.Client()
+	ctx := context.Background()
+	blocked := func(want int) {
+		t.Helper()
+		labtest.Eventually(t, 10*time.Second, func() error {
+			info, err := direct.Info(ctx, "clients").Result()
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(info, fmt.Sprintf("blocked_clients:%d\r\n", want)) {
+				return fmt.Errorf("want %d blocked clients:\n%s", want, info)
+			}
+			return nil
+		})
+	}
+	send := func(mode unblockMode, args ...string) (*request, *[]byte) {
+		t.Helper()
+		var bargs [][]byte
+		for _, a := range args {
+			bargs = append(bargs, []byte(a))
+		}
+		out := new([]byte)
+		r := &request{parts: [][]byte{resp.AppendCommand(nil, bargs)}, n: 1, out: out, blocking: true, unblock: mode, done: make(chan struct{}, 1)}
+		if err := c.enqueue(r); err != nil {
+			t.Fatal(err)
+		}
+		return r, out
+	}
+
+	wait, waitOut := send(unblockCount, "WAIT", "1", "0") // no replica: for ever
+	blocked(1)
+	b, ok := c.blockedNow()
+	if !ok || b.mode != unblockCount {
+		t.Fatalf("blockedNow during WAIT: %+v, %v", b, ok)
+	}
+	// The WAIT is answered (as by the replica's acknowledgement).
+	if err := direct.Do(ctx, "CLIENT", "UNBLOCK", c.redisID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	<-wait.done
+	if string(*waitOut) != ":0\r\n" || wait.err != nil {
+		t.Fatalf("WAIT: %q, %v", *waitOut, wait.err)
+	}
+	pop, popOut := send(unblockResend, "BLPOP", "q", "0")
+	blocked(1)
+
+	p.wg.Add(1)
+	p.unblockHeld([]*backendConn{c}, map[*backendConn]blockedCmd{c: b}, time.Now().Add(300*time.Millisecond))
+	select {
+	case <-pop.done:
+		t.Fatalf("the BLPOP after the WAIT was answered by the unblocker: %q, %v", *popOut, pop.err)
+	default:
+	}
+	if !c.alive() {
+		t.Fatal("the unblocker closed the connection of the BLPOP after the WAIT")
+	}
+	if err := direct.LPush(ctx, "q", "x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	<-pop.done
+	if string(*popOut) != "*2\r\n$1\r\nq\r\n$1\r\nx\r\n" || pop.err != nil {
+		t.Fatalf("BLPOP: %q, %v", *popOut, pop.err)
+	}
+}
