@@ -122,7 +122,7 @@ func TestTLSListenerAndBackend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	l, err := tlsListen(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,6 +285,16 @@ func TestBackendClosedWhileIdle(t *testing.T) {
 	}
 }
 
+// tlsListen listens on a free loopback port with TLS, as the binary does:
+// its TCP connections are proxy.RawSocketListener's.
+func tlsListen(cfg *tls.Config) (net.Listener, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	return tls.NewListener(proxy.RawSocketListener(l), cfg), nil
+}
+
 // localCert issues a certificate for localhost and 127.0.0.1 from a new
 // CA, and returns it with a pool that trusts the CA.
 func localCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
@@ -310,7 +320,7 @@ func TestRefusedTLSClientIsTimedOut(t *testing.T) {
 	rs := labtest.Server(t, lab.ServerOptions{})
 	srv := proxy.New(proxy.Config{MaxClients: 1, HandshakeTimeout: 300 * time.Millisecond})
 	srv.SetMaster(1, rs.Addr)
-	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	l, err := tlsListen(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +364,7 @@ func TestRefusedTLSPipelineIsNotSplit(t *testing.T) {
 	const hold, n = 400 * time.Millisecond, 20
 	for attempt := 1; ; attempt++ {
 		srv := proxy.New(proxy.Config{HoldTimeout: hold})
-		l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+		l, err := tlsListen(&tls.Config{Certificates: []tls.Certificate{cert}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -238,6 +238,9 @@ func dialBackend(ctx context.Context, addr string, key poolKey, cfg *Config, bus
 	if err != nil {
 		return nil, &dialError{err}
 	}
+	// Read by a goroutine unless the loop adopts it, and written by
+	// sessions' goroutines: see rawSocket.
+	nc = rawSocketOf(nc)
 	if cfg.BackendTLS != nil {
 		tc := tls.Client(nc, cfg.BackendTLS())
 		hctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)

@@ -221,10 +221,7 @@ func (w *clientWriter) flushLocked() error {
 // which would read those and only then learn it was cut off. A reset
 // frees them at once and tells the client plainly.
 func resetOnClose(nc net.Conn) {
-	if tc, ok := nc.(interface{ NetConn() net.Conn }); ok {
-		nc = tc.NetConn()
-	}
-	if tc, ok := nc.(*net.TCPConn); ok {
+	if tc, ok := tcpConnOf(nc); ok {
 		tc.SetLinger(0)
 	}
 }

@@ -264,6 +264,7 @@ func (s *session) inLoopNow() bool {
 
 // setConn makes nc the session's connection; s.lmu is held.
 func (s *session) setConn(nc net.Conn) {
+	nc = rawSocketOf(nc)
 	s.nc = nc
 	s.in.nc = nc
 	s.in.fd = -1

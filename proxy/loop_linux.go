@@ -609,6 +609,9 @@ func detachConn(nc net.Conn) (int, error) {
 
 // dupConn returns a duplicate of a TCP connection's descriptor.
 func dupConn(nc net.Conn) (int, error) {
+	if r, ok := nc.(*rawSocket); ok {
+		nc = r.TCPConn
+	}
 	tc, ok := nc.(*net.TCPConn)
 	if !ok {
 		return -1, errors.New("proxy: not a TCP connection")

@@ -303,10 +303,7 @@ func (s *Server) serve(l net.Listener, readPort bool) error {
 // turns keepalive on by default (Go's 15 s), and a negative period must
 // turn it off.
 func tuneClient(nc net.Conn, keepAlive time.Duration) {
-	if tc, ok := nc.(interface{ NetConn() net.Conn }); ok {
-		nc = tc.NetConn()
-	}
-	tc, ok := nc.(*net.TCPConn)
+	tc, ok := tcpConnOf(nc)
 	if !ok {
 		return
 	}
@@ -318,6 +315,21 @@ func tuneClient(nc net.Conn, keepAlive time.Duration) {
 	case keepAlive < 0:
 		tc.SetKeepAlive(false)
 	}
+}
+
+// tcpConnOf returns the TCP connection under nc: under its TLS, if it
+// has one, and under a rawSocket.
+func tcpConnOf(nc net.Conn) (*net.TCPConn, bool) {
+	if tc, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		nc = tc.NetConn()
+	}
+	switch c := nc.(type) {
+	case *net.TCPConn:
+		return c, true
+	case interface{ tcp() *net.TCPConn }:
+		return c.tcp(), true
+	}
+	return nil, false
 }
 
 // isTemporary reports accept errors worth retrying, such as running out

@@ -148,6 +148,7 @@ var (
 )
 
 func newSession(srv *Server, nc net.Conn) *session {
+	nc = rawSocketOf(nc) // for a goroutine's reads and writes; the loop takes its descriptor
 	s := &session{srv: srv, nc: nc, key: defaultKey}
 	s.in.nc = nc
 	s.in.fd = -1

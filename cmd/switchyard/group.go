@@ -225,7 +225,8 @@ func newGroup(cfg groupConfig, log *zap.Logger, m *metrics, sp spare) (g *group,
 		if err != nil {
 			return nil, fmt.Errorf("tls.listen on %s: %w", t.Listen, err)
 		}
-		g.tlsL = stdtls.NewListener(l, g.certs.Config())
+		// Its clients are served by goroutines: see proxy.RawSocketListener.
+		g.tlsL = stdtls.NewListener(proxy.RawSocketListener(l), g.certs.Config())
 		if g.l == nil {
 			g.l = g.tlsL
 		}
