@@ -52,3 +52,7 @@ func SetReplicaPoolIdle(t *testing.T, d time.Duration) {
 
 // TuneClient is tuneClient, for a test of the socket options it sets.
 func TuneClient(nc net.Conn, keepAlive time.Duration) { tuneClient(nc, keepAlive) }
+
+// RawSocketOf is rawSocketOf, for the same test: a TLS listener's
+// connections are rawSockets (RawSocketListener).
+func RawSocketOf(nc net.Conn) net.Conn { return rawSocketOf(nc) }

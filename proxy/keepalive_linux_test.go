@@ -28,16 +28,19 @@ func TestClientKeepAlive(t *testing.T) {
 		{"period", 45 * time.Second, true, 45},
 		{"off", -1, false, 0},
 	} {
-		for _, wrap := range []bool{false, true} {
+		for _, wrap := range []string{"plain", "TLS", "TLS over a rawSocket"} {
 			server := acceptOne(t)
 			var nc net.Conn = server
-			if wrap {
+			switch wrap {
+			case "TLS":
 				nc = tls.Server(server, &tls.Config{})
+			case "TLS over a rawSocket": // as a TLS listener's
+				nc = tls.Server(proxy.RawSocketOf(server), &tls.Config{})
 			}
 			proxy.TuneClient(nc, c.keepAlive)
 			on, idle := keepAliveOf(t, server)
 			if on != c.on || (c.on && idle != c.idle) {
-				t.Errorf("%s (TLS %v): keepalive %v, idle %d s; want %v, %d s", c.name, wrap, on, idle, c.on, c.idle)
+				t.Errorf("%s (%s): keepalive %v, idle %d s; want %v, %d s", c.name, wrap, on, idle, c.on, c.idle)
 			}
 		}
 	}

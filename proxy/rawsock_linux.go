@@ -64,7 +64,7 @@ func (c *rawSocket) tcp() *net.TCPConn { return c.TCPConn }
 
 func (c *rawSocket) Read(p []byte) (int, error) {
 	if len(p) == 0 {
-		return 0, nil
+		return c.TCPConn.Read(p) // 0, or the error of a closed connection
 	}
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
@@ -131,6 +131,9 @@ func (c *rawSocket) writeSome(fd uintptr) bool {
 // opError wraps err as net.TCPConn's methods do, so that callers' checks
 // (a timeout, a closed connection) see what they would see there.
 func (c *rawSocket) opError(op string, err error) error {
+	if oe, ok := err.(*net.OpError); ok {
+		err = oe.Err // RawConn's own, as "raw-read" or "raw-write"
+	}
 	if errno, ok := err.(syscall.Errno); ok {
 		err = os.NewSyscallError(op, errno)
 	}

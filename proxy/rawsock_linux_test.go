@@ -66,6 +66,10 @@ func TestRawSocketBehavesAsTCPConn(t *testing.T) {
 		if n != 0 || !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Fatalf("read past its deadline: %d, %v; want a timeout", n, err)
 		}
+		// Logged as net.TCPConn's would be, once wrapped.
+		if want := "read tcp " + rs.LocalAddr().String() + "->" + rs.RemoteAddr().String() + ": i/o timeout"; err.Error() != want {
+			t.Fatalf("the timeout reads %q, want %q", err, want)
+		}
 	})
 	t.Run("close ends a read", func(t *testing.T) {
 		rs, _ := rawPair(t)
@@ -83,6 +87,9 @@ func TestRawSocketBehavesAsTCPConn(t *testing.T) {
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatal("Close did not end a waiting Read")
+		}
+		if _, err := rs.Read(nil); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("an empty read after Close: %v; want net.ErrClosed", err)
 		}
 	})
 	t.Run("large write", func(t *testing.T) {
