@@ -86,7 +86,7 @@ func (c *rawSocket) Read(p []byte) (int, error) {
 // readOnce reads into rp; false (wait in the poller) if nothing is there.
 func (c *rawSocket) readOnce(fd uintptr) bool {
 	for {
-		c.rn, c.rerrno = rawRead(int(fd), c.rp)
+		c.rn, c.rerrno = sockRead(int(fd), c.rp)
 		if c.rerrno != syscall.EINTR {
 			return c.rerrno != syscall.EAGAIN
 		}
@@ -113,7 +113,7 @@ func (c *rawSocket) Write(p []byte) (int, error) {
 // the socket is full.
 func (c *rawSocket) writeSome(fd uintptr) bool {
 	for c.wn < len(c.wp) {
-		n, e := rawWrite(int(fd), c.wp[c.wn:])
+		n, e := sockWrite(int(fd), c.wp[c.wn:])
 		switch e {
 		case 0:
 			c.wn += n
