@@ -3,9 +3,10 @@ package proxy
 import (
 	"crypto/tls"
 	"errors"
-	"io"
+	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -29,7 +30,10 @@ type clientReader struct {
 	// deadline is the read deadline currently set.
 	idle     time.Duration
 	deadline time.Time
-	bytes    Counter // bytes read, if counted
+	// peekLimit bounds what the watcher keeps, bytes (the requests'
+	// limit, MaxRequestBytes).
+	peekLimit int64
+	bytes     Counter // bytes read, if counted
 
 	gone   chan struct{} // closed by the watcher when the client went away
 	exited chan struct{} // closed when the watcher returns
@@ -39,6 +43,9 @@ func (cr *clientReader) Read(p []byte) (int, error) {
 	if len(cr.peeked) > 0 {
 		n := copy(p, cr.peeked)
 		cr.peeked = cr.peeked[n:]
+		if len(cr.peeked) == 0 {
+			cr.peeked = nil // a large one is not kept for the next
+		}
 		return n, nil
 	}
 	if cr.err != nil {
@@ -110,14 +117,28 @@ func (cr *clientReader) watch() <-chan struct{} {
 	cr.exited = make(chan struct{})
 	go func() {
 		defer close(cr.exited)
-		buf := make([]byte, 512)
-		// Keep reading: a client that pipelines more commands and then
-		// leaves must still be noticed, or its blocked command would take
-		// the next element for nobody. What it sends is kept, up to
-		// maxPeek; past that the client waits for its reply like any other.
-		for len(cr.peeked) < maxPeek {
-			n, err := cr.nc.Read(buf)
-			cr.peeked = append(cr.peeked, buf[:n]...)
+		// Keep reading, as Redis reads a blocked client's socket: a
+		// client that pipelines more commands and then leaves must still
+		// be noticed, or its blocked command would take the next element
+		// for nobody, and its end comes only after everything it sent
+		// (the kernel holds no more than its buffers, and the rest, with
+		// the end, waits in the client's). What it sends is kept for when
+		// the blocked command is answered, up to peekLimit; past that the
+		// client is closed, as Redis closes one past
+		// client-query-buffer-limit (its blocked command is dropped).
+		for {
+			if int64(len(cr.peeked)) >= cr.peekLimit {
+				cr.err = errPeekLimit
+				close(cr.gone)
+				return
+			}
+			cr.peeked = slices.Grow(cr.peeked, peekRead)
+			room := cr.peeked[len(cr.peeked):cap(cr.peeked)]
+			if left := cr.peekLimit - int64(len(cr.peeked)); int64(len(room)) > left {
+				room = room[:left]
+			}
+			n, err := cr.nc.Read(room)
+			cr.peeked = cr.peeked[:len(cr.peeked)+n]
 			if err != nil {
 				if !errors.Is(err, os.ErrDeadlineExceeded) {
 					cr.err = err
@@ -126,32 +147,22 @@ func (cr *clientReader) watch() <-chan struct{} {
 				return
 			}
 		}
-		// Full: stop reading, but still notice the client leaving, or
-		// its blocked command would take the next element for nobody.
-		// Waited for in Go's poller: stopWatch's deadline ends the wait
-		// at once, a close of the connection (Shutdown) ends it too, and
-		// the descriptor stays open while it is looked at.
-		if err := waitHangup(cr.nc); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-			if err == io.EOF {
-				// Read what it sent before its end (no more can come),
-				// as Redis does before it frees the client: closed with
-				// it unread, the connection would end in a reset.
-				buf := make([]byte, 64<<10)
-				for {
-					if _, err := cr.nc.Read(buf); err != nil {
-						break
-					}
-				}
-			}
-			cr.err = err
-			close(cr.gone)
-		}
 	}()
 	return cr.gone
 }
 
-// maxPeek bounds what a blocked client may send ahead, bytes.
-const maxPeek = 64 << 10
+// goneErr is the error a blocked command of a client that left gets: its
+// backend connection is closed with it.
+func (cr *clientReader) goneErr() error {
+	if errors.Is(cr.err, errPeekLimit) {
+		return fmt.Errorf("%w: %w", errClientGone, errPeekLimit)
+	}
+	return errClientGone
+}
+
+// peekRead is the least room the watcher reads into, bytes; what it keeps
+// grows by doubling from there.
+const peekRead = 512
 
 // stopWatch ends the watcher by expiring its read and waits for it.
 func (cr *clientReader) stopWatch() {
@@ -228,28 +239,6 @@ func resetOnClose(nc net.Conn) {
 
 func (w *clientWriter) closeConn() {
 	w.nc.Close()
-}
-
-// waitHangup waits, without reading, until the peer of a client's TCP
-// socket (under TLS too) closes or resets it (io.EOF), or until the read
-// deadline passes or the connection is closed (their errors). Bytes left
-// unread do not hide the end: the poller wakes for it, and hungUp sees it.
-func waitHangup(nc net.Conn) error {
-	rc, ok := socketOf(nc)
-	if !ok {
-		return nil
-	}
-	hup := false
-	if err := rc.Read(func(fd uintptr) bool {
-		hup = hungUp(fd)
-		return hup
-	}); err != nil {
-		return err
-	}
-	if hup {
-		return io.EOF
-	}
-	return nil
 }
 
 // socketOf returns the raw TCP socket of a client's connection (under

@@ -32,6 +32,10 @@ var (
 	errUnblocked = errors.New("proxy: a failover began while the command was blocked; the old master unblocked it before it ran")
 	// errClientGone: the client went away while its command was blocked.
 	errClientGone = errors.New("proxy: client closed the connection")
+	// errPeekLimit: a client sent more than MaxRequestBytes while its
+	// command was blocked (clientReader.watch). It is closed, as Redis
+	// closes a client past client-query-buffer-limit.
+	errPeekLimit = errors.New("proxy: the client sent more than max_request_bytes while its command was blocked")
 	// errTunnelReset: the client's RESET ended its tunnel (endTunnel).
 	errTunnelReset = errors.New("proxy: tunnel ended by RESET")
 	// errPoolClosed: the session's pool went away under it.
@@ -107,6 +111,8 @@ func clientError(err error) string {
 		return "ERR switchyard: master stopped answering while commands were held; the command may or may not have run"
 	case errors.Is(err, errHeldPinned):
 		return "ERR switchyard: a failover began while the command was blocked; the command may or may not have run"
+	case errors.Is(err, errPeekLimit):
+		return "ERR switchyard: the client sent more than max_request_bytes while its command was blocked, so the proxy closed the connection (as Redis does past client-query-buffer-limit); the command may or may not have run"
 	case errors.Is(err, errClientGone):
 		// The client half-closed its connection (a full close reads
 		// nothing). The proxy cannot tell whether Redis had blocked the

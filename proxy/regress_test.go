@@ -5,6 +5,7 @@ package proxy_test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +19,8 @@ import (
 	"github.com/pnats/switchyard/proxy"
 	"github.com/pnats/switchyard/resp"
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // frameConn sends commands as multibulk and reads whole reply frames.
@@ -646,33 +649,165 @@ func TestResetInTunnelWhateverRedisRefuses(t *testing.T) {
 }
 
 // TestBlockedClientLeavesAfterLargePipeline: a client blocked in BLPOP
-// that pipelines more than the proxy keeps for it (64 KiB) and then
-// leaves must still be noticed, so that Redis drops its BLPOP and a later
-// push stays in the list, as for a direct client. The blocking audit
-// found the watcher stopped reading at 64 KiB and so never saw the end:
-// the BLPOP popped the next element for nobody.
+// that pipelines more behind it and then leaves must still be noticed, so
+// that Redis drops its BLPOP and a later push stays in the list, as for a
+// direct client. The blocking audit found the watcher stopped reading at
+// 64 KiB and so never saw the end of 70 KB; it then waited for the end
+// without reading, which a later review found cannot come behind more
+// than the kernel's buffers hold (4 MB here, over TLS or not): the end
+// waits behind the rest in the client's socket.
 func TestBlockedClientLeavesAfterLargePipeline(t *testing.T) {
-	rs, _, addr := setup(t, proxy.Config{})
+	rs := labtest.Server(t, lab.ServerOptions{})
 	direct := rs.Client()
 	defer direct.Close()
-	blocked := func(want int) func() error {
-		return func() error {
-			if n := blockedClients(t, direct); n != want {
-				return fmt.Errorf("blocked_clients %d, want %d", n, want)
-			}
-			return nil
+	for _, ep := range plainAndTLS(t, rs, proxy.Config{}) {
+		for _, pings := range []int{5000, 300000} {
+			t.Run(fmt.Sprintf("%s/%d bytes", ep.name, pings*len(cmd("PING"))), func(t *testing.T) {
+				key := fmt.Sprintf("blp:%s:%d", ep.name, pings)
+				nc := ep.dial(t)
+				io.WriteString(nc, cmd("BLPOP", key, "0"))
+				waitFor(t, blockedCount(t, direct, 1))
+				writeAll(t, nc, strings.Repeat(cmd("PING"), pings))
+				nc.Close()
+				waitFor(t, blockedCount(t, direct, 0))
+				direct.RPush(ctxT(t), key, "x")
+				if n := direct.LLen(ctxT(t), key).Val(); n != 1 {
+					t.Fatalf("the element went to the client that had left (LLEN %d)", n)
+				}
+			})
 		}
 	}
-	a := dialRaw(t, addr)
-	a.send(cmd("BLPOP", "blp:q", "0"))
-	waitFor(t, blocked(1))
-	a.send(strings.Repeat(cmd("PING"), 5000)) // 70 KB behind the BLPOP
-	a.nc.Close()
-	waitFor(t, blocked(0))
-	direct.RPush(ctxT(t), "blp:q", "x")
-	if n := direct.LLen(ctxT(t), "blp:q").Val(); n != 1 {
-		t.Fatalf("the element went to the client that had left (LLEN %d)", n)
+}
+
+// TestBlockedClientKeepsLargePipeline: what a blocked client pipelines
+// behind its BLPOP, 4 MB of it here, is kept and served once the BLPOP is
+// answered, every command of it in order.
+func TestBlockedClientKeepsLargePipeline(t *testing.T) {
+	rs := labtest.Server(t, lab.ServerOptions{})
+	direct := rs.Client()
+	defer direct.Close()
+	const pings = 300000
+	for _, ep := range plainAndTLS(t, rs, proxy.Config{}) {
+		t.Run(ep.name, func(t *testing.T) {
+			key := "blk:" + ep.name
+			nc := ep.dial(t)
+			io.WriteString(nc, cmd("BLPOP", key, "0"))
+			waitFor(t, blockedCount(t, direct, 1))
+			var pipeline strings.Builder
+			for i := range pings {
+				pipeline.WriteString(cmd("ECHO", strconv.Itoa(i)))
+			}
+			writeAll(t, nc, pipeline.String())
+			direct.RPush(ctxT(t), key, "x")
+			nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+			rd := resp.NewReader(nc, 4096, resp.Limits{})
+			raw, _, err := rd.ReadReply()
+			if want := "*2\r\n$" + strconv.Itoa(len(key)) + "\r\n" + key + "\r\n$1\r\nx\r\n"; err != nil || string(raw) != want {
+				t.Fatalf("BLPOP: %q, %v; want %q", raw, err, want)
+			}
+			for i := range pings {
+				raw, _, err := rd.ReadReply()
+				if want := "$" + strconv.Itoa(len(strconv.Itoa(i))) + "\r\n" + strconv.Itoa(i) + "\r\n"; err != nil || string(raw) != want {
+					t.Fatalf("reply %d of the pipeline: %q, %v; want %q", i, raw, err, want)
+				}
+			}
+		})
 	}
+}
+
+// TestBlockedClientPastRequestLimitIsClosed: a blocked client that sends
+// more than MaxRequestBytes behind its command is closed, as Redis closes
+// one past client-query-buffer-limit: its BLPOP is dropped, not left to
+// take an element for a client that cannot read it, and the proxy says
+// why in its log.
+func TestBlockedClientPastRequestLimitIsClosed(t *testing.T) {
+	rs := labtest.Server(t, lab.ServerOptions{})
+	direct := rs.Client()
+	defer direct.Close()
+	core, logs := observer.New(zap.WarnLevel)
+	cfg := proxy.Config{MaxRequestBytes: 256 << 10, Logger: zap.New(core)}
+	for _, ep := range plainAndTLS(t, rs, cfg) {
+		t.Run(ep.name, func(t *testing.T) {
+			key := "blc:" + ep.name
+			nc := ep.dial(t)
+			io.WriteString(nc, cmd("BLPOP", key, "0"))
+			waitFor(t, blockedCount(t, direct, 1))
+			go io.WriteString(nc, strings.Repeat(cmd("PING"), 100000)) // 1.4 MB
+			waitFor(t, blockedCount(t, direct, 0))
+			nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.Copy(io.Discard, nc); isTimeout(err) {
+				t.Fatal("the connection was still open 10s after its BLPOP was dropped")
+			}
+			direct.RPush(ctxT(t), key, "x")
+			if n := direct.LLen(ctxT(t), key).Val(); n != 1 {
+				t.Fatalf("the element went to the closed client (LLEN %d)", n)
+			}
+		})
+	}
+	if n := logs.FilterMessageSnippet("more than max_request_bytes").Len(); n != 2 {
+		t.Fatalf("%d warnings about the closed clients, want 2", n)
+	}
+}
+
+// endpoint is a way to reach a proxy: plainAndTLS.
+type endpoint struct {
+	name string
+	dial func(t *testing.T) net.Conn
+}
+
+// plainAndTLS serves rs through a proxy with cfg on plain TCP (the event
+// loop's, unless the tests run without it) and through another on TLS,
+// listening as the binary does.
+func plainAndTLS(t *testing.T, rs *lab.Server, cfg proxy.Config) []endpoint {
+	_, addr := startProxy(t, rs.Addr, cfg)
+	cert, pool := localCert(t)
+	srv := proxy.New(cfg)
+	srv.SetMaster(1, rs.Addr)
+	l, err := tlsListen(&tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return []endpoint{
+		{"plain", func(t *testing.T) net.Conn {
+			nc, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { nc.Close() })
+			return nc
+		}},
+		{"TLS", func(t *testing.T) net.Conn {
+			nc, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "localhost"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { nc.Close() })
+			return nc
+		}},
+	}
+}
+
+// blockedCount wants Redis's blocked_clients to be n.
+func blockedCount(t *testing.T, c *redis.Client, n int) func() error {
+	return func() error {
+		if got := blockedClients(t, c); got != n {
+			return fmt.Errorf("blocked_clients %d, want %d", got, n)
+		}
+		return nil
+	}
+}
+
+// writeAll writes s to nc within 10 seconds: a proxy that stops reading
+// a blocked client makes it fail.
+func writeAll(t *testing.T, nc net.Conn, s string) {
+	t.Helper()
+	nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(nc, s); err != nil {
+		t.Fatalf("writing %d bytes behind a blocked command: %v", len(s), err)
+	}
+	nc.SetWriteDeadline(time.Time{})
 }
 
 // TestXreadgroupNamedLikeAnOption: a group or consumer may be named

@@ -153,6 +153,7 @@ func newSession(srv *Server, nc net.Conn) *session {
 	s.in.fd = -1
 	s.in.bytes = srv.cfg.Metrics.BytesIn
 	s.in.idle = srv.cfg.IdleTimeout
+	s.in.peekLimit = srv.cfg.Limits.MaxFrameLen
 	s.cw = deadlineWriter{nc: nc, timeout: srv.cfg.ClientWriteTimeout}
 	lim := srv.cfg.Limits
 	s.authed = srv.cfg.Authenticate == nil
@@ -776,7 +777,8 @@ func (s *session) reblock(r *request) bool {
 		if err == nil {
 			s.pool.put(c, true) // nothing was sent on it
 		}
-		r.err = errClientGone
+		s.clientGone()
+		r.err = s.in.goneErr()
 		s.closing = true
 		return false
 	}
@@ -883,11 +885,20 @@ func (s *session) waitBlocking(r *request, c *backendConn) {
 	select {
 	case <-r.done:
 	case <-gone:
-		c.close(errClientGone)
+		s.clientGone()
+		c.close(s.in.goneErr())
 		<-r.done
 		s.closing = true
 	}
 	s.in.stopWatch()
+}
+
+// clientGone logs a client the watcher gave up on for what it sent.
+func (s *session) clientGone() {
+	if errors.Is(s.in.err, errPeekLimit) {
+		s.srv.log.Warn("closing a client that sent more than max_request_bytes while its command was blocked, as Redis closes one past client-query-buffer-limit",
+			zap.String("client", s.nc.RemoteAddr().String()), zap.Int64("max_request_bytes", s.in.peekLimit))
+	}
 }
 
 // roundTrip sends one command on c outside the client's reply stream and

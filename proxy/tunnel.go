@@ -103,7 +103,8 @@ func (s *session) endTunnel(raw []byte) {
 	select {
 	case <-c.done:
 	case <-gone:
-		c.close(errClientGone)
+		s.clientGone()
+		c.close(s.in.goneErr())
 		<-c.done
 	}
 	s.in.stopWatch()
