@@ -13,6 +13,9 @@
 #
 #   bench/processes.sh /tmp/switchyard-REV [set|get] [clients] [rounds]
 #
+# Needs redis-server, redis-cli and redis-benchmark (Debian: redis-server,
+# redis-tools) and GNU time (Debian: time).
+#
 # Environment: PORT (first of four loopback ports, default 7101), N
 # (requests per test, default 200000), PIPELINE (default 1).
 set -euo pipefail
@@ -58,7 +61,7 @@ ticks=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }      # utime + stime, ticks
 idle() { awk '/^cpu /{print $5 + $6}' /proc/stat; }     # idle + iowait, ticks
 stat() { redis-cli -p "$master" info stats | tr -d '\r' | awk -F: -v k="$1" '$1 == k {print $2}'; }
-secs() { echo "scale=2; $1 / $ticks" | bc; }
+secs() { awk -v t="$1" -v hz="$ticks" 'BEGIN {printf "%.2f", t / hz}'; }
 
 printf '%-6s %-10s %9s %7s %7s %8s %7s %6s %9s\n' round endpoint rps bench master replica proxy idle cmds/read
 for round in $(seq "$rounds"); do
@@ -77,6 +80,6 @@ for round in $(seq "$rounds"); do
 		[ "$ep" = switchyard ] && proxyCPU=$(secs $((s1 - s0)))
 		printf '%-6s %-10s %9.0f %7s %7s %8s %7s %6s %9s\n' "$round" "$ep" "$rps" "$bench" \
 			"$(secs $((m1 - m0)))" "$(secs $((r1 - r0)))" "$proxyCPU" "$(secs $((i1 - i0)))" \
-			"$(echo "scale=1; ($cmds1 - $cmds0) / ($reads1 - $reads0)" | bc)"
+			"$(awk -v c=$((cmds1 - cmds0)) -v r=$((reads1 - reads0)) 'BEGIN {printf "%.1f", c / r}')"
 	done
 done
