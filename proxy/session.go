@@ -671,6 +671,12 @@ func (s *session) flush() {
 			s.readFromMaster(seg.parts[len(seg.parts)-r.n:])
 		}
 	} else {
+		// A blocking command is alone in its segment (handle); a failover
+		// may make the proxy send it again (reblock).
+		var sent time.Time
+		if seg.blocking {
+			sent = time.Now()
+		}
 		for moved := false; ; moved = true {
 			if err := s.awaitRelease(); err != nil {
 				r.err = err
@@ -683,6 +689,11 @@ func (s *session) flush() {
 			}
 			if s.reblock(r) {
 				// As often as holds unblock it: each is a new failover.
+				// Its wait so far counts against its timeout.
+				if seg.blocking {
+					seg.parts[0] = timeoutLeft(seg.parts[0], time.Since(sent))
+					sent = time.Now()
+				}
 				r = s.prepareRequest()
 				continue
 			}

@@ -3,10 +3,13 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"math"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/pnats/switchyard/resp"
+	"github.com/pnats/switchyard/router"
 )
 
 // unblockMode says how a failover's hold may end a blocking command's wait
@@ -235,4 +238,42 @@ func readsFromNow(args [][]byte) bool {
 		}
 	}
 	return false
+}
+
+// timeoutLeft returns raw, a blocking command about to be sent again after
+// a failover's hold unblocked it, with its timeout lowered by elapsed, the
+// time since the proxy first sent it: the client's wait then ends about
+// when it would have without the failover, instead of starting over and
+// outlasting the read timeout the client set for it. A timeout already
+// over becomes Redis's shortest, a millisecond: Redis answers it as timed
+// out, in the client's protocol, unless there is an element for it by
+// now. No timeout (0), or one the proxy cannot read, leaves raw as it is
+// (Redis judges it).
+func timeoutLeft(raw []byte, elapsed time.Duration) []byte {
+	var cmd resp.Command
+	rd := resp.NewReader(bytes.NewReader(raw), len(raw), resp.Limits{MaxFrameLen: int64(len(raw)) + 1})
+	if rd.ReadCommand(&cmd) != nil {
+		return raw
+	}
+	i, millis, ok := router.TimeoutArg(cmd.Args)
+	if !ok {
+		return raw
+	}
+	unit := time.Second
+	if millis {
+		unit = time.Millisecond
+	}
+	t, err := strconv.ParseFloat(string(cmd.Args[i]), 64)
+	if err != nil || t <= 0 || math.IsInf(t, 0) || math.IsNaN(t) {
+		return raw
+	}
+	left := time.Duration(t*float64(unit)) - elapsed
+	left = max(left, time.Millisecond)
+	args := slices.Clone(cmd.Args)
+	if millis {
+		args[i] = strconv.AppendInt(nil, left.Milliseconds(), 10)
+	} else {
+		args[i] = strconv.AppendFloat(nil, float64(left.Milliseconds())/1000, 'f', 3, 64)
+	}
+	return resp.AppendCommand(nil, args)
 }

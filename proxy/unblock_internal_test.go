@@ -100,3 +100,37 @@ func TestUnblockAsksOnlyTheHoldsCommand(t *testing.T) {
 		t.Fatalf("BLPOP: %q, %v", *popOut, pop.err)
 	}
 }
+
+// TestTimeoutLeft: a re-sent blocking command's timeout is what is left
+// of it; none (0), or one the proxy cannot read, is left to Redis.
+func TestTimeoutLeft(t *testing.T) {
+	mb := func(args ...string) string {
+		var b [][]byte
+		for _, a := range args {
+			b = append(b, []byte(a))
+		}
+		return string(resp.AppendCommand(nil, b))
+	}
+	for _, tc := range []struct {
+		raw     string
+		elapsed time.Duration
+		want    string
+	}{
+		{mb("BLPOP", "q", "5"), 2 * time.Second, mb("BLPOP", "q", "3.000")},
+		{"BLPOP q 5\r\n", 2 * time.Second, mb("BLPOP", "q", "3.000")}, // inline
+		{mb("BZPOPMIN", "z", "2.5"), 1250 * time.Millisecond, mb("BZPOPMIN", "z", "1.250")},
+		{mb("BLMPOP", "4", "1", "q", "LEFT"), time.Second, mb("BLMPOP", "3.000", "1", "q", "LEFT")},
+		{mb("BLPOP", "q", "1"), 3 * time.Second, mb("BLPOP", "q", "0.001")},
+		{mb("XREADGROUP", "GROUP", "g", "c", "BLOCK", "900", "STREAMS", "s", ">"), 400 * time.Millisecond,
+			mb("XREADGROUP", "GROUP", "g", "c", "BLOCK", "500", "STREAMS", "s", ">")},
+		{mb("XREAD", "BLOCK", "100", "STREAMS", "s", "0"), time.Second, mb("XREAD", "BLOCK", "1", "STREAMS", "s", "0")},
+		{mb("BLPOP", "q", "0"), time.Hour, mb("BLPOP", "q", "0")},
+		{mb("XREAD", "BLOCK", "0", "STREAMS", "s", "0"), time.Hour, mb("XREAD", "BLOCK", "0", "STREAMS", "s", "0")},
+		{mb("BLPOP", "q", "soon"), time.Second, mb("BLPOP", "q", "soon")},
+		{mb("GET", "k"), time.Second, mb("GET", "k")},
+	} {
+		if got := string(timeoutLeft([]byte(tc.raw), tc.elapsed)); got != tc.want {
+			t.Errorf("timeoutLeft(%q, %v) = %q, want %q", tc.raw, tc.elapsed, got, tc.want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -72,6 +73,90 @@ func TestHoldUnblocksBlockedPop(t *testing.T) {
 					t.Fatalf("the second node's list has %d elements, want the 1 nobody popped", n)
 				}
 			}
+		})
+	}
+}
+
+// TestResentPopKeepsItsTimeout: a pop or stream read the hold unblocked
+// is sent again with what is left of its timeout, not the whole of it: a
+// client's wait ends about when it would have without the failover, and
+// within the read timeout it set for it. One whose timeout has passed
+// meanwhile goes with a millisecond, and the client gets Redis's own
+// timed-out reply. The new master's MONITOR shows what was sent.
+func TestResentPopKeepsItsTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name, key string
+		cmd       []string
+		timeout   float64 // as sent, in the command's unit
+		unit      time.Duration
+		timedOut  string // the reply when the timeout is over at the re-send
+	}{
+		{"BLPOP", "tq", []string{"BLPOP", "tq"}, 5, time.Second, "*-1"},
+		{"BLPOP over", "tq", []string{"BLPOP", "tq"}, 1, time.Second, "*-1"},
+		{"XREAD", "ts", []string{"XREAD", "BLOCK", "5000", "STREAMS", "ts", "0"}, 5000, time.Millisecond, "*-1"},
+		{"XREAD over", "ts", []string{"XREAD", "BLOCK", "1000", "STREAMS", "ts", "0"}, 1000, time.Millisecond, "*-1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			oldM := labtest.Server(t, lab.ServerOptions{})
+			newM := labtest.Server(t, lab.ServerOptions{})
+			srv, addr := startProxy(t, oldM.Addr, proxy.Config{HoldTimeout: 10 * time.Second})
+			args := tc.cmd
+			if args[0] == "BLPOP" {
+				args = append(args, strconv.FormatFloat(tc.timeout, 'f', -1, 64))
+			}
+			c := dialRaw(t, addr)
+			c.send(cmd(args...))
+			waitBlockedOn(t, oldM, 1)
+			blockedAt := time.Now()
+			srv.Hold("test")
+			waitUnblocked(t, srv, oldM)
+			mon := dialRaw(t, newM.Addr)
+			mon.send(cmd("MONITOR"))
+			mon.expect("+OK")
+			// What the proxy has waited for by the switch, at least.
+			waited := 1200 * time.Millisecond
+			for time.Since(blockedAt) < waited {
+				time.Sleep(10 * time.Millisecond)
+			}
+			srv.SetMaster(2, newM.Addr)
+			var sent []string
+			for {
+				l := mon.line()
+				if strings.Contains(l, `"`+args[0]+`"`) {
+					sent = strings.Split(l, `" "`)
+					break
+				}
+			}
+			i := len(sent) - 1
+			if args[0] == "XREAD" {
+				i = 2
+			}
+			got, err := strconv.ParseFloat(strings.Trim(sent[i], `"`), 64)
+			if err != nil {
+				t.Fatalf("the re-sent command's timeout: %q: %v", sent, err)
+			}
+			left := time.Duration(tc.timeout*float64(tc.unit)) - waited
+			if want := max(left, time.Millisecond); time.Duration(got*float64(tc.unit)) > want {
+				t.Fatalf("re-sent as %q: a timeout of %v, want at most %v (%v less the %v waited)",
+					sent, time.Duration(got*float64(tc.unit)), want, time.Duration(tc.timeout*float64(tc.unit)), waited)
+			}
+			if got <= 0 {
+				t.Fatalf("re-sent as %q: no timeout at all", sent)
+			}
+			if left > 0 {
+				waitBlockedOn(t, newM, 1)
+				if err := newM.Client().XAdd(ctxT(t), &redis.XAddArgs{Stream: "ts", Values: []string{"f", "v"}}).Err(); err != nil {
+					t.Fatal(err)
+				}
+				if err := newM.Client().LPush(ctxT(t), "tq", "v").Err(); err != nil {
+					t.Fatal(err)
+				}
+				if l := c.line(); l != "*2" && l != "*1" {
+					t.Fatalf("the re-sent command's reply begins %q, want its element", l)
+				}
+				return
+			}
+			c.expect(tc.timedOut)
 		})
 	}
 }

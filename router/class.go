@@ -229,24 +229,57 @@ func classifyClient(args [][]byte) Class {
 
 // hasBlockOption reports whether XREAD/XREADGROUP options contain BLOCK
 // before STREAMS (after STREAMS come key names, which may be "block").
-// Option values are skipped, as Redis parses them: GROUP's group and
-// consumer names, and COUNT's and BLOCK's numbers, may be any word,
-// "streams" or "block" included.
 func hasBlockOption(args [][]byte) bool {
+	return blockOption(args) >= 0
+}
+
+// blockOption returns the index in args (XREAD's or XREADGROUP's, without
+// the name) of a BLOCK before STREAMS, or -1. Option values are skipped,
+// as Redis parses them: GROUP's group and consumer names, and COUNT's and
+// BLOCK's numbers, may be any word, "streams" or "block" included.
+func blockOption(args [][]byte) int {
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
 		case bytes.EqualFold(a, []byte("STREAMS")):
-			return false
+			return -1
 		case bytes.EqualFold(a, []byte("BLOCK")):
-			return true
+			return i
 		case bytes.EqualFold(a, []byte("GROUP")):
 			i += 2
 		case bytes.EqualFold(a, []byte("COUNT")):
 			i++
 		}
 	}
-	return false
+	return -1
+}
+
+// TimeoutArg returns the index in args of a blocking command's timeout,
+// and whether Redis reads it in milliseconds (XREAD's and XREADGROUP's
+// BLOCK, WAIT's, WAITAOF's) rather than in seconds. ok is false for a
+// command without one, or whose arguments stop short of it.
+func TimeoutArg(args [][]byte) (i int, millis, ok bool) {
+	if len(args) < 2 {
+		return 0, false, false
+	}
+	var buf [maxName]byte
+	name, known := upper(&buf, args[0])
+	if !known {
+		return 0, false, false
+	}
+	switch string(name) {
+	case "BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BZPOPMIN", "BZPOPMAX":
+		return len(args) - 1, false, true
+	case "BLMPOP", "BZMPOP":
+		return 1, false, true
+	case "WAIT", "WAITAOF":
+		return len(args) - 1, true, true
+	case "XREAD", "XREADGROUP":
+		if b := blockOption(args[1:]); b >= 0 && b+2 < len(args) {
+			return b + 2, true, true
+		}
+	}
+	return 0, false, false
 }
 
 // upper copies name into buf in upper case. ok is false when it is too long

@@ -169,3 +169,39 @@ func BenchmarkCacheLookup(b *testing.B) {
 		c.Lookup(cmd)
 	}
 }
+
+func TestTimeoutArg(t *testing.T) {
+	tests := []struct {
+		cmd    string
+		want   string // the argument found, "" for none
+		millis bool
+	}{
+		{"BLPOP a b 5", "5", false},
+		{"brpop a 0.5", "0.5", false},
+		{"BLMOVE a b LEFT RIGHT 2", "2", false},
+		{"BRPOPLPUSH a b 3", "3", false},
+		{"BZPOPMIN z 4", "4", false},
+		{"BLMPOP 6 2 a b LEFT", "6", false},
+		{"BZMPOP 7 1 z MIN COUNT 2", "7", false},
+		{"WAIT 1 100", "100", true},
+		{"WAITAOF 1 0 200", "200", true},
+		{"XREAD COUNT 2 BLOCK 300 STREAMS s 0", "300", true},
+		{"XREADGROUP GROUP block streams BLOCK 400 STREAMS s >", "400", true},
+		{"XREAD COUNT block BLOCK 500 STREAMS block 0", "500", true},
+		{"XREAD STREAMS block 0", "", false}, // a key named block
+		{"XREAD BLOCK", "", false},           // cut short
+		{"GET k", "", false},
+		{"BLPOP", "", false},
+	}
+	for _, tc := range tests {
+		a := args(tc.cmd)
+		i, millis, ok := TimeoutArg(a)
+		got := ""
+		if ok {
+			got = string(a[i])
+		}
+		if got != tc.want || ok && millis != tc.millis {
+			t.Errorf("TimeoutArg(%q) = %q (millis %v, ok %v), want %q (millis %v)", tc.cmd, got, millis, ok, tc.want, tc.millis)
+		}
+	}
+}
