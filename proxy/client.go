@@ -1,12 +1,12 @@
 package proxy
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"os"
-	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -31,8 +31,10 @@ type clientReader struct {
 	idle     time.Duration
 	deadline time.Time
 	// peekLimit bounds what the watcher keeps, bytes (the requests'
-	// limit, MaxRequestBytes).
+	// limit, MaxRequestBytes); peekCap is the size of the array peeked
+	// is in, which Read's consuming hides from cap.
 	peekLimit int64
+	peekCap   int
 	bytes     Counter // bytes read, if counted
 
 	gone   chan struct{} // closed by the watcher when the client went away
@@ -43,8 +45,14 @@ func (cr *clientReader) Read(p []byte) (int, error) {
 	if len(cr.peeked) > 0 {
 		n := copy(p, cr.peeked)
 		cr.peeked = cr.peeked[n:]
-		if len(cr.peeked) == 0 {
-			cr.peeked = nil // a large one is not kept for the next
+		switch {
+		case len(cr.peeked) == 0:
+			cr.peeked, cr.peekCap = nil, 0 // a large one is not kept for the next
+		case cr.peekCap > 64<<10 && len(cr.peeked) < cr.peekCap/4:
+			// What is left is kept alone, not in the large array: the
+			// client may block again before it is read.
+			cr.peeked = bytes.Clone(cr.peeked)
+			cr.peekCap = cap(cr.peeked)
 		}
 		return n, nil
 	}
@@ -88,6 +96,7 @@ func (cr *clientReader) pending() bool {
 		n, err := tc.Read(buf)
 		tc.SetReadDeadline(cr.deadline)
 		cr.peeked = append(cr.peeked, buf[:n]...)
+		cr.peekCap = max(cr.peekCap, cap(cr.peeked))
 		if cr.bytes != nil && n > 0 {
 			cr.bytes.Add(float64(n))
 		}
@@ -108,7 +117,8 @@ func (cr *clientReader) pending() bool {
 }
 
 // watch starts the watcher and returns a channel closed if the client
-// goes away. stopWatch must follow.
+// goes away, or sends more than peekLimit (cr.err says which: see
+// overLimit). stopWatch must follow.
 func (cr *clientReader) watch() <-chan struct{} {
 	// A blocked client is exempt from the idle timeout, as in Redis.
 	cr.nc.SetReadDeadline(time.Time{})
@@ -123,22 +133,25 @@ func (cr *clientReader) watch() <-chan struct{} {
 		// for nobody, and its end comes only after everything it sent
 		// (the kernel holds no more than its buffers, and the rest, with
 		// the end, waits in the client's). What it sends is kept for when
-		// the blocked command is answered, up to peekLimit; past that the
-		// client is closed, as Redis closes one past
-		// client-query-buffer-limit (its blocked command is dropped).
+		// the blocked command is answered, up to peekLimit; past that it
+		// stops reading and says so (overLimit).
+		defer func() {
+			if len(cr.peeked) == 0 {
+				cr.peeked, cr.peekCap = nil, 0 // nothing came: no buffer kept
+			}
+		}()
 		for {
-			if int64(len(cr.peeked)) >= cr.peekLimit {
+			if int64(len(cr.peeked)) > cr.peekLimit {
 				cr.err = errPeekLimit
 				close(cr.gone)
 				return
 			}
-			cr.peeked = slices.Grow(cr.peeked, peekRead)
-			room := cr.peeked[len(cr.peeked):cap(cr.peeked)]
-			if left := cr.peekLimit - int64(len(cr.peeked)); int64(len(room)) > left {
-				room = room[:left]
-			}
-			n, err := cr.nc.Read(room)
+			cr.grow()
+			n, err := cr.nc.Read(cr.peeked[len(cr.peeked):cap(cr.peeked)])
 			cr.peeked = cr.peeked[:len(cr.peeked)+n]
+			if cr.bytes != nil && n > 0 {
+				cr.bytes.Add(float64(n))
+			}
 			if err != nil {
 				if !errors.Is(err, os.ErrDeadlineExceeded) {
 					cr.err = err
@@ -151,10 +164,39 @@ func (cr *clientReader) watch() <-chan struct{} {
 	return cr.gone
 }
 
+// grow makes room in peeked for the watcher's next read: at least
+// peekRead bytes, doubling, but never for more than one byte past
+// peekLimit (which tells the watcher the client sent more than that).
+func (cr *clientReader) grow() {
+	if cap(cr.peeked)-len(cr.peeked) >= peekRead {
+		return
+	}
+	n := int64(max(2*cap(cr.peeked), len(cr.peeked)+peekRead))
+	n = min(n, cr.peekLimit+1)
+	if n <= int64(cap(cr.peeked)) {
+		return // room for the byte that tells
+	}
+	grown := make([]byte, len(cr.peeked), n)
+	copy(grown, cr.peeked)
+	cr.peeked, cr.peekCap = grown, cap(grown)
+}
+
+// overLimit reports whether the watcher stopped because the client sent
+// more than peekLimit while its command waited. Redis closes a client
+// past client-query-buffer-limit; the proxy does once the command has
+// not been answered within peekGrace, so that a command Redis did not
+// block (a BLPOP on a list that had an element) but whose reply was on
+// its way while the client kept sending, is served as Redis would.
+func (cr *clientReader) overLimit() bool { return errors.Is(cr.err, errPeekLimit) }
+
+// peekGrace is how long a command whose client passed peekLimit may still
+// be answered before the client is closed.
+const peekGrace = 250 * time.Millisecond
+
 // goneErr is the error a blocked command of a client that left gets: its
 // backend connection is closed with it.
 func (cr *clientReader) goneErr() error {
-	if errors.Is(cr.err, errPeekLimit) {
+	if cr.overLimit() {
 		return fmt.Errorf("%w: %w", errClientGone, errPeekLimit)
 	}
 	return errClientGone
@@ -164,12 +206,18 @@ func (cr *clientReader) goneErr() error {
 // grows by doubling from there.
 const peekRead = 512
 
-// stopWatch ends the watcher by expiring its read and waits for it.
+// stopWatch ends the watcher by expiring its read and waits for it. A
+// client that passed peekLimit but is kept (its command was answered in
+// time) is read on as any other: the rest of what it sent is in the
+// socket.
 func (cr *clientReader) stopWatch() {
 	cr.nc.SetReadDeadline(time.Now())
 	<-cr.exited
 	cr.nc.SetReadDeadline(time.Time{})
 	cr.deadline = time.Time{}
+	if cr.overLimit() {
+		cr.err = nil
+	}
 }
 
 // clientWriter writes to a client from two goroutines in tunnel mode: the

@@ -749,6 +749,120 @@ func TestBlockedClientPastRequestLimitIsClosed(t *testing.T) {
 	}
 }
 
+// TestBlockedClientInputIsCounted: what a blocked client sends ahead of
+// its reply counts in BytesIn once, when the proxy reads it. A review
+// found the watcher's reads uncounted (64 KiB of them before it read on,
+// all of them after).
+func TestBlockedClientInputIsCounted(t *testing.T) {
+	rs := labtest.Server(t, lab.ServerOptions{})
+	direct := rs.Client()
+	defer direct.Close()
+	in := &count{}
+	_, addr := startProxy(t, rs.Addr, proxy.Config{Metrics: &proxy.Metrics{BytesIn: in}})
+	c := dialRaw(t, addr)
+	blpop, ping, n := cmd("BLPOP", "bin:q", "0"), cmd("PING"), 100000
+	c.send(blpop)
+	waitFor(t, blockedCount(t, direct, 1))
+	c.send(strings.Repeat(ping, n))
+	want := float64(len(blpop) + n*len(ping))
+	counted := func() error {
+		if _, got := in.get(); got != want {
+			return fmt.Errorf("BytesIn %v, want %v", got, want)
+		}
+		return nil
+	}
+	waitFor(t, counted) // read while the BLPOP waits
+	direct.RPush(ctxT(t), "bin:q", "x")
+	c.expect("*2", "$5", "bin:q", "$1", "x")
+	for range n {
+		c.expect("+PONG")
+	}
+	if err := counted(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBlockedClientAtTheLimitIsKept: a blocked client that sends exactly
+// MaxRequestBytes ahead of its reply is not over it (Redis closes one
+// past client-query-buffer-limit, not at it). A review found it closed.
+func TestBlockedClientAtTheLimitIsKept(t *testing.T) {
+	const limit = 256 << 10
+	rs := labtest.Server(t, lab.ServerOptions{})
+	direct := rs.Client()
+	defer direct.Close()
+	in := &count{}
+	_, addr := startProxy(t, rs.Addr, proxy.Config{MaxRequestBytes: limit, Metrics: &proxy.Metrics{BytesIn: in}})
+	c := dialRaw(t, addr)
+	blpop, ping := cmd("BLPOP", "lim:q", "0"), cmd("PING")
+	c.send(blpop)
+	waitFor(t, blockedCount(t, direct, 1))
+	pings := limit/len(ping) - 1
+	pad, echoed := "", ""
+	for l := 1; len(pad) < limit-pings*len(ping); l++ {
+		echoed = strings.Repeat("p", l)
+		pad = cmd("ECHO", echoed)
+	}
+	if pings*len(ping)+len(pad) != limit {
+		t.Fatalf("no ECHO makes up %d bytes", limit-pings*len(ping))
+	}
+	c.send(strings.Repeat(ping, pings) + pad)
+	waitFor(t, func() error {
+		if _, got := in.get(); got != float64(len(blpop)+limit) {
+			return fmt.Errorf("BytesIn %v: the proxy has not read it all yet", got)
+		}
+		return nil
+	})
+	// Kept, not only for a grace: a client past the limit goes after
+	// 250 ms.
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if n := blockedClients(t, direct); n != 1 {
+			t.Fatalf("blocked_clients %d: the client was dropped at the limit", n)
+		}
+	}
+	direct.RPush(ctxT(t), "lim:q", "x")
+	c.expect("*2", "$5", "lim:q", "$1", "x")
+	for range pings {
+		c.expect("+PONG")
+	}
+	c.expect("$"+strconv.Itoa(len(echoed)), echoed)
+}
+
+// TestAnsweredCommandPastTheLimitIsServed: the limit is for a client whose
+// command Redis has blocked. A BLPOP on a list that has an element is
+// answered at once by Redis; if its reply is on its way while the client
+// sends more than MaxRequestBytes behind it, the client is served, as
+// Redis serves it (it reads the rest only as it runs the commands). A
+// review found it closed after its BLPOP's reply. Here CLIENT PAUSE holds
+// the reply for 100 ms, so the proxy meets the limit before it.
+func TestAnsweredCommandPastTheLimitIsServed(t *testing.T) {
+	rs := labtest.Server(t, lab.ServerOptions{})
+	direct := rs.Client()
+	defer direct.Close()
+	const pings = 300000 // 4.2 MB
+	for _, ep := range plainAndTLS(t, rs, proxy.Config{MaxRequestBytes: 256 << 10}) {
+		t.Run(ep.name, func(t *testing.T) {
+			key := "ans:" + ep.name
+			direct.RPush(ctxT(t), key, "x")
+			nc := ep.dial(t)
+			if err := direct.Do(ctxT(t), "CLIENT", "PAUSE", "100", "WRITE").Err(); err != nil {
+				t.Fatal(err)
+			}
+			go io.WriteString(nc, cmd("BLPOP", key, "0")+strings.Repeat(cmd("PING"), pings))
+			nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+			rd := resp.NewReader(nc, 4096, resp.Limits{})
+			want := "*2\r\n$" + strconv.Itoa(len(key)) + "\r\n" + key + "\r\n$1\r\nx\r\n"
+			if raw, _, err := rd.ReadReply(); err != nil || string(raw) != want {
+				t.Fatalf("BLPOP: %q, %v; want %q", raw, err, want)
+			}
+			for i := range pings {
+				if raw, _, err := rd.ReadReply(); err != nil || string(raw) != "+PONG\r\n" {
+					t.Fatalf("reply %d of the pipeline: %q, %v", i, raw, err)
+				}
+			}
+		})
+	}
+}
+
 // endpoint is a way to reach a proxy: plainAndTLS.
 type endpoint struct {
 	name string

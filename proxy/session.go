@@ -777,19 +777,21 @@ func (s *session) reblock(r *request) bool {
 	gone := s.in.watch()
 	// Not s.dedicated: its refusal would flush, and this is a flush.
 	c, err := s.connect((*pool).dedicated)
-	left := false
+	var left error
 	select {
 	case <-gone:
-		left = true
+		// Left, or sent more than max_request_bytes while its command
+		// waited: either way it is not sent again.
+		s.clientGone()
+		left = s.in.goneErr()
 	default:
 	}
 	s.in.stopWatch()
-	if left {
+	if left != nil {
 		if err == nil {
 			s.pool.put(c, true) // nothing was sent on it
 		}
-		s.clientGone()
-		r.err = s.in.goneErr()
+		r.err = left
 		s.closing = true
 		return false
 	}
@@ -896,19 +898,33 @@ func (s *session) waitBlocking(r *request, c *backendConn) {
 	select {
 	case <-r.done:
 	case <-gone:
-		s.clientGone()
-		c.close(s.in.goneErr())
-		<-r.done
-		s.closing = true
+		if !s.in.overLimit() || !received(r.done, peekGrace) {
+			s.clientGone()
+			c.close(s.in.goneErr())
+			<-r.done
+			s.closing = true
+		}
 	}
 	s.in.stopWatch()
 }
 
 // clientGone logs a client the watcher gave up on for what it sent.
 func (s *session) clientGone() {
-	if errors.Is(s.in.err, errPeekLimit) {
+	if s.in.overLimit() {
 		s.srv.log.Warn("closing a client that sent more than max_request_bytes while its command was blocked, as Redis closes one past client-query-buffer-limit",
 			zap.String("client", s.nc.RemoteAddr().String()), zap.Int64("max_request_bytes", s.in.peekLimit))
+	}
+}
+
+// received reports whether done delivers within d.
+func received(done <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
 	}
 }
 

@@ -103,9 +103,11 @@ func (s *session) endTunnel(raw []byte) {
 	select {
 	case <-c.done:
 	case <-gone:
-		s.clientGone()
-		c.close(s.in.goneErr())
-		<-c.done
+		if !s.in.overLimit() || !received(c.done, peekGrace) {
+			s.clientGone()
+			c.close(s.in.goneErr())
+			<-c.done
+		}
 	}
 	s.in.stopWatch()
 	if !c.tunnelReset.Load() {
