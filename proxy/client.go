@@ -183,14 +183,13 @@ func (cr *clientReader) grow() {
 
 // overLimit reports whether the watcher stopped because the client sent
 // more than peekLimit while its command waited. Redis closes a client
-// past client-query-buffer-limit; the proxy does once the command has
-// not been answered within peekGrace, so that a command Redis did not
-// block (a BLPOP on a list that had an element) but whose reply was on
-// its way while the client kept sending, is served as Redis would.
+// past client-query-buffer-limit while it has its command blocked; the
+// session finds out whether it has (session.answeredPastLimit).
 func (cr *clientReader) overLimit() bool { return errors.Is(cr.err, errPeekLimit) }
 
 // peekGrace is how long a command whose client passed peekLimit may still
-// be answered before the client is closed.
+// be answered before the client is closed, where the proxy cannot ask
+// Redis whether it has the command blocked.
 const peekGrace = 250 * time.Millisecond
 
 // goneErr is the error a blocked command of a client that left gets: its

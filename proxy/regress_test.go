@@ -829,36 +829,53 @@ func TestBlockedClientAtTheLimitIsKept(t *testing.T) {
 
 // TestAnsweredCommandPastTheLimitIsServed: the limit is for a client whose
 // command Redis has blocked. A BLPOP on a list that has an element is
-// answered at once by Redis; if its reply is on its way while the client
-// sends more than MaxRequestBytes behind it, the client is served, as
-// Redis serves it (it reads the rest only as it runs the commands). A
-// review found it closed after its BLPOP's reply. Here CLIENT PAUSE holds
-// the reply for 100 ms, so the proxy meets the limit before it.
+// answered by Redis as soon as it reads it; if the client sends more than
+// MaxRequestBytes behind it before that, the client is served, as Redis
+// serves it (it reads the rest only as it runs the commands). Reviews
+// found it closed after its BLPOP's reply, and then, with a grace of
+// 250 ms for the reply, closed while Redis was busy (here DEBUG SLEEP
+// 1), after which Redis popped the element for nobody.
 func TestAnsweredCommandPastTheLimitIsServed(t *testing.T) {
-	rs := labtest.Server(t, lab.ServerOptions{})
+	rs := labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
 	direct := rs.Client()
 	defer direct.Close()
 	const pings = 300000 // 4.2 MB
 	for _, ep := range plainAndTLS(t, rs, proxy.Config{MaxRequestBytes: 256 << 10}) {
 		t.Run(ep.name, func(t *testing.T) {
 			key := "ans:" + ep.name
-			direct.RPush(ctxT(t), key, "x")
+			direct.RPush(ctxT(t), key, "w", "x")
 			nc := ep.dial(t)
-			if err := direct.Do(ctxT(t), "CLIENT", "PAUSE", "100", "WRITE").Err(); err != nil {
-				t.Fatal(err)
+			// A first BLPOP leaves a connection for the next in the pool:
+			// the next needs no new one, which Redis would not accept
+			// while asleep.
+			io.WriteString(nc, cmd("BLPOP", key, "0"))
+			rd := resp.NewReader(nc, 4096, resp.Limits{})
+			first := "*2\r\n$" + strconv.Itoa(len(key)) + "\r\n" + key + "\r\n$1\r\nw\r\n"
+			if raw, _, err := rd.ReadReply(); err != nil || string(raw) != first {
+				t.Fatalf("first BLPOP: %q, %v", raw, err)
 			}
+			busy := dialRaw(t, rs.Addr)
+			busy.send(cmd("DEBUG", "SLEEP", "1"))
+			waitFor(t, func() error {
+				probe := redis.NewClient(&redis.Options{Addr: rs.Addr, ReadTimeout: 50 * time.Millisecond, MaxRetries: -1})
+				defer probe.Close()
+				if probe.Ping(ctxT(t)).Err() == nil {
+					return fmt.Errorf("Redis is not asleep yet")
+				}
+				return nil
+			})
 			go io.WriteString(nc, cmd("BLPOP", key, "0")+strings.Repeat(cmd("PING"), pings))
 			nc.SetReadDeadline(time.Now().Add(30 * time.Second))
-			rd := resp.NewReader(nc, 4096, resp.Limits{})
 			want := "*2\r\n$" + strconv.Itoa(len(key)) + "\r\n" + key + "\r\n$1\r\nx\r\n"
 			if raw, _, err := rd.ReadReply(); err != nil || string(raw) != want {
-				t.Fatalf("BLPOP: %q, %v; want %q", raw, err, want)
+				t.Fatalf("BLPOP: %q, %v; want %q (LLEN now %d)", raw, err, want, direct.LLen(ctxT(t), key).Val())
 			}
 			for i := range pings {
 				if raw, _, err := rd.ReadReply(); err != nil || string(raw) != "+PONG\r\n" {
 					t.Fatalf("reply %d of the pipeline: %q, %v", i, raw, err)
 				}
 			}
+			busy.expect("+OK")
 		})
 	}
 }

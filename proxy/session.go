@@ -898,14 +898,59 @@ func (s *session) waitBlocking(r *request, c *backendConn) {
 	select {
 	case <-r.done:
 	case <-gone:
-		if !s.in.overLimit() || !received(r.done, peekGrace) {
-			s.clientGone()
-			c.close(s.in.goneErr())
-			<-r.done
-			s.closing = true
+		if s.in.overLimit() {
+			answered, done := s.answeredPastLimit(r, c)
+			if answered {
+				break
+			}
+			if done {
+				// Unblocked on Redis, where it took nothing: it goes
+				// no further (not sent again: reblock), and the client
+				// gets why.
+				s.clientGone()
+				r.err = s.in.goneErr()
+				c.close(r.err)
+				s.closing = true
+				break
+			}
 		}
+		s.clientGone()
+		c.close(s.in.goneErr())
+		<-r.done
+		s.closing = true
 	}
 	s.in.stopWatch()
+}
+
+// answeredPastLimit decides about a client that sent more than
+// max_request_bytes while its command r waited on c. Redis closes a
+// client past client-query-buffer-limit while it has the client's command
+// blocked; a command it answers at once (a BLPOP on a list that has an
+// element) never lets a client's input pile up there. So a pop or stream
+// read is unblocked on Redis with CLIENT UNBLOCK … ERROR, which takes
+// nothing, and asked again while Redis has not read it yet: answered
+// reports that Redis answered it instead, and the client is served as
+// Redis would serve it; done, with answered false, that it was
+// unblocked and r is finished (r.done taken). If it cannot be asked (a
+// WAIT, no CLIENT ID, a user without CLIENT UNBLOCK, a connection to a
+// master the session no longer uses), a reply within peekGrace counts as
+// answered.
+func (s *session) answeredPastLimit(r *request, c *backendConn) (answered, done bool) {
+	b, ok := c.blockedNow()
+	if !ok || b.mode != unblockResend || c.redisID <= 0 || s.pool == nil || c.nc.RemoteAddr().String() != s.pool.addr {
+		return received(r.done, peekGrace), false
+	}
+	c.unblocking.Store(true) // its reader turns -UNBLOCKED into errUnblocked
+	left := s.pool.askUnblock([]*backendConn{c}, map[*backendConn]blockedCmd{c: b}, time.Now().Add(s.srv.cfg.ReadTimeout))
+	if len(left) > 0 {
+		c.unblocking.Store(false) // not unblocked: asking was refused, or timed out
+		return received(r.done, peekGrace), false
+	}
+	<-r.done
+	if errors.Is(r.err, errUnblocked) {
+		return false, true
+	}
+	return true, true
 }
 
 // clientGone logs a client the watcher gave up on for what it sent.

@@ -245,10 +245,10 @@ func readsFromNow(args [][]byte) bool {
 // time since the proxy first sent it: the client's wait then ends about
 // when it would have without the failover, instead of starting over and
 // outlasting the read timeout the client set for it. A timeout already
-// over becomes Redis's shortest, a millisecond: Redis answers it as timed
-// out, in the client's protocol, unless there is an element for it by
-// now. No timeout (0), or one the proxy cannot read, leaves raw as it is
-// (Redis judges it).
+// over becomes the shortest Redis keeps (1 ms, 2 ms in seconds, 1 s in
+// whole seconds): Redis answers it as timed out, in the client's
+// protocol, unless there is an element for it by now. No timeout (0), or
+// one the proxy cannot read, leaves raw as it is (Redis judges it).
 func timeoutLeft(raw []byte, elapsed time.Duration) []byte {
 	var cmd resp.Command
 	rd := resp.NewReader(bytes.NewReader(raw), len(raw), resp.Limits{MaxFrameLen: int64(len(raw)) + 1})
@@ -268,12 +268,29 @@ func timeoutLeft(raw []byte, elapsed time.Duration) []byte {
 		return raw
 	}
 	left := time.Duration(t*float64(unit)) - elapsed
-	left = max(left, time.Millisecond)
 	args := slices.Clone(cmd.Args)
-	if millis {
-		args[i] = strconv.AppendInt(nil, left.Milliseconds(), 10)
-	} else {
-		args[i] = strconv.AppendFloat(nil, float64(left.Milliseconds())/1000, 'f', 3, 64)
+	switch {
+	case millis:
+		args[i] = strconv.AppendInt(nil, max(left.Milliseconds(), 1), 10)
+	case isDigits(cmd.Args[i]):
+		// Whole seconds, as sent: Redis before 6.0 takes no other. Up to
+		// a second more than asked, never none.
+		args[i] = strconv.AppendInt(nil, max(int64((left+time.Second-1)/time.Second), 1), 10)
+	default:
+		// At least 2 ms: Redis 6.0 to 7.0.7 truncate 0.001 s to 0 ms,
+		// which means no timeout at all (redis/redis#11687).
+		ms := max(left.Milliseconds(), 2)
+		args[i] = strconv.AppendFloat(nil, float64(ms)/1000, 'f', 3, 64)
 	}
 	return resp.AppendCommand(nil, args)
+}
+
+// isDigits reports whether b is a non-negative integer in decimal.
+func isDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(b) > 0
 }

@@ -116,14 +116,21 @@ func TestTimeoutLeft(t *testing.T) {
 		elapsed time.Duration
 		want    string
 	}{
-		{mb("BLPOP", "q", "5"), 2 * time.Second, mb("BLPOP", "q", "3.000")},
-		{"BLPOP q 5\r\n", 2 * time.Second, mb("BLPOP", "q", "3.000")}, // inline
+		{mb("BLPOP", "q", "5.0"), 2 * time.Second, mb("BLPOP", "q", "3.000")},
+		{"BLPOP q 5.0\r\n", 2 * time.Second, mb("BLPOP", "q", "3.000")}, // inline
 		{mb("BZPOPMIN", "z", "2.5"), 1250 * time.Millisecond, mb("BZPOPMIN", "z", "1.250")},
-		{mb("BLMPOP", "4", "1", "q", "LEFT"), time.Second, mb("BLMPOP", "3.000", "1", "q", "LEFT")},
-		{mb("BLPOP", "q", "1"), 3 * time.Second, mb("BLPOP", "q", "0.001")},
+		{mb("BLPOP", "q", "0.5"), time.Second, mb("BLPOP", "q", "0.002")}, // over: 0.001 is no timeout on Redis 6.0-7.0.7
+		// Whole seconds stay whole (Redis before 6.0 takes no other),
+		// rounded up, at least 1.
+		{mb("BLPOP", "q", "5"), 2500 * time.Millisecond, mb("BLPOP", "q", "3")},
+		{mb("BLMPOP", "4", "1", "q", "LEFT"), time.Second, mb("BLMPOP", "3", "1", "q", "LEFT")},
+		{mb("BLPOP", "q", "1"), 3 * time.Second, mb("BLPOP", "q", "1")},
 		{mb("XREADGROUP", "GROUP", "g", "c", "BLOCK", "900", "STREAMS", "s", ">"), 400 * time.Millisecond,
 			mb("XREADGROUP", "GROUP", "g", "c", "BLOCK", "500", "STREAMS", "s", ">")},
 		{mb("XREAD", "BLOCK", "100", "STREAMS", "s", "0"), time.Second, mb("XREAD", "BLOCK", "1", "STREAMS", "s", "0")},
+		// Redis takes the last BLOCK.
+		{mb("XREAD", "BLOCK", "100", "BLOCK", "3000", "STREAMS", "s", "0"), time.Second,
+			mb("XREAD", "BLOCK", "100", "BLOCK", "2000", "STREAMS", "s", "0")},
 		{mb("BLPOP", "q", "0"), time.Hour, mb("BLPOP", "q", "0")},
 		{mb("XREAD", "BLOCK", "0", "STREAMS", "s", "0"), time.Hour, mb("XREAD", "BLOCK", "0", "STREAMS", "s", "0")},
 		{mb("BLPOP", "q", "soon"), time.Second, mb("BLPOP", "q", "soon")},

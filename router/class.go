@@ -234,24 +234,27 @@ func hasBlockOption(args [][]byte) bool {
 }
 
 // blockOption returns the index in args (XREAD's or XREADGROUP's, without
-// the name) of a BLOCK before STREAMS, or -1. Option values are skipped,
-// as Redis parses them: GROUP's group and consumer names, and COUNT's and
-// BLOCK's numbers, may be any word, "streams" or "block" included.
+// the name) of the last BLOCK before STREAMS, the one Redis takes, or -1.
+// Option values are skipped, as Redis parses them: GROUP's group and
+// consumer names, and COUNT's and BLOCK's numbers, may be any word,
+// "streams" or "block" included.
 func blockOption(args [][]byte) int {
+	last := -1
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
 		case bytes.EqualFold(a, []byte("STREAMS")):
-			return -1
+			return last
 		case bytes.EqualFold(a, []byte("BLOCK")):
-			return i
+			last = i
+			i++
 		case bytes.EqualFold(a, []byte("GROUP")):
 			i += 2
 		case bytes.EqualFold(a, []byte("COUNT")):
 			i++
 		}
 	}
-	return -1
+	return last
 }
 
 // TimeoutArg returns the index in args of a blocking command's timeout,

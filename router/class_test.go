@@ -188,8 +188,9 @@ func TestTimeoutArg(t *testing.T) {
 		{"XREAD COUNT 2 BLOCK 300 STREAMS s 0", "300", true},
 		{"XREADGROUP GROUP block streams BLOCK 400 STREAMS s >", "400", true},
 		{"XREAD COUNT block BLOCK 500 STREAMS block 0", "500", true},
-		{"XREAD STREAMS block 0", "", false}, // a key named block
-		{"XREAD BLOCK", "", false},           // cut short
+		{"XREAD BLOCK 100 BLOCK 600 STREAMS s 0", "600", true}, // Redis takes the last
+		{"XREAD STREAMS block 0", "", false},                   // a key named block
+		{"XREAD BLOCK", "", false},                             // cut short
 		{"GET k", "", false},
 		{"BLPOP", "", false},
 	}
