@@ -125,6 +125,9 @@ type backendConn struct {
 	// redisID is the connection's CLIENT ID on the node, learned in the
 	// handshake of a dedicated connection; 0 if unknown.
 	redisID int64
+	// owner is the pool that dialled it: a control connection to ask
+	// Redis about it goes to the same master (answeredPastLimit).
+	owner *pool
 	// oneUse: a busyOK dial (a kill, an unblock), which may lack its
 	// key's SELECT, its name and its CLIENT ID: never kept (pool.put).
 	oneUse bool

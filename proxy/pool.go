@@ -197,6 +197,7 @@ func (p *pool) dial(shared, busyOK bool) (*backendConn, error) {
 	m := p.cfg.Metrics
 	switch {
 	case err == nil:
+		c.owner = p
 		m.add(m.BackendConnects, 1)
 	case p.ctx.Err() != nil:
 		// Cancelled by the pool's close: not the node's failure.

@@ -888,12 +888,15 @@ type endpoint struct {
 
 // plainAndTLS serves rs through a proxy with cfg on plain TCP (the event
 // loop's, unless the tests run without it) and through another on TLS,
-// listening as the binary does.
+// listening as the binary does. The second names the master by host
+// name, as a Kubernetes Service or a Sentinel that announces host names
+// does: a review found a check that compared it with an IP address.
 func plainAndTLS(t *testing.T, rs *lab.Server, cfg proxy.Config) []endpoint {
 	_, addr := startProxy(t, rs.Addr, cfg)
 	cert, pool := localCert(t)
 	srv := proxy.New(cfg)
-	srv.SetMaster(1, rs.Addr)
+	_, port, _ := net.SplitHostPort(rs.Addr)
+	srv.SetMaster(1, net.JoinHostPort("localhost", port))
 	l, err := tlsListen(&tls.Config{Certificates: []tls.Certificate{cert}})
 	if err != nil {
 		t.Fatal(err)

@@ -932,16 +932,16 @@ func (s *session) waitBlocking(r *request, c *backendConn) {
 // reports that Redis answered it instead, and the client is served as
 // Redis would serve it; done, with answered false, that it was
 // unblocked and r is finished (r.done taken). If it cannot be asked (a
-// WAIT, no CLIENT ID, a user without CLIENT UNBLOCK, a connection to a
-// master the session no longer uses), a reply within peekGrace counts as
-// answered.
+// WAIT, no CLIENT ID, a user without CLIENT UNBLOCK, a pool closed by a
+// failover), a reply within peekGrace counts as answered. The question
+// goes to the master c is on, through the pool that dialled it.
 func (s *session) answeredPastLimit(r *request, c *backendConn) (answered, done bool) {
 	b, ok := c.blockedNow()
-	if !ok || b.mode != unblockResend || c.redisID <= 0 || s.pool == nil || c.nc.RemoteAddr().String() != s.pool.addr {
+	if !ok || b.mode != unblockResend || c.redisID <= 0 || c.owner == nil {
 		return received(r.done, peekGrace), false
 	}
 	c.unblocking.Store(true) // its reader turns -UNBLOCKED into errUnblocked
-	left := s.pool.askUnblock([]*backendConn{c}, map[*backendConn]blockedCmd{c: b}, time.Now().Add(s.srv.cfg.ReadTimeout))
+	left := c.owner.askUnblock([]*backendConn{c}, map[*backendConn]blockedCmd{c: b}, time.Now().Add(s.srv.cfg.ReadTimeout))
 	if len(left) > 0 {
 		c.unblocking.Store(false) // not unblocked: asking was refused, or timed out
 		return received(r.done, peekGrace), false
