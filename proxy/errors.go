@@ -33,8 +33,9 @@ var (
 	// errClientGone: the client went away while its command was blocked.
 	errClientGone = errors.New("proxy: client closed the connection")
 	// errPeekLimit: a client sent more than MaxRequestBytes while its
-	// command was blocked (clientReader.watch). It is closed, as Redis
-	// closes a client past client-query-buffer-limit.
+	// command was blocked (clientReader.watch). If Redis has the command
+	// blocked, the client is closed, as Redis closes one past
+	// client-query-buffer-limit (session.answeredPastLimit).
 	errPeekLimit = errors.New("proxy: the client sent more than max_request_bytes while its command was blocked")
 	// errTunnelReset: the client's RESET ended its tunnel (endTunnel).
 	errTunnelReset = errors.New("proxy: tunnel ended by RESET")

@@ -264,8 +264,8 @@ func timeoutLeft(raw []byte, elapsed time.Duration) []byte {
 		unit = time.Millisecond
 	}
 	t, err := strconv.ParseFloat(string(cmd.Args[i]), 64)
-	if err != nil || t <= 0 || math.IsInf(t, 0) || math.IsNaN(t) {
-		return raw
+	if err != nil || !(t > 0 && t*float64(unit) < math.MaxInt64) {
+		return raw // none, not a number, or longer than a Duration holds
 	}
 	left := time.Duration(t*float64(unit)) - elapsed
 	args := slices.Clone(cmd.Args)

@@ -134,6 +134,8 @@ func TestTimeoutLeft(t *testing.T) {
 		{mb("BLPOP", "q", "0"), time.Hour, mb("BLPOP", "q", "0")},
 		{mb("XREAD", "BLOCK", "0", "STREAMS", "s", "0"), time.Hour, mb("XREAD", "BLOCK", "0", "STREAMS", "s", "0")},
 		{mb("BLPOP", "q", "soon"), time.Second, mb("BLPOP", "q", "soon")},
+		{mb("BLPOP", "q", "1e10"), time.Second, mb("BLPOP", "q", "1e10")}, // past a Duration: Redis judges it
+		{mb("BLPOP", "q", "NaN"), time.Second, mb("BLPOP", "q", "NaN")},
 		{mb("GET", "k"), time.Second, mb("GET", "k")},
 	} {
 		if got := string(timeoutLeft([]byte(tc.raw), tc.elapsed)); got != tc.want {
