@@ -104,45 +104,80 @@ func TestForwardingDoesNotAllocate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs redis-server")
 	}
-	// With metrics, as the binary runs: a batch observer for GET, a plain
-	// one for SET.
+	_, _, addr := setup(t, proxy.Config{PoolSize: 1, Metrics: allocMetrics(t)})
+	req := "*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n"
+	checkAllocs(t, addr, "SET key value\r\n", req, 2)
+}
+
+// The same for a read port's reads, which go to a replica: the pick of
+// the replica and the read's classification allocate nothing either.
+func TestReadPortForwardingDoesNotAllocate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs redis-server")
+	}
+	r := startReplicated(t, 1)
+	_, _, readAddr := readProxyTable(t, r, proxy.Config{PoolSize: 1, Metrics: allocMetrics(t)})
+	if err := r.master.Client().Set(ctxT(t), "key", "value", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	req := "*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n*2\r\n$6\r\nEXISTS\r\n$3\r\nkey\r\n"
+	checkAllocs(t, readAddr, "PING\r\n", req, 2)
+}
+
+// allocMetrics has metrics, as the binary runs: a batch observer for GET,
+// plain ones for SET and EXISTS, on the master and on replicas.
+func allocMetrics(t *testing.T) *proxy.Metrics {
 	m := &proxy.Metrics{BytesIn: &count{}, BytesOut: &count{}}
 	m.CommandDuration[commandID(t, "GET")] = &batchCount{}
 	m.CommandDuration[commandID(t, "SET")] = &count{}
-	_, _, addr := setup(t, proxy.Config{PoolSize: 1, Metrics: m})
+	m.ReplicaCommandDuration[commandID(t, "GET")] = &batchCount{}
+	m.ReplicaCommandDuration[commandID(t, "EXISTS")] = &count{}
+	return m
+}
+
+// checkAllocs sends first (an inline command, one line of reply), then
+// req (n commands, the first a GET with a bulk reply, the others one-line
+// replies) over and over, and fails if the process allocated more than a
+// little per forwarded command.
+func checkAllocs(t *testing.T, addr, first, req string, n int) {
+	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
 	br := bufio.NewReader(nc)
-	req := []byte("*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n")
+	raw := []byte(req)
 	roundTrip := func() {
-		if _, err := nc.Write(req); err != nil {
+		if _, err := nc.Write(raw); err != nil {
 			t.Fatal(err)
 		}
-		for i := 0; i < 2; i++ {
-			if _, err := br.ReadSlice('\n'); err != nil {
+		for i := 0; i < n; i++ {
+			l, err := br.ReadSlice('\n')
+			if err != nil {
 				t.Fatal(err)
 			}
+			if l[0] == '-' {
+				t.Fatalf("reply %d: %q", i+1, l)
+			}
 			if i == 0 {
-				br.ReadSlice('\n') // the GET's value, after the first round
+				br.ReadSlice('\n') // the GET's value
 			}
 		}
 	}
-	nc.Write([]byte("SET key value\r\n"))
+	nc.Write([]byte(first))
 	br.ReadSlice('\n')
 	for i := 0; i < 1000; i++ { // warm up: pools, buffers, the command table
 		roundTrip()
 	}
-	const n = 5000
+	const rounds = 5000
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	for i := 0; i < n; i++ {
+	for i := 0; i < rounds; i++ {
 		roundTrip()
 	}
 	runtime.ReadMemStats(&after)
-	if per := float64(after.Mallocs-before.Mallocs) / (2 * n); per > 0.05 {
+	if per := float64(after.Mallocs-before.Mallocs) / float64(n*rounds); per > 0.05 {
 		t.Fatalf("%.3f allocations per forwarded command", per)
 	}
 }

@@ -16,7 +16,8 @@ import (
 // without a goroutine. A command takes it when it is an ordinary command
 // for the master's shared connection and the session holds no state of
 // its own: no transaction, WATCH, subscription or dedicated connection,
-// not a read port or READONLY, authenticated, and not an inline command.
+// not READONLY on the main port, authenticated, and not an inline command.
+// A read port's reads take it too, to a replica's shared connection.
 // Anything else, and anything unusual on the way (no master, a failover
 // hold, a closed connection, a -READONLY reply, a client that does not
 // take its replies at once), hands the session to a goroutine, which
@@ -38,6 +39,10 @@ const (
 	// resumeFinish: the segment's replies are in and need the goroutine
 	// (a -READONLY reply: the master was demoted).
 	resumeFinish
+	// resumeReread: the segment went to a replica that failed, or left
+	// the read set, before answering all of it; a goroutine sends the
+	// rest to the master or another replica (readFromMaster).
+	resumeReread
 	// resumeWrite: s.out holds replies the client has not taken yet.
 	resumeWrite
 	// resumeClose: the loop closes the session (a failed write).
@@ -65,7 +70,7 @@ func (s *session) routeFast(cmd *resp.Command) (router.Class, uint16) {
 // current state.
 func (s *session) fastOK(class router.Class, cmd *resp.Command) bool {
 	if class != router.Forward || cmd.Inline || !s.authed || s.sink != nil || s.ded != nil ||
-		s.multi || s.watch || s.readPort || s.readPrefer {
+		s.multi || s.watch || s.readPrefer && !s.readPort {
 		return false
 	}
 	// READONLY and READWRITE are answered by the proxy (read.go).
@@ -91,6 +96,33 @@ func (s *session) fastConn() *backendConn {
 	}
 	c := s.pool.liveShared()
 	s.shared = c
+	return c
+}
+
+// fastRead reports whether a read port's command can take the fast path:
+// routeRead would send it to a replica as it is. Writes (refused),
+// scripts, Pub/Sub and SCRIPT LOAD go to a goroutine.
+func (s *session) fastRead(cmd *resp.Command) bool {
+	if isScriptLoad(cmd.Args) || s.recentWrite() {
+		return false
+	}
+	return s.srv.commandFlags(cmd.Args)&(CmdWrite|CmdMayWrite|CmdPubSub) == 0
+}
+
+// fastReplica returns a live shared connection to the replica a read
+// port's new segment goes to (the least loaded, as replicaConn picks),
+// without waiting, or nil: no replica in the read set, or none open to
+// the one picked yet. A goroutine then does what routeRead does.
+func (s *session) fastReplica() *backendConn {
+	n := s.srv.pickReplica(nil)
+	if n == nil {
+		return nil
+	}
+	c := n.pool(s.key).liveShared()
+	if c == nil {
+		return nil
+	}
+	s.replica, s.replicaNode = c, n
 	return c
 }
 
@@ -121,7 +153,13 @@ func (s *session) loopDone() {
 	}()
 	r := &s.req
 	r.notify = nil
-	if s.retryUnsent(r) {
+	if n := s.seg.node; n != nil {
+		n.end(s.key)
+		if r.err != nil {
+			s.askLoop(resumeReread)
+			return
+		}
+	} else if s.retryUnsent(r) {
 		// Nothing was written, and a second try may succeed: a goroutine
 		// makes it, as for a segment that could not be queued (flush).
 		s.askLoop(resumeBatch)
@@ -183,7 +221,7 @@ func (s *session) askLoop(how resumeKind) {
 // loopable reports whether a goroutine session could go back to the loop.
 func (s *session) loopable() bool {
 	return s.plain && s.srv.loop.Load() != nil && s.handoffs < maxHandoffs &&
-		s.sink == nil && s.ded == nil && !s.multi && !s.watch && !s.readPort && !s.readPrefer &&
+		s.sink == nil && s.ded == nil && !s.multi && !s.watch && (!s.readPrefer || s.readPort) &&
 		s.authed && !s.closing && len(s.in.peeked) == 0 && s.in.err == nil && len(s.out) == 0 && s.refusing == nil
 }
 

@@ -380,20 +380,27 @@ func (l *loop) process(s *session) {
 			s.shared, s.replica, s.replicaNode = nil, nil, nil
 		}
 		class, id := s.routeFast(&s.cmd)
-		if !s.fastOK(class, &s.cmd) {
+		if !s.fastOK(class, &s.cmd) || s.readPort && !s.fastRead(&s.cmd) {
 			l.handoff(s, resumeCommand, true)
 			return
 		}
 		if c == nil {
-			if c = s.fastConn(); c == nil {
-				// No master, a failover hold, no connection yet: the
-				// client's own state is fine, so this is not counted.
+			if s.readPort {
+				c = s.fastReplica()
+			} else {
+				c = s.fastConn()
+			}
+			if c == nil {
+				// No master, a failover hold, no replica, no connection
+				// yet: the client's own state is fine, so this is not
+				// counted.
 				l.handoff(s, resumeCommand, false)
 				return
 			}
 		}
 		s.id = id
 		s.forward(c, s.cmd.Raw, false)
+		s.seg.node = s.replicaNode // nil but on a read port
 	}
 	if s.seg.n == 0 {
 		s.busy.Store(false)
@@ -425,6 +432,10 @@ func (l *loop) send(s *session, c *backendConn) {
 	r := s.prepareRequest()
 	r.notify = s.onDone
 	l.owned = nil // once queued, the backend's reader owns the session
+	node := s.seg.node
+	if node != nil {
+		node.begin(s.key) // before the reader can end it (loopDone)
+	}
 	flusher, err := c.queue(r, false)
 	if err == errQueueFull {
 		// Bytes this round queued may be what the full queue waits for:
@@ -433,6 +444,9 @@ func (l *loop) send(s *session, c *backendConn) {
 	}
 	if err != nil {
 		// Nothing was sent; the goroutine's flush decides where it goes.
+		if node != nil {
+			node.end(s.key)
+		}
 		r.notify = nil
 		l.handoff(s, resumeBatch, false)
 		return

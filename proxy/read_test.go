@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -795,4 +796,97 @@ func TestReplicaConnectionOutlivesAWaitingWrite(t *testing.T) {
 			t.Fatalf("round %d: replies %q, want the last read answered", i, got)
 		}
 	}
+}
+
+// A read port's clients are served by the event loop, as the main port's
+// are: their reads go to the replicas' shared connections, which the loop
+// reads, and no client gets a goroutine of its own for them (it would,
+// and stay on it, after maxHandoffs moves). PING, answered by a replica
+// on a read port, takes the same path.
+func TestReadPortServedByTheEventLoop(t *testing.T) {
+	skipWithoutLoop(t)
+	var loopReads atomic.Int64
+	proxy.SetLoopReadHooks(t, func() { loopReads.Add(1) }, nil)
+	r := startReplicated(t, 2)
+	srv, _, readAddr := readProxy(t, r, proxy.Config{})
+	ctx := ctxT(t)
+	if err := r.master.Client().Set(ctx, "lk", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() error {
+		for _, rep := range r.replicas {
+			if v, _ := rep.Client().Get(ctx, "lk").Result(); v != "v" {
+				return fmt.Errorf("%s not caught up", rep.Addr)
+			}
+		}
+		return nil
+	})
+	const clients, rounds, gets = 4, 50, 10
+	var cs []*rawConn
+	for i := 0; i < clients; i++ {
+		cs = append(cs, dialRaw(t, readAddr))
+	}
+	waitEventLoop(t, srv, clients)
+	masterGets := labtest.CommandCalls(t, r.master, "get")
+	replicaGets := 0
+	for _, rep := range r.replicas {
+		replicaGets += labtest.CommandCalls(t, rep, "get")
+	}
+	before := loopReads.Load()
+	batch := strings.Repeat(cmd("GET", "lk"), gets) + cmd("PING")
+	var want []string
+	for i := 0; i < gets; i++ {
+		want = append(want, "$1", "v")
+	}
+	want = append(want, "+PONG")
+	for i := 0; i < rounds; i++ {
+		for _, c := range cs {
+			c.send(batch)
+		}
+		for _, c := range cs {
+			c.expect(want...)
+		}
+	}
+	if got := labtest.CommandCalls(t, r.master, "get") - masterGets; got != 0 {
+		t.Fatalf("the master served %d of the read port's GETs", got)
+	}
+	served := -replicaGets
+	for _, rep := range r.replicas {
+		served += labtest.CommandCalls(t, rep, "get")
+	}
+	if want := clients * rounds * gets; served != want {
+		t.Fatalf("the replicas served %d GETs, want %d", served, want)
+	}
+	if loopReads.Load() == before {
+		t.Fatal("the event loop read no replica connection")
+	}
+	waitEventLoop(t, srv, clients)
+}
+
+// A read on the loop's fast path whose replica leaves the read set
+// before answering is sent to the master, and the client stays served.
+func TestReadPortLoopReadFallsBackToMaster(t *testing.T) {
+	skipWithoutLoop(t)
+	r := startReplicated(t, 1)
+	srv, _, readAddr := readProxy(t, r, proxy.Config{})
+	ctx := ctxT(t)
+	if err := r.master.Client().Set(ctx, "fk", "from-master", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, readAddr)
+	c.send(cmd("PING")) // opens the replica's connection
+	c.expect("+PONG")
+	waitEventLoop(t, srv, 1)
+	if err := r.replicas[0].Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.replicas[0].Resume() })
+	c.send(cmd("GET", "fk") + cmd("GET", "fk"))
+	c.nc.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if l, err := c.br.ReadString('\n'); err == nil {
+		t.Fatalf("answered %q while the replica is paused", l)
+	}
+	srv.SetReplicas(nil)
+	c.expect("$11", "from-master", "$11", "from-master")
+	waitEventLoop(t, srv, 1)
 }

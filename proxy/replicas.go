@@ -52,6 +52,10 @@ type replicaNode struct {
 	addr string
 	cfg  *Config
 	bg   *sync.WaitGroup // the server's, for the reaper
+	// loop is the server's event loop, for the default pool, as a
+	// generation's (pool.loop): a read port's clients in the loop are
+	// answered by it without a goroutine in between.
+	loop *atomic.Pointer[loop]
 	// outstanding counts segments sent to this replica and not yet
 	// answered: the least-loaded replica gets the next one.
 	outstanding atomic.Int64
@@ -69,8 +73,8 @@ type replicaNode struct {
 	done     chan struct{} // closed by close
 }
 
-func newReplicaNode(addr string, cfg *Config, bg *sync.WaitGroup) *replicaNode {
-	return &replicaNode{addr: addr, cfg: cfg, bg: bg, pools: map[poolKey]*pool{},
+func newReplicaNode(addr string, cfg *Config, bg *sync.WaitGroup, l *atomic.Pointer[loop]) *replicaNode {
+	return &replicaNode{addr: addr, cfg: cfg, bg: bg, loop: l, pools: map[poolKey]*pool{},
 		used: map[poolKey]time.Time{}, inflight: map[poolKey]int{}, done: make(chan struct{})}
 }
 
@@ -115,6 +119,12 @@ func (n *replicaNode) pool(key poolKey) *pool {
 	p := n.pools[key]
 	if p == nil {
 		p = newPool(n.addr, key, n.cfg)
+		if key == defaultKey {
+			// Only the default pool, as for a generation's: the others
+			// are closed by the reaper, and closing waits for the
+			// connections' readers.
+			p.loop = n.loop
+		}
 		if n.closed {
 			p.closed, p.why = true, errNoReplica
 			return p
@@ -214,7 +224,7 @@ func (s *Server) SetReplicas(addrs []string) {
 			next.nodes = append(next.nodes, keep[i])
 			continue
 		}
-		next.nodes = append(next.nodes, newReplicaNode(a, &s.cfg, &s.bg))
+		next.nodes = append(next.nodes, newReplicaNode(a, &s.cfg, &s.bg, &s.loop))
 		s.log.Info("replica joined the read set", zap.String("replica", a))
 	}
 	s.replicas.Store(next)

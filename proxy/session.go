@@ -217,7 +217,10 @@ func (s *session) run(how resumeKind) bool {
 	case resumeError:
 		s.readFailed(s.lerr)
 		return false
-	case resumeFinish:
+	case resumeReread, resumeFinish:
+		if how == resumeReread {
+			s.readFromMaster(s.seg.parts[len(s.seg.parts)-s.req.n:])
+		}
 		s.finishSeg()
 		fallthrough
 	case resumeWrite:
