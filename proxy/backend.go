@@ -696,6 +696,7 @@ var (
 	replacedHook   func() // a replaced master's connections are about to close
 	dialHook       func() // a pool's background dial starts
 	idleCheckHook  func() // idleClosed has read outstanding, and looks next
+	toGoroutine    func() // the event loop hands a client to a goroutine
 )
 
 func hook(f func()) {

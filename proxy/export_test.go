@@ -26,6 +26,14 @@ func SetLoopReadHooks(t *testing.T, beforeRead, closed func()) {
 	t.Cleanup(func() { loopReadHook, closeHook = nil, nil })
 }
 
+// SetToGoroutineHook makes f run, on the event loop's goroutine, each
+// time the loop hands a client to a goroutine, for the rest of t. Call it
+// before starting a Server.
+func SetToGoroutineHook(t *testing.T, f func()) {
+	toGoroutine = f
+	t.Cleanup(func() { toGoroutine = nil })
+}
+
 // SetReplacedHook makes f run, on a goroutine of its own, before the
 // connections of a replaced master are closed, for the rest of t. Call it
 // before starting a Server.

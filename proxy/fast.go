@@ -111,12 +111,18 @@ func (s *session) fastRead(cmd *resp.Command) bool {
 
 // fastReplica returns a live shared connection to the replica a read
 // port's new segment goes to (the least loaded, as replicaConn picks),
-// without waiting, or nil: no replica in the read set, or none open to
-// the one picked yet. A goroutine then does what routeRead does.
+// without waiting, or nil: none open to the one picked yet, or no replica
+// in the read set and a policy that keeps reads off the master. A
+// goroutine then does what routeRead does. With no replica in the read
+// set, reads fall back to the master, as routeRead's do: on its shared
+// connection, rather than through a goroutine for each batch.
 func (s *session) fastReplica() *backendConn {
 	n := s.srv.pickReplica(nil)
 	if n == nil {
-		return nil
+		if s.srv.cfg.ReadPolicy == ReadReplica {
+			return nil
+		}
+		return s.fastConn()
 	}
 	c := n.pool(s.key).liveShared()
 	if c == nil {

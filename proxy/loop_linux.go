@@ -558,6 +558,7 @@ func (l *loop) forget(s *session) {
 // (a command, a slow read) caused it, which maxHandoffs limits; moves
 // forced by a failover or a backend connection are not held against it.
 func (l *loop) handoff(s *session, how resumeKind, counted bool) {
+	hook(toGoroutine)
 	l.owned = nil
 	l.forget(s)
 	if l.reserve >= 0 {

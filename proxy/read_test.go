@@ -890,3 +890,49 @@ func TestReadPortLoopReadFallsBackToMaster(t *testing.T) {
 	c.expect("$11", "from-master", "$11", "from-master")
 	waitEventLoop(t, srv, 1)
 }
+
+// With no replica in the read set, a read port's reads go to the master
+// (unless the policy keeps them off it), on the loop's fast path: a
+// client is not moved to a goroutine and back for every batch while the
+// replicas are away.
+func TestReadPortWithoutReplicasStaysInTheLoop(t *testing.T) {
+	skipWithoutLoop(t)
+	var moves atomic.Int64
+	proxy.SetToGoroutineHook(t, func() { moves.Add(1) })
+	r := startReplicated(t, 1)
+	srv, _, readAddr := readProxy(t, r, proxy.Config{})
+	srv.SetReplicas(nil)
+	ctx := ctxT(t)
+	if err := r.master.Client().Set(ctx, "nk", "m", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, readAddr)
+	c.send(cmd("GET", "nk")) // may open the master's connection first
+	c.expect("$1", "m")
+	waitEventLoop(t, srv, 1)
+	before, masterGets := moves.Load(), labtest.CommandCalls(t, r.master, "get")
+	for i := 0; i < 20; i++ {
+		c.send(cmd("GET", "nk") + cmd("PING"))
+		c.expect("$1", "m", "+PONG")
+	}
+	if n := moves.Load() - before; n != 0 {
+		t.Fatalf("the client moved to a goroutine %d times in 20 batches", n)
+	}
+	if got := labtest.CommandCalls(t, r.master, "get") - masterGets; got != 20 {
+		t.Fatalf("the master served %d of 20 reads", got)
+	}
+	// Replica-only reads get the error, as on a goroutine, also with the
+	// master's shared connection open and the client back in the loop.
+	srv2, mainAddr2, readAddr2 := readProxy(t, r, proxy.Config{ReadPolicy: proxy.ReadReplica})
+	srv2.SetReplicas(nil)
+	m2 := dialRaw(t, mainAddr2)
+	m2.send(cmd("SET", "nk", "m"))
+	m2.expect("+OK")
+	m2.nc.Close()
+	c2 := dialRaw(t, readAddr2)
+	for i := 0; i < 3; i++ {
+		waitEventLoop(t, srv2, 1)
+		c2.send(cmd("GET", "nk"))
+		c2.expect("-ERR switchyard: no healthy replica to read from")
+	}
+}
