@@ -16,8 +16,10 @@ import (
 // without a goroutine. A command takes it when it is an ordinary command
 // for the master's shared connection and the session holds no state of
 // its own: no transaction, WATCH, subscription or dedicated connection,
-// not READONLY on the main port, authenticated, and not an inline command.
-// A read port's reads take it too, to a replica's shared connection.
+// authenticated, and not an inline command. Reads that go to replicas (a
+// read port's, or a main port's with read_policy or READONLY) take it
+// too, to a replica's shared connection; a segment holds commands for one
+// connection, and a command for another starts the next segment.
 // Anything else, and anything unusual on the way (no master, a failover
 // hold, a closed connection, a -READONLY reply, a client that does not
 // take its replies at once), hands the session to a goroutine, which
@@ -70,7 +72,7 @@ func (s *session) routeFast(cmd *resp.Command) (router.Class, uint16) {
 // current state.
 func (s *session) fastOK(class router.Class, cmd *resp.Command) bool {
 	if class != router.Forward || cmd.Inline || !s.authed || s.sink != nil || s.ded != nil ||
-		s.multi || s.watch || s.readPrefer && !s.readPort {
+		s.multi || s.watch {
 		return false
 	}
 	// READONLY and READWRITE are answered by the proxy (read.go).
@@ -109,27 +111,64 @@ func (s *session) fastRead(cmd *resp.Command) bool {
 	return s.srv.commandFlags(cmd.Args)&(CmdWrite|CmdMayWrite|CmdPubSub) == 0
 }
 
-// fastReplica returns a live shared connection to the replica a read
-// port's new segment goes to (the least loaded, as replicaConn picks),
-// without waiting, or nil: none open to the one picked yet, or no replica
-// in the read set and a policy that keeps reads off the master. A
-// goroutine then does what routeRead does. With no replica in the read
-// set, reads fall back to the master, as routeRead's do: on its shared
-// connection, rather than through a goroutine for each batch.
-func (s *session) fastReplica() *backendConn {
-	n := s.srv.pickReplica(nil)
-	if n == nil {
-		if s.srv.cfg.ReadPolicy == ReadReplica {
-			return nil
+// preferRead is fastRead for a main port's client that reads from
+// replicas (read_policy, or READONLY): whether the command can take the
+// fast path, whether it goes to a replica, and whether it writes, as
+// routeRead decides. Reads go to a replica unless read_your_writes keeps
+// them on the master; writes, scripts, Pub/Sub and commands that neither
+// read nor write go to the master. SCRIPT LOAD goes to a goroutine.
+func (s *session) preferRead(cmd *resp.Command) (replica, write, ok bool) {
+	if isScriptLoad(cmd.Args) {
+		return false, false, false
+	}
+	f := s.srv.commandFlags(cmd.Args)
+	switch {
+	case f&(CmdWrite|CmdMayWrite) != 0:
+		return false, true, true
+	case f&CmdPubSub != 0, f&CmdRead == 0:
+		return false, false, true
+	}
+	return !s.recentWrite(), false, true
+}
+
+// fastReplica returns a live shared connection to the replica a new
+// segment of reads goes to (the least loaded, as replicaConn picks),
+// without waiting. A replica whose last dial failed (stopped, not yet out
+// of the read set) is passed over for the next, as replicaConn passes
+// it over. With none left, reads go to the master's shared connection,
+// as routeRead falls back to it, unless read_policy keeps them off the
+// master. nil, and a goroutine does what routeRead does: the replica
+// picked has no connection open yet, or no replica can serve and the
+// policy says so; with stay set, the connection is one the loop does not
+// read (a TLS backend, or one dialled before the loop started), whose
+// writes could make the loop, and every client on it, wait for that
+// replica: the client's reads are for a goroutine, which counts against
+// maxHandoffs.
+func (s *session) fastReplica() (c *backendConn, stay bool) {
+	var tried [4]*replicaNode
+	skip := tried[:0]
+	for {
+		n := s.srv.pickReplica(skip)
+		if n == nil {
+			break
 		}
-		return s.fastConn()
+		p := n.pool(s.key)
+		if c := p.liveShared(); c != nil {
+			if c.lp == nil {
+				return nil, true
+			}
+			s.replica, s.replicaNode = c, n
+			return c, false
+		}
+		if !p.unreachable() {
+			return nil, false // its connection is on its way
+		}
+		skip = append(skip, n)
 	}
-	c := n.pool(s.key).liveShared()
-	if c == nil {
-		return nil
+	if s.srv.cfg.ReadPolicy == ReadReplica {
+		return nil, false
 	}
-	s.replica, s.replicaNode = c, n
-	return c
+	return s.fastConn(), false
 }
 
 // prepareRequest fills s.req from the current segment.
@@ -227,7 +266,7 @@ func (s *session) askLoop(how resumeKind) {
 // loopable reports whether a goroutine session could go back to the loop.
 func (s *session) loopable() bool {
 	return s.plain && s.srv.loop.Load() != nil && s.handoffs < maxHandoffs &&
-		s.sink == nil && s.ded == nil && !s.multi && !s.watch && (!s.readPrefer || s.readPort) &&
+		s.sink == nil && s.ded == nil && !s.multi && !s.watch &&
 		s.authed && !s.closing && len(s.in.peeked) == 0 && s.in.err == nil && len(s.out) == 0 && s.refusing == nil
 }
 

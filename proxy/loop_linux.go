@@ -353,6 +353,9 @@ func (l *loop) process(s *session) {
 	}
 	s.lastActive = l.now
 	var c *backendConn
+	// toReplica: the segment's commands are reads for a replica (or for
+	// the master standing in for none), not commands for the master.
+	var toReplica bool
 	var rerr error
 	for s.seg.n < maxSegment {
 		var err error
@@ -380,27 +383,47 @@ func (l *loop) process(s *session) {
 			s.shared, s.replica, s.replicaNode = nil, nil, nil
 		}
 		class, id := s.routeFast(&s.cmd)
-		if !s.fastOK(class, &s.cmd) || s.readPort && !s.fastRead(&s.cmd) {
+		replica, write, ok := s.readPort, false, s.fastOK(class, &s.cmd)
+		switch {
+		case !ok:
+		case s.readPort:
+			ok = s.fastRead(&s.cmd)
+		case s.readPrefer:
+			replica, write, ok = s.preferRead(&s.cmd)
+		}
+		if !ok {
 			l.handoff(s, resumeCommand, true)
 			return
 		}
+		if c != nil && replica != toReplica {
+			// It goes elsewhere than the segment: it starts the next
+			// one, once this one is answered (loopDone).
+			s.rd.Unread(&s.cmd)
+			break
+		}
 		if c == nil {
-			if s.readPort {
-				c = s.fastReplica()
+			toReplica = replica
+			stay := false
+			if replica {
+				c, stay = s.fastReplica()
 			} else {
 				c = s.fastConn()
 			}
 			if c == nil {
 				// No master, a failover hold, no replica, no connection
 				// yet: the client's own state is fine, so this is not
-				// counted.
-				l.handoff(s, resumeCommand, false)
+				// counted. A replica's connection the loop must not
+				// write to is for as long as it lives: that is.
+				l.handoff(s, resumeCommand, stay)
 				return
 			}
 		}
 		s.id = id
+		if write {
+			s.writing = true // the segment holds a write (read_your_writes)
+		}
 		s.forward(c, s.cmd.Raw, false)
-		s.seg.node = s.replicaNode // nil but on a read port
+		s.seg.node = s.replicaNode // set by fastReplica only
 	}
 	if s.seg.n == 0 {
 		s.busy.Store(false)

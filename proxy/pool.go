@@ -137,6 +137,15 @@ func (p *pool) pickShared() (*backendConn, error) {
 	return nil, errPoolClosed
 }
 
+// unreachable reports whether the pool's last dial failed: a caller
+// that found no live connection (liveShared) then tries elsewhere, as
+// shared's callers do on its error, rather than wait for the next dial.
+func (p *pool) unreachable() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dialErr != nil
+}
+
 // liveShared returns a live pipelined connection without waiting: nil
 // when none is open (or the pool is closed), for callers that must not
 // block and will take the slow path through shared instead. It is the

@@ -1,7 +1,9 @@
 package proxy_test
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"slices"
@@ -934,5 +936,217 @@ func TestReadPortWithoutReplicasStaysInTheLoop(t *testing.T) {
 		waitEventLoop(t, srv2, 1)
 		c2.send(cmd("GET", "nk"))
 		c2.expect("-ERR switchyard: no healthy replica to read from")
+	}
+}
+
+// A main port's clients that read from replicas (read_policy here) are
+// served by the event loop: reads go to the replicas, writes to the
+// master, a pipeline that mixes them is answered in order, and
+// read_your_writes keeps the reads after a write on the master. No batch
+// moves the client to a goroutine.
+func TestPreferReplicaServedByTheEventLoop(t *testing.T) {
+	skipWithoutLoop(t)
+	var moves atomic.Int64
+	proxy.SetToGoroutineHook(t, func() { moves.Add(1) })
+	r := startReplicated(t, 1)
+	rep := r.replicas[0]
+	for _, ryw := range []time.Duration{0, time.Hour} {
+		srv, mainAddr, _ := readProxy(t, r, proxy.Config{ReadPolicy: proxy.ReadPreferReplica, ReadYourWrites: ryw})
+		c := dialRaw(t, mainAddr)
+		c.send(cmd("PING")) // the master's connection
+		c.expect("+PONG")
+		c.send(cmd("GET", "none")) // the replica's
+		c.expect("$-1")
+		waitEventLoop(t, srv, 1)
+		before := moves.Load()
+		onMaster, onReplica := labtest.CommandCalls(t, r.master, "get"), labtest.CommandCalls(t, rep, "get")
+		sets := labtest.CommandCalls(t, r.master, "set")
+		const rounds = 10
+		for i := 0; i < rounds; i++ {
+			v := strconv.Itoa(i)
+			c.send(cmd("GET", "none") + cmd("SET", "pk", v) + cmd("GET", "none") + cmd("PING") + cmd("GET", "none"))
+			c.expect("$-1", "+OK", "$-1", "+PONG", "$-1")
+		}
+		if n := moves.Load() - before; n != 0 {
+			t.Fatalf("read_your_writes %v: the client moved to a goroutine %d times", ryw, n)
+		}
+		if got := labtest.CommandCalls(t, r.master, "set") - sets; got != rounds {
+			t.Fatalf("read_your_writes %v: the master took %d of %d SETs", ryw, got, rounds)
+		}
+		m, rp := labtest.CommandCalls(t, r.master, "get")-onMaster, labtest.CommandCalls(t, rep, "get")-onReplica
+		want := map[time.Duration][2]int{0: {0, 3 * rounds}, time.Hour: {3*rounds - 1, 1}}[ryw] // only the first read comes before a write
+		if m != want[0] || rp != want[1] {
+			t.Fatalf("read_your_writes %v: GETs on the master %d, on the replica %d; want %d and %d", ryw, m, rp, want[0], want[1])
+		}
+	}
+}
+
+// A replica that stops reading holds up only the reads sent to it: the
+// event loop writes only to replica connections it reads itself, without
+// waiting, so the main port's clients are answered meanwhile. Read-port
+// clients with settings of their own (SELECT 1) have pools of their own,
+// which the loop reads too; a connection the loop does not read (here,
+// dialled for a TLS client before the loop started) is written by
+// goroutines only.
+func TestStuckReplicaDoesNotHoldTheLoop(t *testing.T) {
+	skipWithoutLoop(t)
+	var moves atomic.Int64
+	proxy.SetToGoroutineHook(t, func() { moves.Add(1) })
+	for _, tc := range []string{"SELECT 1", "dialled before the loop"} {
+		t.Run(tc, func(t *testing.T) {
+			r := startReplicated(t, 1)
+			if err := r.master.Client().Set(ctxT(t), "k", "v", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, func() error {
+				if v, _ := r.replicas[0].Client().Get(ctxT(t), "k").Result(); v != "v" {
+					return fmt.Errorf("the replica has not caught up")
+				}
+				return nil
+			})
+			in := &count{}
+			cfg := proxy.Config{WriteTimeout: time.Minute, ReadTimeout: time.Minute, Metrics: &proxy.Metrics{BytesIn: in}}
+			srv := proxy.New(cfg)
+			srv.SetReplicas(r.addrs())
+			srv.SetCommandFlags(testFlags)
+			t.Cleanup(func() { srv.Close() })
+			listen := func(read bool, l net.Listener) string {
+				if read {
+					go srv.ServeRead(l)
+				} else {
+					go srv.Serve(l)
+				}
+				return l.Addr().String()
+			}
+			plain := func() net.Listener {
+				l, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return l
+			}
+			mainAddr, readAddr := listen(false, plain()), listen(true, plain())
+			first := ""
+			if tc == "SELECT 1" {
+				first = cmd("SELECT", "1")
+			} else {
+				cert, pool := localCert(t)
+				l, err := tlsListen(&tls.Config{Certificates: []tls.Certificate{cert}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				tc, err := tls.Dial("tcp", listen(true, l), &tls.Config{RootCAs: pool, ServerName: "localhost"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer tc.Close()
+				tc.Write([]byte(cmd("GET", "k")))
+				if l, err := bufio.NewReader(tc).ReadString('\n'); l != "$1\r\n" {
+					t.Fatalf("TLS read: %q %v", l, err)
+				}
+			}
+			srv.SetMaster(1, r.master.Addr) // starts the loop
+			m := dialRaw(t, mainAddr)
+			m.send(cmd("PING"))
+			m.expect("+PONG")
+			const clients = 8
+			var rcs []*rawConn
+			for i := 0; i < clients; i++ {
+				rc := dialRaw(t, readAddr)
+				rc.send(first + cmd("GET", "k"))
+				if first != "" {
+					rc.expect("+OK", "$-1")
+				} else {
+					rc.expect("$1", "v")
+				}
+				rcs = append(rcs, rc)
+			}
+			if err := r.replicas[0].Pause(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { r.replicas[0].Resume() })
+			// Reads of a 2 MiB key each: together more than the sockets
+			// to the replica hold.
+			big := []byte(cmd("EXISTS", strings.Repeat("k", 2<<20)))
+			_, before := in.get()
+			moved := moves.Load()
+			for _, rc := range rcs {
+				go func() {
+					rc.nc.SetWriteDeadline(time.Now().Add(time.Minute))
+					rc.nc.Write(big)
+				}()
+			}
+			waitFor(t, func() error {
+				if _, n := in.get(); n < float64(clients*len(big))+before {
+					return fmt.Errorf("the proxy read %.0f bytes of the big reads", n)
+				}
+				return nil
+			})
+			m.send(cmd("PING"))
+			m.expect("+PONG") // within 5 s, though the replica's writes wait a minute
+			if n := moves.Load() - moved; tc == "SELECT 1" && n != 0 {
+				t.Fatalf("%d read-port clients moved to a goroutine for reads from their own pool", n)
+			}
+		})
+	}
+}
+
+// A replica that died but is still in the read set (until its watcher
+// takes it out) is passed over on the loop's fast path, as replicaConn
+// passes it over: its clients are not moved to a goroutine for every
+// batch, which cut a read port's throughput to a third.
+func TestDeadReplicaInReadSetIsPassedOverInTheLoop(t *testing.T) {
+	skipWithoutLoop(t)
+	var moves atomic.Int64
+	proxy.SetToGoroutineHook(t, func() { moves.Add(1) })
+	for _, policy := range []proxy.ReadPolicy{proxy.ReadReplica, proxy.ReadPreferReplica} {
+		r := startReplicated(t, 2)
+		if err := r.master.Client().Set(ctxT(t), "dk", "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() error {
+			for _, rep := range r.replicas {
+				if v, _ := rep.Client().Get(ctxT(t), "dk").Result(); v != "v" {
+					return fmt.Errorf("%s not caught up", rep.Addr)
+				}
+			}
+			return nil
+		})
+		srv, _, readAddr := readProxy(t, r, proxy.Config{ReadPolicy: policy})
+		c := dialRaw(t, readAddr)
+		for i := 0; i < 4; i++ { // both replicas' connections open
+			c.send(cmd("GET", "dk"))
+			c.expect("$1", "v")
+		}
+		if err := r.replicas[0].Kill(); err != nil {
+			t.Fatal(err)
+		}
+		// Until the dead one's connection is found lost and a dial of it
+		// fails, reads may try it and move to a goroutine.
+		waitFor(t, func() error {
+			waitEventLoop(t, srv, 1)
+			before := moves.Load()
+			for i := 0; i < 4; i++ {
+				c.send(cmd("GET", "dk"))
+				c.expect("$1", "v")
+			}
+			if n := moves.Load() - before; n > 0 {
+				return fmt.Errorf("%d moves to a goroutine in 4 batches", n)
+			}
+			return nil
+		})
+		waitEventLoop(t, srv, 1)
+		before, gets := moves.Load(), labtest.CommandCalls(t, r.replicas[1], "get")
+		const batches = 30
+		for i := 0; i < batches; i++ {
+			c.send(cmd("GET", "dk"))
+			c.expect("$1", "v")
+		}
+		if n := moves.Load() - before; n > 2 {
+			t.Fatalf("policy %v: the client moved to a goroutine %d times in %d batches", policy, n, batches)
+		}
+		if n := labtest.CommandCalls(t, r.replicas[1], "get") - gets; n != batches {
+			t.Fatalf("policy %v: the live replica served %d of %d reads", policy, n, batches)
+		}
 	}
 }

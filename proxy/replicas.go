@@ -52,9 +52,9 @@ type replicaNode struct {
 	addr string
 	cfg  *Config
 	bg   *sync.WaitGroup // the server's, for the reaper
-	// loop is the server's event loop, for the default pool, as a
-	// generation's (pool.loop): a read port's clients in the loop are
-	// answered by it without a goroutine in between.
+	// loop is the server's event loop, for the node's pools (pool.loop):
+	// clients in the loop that read from replicas are answered by it
+	// without a goroutine in between.
 	loop *atomic.Pointer[loop]
 	// outstanding counts segments sent to this replica and not yet
 	// answered: the least-loaded replica gets the next one.
@@ -119,12 +119,12 @@ func (n *replicaNode) pool(key poolKey) *pool {
 	p := n.pools[key]
 	if p == nil {
 		p = newPool(n.addr, key, n.cfg)
-		if key == defaultKey {
-			// Only the default pool, as for a generation's: the others
-			// are closed by the reaper, and closing waits for the
-			// connections' readers.
-			p.loop = n.loop
-		}
+		// Every pool, unlike a generation's: a replica's pools are
+		// closed by the reaper, SetReplicas or Close, never on the
+		// loop, so waiting there for the connections' reader (the
+		// loop) cannot wait for itself. The event loop writes only to
+		// connections it reads (fastReplica).
+		p.loop = n.loop
 		if n.closed {
 			p.closed, p.why = true, errNoReplica
 			return p

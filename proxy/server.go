@@ -362,7 +362,7 @@ func (s *Server) serveConn(nc net.Conn, readPort bool) {
 	}
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
-	useLoop := sess.plain && (!sess.readPrefer || sess.readPort) && s.startLoop()
+	useLoop := sess.plain && s.startLoop()
 	s.mu.Unlock()
 	s.cfg.Metrics.add(s.cfg.Metrics.ClientsAccepted, 1)
 	if useLoop && sess.toLoop() {

@@ -137,6 +137,13 @@ func (r *Reader) BufferedCommand(cmd *Command) (ok bool, err error) {
 	return err == nil && need == 0, err
 }
 
+// Unread gives back cmd, which the last ReadCommand or BufferedCommand
+// call returned: the next call returns it again, from the same bytes.
+// Nothing else may be called on r in between.
+func (r *Reader) Unread(cmd *Command) {
+	r.r -= len(cmd.Raw)
+}
+
 // parseCommand parses the command at the start of the buffered data, skipping
 // empty ones. It returns need == 0 with cmd filled in and the frame
 // consumed, or the number of bytes the frame needs buffered before parsing

@@ -353,3 +353,37 @@ func TestCommandDropsPreviousArguments(t *testing.T) {
 		}
 	}
 }
+
+// A command given back with Unread comes again, whole, from the same
+// place, and the commands after it follow in order; empty lines skipped
+// before it stay skipped.
+func TestUnread(t *testing.T) {
+	in := "*2\r\n$3\r\nGET\r\n$1\r\na\r\n\r\n*0\r\nSET b 1\r\n*1\r\n$4\r\nPING\r\n"
+	r := NewReader(strings.NewReader(in), 0, Limits{})
+	var c Command
+	if err := r.ReadCommand(&c); err != nil || string(c.Args[0]) != "GET" {
+		t.Fatalf("first: %q %v", c.Args, err)
+	}
+	for i := 0; i < 2; i++ {
+		if ok, err := r.BufferedCommand(&c); !ok || err != nil || string(c.Raw) != "SET b 1\r\n" {
+			t.Fatalf("inline, try %d: %q %v %v", i, c.Raw, ok, err)
+		}
+		r.Unread(&c)
+	}
+	if ok, _ := r.BufferedCommand(&c); !ok || string(c.Args[0]) != "SET" {
+		t.Fatalf("after Unread: %q", c.Args)
+	}
+	if ok, _ := r.BufferedCommand(&c); !ok || string(c.Raw) != "*1\r\n$4\r\nPING\r\n" {
+		t.Fatalf("next: %q", c.Raw)
+	}
+	r.Unread(&c)
+	if r.Buffered() != len("*1\r\n$4\r\nPING\r\n") {
+		t.Fatalf("%d bytes buffered after giving PING back", r.Buffered())
+	}
+	if err := r.ReadCommand(&c); err != nil || string(c.Raw) != "*1\r\n$4\r\nPING\r\n" {
+		t.Fatalf("ReadCommand after Unread: %q %v", c.Raw, err)
+	}
+	if err := r.ReadCommand(&c); err != io.EOF {
+		t.Fatalf("at the end: %v", err)
+	}
+}
