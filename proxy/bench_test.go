@@ -2,9 +2,11 @@ package proxy_test
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/pnats/switchyard/internal/lab"
 	"github.com/pnats/switchyard/internal/lab/labtest"
@@ -120,6 +122,12 @@ func TestReadPortForwardingDoesNotAllocate(t *testing.T) {
 	if err := r.master.Client().Set(ctxT(t), "key", "value", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, func() error {
+		if v, _ := r.replicas[0].Client().Get(ctxT(t), "key").Result(); v != "value" {
+			return fmt.Errorf("the replica has not caught up")
+		}
+		return nil
+	})
 	req := "*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n*2\r\n$6\r\nEXISTS\r\n$3\r\nkey\r\n"
 	checkAllocs(t, readAddr, "PING\r\n", req, 2)
 }
@@ -146,6 +154,7 @@ func checkAllocs(t *testing.T, addr, first, req string, n int) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(time.Minute)) // a reply that never comes fails the test
 	br := bufio.NewReader(nc)
 	raw := []byte(req)
 	roundTrip := func() {
@@ -161,7 +170,10 @@ func checkAllocs(t *testing.T, addr, first, req string, n int) {
 				t.Fatalf("reply %d: %q", i+1, l)
 			}
 			if i == 0 {
-				br.ReadSlice('\n') // the GET's value
+				if string(l) != "$5\r\n" {
+					t.Fatalf("GET: %q", l)
+				}
+				br.ReadSlice('\n') // the value
 			}
 		}
 	}
