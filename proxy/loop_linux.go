@@ -412,8 +412,8 @@ func (l *loop) process(s *session) {
 			if c == nil {
 				// No master, a failover hold, no replica, no connection
 				// yet: the client's own state is fine, so this is not
-				// counted. A replica's connection the loop must not
-				// write to is for as long as it lives: that is.
+				// counted. A replica connection the loop does not read
+				// (stay) stays so for its life: that move is counted.
 				l.handoff(s, resumeCommand, stay)
 				return
 			}
