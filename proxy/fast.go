@@ -84,7 +84,9 @@ func (s *session) fastOK(class router.Class, cmd *resp.Command) bool {
 
 // fastConn returns a live shared connection to the current master without
 // waiting, or nil: no master, a failover hold, no connection open yet, or
-// a move between generations that could wait on closing a pool.
+// a move between generations of a session with settings of its own
+// (a goroutine makes it, as it did when releasing the old pool closed
+// it on the spot).
 func (s *session) fastConn() *backendConn {
 	g := s.srv.current()
 	if g == nil {

@@ -13,11 +13,13 @@ type generation struct {
 	epoch uint64
 	addr  string
 	cfg   *Config
-	// loop is the server's event loop, for the default pool (see pool.loop).
+	// loop is the server's event loop, for its pools (see pool.loop).
 	loop *atomic.Pointer[loop]
-	// held is the server's failover hold, for the default pool (see
-	// pool.held).
+	// held is the server's failover hold, for its pools (see pool.held).
 	held *atomic.Bool
+	// bg is the server's WaitGroup for background work, which Close
+	// waits for: here, the closing of pools their last session left.
+	bg *sync.WaitGroup
 	// routed is set once a command has been sent to this generation.
 	routed atomic.Bool
 	// dialLog spaces the log lines of its pools' failed dials.
@@ -33,8 +35,8 @@ type generation struct {
 	why    error
 }
 
-func newGeneration(epoch uint64, addr string, cfg *Config, lp *atomic.Pointer[loop], held *atomic.Bool) *generation {
-	return &generation{epoch: epoch, addr: addr, cfg: cfg, loop: lp, held: held, pools: make(map[poolKey]*pool)}
+func newGeneration(epoch uint64, addr string, cfg *Config, lp *atomic.Pointer[loop], held *atomic.Bool, bg *sync.WaitGroup) *generation {
+	return &generation{epoch: epoch, addr: addr, cfg: cfg, loop: lp, held: held, bg: bg, pools: make(map[poolKey]*pool)}
 }
 
 // acquire returns the pool for key, creating it, and counts the caller as
@@ -47,13 +49,14 @@ func (g *generation) acquire(key poolKey) *pool {
 		p = newPool(g.addr, key, g.cfg)
 		p.fence = &g.fenced
 		p.dialLog = &g.dialLog
-		if key == defaultKey {
-			// Only the default pool: another is closed when its last
-			// session leaves, which may be on the loop, and closing waits
-			// for the connections' readers, which would then be the loop.
-			p.loop = g.loop
-			p.held = g.held
-		}
+		// Every pool, for every set of session settings (RESP3, SELECT,
+		// a user): the loop reads its connections and writes them
+		// without waiting. One that is not the default is closed when
+		// its last session leaves (release), which may be on the loop:
+		// in the background, since closing waits for the connections'
+		// reader.
+		p.loop = g.loop
+		p.held = g.held
 		if g.closed {
 			p.closed, p.why = true, g.why
 			return p
@@ -75,7 +78,11 @@ func (g *generation) release(p *pool) {
 	}
 	g.mu.Unlock()
 	if drop {
-		p.close(errPoolClosed)
+		g.bg.Add(1)
+		go func() {
+			defer g.bg.Done()
+			p.close(errPoolClosed)
+		}()
 	}
 }
 

@@ -1150,3 +1150,102 @@ func TestDeadReplicaInReadSetIsPassedOverInTheLoop(t *testing.T) {
 		}
 	}
 }
+
+// A master that stops reading holds up only the commands sent to it, also
+// for clients with settings of their own (HELLO 3, as go-redis speaks by
+// default; SELECT): the event loop reads and writes those pools'
+// connections without waiting, so a read port's clients, whose reads go
+// to a replica, are answered meanwhile.
+func TestStuckMasterDoesNotHoldTheLoop(t *testing.T) {
+	skipWithoutLoop(t)
+	for _, hello := range []string{cmd("HELLO", "3"), cmd("SELECT", "1")} {
+		r := startReplicated(t, 1)
+		if err := r.master.Client().Set(ctxT(t), "k", "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() error {
+			if v, _ := r.replicas[0].Client().Get(ctxT(t), "k").Result(); v != "v" {
+				return fmt.Errorf("the replica has not caught up")
+			}
+			return nil
+		})
+		in := &count{}
+		srv, mainAddr, readAddr := readProxy(t, r, proxy.Config{WriteTimeout: time.Minute, ReadTimeout: time.Minute, Metrics: &proxy.Metrics{BytesIn: in}})
+		reader := dialRaw(t, readAddr)
+		reader.send(cmd("GET", "k"))
+		reader.expect("$1", "v")
+		const clients = 8
+		var cs []*rawConn
+		for i := 0; i < clients; i++ {
+			c := dialRaw(t, mainAddr)
+			c.send(hello + cmd("PING"))
+			c.line() // HELLO's map or SELECT's +OK, and for HELLO its fields
+			cs = append(cs, c)
+		}
+		waitEventLoop(t, srv, clients+1)
+		if err := r.master.Pause(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.master.Resume() })
+		// Writes of 2 MiB each: together more than the sockets to the
+		// master hold.
+		big := []byte(cmd("SET", "big", strings.Repeat("x", 2<<20)))
+		_, before := in.get()
+		for _, c := range cs {
+			go func() {
+				c.nc.SetWriteDeadline(time.Now().Add(time.Minute))
+				c.nc.Write(big)
+			}()
+		}
+		waitFor(t, func() error {
+			if _, n := in.get(); n < float64(clients*len(big))+before {
+				return fmt.Errorf("the proxy read %.0f bytes of the big writes", n)
+			}
+			return nil
+		})
+		reader.send(cmd("GET", "k"))
+		reader.expect("$1", "v") // within 5 s, though the master's writes wait a minute
+		r.master.Resume()
+	}
+}
+
+// The last client of a pool for other settings (RESP3) leaving from the
+// event loop closes that pool, whose connections the loop reads: in the
+// background, so the loop does not wait for itself, and keeps serving.
+func TestLastClientOfAPoolLeavesFromTheLoop(t *testing.T) {
+	skipWithoutLoop(t)
+	_, srv, addr := setup(t, proxy.Config{})
+	for i := 0; i < 3; i++ {
+		c := dialRaw(t, addr)
+		c.send(cmd("HELLO", "3"))
+		c.line()
+		waitEventLoop(t, srv, 1)
+		c.send(cmd("SET", "k", "v") + cmd("GET", "k"))
+		for c.line() != "$1" {
+		}
+		c.expect("v")
+		waitEventLoop(t, srv, 1) // answered by the loop, on its own RESP3 connection
+		c.nc.Close()
+		// Polled off the test's goroutine: a loop waiting for itself
+		// would hold the server's lock, and Stats with it.
+		end := time.Now().Add(10 * time.Second)
+		for {
+			n := make(chan int, 1)
+			go func() { n <- srv.Stats().Clients }()
+			select {
+			case c := <-n:
+				if c == 0 {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+				continue
+			case <-time.After(time.Until(end)):
+				t.Fatal("the client's session did not end: the event loop is stuck")
+			}
+			break
+		}
+	}
+	c := dialRaw(t, addr)
+	c.send(cmd("PING"))
+	c.expect("+PONG")
+}

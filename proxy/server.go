@@ -93,7 +93,7 @@ func (s *Server) SetMaster(epoch uint64, addr string) {
 		s.Release()
 		return
 	}
-	s.publish(newGeneration(epoch, addr, &s.cfg, &s.loop, &s.held))
+	s.publish(newGeneration(epoch, addr, &s.cfg, &s.loop, &s.held, &s.bg))
 }
 
 // Hold stops new commands from reaching the current master, from the
