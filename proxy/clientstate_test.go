@@ -55,22 +55,25 @@ func TestTrackingRedirect(t *testing.T) {
 // answered as before. Before, the connection was closed and their
 // commands in flight failed.
 func TestPushOnSharedConnection(t *testing.T) {
-	_, _, addr := setup(t, proxy.Config{})
+	_, _, addr := setup(t, proxy.Config{PoolSize: 1})
 	v := dialRaw(t, addr)
 	v.send(cmd("HELLO", "3"))
 	for v.line() != "modules" { // HELLO's map ends with modules, an empty array
 	}
 	v.expect("*0")
 	// The ID of the shared RESP3 connection v's commands use.
-	v.send(cmd("CLIENT", "INFO"))
-	info := v.line()
-	if !strings.HasPrefix(info, "=") && !strings.HasPrefix(info, "$") {
-		t.Fatalf("CLIENT INFO: %q", info)
+	connID := func() string {
+		v.send(cmd("CLIENT", "INFO"))
+		info := v.line()
+		if !strings.HasPrefix(info, "=") && !strings.HasPrefix(info, "$") {
+			t.Fatalf("CLIENT INFO: %q", info)
+		}
+		body := v.line()
+		v.expect("") // CLIENT INFO ends its line with LF, before the frame's CRLF
+		id := strings.Fields(strings.TrimPrefix(body, "txt:"))[0]
+		return strings.TrimPrefix(id, "id=")
 	}
-	body := v.line()
-	v.expect("") // CLIENT INFO ends its line with LF, before the frame's CRLF
-	id := strings.Fields(strings.TrimPrefix(body, "txt:"))[0]
-	id = strings.TrimPrefix(id, "id=")
+	id := connID()
 
 	b := dialRaw(t, addr)
 	b.send(cmd("CLIENT", "TRACKING", "on", "REDIRECT", id) + cmd("GET", "pk"))
@@ -85,6 +88,11 @@ func TestPushOnSharedConnection(t *testing.T) {
 		if l := v.line(); l != ":"+strconv.Itoa(i+1) {
 			t.Fatalf("INCR on the connection that got the push: %q", l)
 		}
+	}
+	// The push, which came while nothing was in flight on that
+	// connection, was dropped, and the connection kept.
+	if now := connID(); now != id {
+		t.Fatalf("the shared connection was replaced: id %s, then %s", id, now)
 	}
 }
 

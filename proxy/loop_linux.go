@@ -13,6 +13,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/pnats/switchyard/resp"
 	"go.uber.org/zap"
 )
 
@@ -842,7 +843,7 @@ func (l *loop) readBackend(c *backendConn) {
 			l.endBackend(c)
 			return
 		}
-		if c.cur == nil {
+		if c.cur == nil && typ != resp.TypePush { // deliver drops a push
 			select {
 			case c.cur = <-c.pending:
 				c.blockingWait.Store(c.cur.blocking)
