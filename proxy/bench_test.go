@@ -2,7 +2,6 @@ package proxy_test
 
 import (
 	"bufio"
-	"fmt"
 	"net"
 	"runtime"
 	"testing"
@@ -119,15 +118,7 @@ func TestReadPortForwardingDoesNotAllocate(t *testing.T) {
 	}
 	r := startReplicated(t, 1)
 	_, _, readAddr := readProxyTable(t, r, proxy.Config{PoolSize: 1, Metrics: allocMetrics(t)})
-	if err := r.master.Client().Set(ctxT(t), "key", "value", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, func() error {
-		if v, _ := r.replicas[0].Client().Get(ctxT(t), "key").Result(); v != "value" {
-			return fmt.Errorf("the replica has not caught up")
-		}
-		return nil
-	})
+	r.set(t, "key", "value")
 	req := "*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n*2\r\n$6\r\nEXISTS\r\n$3\r\nkey\r\n"
 	checkAllocs(t, readAddr, "PING\r\n", req, 2)
 }

@@ -45,6 +45,23 @@ func startReplicated(t *testing.T, n int) replicated {
 	return r
 }
 
+// set writes key on the master and waits until every replica has it.
+func (r replicated) set(t *testing.T, key, value string) {
+	t.Helper()
+	ctx := ctxT(t)
+	if err := r.master.Client().Set(ctx, key, value, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() error {
+		for _, rep := range r.replicas {
+			if v, _ := rep.Client().Get(ctx, key).Result(); v != value {
+				return fmt.Errorf("%s not caught up", rep.Addr)
+			}
+		}
+		return nil
+	})
+}
+
 func (r replicated) addrs() []string {
 	var out []string
 	for _, s := range r.replicas {
@@ -106,17 +123,7 @@ func TestReadsGoToReplicasWritesNever(t *testing.T) {
 	m.ReplicaCommandDuration[commandID(t, "GET")] = onReplica
 	_, _, readAddr := readProxy(t, r, proxy.Config{Metrics: m})
 	ctx := ctxT(t)
-	if err := r.master.Client().Set(ctx, "rk", "v", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, func() error {
-		for _, rep := range r.replicas {
-			if v, _ := rep.Client().Get(ctx, "rk").Result(); v != "v" {
-				return fmt.Errorf("%s not caught up", rep.Addr)
-			}
-		}
-		return nil
-	})
+	r.set(t, "rk", "v")
 	masterGets := labtest.CommandCalls(t, r.master, "get")
 	c := client(t, readAddr)
 	for i := 0; i < 200; i++ {
@@ -811,18 +818,7 @@ func TestReadPortServedByTheEventLoop(t *testing.T) {
 	proxy.SetLoopReadHooks(t, func() { loopReads.Add(1) }, nil)
 	r := startReplicated(t, 2)
 	srv, _, readAddr := readProxy(t, r, proxy.Config{})
-	ctx := ctxT(t)
-	if err := r.master.Client().Set(ctx, "lk", "v", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, func() error {
-		for _, rep := range r.replicas {
-			if v, _ := rep.Client().Get(ctx, "lk").Result(); v != "v" {
-				return fmt.Errorf("%s not caught up", rep.Addr)
-			}
-		}
-		return nil
-	})
+	r.set(t, "lk", "v")
 	const clients, rounds, gets = 4, 50, 10
 	var cs []*rawConn
 	for i := 0; i < clients; i++ {
@@ -995,15 +991,7 @@ func TestStuckReplicaDoesNotHoldTheLoop(t *testing.T) {
 	for _, tc := range []string{"SELECT 1", "dialled before the loop"} {
 		t.Run(tc, func(t *testing.T) {
 			r := startReplicated(t, 1)
-			if err := r.master.Client().Set(ctxT(t), "k", "v", 0).Err(); err != nil {
-				t.Fatal(err)
-			}
-			waitFor(t, func() error {
-				if v, _ := r.replicas[0].Client().Get(ctxT(t), "k").Result(); v != "v" {
-					return fmt.Errorf("the replica has not caught up")
-				}
-				return nil
-			})
+			r.set(t, "k", "v")
 			in := &count{}
 			cfg := proxy.Config{WriteTimeout: time.Minute, ReadTimeout: time.Minute, Metrics: &proxy.Metrics{BytesIn: in}}
 			srv := proxy.New(cfg)
@@ -1101,17 +1089,7 @@ func TestDeadReplicaInReadSetIsPassedOverInTheLoop(t *testing.T) {
 	proxy.SetToGoroutineHook(t, func() { moves.Add(1) })
 	for _, policy := range []proxy.ReadPolicy{proxy.ReadReplica, proxy.ReadPreferReplica} {
 		r := startReplicated(t, 2)
-		if err := r.master.Client().Set(ctxT(t), "dk", "v", 0).Err(); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, func() error {
-			for _, rep := range r.replicas {
-				if v, _ := rep.Client().Get(ctxT(t), "dk").Result(); v != "v" {
-					return fmt.Errorf("%s not caught up", rep.Addr)
-				}
-			}
-			return nil
-		})
+		r.set(t, "dk", "v")
 		srv, _, readAddr := readProxy(t, r, proxy.Config{ReadPolicy: policy})
 		c := dialRaw(t, readAddr)
 		for i := 0; i < 4; i++ { // both replicas' connections open
@@ -1160,15 +1138,7 @@ func TestStuckMasterDoesNotHoldTheLoop(t *testing.T) {
 	skipWithoutLoop(t)
 	for _, hello := range []string{cmd("HELLO", "3"), cmd("SELECT", "1")} {
 		r := startReplicated(t, 1)
-		if err := r.master.Client().Set(ctxT(t), "k", "v", 0).Err(); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, func() error {
-			if v, _ := r.replicas[0].Client().Get(ctxT(t), "k").Result(); v != "v" {
-				return fmt.Errorf("the replica has not caught up")
-			}
-			return nil
-		})
+		r.set(t, "k", "v")
 		in := &count{}
 		srv, mainAddr, readAddr := readProxy(t, r, proxy.Config{WriteTimeout: time.Minute, ReadTimeout: time.Minute, Metrics: &proxy.Metrics{BytesIn: in}})
 		reader := dialRaw(t, readAddr)
