@@ -1056,20 +1056,8 @@ func TestStuckReplicaDoesNotHoldTheLoop(t *testing.T) {
 			// Reads of a 2 MiB key each: together more than the sockets
 			// to the replica hold.
 			big := []byte(cmd("EXISTS", strings.Repeat("k", 2<<20)))
-			_, before := in.get()
 			moved := moves.Load()
-			for _, rc := range rcs {
-				go func() {
-					rc.nc.SetWriteDeadline(time.Now().Add(time.Minute))
-					rc.nc.Write(big)
-				}()
-			}
-			waitFor(t, func() error {
-				if _, n := in.get(); n < float64(clients*len(big))+before {
-					return fmt.Errorf("the proxy read %.0f bytes of the big reads", n)
-				}
-				return nil
-			})
+			sendAndWaitRead(t, rcs, big, in)
 			m.send(cmd("PING"))
 			m.expect("+PONG") // within 5 s, though the replica's writes wait a minute
 			if n := moves.Load() - moved; tc == "SELECT 1" && n != 0 {
@@ -1160,23 +1148,32 @@ func TestStuckMasterDoesNotHoldTheLoop(t *testing.T) {
 		// Writes of 2 MiB each: together more than the sockets to the
 		// master hold.
 		big := []byte(cmd("SET", "big", strings.Repeat("x", 2<<20)))
-		_, before := in.get()
-		for _, c := range cs {
-			go func() {
-				c.nc.SetWriteDeadline(time.Now().Add(time.Minute))
-				c.nc.Write(big)
-			}()
-		}
-		waitFor(t, func() error {
-			if _, n := in.get(); n < float64(clients*len(big))+before {
-				return fmt.Errorf("the proxy read %.0f bytes of the big writes", n)
-			}
-			return nil
-		})
+		sendAndWaitRead(t, cs, big, in)
 		reader.send(cmd("GET", "k"))
 		reader.expect("$1", "v") // within 5 s, though the master's writes wait a minute
 		r.master.Resume()
 	}
+}
+
+// sendAndWaitRead has every client send req without waiting for its
+// reply (the writes may wait up to a minute on a backend that stopped
+// reading), and waits until the proxy has read all of them, by in (the
+// proxy's BytesIn).
+func sendAndWaitRead(t *testing.T, cs []*rawConn, req []byte, in *count) {
+	t.Helper()
+	_, before := in.get()
+	for _, c := range cs {
+		go func() {
+			c.nc.SetWriteDeadline(time.Now().Add(time.Minute))
+			c.nc.Write(req)
+		}()
+	}
+	waitFor(t, func() error {
+		if _, n := in.get(); n < float64(len(cs)*len(req))+before {
+			return fmt.Errorf("the proxy read %.0f of %d bytes", n-before, len(cs)*len(req))
+		}
+		return nil
+	})
 }
 
 // The last client of a pool for other settings (RESP3) leaving from the
