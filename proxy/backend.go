@@ -188,6 +188,10 @@ type backendConn struct {
 	lhup   bool // the last event said the peer closed
 	lended bool
 	ldefer bool
+	// kick wakes the writer goroutine (writeAside) of a connection the
+	// loop writes to but does not read; nil until the loop first needs it.
+	// Guarded by mu.
+	kick chan struct{}
 }
 
 // maxPending bounds the requests written but not yet answered on one
@@ -597,6 +601,54 @@ func (c *backendConn) queue(r *request, wait bool) (flusher bool, err error) {
 // it. Requests whose bytes fail to go out are finished by the reader's
 // drain once the connection is closed.
 func (c *backendConn) flushQueued() { c.flush(false, nil) }
+
+// flushAside is flushQueued for the event loop on a connection it does
+// not read (TLS, or one dialled before the loop started): such a write
+// waits while the node does not read, up to WriteTimeout, and the loop,
+// with every client on it, must not. The connection's writer goroutine
+// makes it; it starts with the first such write and ends with the
+// connection. The caller is the flusher (queue).
+func (c *backendConn) flushAside() {
+	c.mu.Lock()
+	if c.kick == nil {
+		if c.dead || !c.alive() {
+			// Ended, or ending: what is queued is finished unsent by
+			// the reader (end). Checked under mu, before end marks it
+			// dead, so the reader's count keeps wg above zero here.
+			c.flushing = false
+			c.mu.Unlock()
+			return
+		}
+		c.kick = make(chan struct{}, 1)
+		if c.wg != nil {
+			c.wg.Add(1)
+		}
+		go c.writeAside(c.kick)
+	}
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default: // one is due already; it writes everything queued
+	}
+}
+
+// writeAside is the writer goroutine of flushAside. Only a flusher kicks
+// it, and there is one flusher at a time, so no kick is lost and none
+// finds another writer at work.
+func (c *backendConn) writeAside(kick chan struct{}) {
+	if c.wg != nil {
+		defer c.wg.Done()
+	}
+	for {
+		select {
+		case <-kick:
+			c.flushQueued()
+		case <-c.closing:
+			// Whatever is still queued is finished by the reader (end).
+			return
+		}
+	}
+}
 
 // flush is flushQueued, or with raw the event loop's write on a
 // connection it reads (flushLoop): then it writes what the socket takes

@@ -141,12 +141,8 @@ func (s *session) preferRead(cmd *resp.Command) (replica, write, ok bool) {
 // as routeRead falls back to it, unless read_policy keeps them off the
 // master. nil, and a goroutine does what routeRead does: the replica
 // picked has no connection open yet, or no replica can serve and the
-// policy says so; with stay set, the connection is one the loop does not
-// read (a TLS backend, or one dialled before the loop started), whose
-// writes could make the loop, and every client on it, wait for that
-// replica: the client's reads are for a goroutine, which counts against
-// maxHandoffs.
-func (s *session) fastReplica() (c *backendConn, stay bool) {
+// policy says so.
+func (s *session) fastReplica() *backendConn {
 	var tried [4]*replicaNode
 	skip := tried[:0]
 	for {
@@ -156,21 +152,18 @@ func (s *session) fastReplica() (c *backendConn, stay bool) {
 		}
 		p := n.pool(s.key)
 		if c := p.liveShared(); c != nil {
-			if c.lp == nil {
-				return nil, true
-			}
 			s.replica, s.replicaNode = c, n
-			return c, false
+			return c
 		}
 		if !p.unreachable() {
-			return nil, false // its connection is on its way
+			return nil // its connection is on its way
 		}
 		skip = append(skip, n)
 	}
 	if s.srv.cfg.ReadPolicy == ReadReplica {
-		return nil, false
+		return nil
 	}
-	return s.fastConn(), false
+	return s.fastConn()
 }
 
 // prepareRequest fills s.req from the current segment.

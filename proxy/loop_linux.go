@@ -404,18 +404,16 @@ func (l *loop) process(s *session) {
 		}
 		if c == nil {
 			toReplica = replica
-			stay := false
 			if replica {
-				c, stay = s.fastReplica()
+				c = s.fastReplica()
 			} else {
 				c = s.fastConn()
 			}
 			if c == nil {
 				// No master, a failover hold, no replica, no connection
 				// yet: the client's own state is fine, so this is not
-				// counted. A replica connection the loop does not read
-				// (stay) stays so for its life: that move is counted.
-				l.handoff(s, resumeCommand, stay)
+				// counted.
+				l.handoff(s, resumeCommand, false)
 				return
 			}
 		}
@@ -500,7 +498,9 @@ func (l *loop) release(s *session) {
 }
 
 // flushTouched writes every backend connection this round queued bytes
-// on as the flusher. Requests from many clients go out in one write.
+// on as the flusher. Requests from many clients go out in one write. A
+// connection the loop does not read is written by a goroutine of its own
+// (flushAside): its write could wait for the node.
 func (l *loop) flushTouched() {
 	for i, c := range l.touched {
 		if c.lp == l && c.lfd >= 0 {
@@ -516,7 +516,7 @@ func (l *loop) flushTouched() {
 				c.flushLoop()
 			}
 		} else {
-			c.flushQueued()
+			c.flushAside()
 		}
 		l.touched[i] = nil
 	}

@@ -80,8 +80,6 @@ func (s *session) routeRead(args [][]byte, raw []byte) bool {
 	return true
 }
 
-// readWriteToggle handles READONLY and READWRITE as Redis Cluster does:
-// per connection, reads go to replicas or back to the master.
 // isScriptLoad reports whether args is SCRIPT LOAD.
 func isScriptLoad(args [][]byte) bool {
 	return len(args) == 3 && bytes.EqualFold(args[0], []byte("SCRIPT")) && bytes.EqualFold(args[1], []byte("LOAD"))
@@ -193,6 +191,8 @@ func (s *session) recentWrite() bool {
 	return d > 0 && (s.writing || s.seg.wrote || (!s.lastWrite.IsZero() && time.Since(s.lastWrite) < d))
 }
 
+// readWriteToggle handles READONLY and READWRITE as Redis Cluster does:
+// per connection, reads go to replicas or back to the master.
 func readWriteToggle(s *session, args [][]byte) bool {
 	if len(args) != 1 {
 		return false
