@@ -83,19 +83,17 @@ func (s *session) fastOK(class router.Class, cmd *resp.Command) bool {
 }
 
 // fastConn returns a live shared connection to the current master without
-// waiting, or nil: no master, a failover hold, no connection open yet, or
-// a move between generations of a session with settings of its own
-// (a goroutine makes it, as it did when releasing the old pool closed
-// it on the spot).
+// waiting, or nil: no master, a failover hold, or no connection open yet.
+// A session still on the last master's generation moves to the current
+// one here; releasing the old pool of a session with settings of its own
+// closes that pool in the background (generation.release), so the loop
+// does not wait for it.
 func (s *session) fastConn() *backendConn {
 	g := s.srv.current()
 	if g == nil {
 		return nil
 	}
 	if g != s.gen {
-		if s.gen != nil && s.key != defaultKey {
-			return nil
-		}
 		s.moveTo(g)
 	}
 	c := s.pool.liveShared()

@@ -9,6 +9,7 @@ import (
 	"net"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -546,4 +547,43 @@ func TestEventLoopHoldAgainKeepsHeldBackCommand(t *testing.T) {
 	srv.Release()
 	b.expect("+OK")
 	expectValue(t, oldM, "held", "v", "after the last release the old master has")
+}
+
+// A client with settings of its own (RESP3, a database) moves to a new
+// master's connections for those settings in the loop, as a client with
+// the defaults does: only the first to need a connection there goes to a
+// goroutine, which opens it.
+func TestOwnSettingsMoveToTheNewMasterInTheLoop(t *testing.T) {
+	skipWithoutLoop(t)
+	var moves atomic.Int64
+	proxy.SetToGoroutineHook(t, func() { moves.Add(1) })
+	for _, tc := range []struct {
+		hello, null string
+		oks         int // +OK lines to the SET's, included
+	}{{cmd("HELLO", "3"), "_", 1}, {cmd("SELECT", "1"), "$-1", 2}} {
+		_, srv, addr := setup(t, proxy.Config{})
+		next := labtest.Server(t, lab.ServerOptions{})
+		var cs []*rawConn
+		for i := 0; i < 2; i++ {
+			c := dialRaw(t, addr)
+			c.send(tc.hello + cmd("SET", "k", "v"))
+			for oks := 0; oks < tc.oks; { // HELLO's map or SELECT's +OK, then SET's
+				if c.line() == "+OK" {
+					oks++
+				}
+			}
+			cs = append(cs, c)
+		}
+		waitEventLoop(t, srv, 2)
+		srv.SetMaster(2, next.Addr)
+		cs[0].send(cmd("GET", "k"))
+		cs[0].expect(tc.null) // the new master does not have it
+		waitEventLoop(t, srv, 2)
+		moved := moves.Load()
+		cs[1].send(cmd("GET", "k"))
+		cs[1].expect(tc.null)
+		if n := moves.Load() - moved; n != 0 {
+			t.Fatalf("%q: %d moves to a goroutine for a client whose connection to the new master is open", tc.hello, n)
+		}
+	}
 }
