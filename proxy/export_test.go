@@ -64,3 +64,15 @@ func TuneClient(nc net.Conn, keepAlive time.Duration) { tuneClient(nc, keepAlive
 // RawSocketOf is rawSocketOf, for the same test: a TLS listener's
 // connections are rawSockets (RawSocketListener).
 func RawSocketOf(nc net.Conn) net.Conn { return rawSocketOf(nc) }
+
+// ReplicaOutstanding returns the segments sent to the read set's replicas
+// and not yet answered.
+func (s *Server) ReplicaOutstanding() int64 {
+	var n int64
+	if set := s.replicas.Load(); set != nil {
+		for _, node := range set.nodes {
+			n += node.outstanding.Load()
+		}
+	}
+	return n
+}

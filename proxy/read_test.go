@@ -1190,6 +1190,42 @@ func TestStuckTLSMasterDoesNotHoldTheLoop(t *testing.T) {
 	}
 }
 
+// Close stops at once, though a read waits on a replica that stopped
+// answering: the replicas' connections close with the master's, before
+// Close waits for the sessions, not after (which waited out read_timeout).
+func TestCloseDoesNotWaitForAStoppedReplica(t *testing.T) {
+	for name, policy := range map[string]proxy.ReadPolicy{"replica": proxy.ReadReplica, "prefer-replica": proxy.ReadPreferReplica} {
+		r := startReplicated(t, 1)
+		r.set(t, "k", "v")
+		srv, _, readAddr := readProxy(t, r, proxy.Config{ReadTimeout: time.Minute, ReadPolicy: policy})
+		c := dialRaw(t, readAddr)
+		c.send(cmd("GET", "k"))
+		c.expect("$1", "v")
+		if err := r.replicas[0].Pause(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.replicas[0].Resume() })
+		c.send(cmd("GET", "k"))
+		waitFor(t, func() error {
+			if srv.ReplicaOutstanding() == 0 {
+				return fmt.Errorf("the read is not on its way to the replica yet")
+			}
+			return nil
+		})
+		closed := make(chan struct{})
+		go func() {
+			srv.Close()
+			close(closed)
+		}()
+		select {
+		case <-closed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("read_policy %s: Close still waits for a read on a stopped replica (read_timeout is a minute)", name)
+		}
+		r.replicas[0].Resume()
+	}
+}
+
 // sendAndWaitRead has every client send req without waiting for its
 // reply (the writes may wait up to a minute on a backend that stopped
 // reading), and waits until the proxy has read all of them, by in (the

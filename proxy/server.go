@@ -434,10 +434,10 @@ func (s *Server) Close() error {
 		g.fenced.Store(true)
 		g.close(ErrServerClosed)
 	}
-	s.wg.Wait()
-	if loop != nil {
-		loop.stop()
-	}
+	// The replicas' connections too, before waiting for the sessions: a
+	// read on a replica that stopped answering would otherwise hold
+	// Close for up to ReadTimeout. The loop is still running, and ends
+	// the connections it reads.
 	s.replicaMu.Lock()
 	if set := s.replicas.Swap(nil); set != nil {
 		for _, n := range set.nodes {
@@ -445,6 +445,10 @@ func (s *Server) Close() error {
 		}
 	}
 	s.replicaMu.Unlock()
+	s.wg.Wait()
+	if loop != nil {
+		loop.stop()
+	}
 	s.bg.Wait()
 	s.refused.Stop()
 	return nil
