@@ -4,8 +4,8 @@
 #
 # It makes a throwaway CA and a certificate for "redis.internal", starts a
 # redis-server that listens with TLS only, and one Switchyard per binary
-# in front of it (fixed upstream, backend_tls, GOMAXPROCS=1, as the
-# harness runs Switchyard), each on a plain port of its own. Then it runs
+# in front of it (fixed upstream, backend_tls, GOMAXPROCS=1 unless set,
+# as the harness runs Switchyard), each on a plain port of its own. Then it runs
 # the same redis-benchmark test against the master's TLS port (the
 # baseline) and each Switchyard, round after round, and prints requests
 # per second and each process's CPU seconds. History, "Session 17", in
@@ -18,7 +18,8 @@
 #
 # Environment: PORT (first loopback port, default 7201; it uses PORT and
 # two more per binary), N (requests per test, default 100000), CLIENTS
-# (default 50), PIPELINE (default 1), ROUNDS (default 5).
+# (default 50), PIPELINE (default 1), ROUNDS (default 5), GOMAXPROCS
+# (Switchyard's, default 1).
 set -euo pipefail
 
 test=${1:?usage: bench/backend-tls.sh [set|get] SWITCHYARD_BINARY...}
@@ -60,7 +61,7 @@ for bin in "$@"; do
 	p=$((port + 1 + 2 * i)) admin=$((port + 2 + 2 * i))
 	printf 'admin_listen: 127.0.0.1:%s\ngroups:\n  - name: bench\n    listen: "127.0.0.1:%s"\n    upstream: "127.0.0.1:%s"\n    backend_tls: {ca_file: "%s", server_name: redis.internal}\n' \
 		"$admin" "$p" "$port" "$dir/ca.pem" >"$dir/switchyard$i.yaml"
-	GOMAXPROCS=1 "$bin" -config "$dir/switchyard$i.yaml" >"$dir/switchyard$i.log" 2>&1 &
+	GOMAXPROCS=${GOMAXPROCS:-1} "$bin" -config "$dir/switchyard$i.yaml" >"$dir/switchyard$i.log" 2>&1 &
 	pids+=($!)
 	spids+=($!)
 	names+=("$(basename "$bin")")

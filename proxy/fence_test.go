@@ -767,3 +767,67 @@ func TestSubscribeWithoutMasterCloses(t *testing.T) {
 		t.Fatalf("after the master came: %v %v", m, err)
 	}
 }
+
+// A SELECT (or HELLO or AUTH, which take the same path) that meets a
+// master switch on its way (its pool on the old master closed under it)
+// has changed nothing on any master until it has a connection: it is
+// tried again on the new master instead of answered "may or may not have
+// run", which a client connecting during a failover would take for a
+// failed connection.
+func TestSettingsMeetingASwitchAreTriedOnTheNewMaster(t *testing.T) {
+	a := labtest.Server(t, lab.ServerOptions{})
+	b := labtest.Server(t, lab.ServerOptions{})
+	srv, addr := startProxy(t, a.Addr, proxy.Config{})
+	stop := make(chan struct{})
+	flipped := make(chan struct{})
+	go func() {
+		defer close(flipped)
+		for epoch := uint64(2); ; epoch++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				// Far more often than any failover: most connections
+				// the proxy opens meet a switch on their way.
+			}
+			next := a.Addr
+			if epoch%2 == 0 {
+				next = b.Addr
+			}
+			srv.SetMaster(epoch, next)
+		}
+	}()
+	var failed atomic.Int64
+	var first atomic.Value
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 100; j++ {
+				c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+				if err != nil {
+					failed.Add(1)
+					first.CompareAndSwap(nil, err.Error())
+					return
+				}
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				db := strconv.Itoa(1 + j%3)
+				c.Write([]byte(cmd("SELECT", db)))
+				buf := make([]byte, 256)
+				n, err := c.Read(buf)
+				if got := string(buf[:n]); err != nil || got != "+OK\r\n" {
+					failed.Add(1)
+					first.CompareAndSwap(nil, fmt.Sprintf("SELECT %s: %q %v", db, got, err))
+				}
+				c.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	<-flipped
+	if n := failed.Load(); n != 0 {
+		t.Fatalf("%d of 400 SELECTs failed across master switches, the first: %v", n, first.Load())
+	}
+}

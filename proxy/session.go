@@ -1132,13 +1132,31 @@ func (s *session) setKey(key poolKey) (*backendConn, error) {
 	// Commands before this one go out on the connections they were meant
 	// for, before the old pool can be released under them.
 	s.flush()
-	if _, err := s.currentPool(); err != nil {
-		return nil, err
-	}
-	p := s.gen.acquire(key)
-	c, err := p.shared()
-	if err != nil {
+	var p *pool
+	var c *backendConn
+	var err error
+	start := time.Now()
+	for {
+		if _, err := s.currentPool(); err != nil {
+			return nil, err
+		}
+		p = s.gen.acquire(key)
+		c, err = p.shared()
+		if err == nil {
+			break
+		}
 		s.gen.release(p)
+		if s.srv.current() != s.gen && (errors.Is(err, errFenced) || errors.Is(err, errPoolClosed)) &&
+			time.Since(start) < s.srv.cfg.DialTimeout {
+			// The master changed while the connection was on its way,
+			// and its pool closed under it: nothing was sent with the
+			// new settings, so they are tried on the new master, for as
+			// long as a dial may take.
+			continue
+		}
+		break
+	}
+	if err != nil {
 		var re *ReplyError
 		if !errors.As(err, &re) {
 			// No connection with the new settings (Redis unreachable, or
