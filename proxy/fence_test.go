@@ -397,14 +397,7 @@ func TestCloseDoesNotWaitForHeldCommands(t *testing.T) {
 		}
 		return nil
 	})
-	closed := make(chan struct{})
-	go func() {
-		srv.Close()
-		close(closed)
-	}()
-	select {
-	case <-closed:
-	case <-time.After(15 * time.Second):
+	if !closesWithin(srv, 15*time.Second) {
 		t.Fatal("Close waited for a command held by the failover")
 	}
 	if n := labtest.CommandCalls(t, rs, "set"); n != 0 {

@@ -339,3 +339,19 @@ func expectNoSETFor(t *testing.T, oldM *lab.Server, d time.Duration, why string)
 		time.Sleep(10 * time.Millisecond) // between polls
 	}
 }
+
+// closesWithin reports whether srv.Close returns within d. A Close that
+// does not is left running: the test fails, and its cleanup ends it.
+func closesWithin(srv *proxy.Server, d time.Duration) bool {
+	closed := make(chan struct{})
+	go func() {
+		srv.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}

@@ -1212,14 +1212,7 @@ func TestCloseDoesNotWaitForAStoppedReplica(t *testing.T) {
 			}
 			return nil
 		})
-		closed := make(chan struct{})
-		go func() {
-			srv.Close()
-			close(closed)
-		}()
-		select {
-		case <-closed:
-		case <-time.After(10 * time.Second):
+		if !closesWithin(srv, 10*time.Second) {
 			t.Fatalf("read_policy %s: Close still waits for a read on a stopped replica (read_timeout is a minute)", name)
 		}
 		r.replicas[0].Resume()
