@@ -1219,6 +1219,23 @@ func TestCloseDoesNotWaitForAStoppedReplica(t *testing.T) {
 	}
 }
 
+// The replica watcher may still call SetReplicas while Close runs (the
+// binary's follow loop does until Shutdown returns). Once Close has
+// taken the read set away, that installs nothing: sessions still ending
+// would otherwise open connections on nodes nobody closes, which held
+// Close for a minute (a reaper) or outlived it.
+func TestSetReplicasAfterCloseInstallsNothing(t *testing.T) {
+	r := startReplicated(t, 1)
+	srv, _, _ := readProxy(t, r, proxy.Config{})
+	if !closesWithin(srv, 10*time.Second) {
+		t.Fatal("Close did not return")
+	}
+	srv.SetReplicas(r.addrs())
+	if got := srv.Replicas(); len(got) != 0 {
+		t.Fatalf("read set after Close: %v, want none", got)
+	}
+}
+
 // sendAndWaitRead has every client send req without waiting for its
 // reply (the writes may wait up to a minute on a backend that stopped
 // reading), and waits until the proxy has read all of them, by in (the

@@ -208,6 +208,9 @@ type replicaSet struct {
 func (s *Server) SetReplicas(addrs []string) {
 	s.replicaMu.Lock()
 	defer s.replicaMu.Unlock()
+	if s.replicasClosed {
+		return // Close has begun: the read set stays empty
+	}
 	old := s.replicas.Load()
 	var keep []*replicaNode
 	if old != nil {

@@ -36,6 +36,10 @@ type Server struct {
 	// replicas is the read set; replicaMu serialises SetReplicas.
 	replicas  atomic.Pointer[replicaSet]
 	replicaMu sync.Mutex
+	// replicasClosed, under replicaMu, is set once Close took the read
+	// set away: SetReplicas then installs nothing, or sessions still
+	// ending would open connections on nodes nobody closes.
+	replicasClosed bool
 	// departed are replicas that left the read set lately (the newest
 	// last, at most maxDeparted), under replicaMu: a read port's SCRIPT
 	// KILL still reaches them, as a replica running a script past
@@ -439,6 +443,7 @@ func (s *Server) Close() error {
 	// Close for up to ReadTimeout. The loop is still running, and ends
 	// the connections it reads.
 	s.replicaMu.Lock()
+	s.replicasClosed = true
 	if set := s.replicas.Swap(nil); set != nil {
 		for _, n := range set.nodes {
 			n.close()
