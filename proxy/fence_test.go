@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"net"
@@ -805,13 +806,21 @@ func TestSettingsMeetingASwitchAreTriedOnTheNewMaster(t *testing.T) {
 					return
 				}
 				c.SetDeadline(time.Now().Add(10 * time.Second))
-				db := strconv.Itoa(1 + j%3)
-				c.Write([]byte(cmd("SELECT", db)))
-				buf := make([]byte, 256)
-				n, err := c.Read(buf)
-				if got := string(buf[:n]); err != nil || got != "+OK\r\n" {
-					failed.Add(1)
-					first.CompareAndSwap(nil, fmt.Sprintf("SELECT %s: %q %v", db, got, err))
+				br := bufio.NewReader(c)
+				if j%2 == 0 {
+					db := strconv.Itoa(1 + j%3)
+					c.Write([]byte(cmd("SELECT", db)))
+					if got, err := br.ReadString('\n'); err != nil || got != "+OK\r\n" {
+						failed.Add(1)
+						first.CompareAndSwap(nil, fmt.Sprintf("SELECT %s: %q %v", db, got, err))
+					}
+				} else {
+					c.Write([]byte(cmd("HELLO", "3")))
+					got, err := br.ReadString('\n')
+					if err != nil || !strings.HasPrefix(got, "%") { // a map
+						failed.Add(1)
+						first.CompareAndSwap(nil, fmt.Sprintf("HELLO 3: %q %v", got, err))
+					}
 				}
 				c.Close()
 			}
@@ -821,6 +830,6 @@ func TestSettingsMeetingASwitchAreTriedOnTheNewMaster(t *testing.T) {
 	close(stop)
 	<-flipped
 	if n := failed.Load(); n != 0 {
-		t.Fatalf("%d of 400 SELECTs failed across master switches, the first: %v", n, first.Load())
+		t.Fatalf("%d of 400 SELECTs and HELLOs failed across master switches, the first: %v", n, first.Load())
 	}
 }

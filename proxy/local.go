@@ -198,8 +198,21 @@ func (s *session) hello(args [][]byte) {
 		s.authFailures = 0
 	}
 	var reply []byte
-	hello := [][]byte{[]byte("HELLO"), []byte(strconv.Itoa(key.proto))}
-	if err := s.roundTrip(c, resp.AppendCommand(nil, hello), &reply); err != nil {
+	hello := resp.AppendCommand(nil, [][]byte{[]byte("HELLO"), []byte(strconv.Itoa(key.proto))})
+	for start := time.Now(); ; {
+		err := s.roundTrip(c, hello, &reply)
+		if err == nil {
+			break
+		}
+		if s.movedOn(err, start) {
+			// The master was replaced under it; HELLO changes no data,
+			// so it is asked again of the new one, with the settings
+			// opened there.
+			if c, err = s.setKey(key); err == nil {
+				reply = reply[:0]
+				continue
+			}
+		}
 		s.setKey(prev)
 		s.replyError(clientError(err))
 		return

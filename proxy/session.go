@@ -1146,12 +1146,10 @@ func (s *session) setKey(key poolKey) (*backendConn, error) {
 			break
 		}
 		s.gen.release(p)
-		if s.srv.current() != s.gen && (errors.Is(err, errFenced) || errors.Is(err, errPoolClosed)) &&
-			time.Since(start) < s.srv.cfg.DialTimeout {
+		if s.movedOn(err, start) {
 			// The master changed while the connection was on its way,
 			// and its pool closed under it: nothing was sent with the
-			// new settings, so they are tried on the new master, for as
-			// long as a dial may take.
+			// new settings, so they are tried on the new master.
 			continue
 		}
 		break
@@ -1176,6 +1174,15 @@ func (s *session) setKey(key poolKey) (*backendConn, error) {
 	s.shared = c
 	s.replica, s.replicaNode = nil, nil // they were for the old settings
 	return c, nil
+}
+
+// movedOn reports whether err is the session's master being replaced
+// under a request that changes no data (settings, HELLO), which may then
+// be made again on the new master: for as long after start as a dial may
+// take, so that a master switching back and forth cannot keep it going.
+func (s *session) movedOn(err error, start time.Time) bool {
+	return s.srv.current() != s.gen && (errors.Is(err, errFenced) || errors.Is(err, errPoolClosed)) &&
+		time.Since(start) < s.srv.cfg.DialTimeout
 }
 
 func (s *session) cleanup() {
