@@ -762,12 +762,11 @@ func TestSubscribeWithoutMasterCloses(t *testing.T) {
 	}
 }
 
-// A SELECT (or HELLO or AUTH, which take the same path) that meets a
-// master switch on its way (its pool on the old master closed under it)
-// has changed nothing on any master until it has a connection: it is
-// tried again on the new master instead of answered "may or may not have
-// run", which a client connecting during a failover would take for a
-// failed connection.
+// A SELECT or HELLO (AUTH takes SELECT's path) that meets a master switch
+// on its way, its pool on the old master closed under it or HELLO's own
+// round trip fenced, has changed no data: it is made again on the new
+// master instead of answered "may or may not have run", which a client
+// connecting during a failover would take for a failed connection.
 func TestSettingsMeetingASwitchAreTriedOnTheNewMaster(t *testing.T) {
 	a := labtest.Server(t, lab.ServerOptions{})
 	b := labtest.Server(t, lab.ServerOptions{})
