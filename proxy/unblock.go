@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pnats/switchyard/resp"
@@ -263,7 +264,7 @@ func timeoutLeft(raw []byte, elapsed time.Duration) []byte {
 	if millis {
 		unit = time.Millisecond
 	}
-	t, err := strconv.ParseFloat(string(cmd.Args[i]), 64)
+	t, err := parseTimeout(cmd.Args[i])
 	if err != nil || !(t > 0 && t*float64(unit) < math.MaxInt64) {
 		return raw // none, not a number, or longer than a Duration holds
 	}
@@ -283,6 +284,22 @@ func timeoutLeft(raw []byte, elapsed time.Duration) []byte {
 		args[i] = strconv.AppendFloat(nil, float64(ms)/1000, 'f', 3, 64)
 	}
 	return resp.AppendCommand(nil, args)
+}
+
+// parseTimeout reads a timeout as Redis does (strtold): Go's parser
+// wants an exponent in a hexadecimal float, which strtold does not, so
+// "0x3" is read as "0x3p0". What Redis would refuse never blocks there,
+// so it is never re-sent.
+func parseTimeout(b []byte) (float64, error) {
+	s := string(b)
+	t, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		h := strings.TrimLeft(s, "+-")
+		if len(h) > 2 && h[0] == '0' && (h[1] == 'x' || h[1] == 'X') && !strings.ContainsAny(h, "pP") {
+			return strconv.ParseFloat(s+"p0", 64)
+		}
+	}
+	return t, err
 }
 
 // isDigits reports whether b is a non-negative integer in decimal.

@@ -133,6 +133,11 @@ func TestTimeoutLeft(t *testing.T) {
 			mb("XREAD", "BLOCK", "100", "BLOCK", "2000", "STREAMS", "s", "0")},
 		{mb("BLPOP", "q", "0"), time.Hour, mb("BLPOP", "q", "0")},
 		{mb("XREAD", "BLOCK", "0", "STREAMS", "s", "0"), time.Hour, mb("XREAD", "BLOCK", "0", "STREAMS", "s", "0")},
+		// Hexadecimal, as Redis's strtold reads it: with no exponent too.
+		{mb("BLPOP", "q", "0x3"), time.Second, mb("BLPOP", "q", "2.000")},
+		{mb("BLPOP", "q", "+0X1.8"), 500 * time.Millisecond, mb("BLPOP", "q", "1.000")},
+		{mb("BLPOP", "q", "0x1p2"), time.Second, mb("BLPOP", "q", "3.000")},
+		{mb("BLPOP", "q", "0x"), time.Second, mb("BLPOP", "q", "0x")},
 		{mb("BLPOP", "q", "soon"), time.Second, mb("BLPOP", "q", "soon")},
 		{mb("BLPOP", "q", "1e10"), time.Second, mb("BLPOP", "q", "1e10")}, // past a Duration: Redis judges it
 		{mb("BLPOP", "q", "NaN"), time.Second, mb("BLPOP", "q", "NaN")},
