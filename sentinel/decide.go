@@ -24,6 +24,7 @@ type view struct {
 	// MasterDown: on its last successful poll it flagged the master it
 	// names s_down, o_down or failover_in_progress (pollResult).
 	MasterDown bool
+	Quorum     string // its SENTINEL CKQUORUM answer (pollResult)
 	Replicas   []Replica
 	Err        string // last poll error, "" after a success
 	// IDRefused: its last poll failed because SENTINEL MYID was refused.

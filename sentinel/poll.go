@@ -25,6 +25,9 @@ type pollResult struct {
 	// down-after-milliseconds without an answer, always before it
 	// promotes anything, and whether or not its events reach us.
 	MasterDown bool
+	// Quorum is its answer to SENTINEL CKQUORUM: "OK …" or "NOQUORUM …",
+	// "" if it refused the question (an ACL without +sentinel|ckquorum).
+	Quorum     string
 	Replicas   []Replica
 	Discovered []string // SENTINEL sentinels, when Config.Discover is set
 }
@@ -91,6 +94,22 @@ func (l *link) poll(ctx context.Context) (pollResult, error) {
 		return res, fmt.Errorf("sentinel: %s: SENTINEL master: %w", l.addr, err)
 	}
 	res.MasterDown = hasFlag(mi["flags"], "s_down", "o_down", "failover_in_progress")
+
+	// Whether this Sentinel could authorise a failover now, for the
+	// facade's SENTINEL CKQUORUM. Only the question's transport failing
+	// fails the poll: a refusal leaves the answer unknown, not the
+	// Sentinel without a vote.
+	q, err := l.client.CkQuorum(qctx, l.cfg.MasterName).Result()
+	switch {
+	case err == nil:
+		res.Quorum = q
+	case isRedisError(err):
+		if msg := err.Error(); strings.HasPrefix(msg, "NOQUORUM ") {
+			res.Quorum = msg
+		}
+	default:
+		return res, fmt.Errorf("sentinel: %s: SENTINEL ckquorum: %w", l.addr, err)
+	}
 
 	reps, err := l.client.Replicas(qctx, l.cfg.MasterName).Result()
 	if err != nil {

@@ -131,6 +131,7 @@ func (w *Watcher) snapshot(now time.Time) (views []view, events []event, urgent 
 		if v.Reachable {
 			v.Master = s.master
 			v.MasterDown = s.masterDown
+			v.Quorum = s.quorum
 			v.Replicas = s.replicas
 		} else if v.Err == "" && v.Attempted {
 			v.Err = "no successful poll since " + s.lastOK.Format(time.RFC3339Nano)
@@ -341,6 +342,7 @@ func sentinelStatuses(views []view, master string, seeds []string) []SentinelSta
 			Reachable: v.Reachable,
 			Master:    v.Master,
 			Agrees:    v.Reachable && v.Master != "" && v.Master == master,
+			Quorum:    v.Quorum,
 			LastError: v.Err,
 		}
 		i, dup := byID[v.ID]
@@ -357,7 +359,7 @@ func sentinelStatuses(views []view, master string, seeds []string) []SentinelSta
 			keep, other = st, *prev
 		}
 		if !keep.Reachable && other.Reachable {
-			keep.Reachable, keep.Master, keep.Agrees, keep.LastError = true, other.Master, other.Agrees, ""
+			keep.Reachable, keep.Master, keep.Agrees, keep.Quorum, keep.LastError = true, other.Master, other.Agrees, other.Quorum, ""
 		}
 		keep.Also = append(append(keep.Also, other.Addr), other.Also...)
 		*prev = keep

@@ -3,6 +3,7 @@ package sentinel
 import (
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -91,7 +92,10 @@ type SentinelStatus struct {
 	Reachable bool     `json:"reachable"`
 	Master    string   `json:"master,omitempty"` // the master it names, "" if unreachable
 	Agrees    bool     `json:"agrees"`           // names the chosen master
-	LastError string   `json:"last_error,omitempty"`
+	// Quorum is its answer to SENTINEL CKQUORUM on its last successful
+	// poll ("OK 3 usable Sentinels. …" or "NOQUORUM …"); "" if unknown.
+	Quorum    string `json:"quorum,omitempty"`
+	LastError string `json:"last_error,omitempty"`
 }
 
 // Topology is one published view of the group. The proxy must treat its
@@ -112,6 +116,32 @@ func (t Topology) Writable() bool {
 	return (t.State == StateReady || t.State == StateDegraded) && t.Master != ""
 }
 
+// Quorum is what the group's Sentinels answer SENTINEL CKQUORUM: the
+// first NOQUORUM among the reachable ones, else the first OK. With
+// Sentinels listed and none reachable it is a NOQUORUM of the proxy's
+// own: nobody can say that a failover could be authorised. "" when no
+// reachable Sentinel has answered the question (none polled yet, each
+// refused it) or the group has no Sentinels.
+func (t Topology) Quorum() string {
+	ok, reachable := "", false
+	for _, s := range t.Sentinels {
+		if !s.Reachable {
+			continue
+		}
+		reachable = true
+		switch {
+		case strings.HasPrefix(s.Quorum, "NOQUORUM "):
+			return s.Quorum
+		case ok == "" && s.Quorum != "":
+			ok = s.Quorum
+		}
+	}
+	if !reachable && len(t.Sentinels) > 0 {
+		return "NOQUORUM switchyard: none of the group's Sentinels answers; whether they can authorize a failover is unknown"
+	}
+	return ok
+}
+
 // equal reports whether two topologies would look the same to a reader.
 func (t *Topology) equal(o *Topology) bool {
 	return t.sameShape(o) && slices.EqualFunc(t.Replicas, o.Replicas, func(a, b Replica) bool {
@@ -128,7 +158,7 @@ func (t *Topology) sameShape(o *Topology) bool {
 		slices.EqualFunc(t.Replicas, o.Replicas, sameReplica) &&
 		slices.EqualFunc(t.Sentinels, o.Sentinels, func(a, b SentinelStatus) bool {
 			return a.Addr == b.Addr && slices.Equal(a.Also, b.Also) && a.Reachable == b.Reachable &&
-				a.Master == b.Master && a.Agrees == b.Agrees && a.LastError == b.LastError
+				a.Master == b.Master && a.Agrees == b.Agrees && a.Quorum == b.Quorum && a.LastError == b.LastError
 		})
 }
 

@@ -62,6 +62,7 @@ type linkState struct {
 	lastOK     time.Time
 	master     string
 	masterDown bool
+	quorum     string
 	replicas   []Replica
 	err        string
 	idRefused  bool // err is a refused SENTINEL MYID
@@ -178,12 +179,13 @@ func (w *Watcher) report(l *link, r pollResult, err error) {
 		s.id = r.ID
 		s.master = r.Master
 		s.masterDown = r.MasterDown
+		s.quorum = r.Quorum
 		s.replicas = r.Replicas
 		s.discovered = r.Discovered
 	}
 	material := !before.attempted || before.err != s.err || before.master != s.master || before.id != s.id ||
 		before.masterDown != s.masterDown
-	if !material && slices.EqualFunc(before.replicas, s.replicas, sameReplica) && slices.Equal(before.discovered, s.discovered) {
+	if !material && before.quorum == s.quorum && slices.EqualFunc(before.replicas, s.replicas, sameReplica) && slices.Equal(before.discovered, s.discovered) {
 		return // nothing new, or only offsets: the next tick picks them up
 	}
 	if material {

@@ -365,6 +365,12 @@ func (r *facadeRunner) groups(overTLS bool) []facade.Group {
 			Addr:     func() string { return addr },
 			ReadAddr: func() string { return readAddr },
 			Up:       func() bool { return g != nil && g.up() },
+			Quorum: func() string {
+				if g == nil || g.watcher == nil {
+					return ""
+				}
+				return g.watcher.Topology().Quorum()
+			},
 		})
 	}
 	return out

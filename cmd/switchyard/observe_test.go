@@ -124,6 +124,48 @@ func TestFailClosedIsReported(t *testing.T) {
 	}
 }
 
+// The facade's SENTINEL CKQUORUM passes on the real Sentinels' answer:
+// the connection guide's check before trusting a failover to come. With
+// two of three Sentinels stopped, the one left can authorise nothing,
+// and the facade must not say "OK" because the proxy still has a master.
+func TestFacadeQuorumIsTheSentinels(t *testing.T) {
+	skipShort(t)
+	g := labtest.Group(t, lab.GroupOptions{Name: "mymaster", Replicas: 1, Sentinels: 3})
+	grp := runGroup(t, g)
+	fac := runFacade(t, grp)
+	sc := redis.NewSentinelClient(&redis.Options{Addr: fac.addr})
+	defer sc.Close()
+	ctx := context.Background()
+	want := func(prefix string) func() error {
+		return func() error {
+			got, err := sc.CkQuorum(ctx, "mymaster").Result()
+			if err != nil {
+				got = err.Error()
+			}
+			if !strings.HasPrefix(got, prefix) {
+				return fmt.Errorf("CKQUORUM: %q, want %q…", got, prefix)
+			}
+			return nil
+		}
+	}
+	labtest.Eventually(t, 10*time.Second, want("OK 3 usable Sentinels."))
+
+	for _, s := range g.Sentinels[1:] {
+		if err := s.Pause(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Resume() })
+	}
+	labtest.Eventually(t, 20*time.Second, want("NOQUORUM 1 usable Sentinels."))
+	if !grp.up() {
+		t.Fatalf("the group is down (%v); the test wants a master kept while quorum is lost", grp.watcher.Topology().Reason)
+	}
+	for _, s := range g.Sentinels[1:] {
+		s.Resume()
+	}
+	labtest.Eventually(t, 20*time.Second, want("OK 3 usable Sentinels."))
+}
+
 // Every metric the binary exports is in the metrics table of
 // docs/operations.md, which operators read to build dashboards and
 // alerts.

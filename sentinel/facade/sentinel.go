@@ -128,7 +128,16 @@ func (s *Server) sentinel(c *client, args [][]byte) {
 			c.out.err("NOQUORUM switchyard: no verified master for this group; Switchyard is holding its commands")
 			return
 		}
-		c.out.simple("OK 1 usable Sentinels. Quorum and failover authorization can be reached")
+		// The real Sentinels' answer, where they gave one: an operator
+		// checks quorum here before trusting a failover to come.
+		switch q := quorumOf(g); {
+		case strings.HasPrefix(q, "NOQUORUM "):
+			c.out.err(q)
+		case q != "":
+			c.out.simple(q)
+		default:
+			c.out.simple("OK 1 usable Sentinels. Quorum and failover authorization can be reached")
+		}
 	}
 }
 
@@ -146,6 +155,13 @@ var sentinelHelp = []string{
 }
 
 func up(g Group) bool { return g.Up == nil || g.Up() }
+
+func quorumOf(g Group) string {
+	if g.Quorum == nil {
+		return ""
+	}
+	return g.Quorum()
+}
 
 func readAddr(g Group) string {
 	if g.ReadAddr == nil {

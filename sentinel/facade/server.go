@@ -37,6 +37,11 @@ type Group struct {
 	// client that checks looks elsewhere or waits instead of guessing.
 	// nil: always up.
 	Up func() bool
+	// Quorum returns what the group's Sentinels answer SENTINEL
+	// CKQUORUM ("OK …" or "NOQUORUM …"; sentinel.Topology.Quorum), for
+	// the facade to pass on; "" or nil: unknown, and the facade answers
+	// for itself.
+	Quorum func() string
 }
 
 // Config configures a Server.
