@@ -303,6 +303,30 @@ func TestWatcherRogueSentinels(t *testing.T) {
 		}
 	})
 
+	t.Run("a Sentinel that refuses CKQUORUM still votes", func(t *testing.T) {
+		// The documented rules without +sentinel|ckquorum: the answer is
+		// unknown, and the Sentinel counts as before.
+		ctx := context.Background()
+		c := g.Sentinels[2].Client()
+		cmd := redis.NewCmd(ctx, "ACL", "SETUSER", "noq", "on", ">pw", "+sentinel|myid", "+sentinel|get-master-addr-by-name",
+			"+sentinel|master", "+sentinel|replicas", "+ping", "+subscribe", "+psubscribe", "+hello", "+auth", "&*")
+		c.Process(ctx, cmd)
+		c.Close()
+		if err := cmd.Err(); err != nil {
+			t.Fatal(err)
+		}
+		r := startWatcher(t, Config{Sentinels: []string{g.Sentinels[2].Addr}, Username: "noq", Password: "pw"})
+		top := r.waitTopo(t, 5*time.Second, isReady(g.Master.Addr, 1))
+		if s := top.Sentinels[0]; !s.Reachable || s.Quorum != "" {
+			t.Errorf("a Sentinel refusing CKQUORUM: %+v", s)
+		}
+		open := startWatcher(t, Config{Sentinels: []string{g.Sentinels[0].Addr}})
+		top = open.waitTopo(t, 5*time.Second, isReady(g.Master.Addr, 1))
+		if q := top.Sentinels[0].Quorum; !strings.HasPrefix(q, "OK ") {
+			t.Errorf("a Sentinel answering CKQUORUM: quorum %q", q)
+		}
+	})
+
 	t.Run("a Sentinel refusing from the start is logged", func(t *testing.T) {
 		core, logs := observer.New(zap.InfoLevel)
 		r := startWatcher(t, Config{Sentinels: []string{rogue.Addr}, Username: "sy", Password: "wrong", Logger: zap.New(core)})
