@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -24,9 +25,12 @@ type view struct {
 	// MasterDown: on its last successful poll it flagged the master it
 	// names s_down, o_down or failover_in_progress (pollResult).
 	MasterDown bool
-	Quorum     string // its SENTINEL CKQUORUM answer (pollResult)
-	Replicas   []Replica
-	Err        string // last poll error, "" after a success
+	// FailingOver: on its last successful poll it flagged the master it
+	// names failover_in_progress (pollResult.FailingOver).
+	FailingOver bool
+	Quorum      string // its SENTINEL CKQUORUM answer (pollResult)
+	Replicas    []Replica
+	Err         string // last poll error, "" after a success
 	// IDRefused: its last poll failed because SENTINEL MYID was refused.
 	IDRefused bool
 }
@@ -52,6 +56,9 @@ type failover struct {
 	started time.Time       // first event seen
 	trying  map[string]bool // links whose Sentinel started it and has not aborted
 	leader  string          // link whose Sentinel was elected, "" if unknown
+	// polled: started on a polled failover_in_progress flag, not on an
+	// event; it ends when no Sentinel flags it any more.
+	polled bool
 }
 
 // announce is a new master named by an event.
@@ -119,6 +126,15 @@ func (b *brain) step(now time.Time, views []view, events []event, role func(addr
 	if f := b.failover; f != nil && now.Sub(f.started) > b.hold {
 		b.log.Warn("sentinel: failover treated as aborted: no promotion within FailoverHold",
 			zap.String("master", f.old), zap.Duration("hold", b.hold))
+		b.endFailover()
+	}
+	if f := b.failover; f != nil && f.polled && b.pending == nil && failingOver(views, f.old) == "" && !namesOther(views, f.old) {
+		// Seen only as a flag, which is gone, and every Sentinel
+		// reached names one master: the old one (the failover aborted)
+		// or, all having learnt of it, the new one, which the decision
+		// below follows. Not while only the leader names the promoted
+		// replica: the others still name the old master, which still
+		// answers ROLE master.
 		b.endFailover()
 	}
 	if r := b.recent; r != nil && now.Sub(r.at) > b.hold {
@@ -212,6 +228,22 @@ func (b *brain) step(now time.Time, views []view, events []event, role func(addr
 		b.set(StateNoMaster, fmt.Sprintf("%d of %d reachable Sentinels name %s but it %s%s", named, t.reachable, cand, r, note))
 		return
 	}
+	if b.failover == nil && (b.master == "" || cand == b.master) {
+		// A failover whose events were missed (this process started
+		// after +try-failover, or its subscription to the leader was
+		// down): the replica may be promoted already while every
+		// Sentinel still names cand, which answers ROLE master and
+		// would acknowledge writes the promotion discards.
+		if by := failingOver(views, cand); by != "" {
+			if b.master == "" {
+				b.set(StateNoMaster, fmt.Sprintf("Sentinel %s reports a failover of %s in progress; waiting for its outcome", by, cand))
+				return
+			}
+			f := b.startFailover(now, event{Channel: "failover_in_progress (polled)", From: by})
+			f.trying[by] = true
+			f.polled = true
+		}
+	}
 	if wasSlow && cand == b.master {
 		b.log.Info("sentinel: master answers ROLE again", zap.String("master", cand))
 	}
@@ -233,6 +265,27 @@ func (b *brain) step(now time.Time, views []view, events []event, role func(addr
 		if a := b.rival(views, cand, role); a != "" {
 			b.set(StateNoMaster, fmt.Sprintf("%d of %d reachable Sentinels name %s, which answers ROLE master, but they are %d of the %d known, and %s answers ROLE master too: a failover may have happened out of sight", named, t.reachable, cand, named, known, a))
 			return
+		}
+	} else if b.master == "" {
+		// Start-up: the leader of a failover this process did not see
+		// begin names the promoted replica a moment before the others
+		// learn of it, while the old master still answers ROLE master.
+		// A minority naming one of cand's replicas that answers ROLE
+		// master is that failover: verify nothing until they agree.
+		listed := listedReplicas(views, cand)
+		for _, v := range views {
+			if !v.Reachable || v.Master == "" || v.Master == cand || !slices.Contains(listed, v.Master) {
+				continue
+			}
+			ra := role(v.Master)
+			if errors.Is(ra.Err, errRolePending) {
+				b.reason = fmt.Sprintf("checking the ROLE of %s, which Sentinel %s names", v.Master, v.Addr)
+				return
+			}
+			if ra.master() {
+				b.set(StateNoMaster, fmt.Sprintf("%d of %d reachable Sentinels name %s, but Sentinel %s names %s, a replica of it that answers ROLE master: a failover is under way", named, t.reachable, cand, v.Addr, v.Master))
+				return
+			}
 		}
 	}
 	reason := fmt.Sprintf("%d of %d reachable Sentinels name %s and it answers ROLE master%s", named, t.reachable, cand, note)
@@ -258,6 +311,7 @@ func (b *brain) apply(now time.Time, ev event) {
 			return
 		}
 		f := b.startFailover(now, ev)
+		f.polled = false
 		f.trying[ev.From] = true
 		if ev.Kind == kindLeader {
 			f.leader = ev.From
@@ -535,6 +589,28 @@ func noAnswer(err error) bool {
 	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// namesOther reports whether a reachable Sentinel names another master
+// than master.
+func namesOther(views []view, master string) bool {
+	for _, v := range views {
+		if v.Reachable && v.Master != "" && v.Master != master {
+			return true
+		}
+	}
+	return false
+}
+
+// failingOver returns a reachable Sentinel naming master that flags a
+// failover of it in progress, or "".
+func failingOver(views []view, master string) string {
+	for _, v := range views {
+		if v.Reachable && v.Master == master && v.FailingOver {
+			return v.Addr
+		}
+	}
+	return ""
 }
 
 // flaggedDown reports whether a reachable Sentinel that names master

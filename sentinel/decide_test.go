@@ -33,6 +33,12 @@ func listing(v view, replicas ...string) view {
 	return v
 }
 
+// failing is v flagging a failover of the master it names in progress.
+func failing(v view) view {
+	v.FailingOver = true
+	return v
+}
+
 // down is an unreachable Sentinel view.
 func down(addr string) view {
 	return view{Addr: addr, Attempted: true, Err: "connection refused"}
@@ -95,6 +101,56 @@ func TestBrainStep(t *testing.T) {
 			state:  StateReady,
 			master: nodeA, epoch: 1,
 			reason: "2 of 3 reachable Sentinels name 10.0.0.1:6379 and it answers ROLE master",
+		},
+		{
+			name:   "not verified at start while a Sentinel fails the named master over",
+			brain:  newBrain(15*time.Second, zap.NewNop()),
+			views:  []view{failing(up(s1, nodeA)), up(s2, nodeA), up(s3, nodeA)},
+			roles:  bothMaster,
+			state:  StateNoMaster,
+			reason: "reports a failover of 10.0.0.1:6379 in progress",
+		},
+		{
+			name:   "a polled failover_in_progress holds like +try-failover",
+			brain:  ready(nodeA, 1),
+			views:  []view{failing(up(s1, nodeA)), up(s2, nodeA), up(s3, nodeA)},
+			roles:  bothMaster,
+			state:  StateFailover,
+			master: nodeA, epoch: 1,
+			reason: "failover of 10.0.0.1:6379 in progress",
+		},
+		{
+			name:   "not verified at start while the failover's leader names the promoted replica",
+			brain:  newBrain(15*time.Second, zap.NewNop()),
+			views:  []view{up(s1, nodeB), listing(up(s2, nodeA), nodeB, nodeC), listing(up(s3, nodeA), nodeB, nodeC)},
+			roles:  bothMaster,
+			state:  StateNoMaster,
+			reason: "Sentinel 10.0.1.1:26379 names 10.0.0.2:6379, a replica of it that answers ROLE master",
+		},
+		{
+			name: "a failover seen only as a polled flag ends when the flag does",
+			brain: func() *brain {
+				b := inFailover(nodeA, 1, t0.Add(-time.Second), s1)
+				b.failover.polled = true
+				return b
+			}(),
+			views:  []view{up(s1, nodeA), up(s2, nodeA), up(s3, nodeA)},
+			roles:  masterA,
+			state:  StateReady,
+			master: nodeA, epoch: 1,
+		},
+		{
+			name: "a polled failover holds while only its leader names the promoted replica",
+			brain: func() *brain {
+				b := inFailover(nodeA, 1, t0.Add(-time.Second), s1)
+				b.failover.polled = true
+				return b
+			}(),
+			views:  []view{up(s1, nodeB), up(s2, nodeA), up(s3, nodeA)},
+			roles:  bothMaster,
+			state:  StateFailover,
+			master: nodeA, epoch: 1,
+			reason: "2 of 3 reachable Sentinels still name 10.0.0.1:6379",
 		},
 		{
 			name:   "waits for every Sentinel's first answer",

@@ -25,6 +25,12 @@ type pollResult struct {
 	// down-after-milliseconds without an answer, always before it
 	// promotes anything, and whether or not its events reach us.
 	MasterDown bool
+	// FailingOver: SENTINEL MASTER flags failover_in_progress while the
+	// Sentinel still names the old master (before the promoted replica
+	// is confirmed, when get-master-addr-by-name moves to it). The
+	// replica may already have been promoted: the named master's writes
+	// are about to be discarded.
+	FailingOver bool
 	// Quorum is its answer to SENTINEL CKQUORUM: "OK …" or "NOQUORUM …",
 	// "" if it refused the question (an ACL without +sentinel|ckquorum).
 	Quorum     string
@@ -94,6 +100,8 @@ func (l *link) poll(ctx context.Context) (pollResult, error) {
 		return res, fmt.Errorf("sentinel: %s: SENTINEL master: %w", l.addr, err)
 	}
 	res.MasterDown = hasFlag(mi["flags"], "s_down", "o_down", "failover_in_progress")
+	res.FailingOver = hasFlag(mi["flags"], "failover_in_progress") &&
+		net.JoinHostPort(mi["ip"], mi["port"]) == res.Master
 
 	// Whether this Sentinel could authorise a failover now, for the
 	// facade's SENTINEL CKQUORUM. Only the question's transport failing

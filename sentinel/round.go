@@ -132,6 +132,7 @@ func (w *Watcher) snapshot(now time.Time) (views []view, events []event, urgent 
 			v.Master = s.master
 			v.MasterDown = s.masterDown
 			v.Quorum = s.quorum
+			v.FailingOver = s.failingOver
 			v.Replicas = s.replicas
 		} else if v.Err == "" && v.Attempted {
 			v.Err = "no successful poll since " + s.lastOK.Format(time.RFC3339Nano)

@@ -53,20 +53,21 @@ type Watcher struct {
 
 // linkState is what one link last reported.
 type linkState struct {
-	l          *link
-	cancel     context.CancelFunc // ends l's goroutines
-	seed       bool               // from Config.Sentinels, never forgotten
-	added      time.Time
-	id         string
-	attempted  bool
-	lastOK     time.Time
-	master     string
-	masterDown bool
-	quorum     string
-	replicas   []Replica
-	err        string
-	idRefused  bool // err is a refused SENTINEL MYID
-	discovered []string
+	l           *link
+	cancel      context.CancelFunc // ends l's goroutines
+	seed        bool               // from Config.Sentinels, never forgotten
+	added       time.Time
+	id          string
+	attempted   bool
+	lastOK      time.Time
+	master      string
+	masterDown  bool
+	failingOver bool
+	quorum      string
+	replicas    []Replica
+	err         string
+	idRefused   bool // err is a refused SENTINEL MYID
+	discovered  []string
 }
 
 // New checks cfg and returns a Watcher that has not started yet. An
@@ -180,11 +181,12 @@ func (w *Watcher) report(l *link, r pollResult, err error) {
 		s.master = r.Master
 		s.masterDown = r.MasterDown
 		s.quorum = r.Quorum
+		s.failingOver = r.FailingOver
 		s.replicas = r.Replicas
 		s.discovered = r.Discovered
 	}
 	material := !before.attempted || before.err != s.err || before.master != s.master || before.id != s.id ||
-		before.masterDown != s.masterDown
+		before.masterDown != s.masterDown || before.failingOver != s.failingOver
 	if !material && before.quorum == s.quorum && slices.EqualFunc(before.replicas, s.replicas, sameReplica) && slices.Equal(before.discovered, s.discovered) {
 		return // nothing new, or only offsets: the next tick picks them up
 	}

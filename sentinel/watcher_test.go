@@ -401,6 +401,35 @@ func TestWatcherRunEnds(t *testing.T) {
 	}
 }
 
+// A watcher that starts while a failover is under way, after its
+// +try-failover and before the Sentinels name the promoted replica, has
+// missed the events that would hold writes. The old master still answers
+// ROLE master and every Sentinel but the leader still names it; verified,
+// it would acknowledge writes the promotion then discards. The leader's
+// failover_in_progress flag must keep it from being verified.
+func TestWatcherStartedDuringFailoverWaitsForIt(t *testing.T) {
+	g := labtest.Group(t, lab.GroupOptions{Name: "mymaster", Replicas: 1, Sentinels: 3})
+	old := g.Master.Addr
+	ctx := context.Background()
+	sc := g.Sentinels[0].Client()
+	defer sc.Close()
+	if err := sc.Failover(ctx, "mymaster").Err(); err != nil {
+		t.Fatal(err)
+	}
+	r := startWatcher(t, Config{Sentinels: sentinelAddrs(g.Sentinels...)})
+	top := r.waitTopo(t, 30*time.Second, func(top Topology) error {
+		if top.State != StateReady || top.Master == old {
+			return fmt.Errorf("want ready on the promoted replica")
+		}
+		return nil
+	})
+	for _, h := range r.history() {
+		if h.Master == old && h.Writable() {
+			t.Fatalf("the old master was verified during the failover: %s\nthen: %s", describe(h), describe(top))
+		}
+	}
+}
+
 // TestWatcherPausedMasterWithoutEvents pauses the master while the
 // Sentinels' events are lost. A ROLE timeout alone keeps a master (a
 // slow command is not a failover), but once the Sentinels flag it s_down,
