@@ -68,7 +68,7 @@ func (s *session) authFailed(msg string) {
 	}
 	s.replyError(msg)
 	if s.authFailures >= dropAfterFailures {
-		s.srv.log.Warn("client dropped after repeated failed AUTH", zap.String("client", s.nc.RemoteAddr().String()))
+		s.srv.log.Warn("client dropped after repeated failed AUTH", zap.String("client", addrOf(s.nc)))
 		s.closing = true
 	}
 }

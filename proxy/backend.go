@@ -982,7 +982,7 @@ func (c *backendConn) pump(w *clientWriter) {
 				m.add(m.SlowClients, 1)
 				resetOnClose(w.nc)
 				c.cfg.Logger.Debug("client disconnected: it read nothing for pubsub_write_timeout",
-					zap.String("client", w.nc.RemoteAddr().String()), zap.Duration("pubsub_write_timeout", w.timeout))
+					zap.String("client", addrOf(w.nc)), zap.Duration("pubsub_write_timeout", w.timeout))
 			}
 			c.close(fmt.Errorf("%w: %w", errClientGone, err))
 			w.closeConn()

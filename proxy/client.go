@@ -301,3 +301,14 @@ func socketOf(nc net.Conn) (syscall.RawConn, bool) {
 	rc, err := sc.SyscallConn()
 	return rc, err == nil
 }
+
+// addrOf is a client's address for the log. A connection the event loop
+// hands to a goroutine is made anew from its descriptor (attachConn),
+// and net.FileConn leaves RemoteAddr nil when the peer has already gone
+// (getpeername fails with ENOTCONN after a reset).
+func addrOf(nc net.Conn) string {
+	if a := nc.RemoteAddr(); a != nil {
+		return a.String()
+	}
+	return "(gone)"
+}

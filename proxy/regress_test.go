@@ -1276,3 +1276,58 @@ func TestScriptKillKeepsDialBackoff(t *testing.T) {
 		t.Fatalf("5 SCRIPT KILLs dialled the refusing master %d times within dial_backoff", n)
 	}
 }
+
+// TestTunnelAfterExecInOnePipeline: an EXEC (or DISCARD, UNWATCH) that
+// ends the client's transaction gives its connection back to the pool;
+// a SUBSCRIBE, CLIENT ID or blocking command in the same batch must not
+// be sent on that connection, which another client may take meanwhile.
+func TestTunnelAfterExecInOnePipeline(t *testing.T) {
+	_, _, addr := setup(t, proxy.Config{})
+	a := dialRaw(t, addr)
+	a.send(cmd("MULTI") + cmd("INCR", "tae:n") + cmd("EXEC") + cmd("CLIENT", "ID"))
+	a.expect("+OK", "+QUEUED", "*1")
+	a.line() // EXEC's INCR
+	a.line() // CLIENT ID
+	b := dialRaw(t, addr)
+	b.send(cmd("WATCH", "tae:k") + cmd("ECHO", "mine") + cmd("UNWATCH"))
+	b.expect("+OK", "$4", "mine", "+OK")
+
+	c := dialRaw(t, addr)
+	c.send(cmd("MULTI") + cmd("EXEC") + cmd("BLPOP", "tae:none", "0"))
+	c.expect("+OK", "*0")
+	d := dialRaw(t, addr)
+	d.send(cmd("MULTI") + cmd("ECHO", "d") + cmd("EXEC"))
+	d.expect("+OK", "+QUEUED", "*1", "$1", "d") // not queued behind c's BLPOP
+}
+
+// A client that sends a protocol error and resets its connection at once
+// is logged like any other: the session handed to a goroutine for the
+// error reply has a connection rebuilt from its descriptor, whose peer
+// address is unknown once the peer has reset, and logging it must not
+// panic (a panic is logged at ERROR with a stack, for anyone to cause).
+func TestProtocolErrorThenResetDoesNotPanic(t *testing.T) {
+	rs := labtest.Server(t, lab.ServerOptions{})
+	core, logs := observer.New(zap.DebugLevel)
+	_, addr := startProxy(t, rs.Addr, proxy.Config{Logger: zap.New(core)})
+	for i := 0; i < 20; i++ {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(nc, "*1\r\n$x\r\n")
+		nc.(*net.TCPConn).SetLinger(0)
+		nc.Close()
+	}
+	c := dialRaw(t, addr)
+	c.send(cmd("PING"))
+	c.expect("+PONG")
+	waitFor(t, func() error {
+		if n := logs.FilterMessage("client protocol error").Len(); n < 20 {
+			return fmt.Errorf("%d of 20 protocol errors logged", n)
+		}
+		return nil
+	})
+	if p := logs.FilterMessage("session panic; closing the client").Len(); p != 0 {
+		t.Fatalf("%d session panics for clients that reset after a protocol error", p)
+	}
+}

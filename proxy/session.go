@@ -177,7 +177,7 @@ func (s *session) serve() {
 		// not hold the session forever.
 		tc.SetDeadline(time.Now().Add(s.srv.cfg.HandshakeTimeout))
 		if err := tc.Handshake(); err != nil {
-			s.srv.log.Debug("client TLS handshake failed", zap.String("client", s.nc.RemoteAddr().String()), zap.Error(err))
+			s.srv.log.Debug("client TLS handshake failed", zap.String("client", addrOf(s.nc)), zap.Error(err))
 			s.cleanup()
 			s.srv.endSession(s)
 			return
@@ -326,7 +326,7 @@ func (s *session) readFailed(err error) {
 	s.flush()
 	s.reply(resp.AppendError(nil, "ERR "+pe.Msg))
 	s.writeOut()
-	s.srv.log.Debug("client protocol error", zap.String("client", s.nc.RemoteAddr().String()), zap.String("error", pe.Msg))
+	s.srv.log.Debug("client protocol error", zap.String("client", addrOf(s.nc)), zap.String("error", pe.Msg))
 }
 
 func (s *session) writeOut() error {
@@ -344,7 +344,7 @@ func (s *session) writeOut() error {
 		m.add(m.SlowClients, 1)
 		resetOnClose(s.nc)
 		s.srv.log.Debug("client disconnected: it read nothing for client_write_timeout",
-			zap.String("client", s.nc.RemoteAddr().String()), zap.Duration("client_write_timeout", s.cw.timeout))
+			zap.String("client", addrOf(s.nc)), zap.Duration("client_write_timeout", s.cw.timeout))
 	}
 	return err
 }
@@ -421,12 +421,12 @@ func (s *session) handle(cmd *resp.Command) {
 			s.replyError(replyReadonlyPort) // BLPOP and friends pop
 			return
 		}
-		if isWait(cmd.Args) {
-			// The commands before it go first: their segment may end with
-			// the client's connection given back to the pool (finishSeg),
-			// and WAIT must not follow it there.
-			s.flush()
-		}
+		// The commands before it go first: their segment may end with
+		// the client's connection given back to the pool (finishSeg),
+		// after an EXEC, DISCARD or UNWATCH in the same batch, and the
+		// command must not follow it there, where another client may
+		// take it.
+		s.flush()
 		get := (*pool).dedicated
 		if isKill(cmd.Args) {
 			get = (*pool).dedicatedKill
@@ -856,7 +856,7 @@ func (s *session) finishSeg() {
 		s.closing = true
 		m.add(m.OutputLimitClients, 1)
 		s.srv.log.Warn("client disconnected: its replies passed client_output_limit",
-			zap.String("client", s.nc.RemoteAddr().String()), zap.Int64("client_output_limit", s.srv.cfg.ClientOutputLimit))
+			zap.String("client", addrOf(s.nc)), zap.Int64("client_output_limit", s.srv.cfg.ClientOutputLimit))
 	}
 	if r.err != nil {
 		if errors.Is(r.err, errNoMaster) {
@@ -960,7 +960,7 @@ func (s *session) answeredPastLimit(r *request, c *backendConn) (answered, done 
 func (s *session) clientGone() {
 	if s.in.overLimit() {
 		s.srv.log.Warn("closing a client that sent more than max_request_bytes while its command was blocked, as Redis closes one past client-query-buffer-limit",
-			zap.String("client", s.nc.RemoteAddr().String()), zap.Int64("max_request_bytes", s.in.peekLimit))
+			zap.String("client", addrOf(s.nc)), zap.Int64("max_request_bytes", s.in.peekLimit))
 	}
 }
 

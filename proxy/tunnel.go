@@ -25,6 +25,11 @@ import (
 // connection goes away; the backend itself enforces what a subscribed
 // client may send.
 func (s *session) enterTunnel(class router.Class, args [][]byte, raw []byte) {
+	// What came before goes first: a segment that ends a transaction or
+	// a WATCH gives the client's connection back to the pool (finishSeg),
+	// and the tunnel must not be made of a connection another client may
+	// take from there.
+	s.flush()
 	c, err := s.dedicated()
 	if err != nil {
 		if class == router.Subscribe && !bytes.Contains(upperName(args), []byte("UNSUBSCRIBE")) && !refusedCredentials(err) {
@@ -41,7 +46,7 @@ func (s *session) enterTunnel(class router.Class, args [][]byte, raw []byte) {
 			s.flush()
 			s.writeOut()
 			s.closing = true
-			s.srv.log.Debug("client disconnected: no master to subscribe on", zap.String("client", s.nc.RemoteAddr().String()), zap.Error(err))
+			s.srv.log.Debug("client disconnected: no master to subscribe on", zap.String("client", addrOf(s.nc)), zap.Error(err))
 			return
 		}
 		s.replyError(clientError(err))
@@ -157,7 +162,7 @@ func (s *session) closeTunnel() {
 	case <-c.done:
 	case <-t.C:
 		s.srv.log.Debug("closed a tunnel whose client had ended: Redis did not close it within read_timeout",
-			zap.String("client", s.nc.RemoteAddr().String()), zap.Duration("read_timeout", s.srv.cfg.ReadTimeout))
+			zap.String("client", addrOf(s.nc)), zap.Duration("read_timeout", s.srv.cfg.ReadTimeout))
 	}
 }
 
