@@ -435,3 +435,33 @@ func heapInUse() int64 {
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapInuse)
 }
+
+// TestSlowerSteadyReaderGetsEverything: a client that reads steadily at
+// about twice writeChunk per ClientWriteTimeout is not cut off, however
+// large the send buffer the kernel autotunes for its socket (up to 4 MiB,
+// of which a blocked write waits for a third to drain).
+func TestSlowerSteadyReaderGetsEverything(t *testing.T) {
+	slow := &count{}
+	rs, _, addr := setup(t, proxy.Config{ClientWriteTimeout: time.Second, Metrics: &proxy.Metrics{SlowClients: slow}})
+	const size, n = 1 << 20, 8
+	if err := rs.Client().Set(ctxT(t), "big", strings.Repeat("v", size), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, addr)
+	c.send(strings.Repeat(cmd("GET", "big"), n))
+	want := n * (len(fmt.Sprintf("$%d\r\n", size)) + size + 2)
+	buf := make([]byte, 16<<10)
+	got := 0
+	c.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for got < want {
+		m, err := c.nc.Read(buf)
+		got += m
+		if err != nil {
+			t.Fatalf("after %d of %d bytes: %v", got, want, err)
+		}
+		time.Sleep(20 * time.Millisecond) // about 800 KB/s at most
+	}
+	if n, _ := slow.get(); n != 0 {
+		t.Fatalf("SlowClients counted %d disconnects of a client that read everything", n)
+	}
+}

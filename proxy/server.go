@@ -312,6 +312,7 @@ func tuneClient(nc net.Conn, keepAlive time.Duration) {
 		return
 	}
 	tc.SetNoDelay(true)
+	limitUnsent(tc)
 	switch {
 	case keepAlive > 0:
 		tc.SetKeepAlive(true)
