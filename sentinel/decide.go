@@ -57,7 +57,8 @@ type failover struct {
 	trying  map[string]bool // links whose Sentinel started it and has not aborted
 	leader  string          // link whose Sentinel was elected, "" if unknown
 	// polled: started on a polled failover_in_progress flag, not on an
-	// event; it ends when no Sentinel flags it any more.
+	// event; it ends when no Sentinel flags it any more and every one
+	// reached names the same master (step).
 	polled bool
 }
 
