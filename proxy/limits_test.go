@@ -197,16 +197,25 @@ func TestMaxRequestBytes(t *testing.T) {
 // Redis would deliver it all, and these replies are of commands that ran.
 // Here 8 × 4 MiB take about 4 s to read against a 1 s timeout.
 func TestSlowSteadyReaderGetsEverything(t *testing.T) {
+	readSteadily(t, 4<<20, 64<<10, 8*time.Millisecond) // about 8 MB/s at most
+}
+
+// readSteadily has a client pipeline 8 GETs of a size-byte value through
+// a proxy with a 1 s ClientWriteTimeout and read the replies chunk bytes
+// at a time, pausing between reads: it must get every byte, and not be
+// counted as a slow client.
+func readSteadily(t *testing.T, size, chunk int, pause time.Duration) {
+	t.Helper()
 	slow := &count{}
 	rs, _, addr := setup(t, proxy.Config{ClientWriteTimeout: time.Second, Metrics: &proxy.Metrics{SlowClients: slow}})
-	const size, n = 4 << 20, 8
+	const n = 8
 	if err := rs.Client().Set(ctxT(t), "big", strings.Repeat("v", size), 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 	c := dialRaw(t, addr)
 	c.send(strings.Repeat(cmd("GET", "big"), n))
 	want := n * (len(fmt.Sprintf("$%d\r\n", size)) + size + 2)
-	buf := make([]byte, 64<<10)
+	buf := make([]byte, chunk)
 	got := 0
 	c.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
 	for got < want {
@@ -215,7 +224,7 @@ func TestSlowSteadyReaderGetsEverything(t *testing.T) {
 		if err != nil {
 			t.Fatalf("after %d of %d bytes: %v", got, want, err)
 		}
-		time.Sleep(8 * time.Millisecond) // about 8 MB/s at most
+		time.Sleep(pause)
 	}
 	if n, _ := slow.get(); n != 0 {
 		t.Fatalf("SlowClients counted %d disconnects of a client that read everything", n)
@@ -441,27 +450,5 @@ func heapInUse() int64 {
 // large the send buffer the kernel autotunes for its socket (up to 4 MiB,
 // of which a blocked write waits for a third to drain).
 func TestSlowerSteadyReaderGetsEverything(t *testing.T) {
-	slow := &count{}
-	rs, _, addr := setup(t, proxy.Config{ClientWriteTimeout: time.Second, Metrics: &proxy.Metrics{SlowClients: slow}})
-	const size, n = 1 << 20, 8
-	if err := rs.Client().Set(ctxT(t), "big", strings.Repeat("v", size), 0).Err(); err != nil {
-		t.Fatal(err)
-	}
-	c := dialRaw(t, addr)
-	c.send(strings.Repeat(cmd("GET", "big"), n))
-	want := n * (len(fmt.Sprintf("$%d\r\n", size)) + size + 2)
-	buf := make([]byte, 16<<10)
-	got := 0
-	c.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
-	for got < want {
-		m, err := c.nc.Read(buf)
-		got += m
-		if err != nil {
-			t.Fatalf("after %d of %d bytes: %v", got, want, err)
-		}
-		time.Sleep(20 * time.Millisecond) // about 800 KB/s at most
-	}
-	if n, _ := slow.get(); n != 0 {
-		t.Fatalf("SlowClients counted %d disconnects of a client that read everything", n)
-	}
+	readSteadily(t, 1<<20, 16<<10, 20*time.Millisecond) // about 800 KB/s at most
 }
