@@ -60,6 +60,40 @@ type failover struct {
 	// event; it ends when no Sentinel flags it any more and every one
 	// reached names the same master (step).
 	polled bool
+	// promoted: started because this replica's INFO says it was
+	// promoted out of old, with no word from a Sentinel; it ends when no
+	// replica says so any more, unless a Sentinel's event joined (step).
+	promoted string
+}
+
+// promotions is what the replicas' own INFO says
+// (Watcher.notePromotions): the replicas of master `of` that were
+// promoted out of its replication stream, with when each was first seen
+// so. Sentinel promotes by REPLICAOF NO ONE; a leader the Watcher does not
+// follow (a Sentinel left out of Config.Sentinels with Discover off, or
+// one only the Watcher cannot reach) does it unannounced, and the others
+// name the promoted replica only a second or two later.
+type promotions struct {
+	of    string
+	since map[string]time.Time
+	not   map[string]bool // replicas whose last INFO said they were not promoted out of it
+}
+
+// first returns the replica of master seen promoted out of it the
+// longest, or "", leaving out those in skip.
+func (p promotions) first(master string, skip map[string]bool) (addr string, since time.Time) {
+	if master == "" || p.of != master {
+		return "", time.Time{}
+	}
+	for a, t := range p.since {
+		if skip[a] {
+			continue
+		}
+		if addr == "" || t.Before(since) || (t.Equal(since) && a < addr) {
+			addr, since = a, t
+		}
+	}
+	return addr, since
 }
 
 // announce is a new master named by an event.
@@ -103,6 +137,13 @@ type brain struct {
 	// Discover), and without this floor the minority would become the
 	// whole again.
 	known int
+	// former are masters switched away from that may still say they
+	// were promoted out of the master (step): after failovers seconds
+	// apart Sentinel may promote back the old master before it was
+	// converted, whose stream never changed, and the one in between
+	// still answers as master with that stream as its master_replid2.
+	// One leaves the set once its own INFO says it was not.
+	former map[string]bool
 	// recent is the last switch made on an event. Sentinels that were not
 	// part of the failover learn of it from hello messages a second or two
 	// later; until then they still name the old master, which also still
@@ -116,8 +157,9 @@ func newBrain(hold time.Duration, log *zap.Logger) *brain {
 }
 
 // step applies the events received since the last step, then decides the
-// state and master from the Sentinels' views and ROLE checks.
-func (b *brain) step(now time.Time, views []view, events []event, role func(addr string) roleResult) {
+// state and master from the Sentinels' views, the replicas' word on
+// promotions and ROLE checks.
+func (b *brain) step(now time.Time, views []view, events []event, seen promotions, role func(addr string) roleResult) {
 	// Set again below only while a slow master is kept.
 	wasSlow := b.slowRole
 	b.slowRole = false
@@ -137,6 +179,23 @@ func (b *brain) step(now time.Time, views []view, events []event, role func(addr
 		// replica: the others still name the old master, which still
 		// answers ROLE master.
 		b.endFailover()
+	}
+	if seen.of == b.master {
+		for a := range b.former {
+			if seen.not[a] {
+				delete(b.former, a)
+			}
+		}
+	}
+	if f := b.failover; f != nil && f.promoted != "" && b.pending == nil && len(f.trying) == 0 {
+		if a, _ := seen.first(f.old, b.former); a == "" {
+			// Sentinel converts a replica promoted by hand back within
+			// about 8 s; nothing it acknowledged is lost, and the old
+			// master never stopped being the master.
+			b.log.Info("sentinel: no replica says it was promoted out of the master any more; failover hold ended",
+				zap.String("master", f.old), zap.String("replica", f.promoted))
+			b.endFailover()
+		}
 	}
 	if r := b.recent; r != nil && now.Sub(r.at) > b.hold {
 		b.recent = nil
@@ -248,16 +307,19 @@ func (b *brain) step(now time.Time, views []view, events []event, role func(addr
 	if wasSlow && cand == b.master {
 		b.log.Info("sentinel: master answers ROLE again", zap.String("master", cand))
 	}
-	if f := b.failover; f != nil && cand == f.old {
-		b.set(StateFailover, b.failoverReason(fmt.Sprintf("%d of %d reachable Sentinels still name %s", named, t.reachable, cand)))
-		return
-	}
 	// A switch made on an event stands for FailoverHold against rivals:
 	// the demoted master answers ROLE master until it is converted, and
 	// with some Sentinels down those naming the new one may be no more
 	// than half until the rest learn of it.
 	byEvent := cand == b.master && !b.switchEvent.IsZero() && now.Sub(b.lastSwitch) <= b.hold
-	if 2*named <= known && note == "" && !byEvent {
+	minority := 2*named <= known && note == "" && !byEvent
+	// A hold on a replica's word alone yields to the rival check below
+	// when those naming cand are a minority: that fails closed at once.
+	if f := b.failover; f != nil && cand == f.old && (f.promoted == "" || !minority) {
+		b.set(StateFailover, b.failoverReason(fmt.Sprintf("%d of %d reachable Sentinels still name %s", named, t.reachable, cand)))
+		return
+	}
+	if minority {
 		// Most of the Sentinels known do not vouch for cand: those that
 		// do may be cut off from the rest, which may have failed the
 		// master over (or they may monitor another node under the same
@@ -288,6 +350,26 @@ func (b *brain) step(now time.Time, views []view, events []event, role func(addr
 				return
 			}
 		}
+	}
+	if a, since := seen.first(cand, b.former); a != "" && cand == b.master {
+		// A replica promoted out of cand: a failover led by a Sentinel
+		// not followed, whose events never come, while the Sentinels
+		// followed name cand until they hear of it, and cand answers
+		// ROLE master until it is converted, 10 s or more later. Hold
+		// as on +try-failover. Past FailoverHold, fail closed: the
+		// Sentinels would have converted a replica promoted by hand back
+		// by then, so the group is split.
+		if d := now.Sub(since); d > b.hold {
+			b.set(StateNoMaster, fmt.Sprintf("%d of %d reachable Sentinels name %s, which answers ROLE master, but its replica %s has said for %s that it was promoted out of it", named, t.reachable, cand, a, d.Round(time.Millisecond)))
+			return
+		}
+		if b.failover == nil {
+			b.failover = &failover{old: cand, started: now, trying: map[string]bool{}, promoted: a}
+			b.log.Warn("sentinel: failover started by a Sentinel not followed: a replica says it was promoted out of the master; holding writes",
+				zap.String("master", cand), zap.String("replica", a))
+		}
+		b.set(StateFailover, b.failoverReason(fmt.Sprintf("%d of %d reachable Sentinels still name %s", named, t.reachable, cand)))
+		return
 	}
 	reason := fmt.Sprintf("%d of %d reachable Sentinels name %s and it answers ROLE master%s", named, t.reachable, cand, note)
 	if cand != b.master {
@@ -380,6 +462,8 @@ func (b *brain) failoverReason(detail string) string {
 		}
 		sort.Strings(ts)
 		who = "Sentinel " + strings.Join(ts, ", ")
+	} else if f.promoted != "" {
+		who = "a Sentinel not followed: " + f.promoted + " says it was promoted out of it"
 	}
 	return fmt.Sprintf("failover of %s in progress (started by %s), holding writes; %s", f.old, who, detail)
 }
@@ -483,6 +567,13 @@ func pollErrors(views []view) string {
 
 func (b *brain) switchTo(now time.Time, addr string, eventAt time.Time, reason string) {
 	old := b.master
+	if old != "" {
+		if b.former == nil {
+			b.former = map[string]bool{}
+		}
+		b.former[old] = true
+	}
+	delete(b.former, addr)
 	b.master = addr
 	b.epoch++
 	b.lastSwitch = now

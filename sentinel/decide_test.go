@@ -77,6 +77,14 @@ func TestBrainStep(t *testing.T) {
 			return roleResult{Role: r}
 		}
 	}
+	promotedB := func(of string, ago time.Duration) promotions {
+		return promotions{of: of, since: map[string]time.Time{nodeB: t0.Add(-ago)}}
+	}
+	promotedOut := func(master string, epoch uint64, by string) *brain {
+		b := inFailover(master, epoch, t0.Add(-time.Second))
+		b.failover.promoted = by
+		return b
+	}
 	masterA := map[string]string{nodeA: "master", nodeB: "slave", nodeC: "slave"}
 	masterB := map[string]string{nodeA: "slave", nodeB: "master", nodeC: "slave"}
 	bothMaster := map[string]string{nodeA: "master", nodeB: "master", nodeC: "slave"}
@@ -86,6 +94,7 @@ func TestBrainStep(t *testing.T) {
 		brain       *brain
 		views       []view
 		events      []event
+		seen        promotions
 		roles       map[string]string
 		state       State
 		master      string
@@ -552,11 +561,88 @@ func TestBrainStep(t *testing.T) {
 			state:  StateReady,
 			master: nodeA, epoch: 3,
 		},
+		{
+			name:   "a replica promoted out of the master unannounced holds writes",
+			brain:  ready(nodeA, 1),
+			views:  []view{up(s1, nodeA), up(s2, nodeA)},
+			seen:   promotedB(nodeA, 100*time.Millisecond),
+			roles:  bothMaster,
+			state:  StateFailover,
+			master: nodeA, epoch: 1,
+			reason: "started by a Sentinel not followed: 10.0.0.2:6379 says it was promoted out of it",
+		},
+		{
+			name:   "a promotion out of another master says nothing",
+			brain:  ready(nodeA, 1),
+			views:  []view{up(s1, nodeA), up(s2, nodeA)},
+			seen:   promotedB(nodeC, 100*time.Millisecond),
+			roles:  bothMaster,
+			state:  StateReady,
+			master: nodeA, epoch: 1,
+		},
+		{
+			name:   "a promotion standing past FailoverHold fails closed",
+			brain:  ready(nodeA, 1),
+			views:  []view{up(s1, nodeA), up(s2, nodeA)},
+			seen:   promotedB(nodeA, 16*time.Second),
+			roles:  bothMaster,
+			state:  StateNoMaster,
+			master: nodeA, epoch: 1,
+			reason: "has said for 16s that it was promoted out of it",
+		},
+		{
+			name:   "the hold on a promotion ends when the replica no longer says so",
+			brain:  promotedOut(nodeA, 1, nodeB),
+			views:  []view{up(s1, nodeA), up(s2, nodeA)},
+			roles:  masterA,
+			state:  StateReady,
+			master: nodeA, epoch: 1,
+		},
+		{
+			name: "the hold on a promotion stays while a Sentinel's event says a failover is on",
+			brain: func() *brain {
+				b := promotedOut(nodeA, 1, nodeB)
+				b.failover.trying[s1] = true
+				return b
+			}(),
+			views:  []view{up(s1, nodeA), up(s2, nodeA)},
+			roles:  masterA,
+			state:  StateFailover,
+			master: nodeA, epoch: 1,
+		},
+		{
+			name:   "a hold on a promotion yields to a minority's rival check",
+			brain:  promotedOut(nodeA, 1, nodeB),
+			views:  []view{listing(up(s1, nodeA), nodeB), down(s2), down(s3)},
+			seen:   promotedB(nodeA, time.Second),
+			roles:  bothMaster,
+			state:  StateNoMaster,
+			master: nodeA, epoch: 1,
+			reason: "10.0.0.2:6379 answers ROLE master too",
+		},
+		{
+			name:   "a promotion seen by a minority with no rival answering still holds",
+			brain:  ready(nodeA, 1),
+			views:  []view{up(s1, nodeA), down(s2), down(s3)},
+			seen:   promotedB(nodeA, time.Second),
+			roles:  masterA,
+			state:  StateFailover,
+			master: nodeA, epoch: 1,
+		},
+		{
+			name:   "the Sentinels naming the promoted replica switch to it",
+			brain:  promotedOut(nodeA, 1, nodeB),
+			views:  []view{up(s1, nodeB), up(s2, nodeB)},
+			seen:   promotedB(nodeA, time.Second),
+			roles:  bothMaster,
+			state:  StateReady,
+			master: nodeB, epoch: 2,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := tt.brain
-			b.step(t0, tt.views, tt.events, roles(tt.roles))
+			b.step(t0, tt.views, tt.events, tt.seen, roles(tt.roles))
 			if b.state != tt.state || b.master != tt.master || b.epoch != tt.epoch {
 				t.Errorf("got state %v master %q epoch %d, want %v %q %d (reason %q)",
 					b.state, b.master, b.epoch, tt.state, tt.master, tt.epoch, b.reason)
@@ -606,13 +692,60 @@ func TestBrainFailoverSequence(t *testing.T) {
 		if s.before != nil {
 			s.before()
 		}
-		b.step(now, s.views, s.events, role)
+		b.step(now, s.views, s.events, promotions{}, role)
 		if b.state != s.state || b.master != s.master || b.epoch != s.epoch {
 			t.Fatalf("%s: got %v %q %d, want %v %q %d (reason %q)", s.name, b.state, b.master, b.epoch, s.state, s.master, s.epoch, b.reason)
 		}
 	}
 	if b.recent != nil {
 		t.Errorf("recent switch still remembered after the Sentinels caught up: %+v", b.recent)
+	}
+}
+
+// TestBrainFormerMasterIsNoPromotion: failovers seconds apart, A to B and
+// back to A before A was converted: A's replication stream never changed,
+// and B, still answering as master until Sentinel converts it, has A's
+// stream as its master_replid2. That is no new promotion out of A; once B
+// no longer says so, a later word that it was promoted is one.
+func TestBrainFormerMasterIsNoPromotion(t *testing.T) {
+	b := newBrain(15*time.Second, zap.NewNop())
+	now := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	roles := map[string]string{nodeA: "master", nodeB: "slave"}
+	role := func(a string) roleResult { return roleResult{Role: roles[a]} }
+	all := func(m string) []view { return []view{up(s1, m), up(s2, m), up(s3, m)} }
+	none := promotions{}
+	bOutOfA := promotions{of: nodeA, since: map[string]time.Time{nodeB: now}}
+	steps := []struct {
+		name   string
+		views  []view
+		events []event
+		seen   promotions
+		before func()
+		state  State
+		master string
+		epoch  uint64
+	}{
+		{name: "start", views: all(nodeA), seen: none, state: StateReady, master: nodeA, epoch: 1},
+		{name: "to B", views: all(nodeA), before: func() { roles[nodeB] = "master" },
+			events: []event{ev(evPromotedSlave, s1, "m", nodeB, nodeA, now)}, state: StateReady, master: nodeB, epoch: 2},
+		{name: "back to A", views: all(nodeB),
+			events: []event{ev(evPromotedSlave, s1, "m", nodeA, nodeB, now)}, state: StateReady, master: nodeA, epoch: 3},
+		{name: "a round that lists no replica", views: all(nodeA), seen: promotions{of: nodeA}, state: StateReady, master: nodeA, epoch: 3},
+		{name: "B, not yet converted, names A's stream", views: all(nodeA), seen: bOutOfA, state: StateReady, master: nodeA, epoch: 3},
+		{name: "B converted", views: all(nodeA), seen: promotions{of: nodeA, not: map[string]bool{nodeB: true}}, before: func() { roles[nodeB] = "slave" },
+			state: StateReady, master: nodeA, epoch: 3},
+		{name: "B promoted out of A", views: all(nodeA), seen: bOutOfA, before: func() { roles[nodeB] = "master" },
+			state: StateFailover, master: nodeA, epoch: 3},
+	}
+	for _, s := range steps {
+		now = now.Add(100 * time.Millisecond)
+		if s.before != nil {
+			s.before()
+		}
+		b.step(now, s.views, s.events, s.seen, role)
+		if b.state != s.state || b.master != s.master || b.epoch != s.epoch {
+			t.Fatalf("%s: got %v %q %d, want %v %q %d (reason %q)", s.name, b.state, b.master, b.epoch, s.state, s.master, s.epoch, b.reason)
+		}
 	}
 }
 

@@ -42,6 +42,16 @@ type probe struct {
 	offset     int64     // slave_repl_offset, -1 if absent
 	replOffset int64     // master_repl_offset, -1 if absent
 	replID     string    // master_replid: the replication stream it has or follows
+	replID2    string    // master_replid2: the stream it had before, on a promotion or a switch of master
+	master     bool      // role:master
+}
+
+// promotedOutOf reports whether p, a replica's INFO, says it is a master
+// now and was promoted out of m's replication stream (m a master's INFO):
+// on REPLICAOF NO ONE a replica starts a stream of its own and keeps the
+// one it followed as master_replid2.
+func (p probe) promotedOutOf(m probe) bool {
+	return p.err == nil && p.master && m.err == nil && m.replID != "" && p.replID2 == m.replID
 }
 
 // healthLoop reads the replicas' own INFO every PollInterval, and at once
@@ -87,6 +97,17 @@ func (w *Watcher) healthRound(ctx context.Context, n *nodes) {
 	}
 	if ctx.Err() != nil {
 		return // probes cut short by shutdown say nothing about the replicas
+	}
+	if w.topo.Load().Master != top.Master {
+		// The master switched while the probes were out: they judge
+		// the replicas against the old one (the new master "follows
+		// another stream", the old one's replicas are "promoted out of
+		// it"). Start again on the new one.
+		select {
+		case w.healthNow <- struct{}{}:
+		default:
+		}
+		return
 	}
 	switch {
 	case master.err == nil && master.replOffset >= 0:
@@ -140,7 +161,55 @@ func (w *Watcher) healthRound(ctx context.Context, n *nodes) {
 		}
 		w.health[a] = h
 	}
+	w.notePromotions(top.Master, addrs, probes, master)
 	w.poke()
+}
+
+// notePromotions records the replicas whose INFO says they were promoted
+// out of the master's replication stream (probe.promotedOutOf), with when
+// each was first seen so: the trace of a failover whose leader the
+// Watcher does not follow (step). One that did not answer, or a round
+// whose master did not, keeps what was last seen: a promotion is not
+// undone by the promoted replica going quiet. w.mu is held.
+func (w *Watcher) notePromotions(masterAddr string, addrs []string, probes []probe, master probe) {
+	old := w.promoted
+	if w.promotedOf != masterAddr {
+		old = nil
+	}
+	w.promoted, w.promotedOf, w.notPromoted = nil, masterAddr, nil
+	keep := func(a string, since time.Time) {
+		if w.promoted == nil {
+			w.promoted = map[string]time.Time{}
+		}
+		w.promoted[a] = since
+	}
+	for i, a := range addrs {
+		p := probes[i]
+		since, was := old[a]
+		switch {
+		case p.err != nil || master.err != nil || master.replID == "":
+			if was {
+				keep(a, since)
+			}
+		case p.promotedOutOf(master):
+			if !was {
+				w.log.Info("sentinel: replica says it was promoted out of the master",
+					zap.String("replica", a), zap.String("master", masterAddr))
+				since = p.at
+				w.urgent = true
+			}
+			keep(a, since)
+		default:
+			if w.notPromoted == nil {
+				w.notPromoted = map[string]bool{}
+			}
+			w.notPromoted[a] = true
+			if was {
+				w.log.Info("sentinel: replica no longer says it was promoted out of the master", zap.String("replica", a), zap.String("master", masterAddr))
+				w.urgent = true
+			}
+		}
+	}
 }
 
 // queryInfo reads the given INFO sections from a node. A -LOADING error
@@ -191,6 +260,10 @@ func parseInfo(s string, p *probe) {
 			}
 		case "master_replid":
 			p.replID = v
+		case "master_replid2":
+			p.replID2 = v
+		case "role":
+			p.master = v == "master"
 		}
 	}
 }

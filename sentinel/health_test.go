@@ -79,8 +79,8 @@ func TestParseInfo(t *testing.T) {
 		{
 			name: "master",
 			info: "# Replication\r\nrole:master\r\nconnected_slaves:1\r\nslave0:ip=127.0.0.1,port=6380,state=online,offset=42,lag=0\r\n" +
-				"master_replid:abc\r\nmaster_repl_offset:42\r\n",
-			want: probe{offset: -1, replOffset: 42, replID: "abc"},
+				"master_replid:abc\r\nmaster_replid2:def\r\nmaster_repl_offset:42\r\n",
+			want: probe{offset: -1, replOffset: 42, replID: "abc", replID2: "def", master: true},
 		},
 		{
 			name: "garbage",
@@ -298,4 +298,26 @@ func readCommand(r *bufio.Reader) ([]string, error) {
 		}
 	}
 	return args, nil
+}
+
+func TestPromotedOutOf(t *testing.T) {
+	master := probe{master: true, replID: "m1", replID2: "0000"}
+	tests := []struct {
+		name    string
+		replica probe
+		master  probe
+		want    bool
+	}{
+		{"promoted out of the master", probe{master: true, replID: "r1", replID2: "m1"}, master, true},
+		{"a replica following it", probe{replID: "m1", replID2: "0000"}, master, false},
+		{"a master of another stream", probe{master: true, replID: "x1", replID2: "x0"}, master, false},
+		{"the master's INFO failed", probe{master: true, replID: "r1", replID2: "m1"}, probe{err: errors.New("timeout")}, false},
+		{"the master's replid unknown", probe{master: true, replID: "r1"}, probe{master: true}, false},
+		{"the replica's INFO failed", probe{err: errors.New("timeout"), master: true, replID2: "m1"}, master, false},
+	}
+	for _, tt := range tests {
+		if got := tt.replica.promotedOutOf(tt.master); got != tt.want {
+			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package sentinel
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -52,7 +53,7 @@ type decider struct {
 // ticked says the round is the one of this PollInterval's tick.
 func (w *Watcher) round(ctx context.Context, wg *sync.WaitGroup, d *decider, force, ticked bool) {
 	now := time.Now()
-	views, events, urgent, discovered, forgot := w.snapshot(now)
+	views, events, seen, urgent, discovered, forgot := w.snapshot(now)
 	for _, a := range forgot {
 		w.log.Info("sentinel: forgot Sentinel: unreachable, and no reachable Sentinel lists it as up", zap.String("sentinel", a))
 		delete(d.reach, a)
@@ -99,7 +100,7 @@ func (w *Watcher) round(ctx context.Context, wg *sync.WaitGroup, d *decider, for
 		asked[addr] = r
 		return r
 	}
-	d.b.step(now, views, events, role)
+	d.b.step(now, views, events, seen, role)
 	if ctx.Err() != nil {
 		return // a ROLE check cut short by shutdown decides nothing
 	}
@@ -107,10 +108,11 @@ func (w *Watcher) round(ctx context.Context, wg *sync.WaitGroup, d *decider, for
 	w.publish(d, views, ticked)
 }
 
-// snapshot copies the links' state for one decision and takes the queued
-// events. discovered lists Sentinel addresses not yet linked; forgot those
-// whose links it ended (see forget).
-func (w *Watcher) snapshot(now time.Time) (views []view, events []event, urgent bool, discovered, forgot []string) {
+// snapshot copies the links' state and the replicas' word on promotions
+// for one decision and takes the queued events. discovered lists Sentinel
+// addresses not yet linked; forgot those whose links it ended (see
+// forget).
+func (w *Watcher) snapshot(now time.Time) (views []view, events []event, promo promotions, urgent bool, discovered, forgot []string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	window := w.cfg.reachWindow()
@@ -149,7 +151,8 @@ func (w *Watcher) snapshot(now time.Time) (views []view, events []event, urgent 
 	}
 	events, w.events = w.events, nil
 	urgent, w.urgent = w.urgent, false
-	return views, events, urgent, discovered, forgot
+	promo = promotions{of: w.promotedOf, since: maps.Clone(w.promoted), not: maps.Clone(w.notPromoted)}
+	return views, events, promo, urgent, discovered, forgot
 }
 
 // forgetAfter is how many PollIntervals a discovered Sentinel must have

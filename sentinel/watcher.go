@@ -49,6 +49,14 @@ type Watcher struct {
 	// healthAging: a replica did not answer since the decide goroutine
 	// last looked, so its Checked is getting old.
 	healthAging bool
+	// promoted holds the replicas of promotedOf, the published master
+	// of the last health round, whose own INFO says they were promoted
+	// out of it, with when each was first seen so (notePromotions).
+	promoted   map[string]time.Time
+	promotedOf string
+	// notPromoted: the replicas whose INFO in that round said they were
+	// not promoted out of promotedOf.
+	notPromoted map[string]bool
 }
 
 // linkState is what one link last reported.

@@ -582,3 +582,61 @@ func TestWatcherKeepsMasterAnsweringBusy(t *testing.T) {
 		}
 	}
 }
+
+// TestWatcherHoldsForAFailoverLedOutOfSight: the Sentinel leading a
+// failover is not one the watcher follows (Discover off, two of three
+// listed). Its events never come, and the two followed still name the
+// old master, which answers ROLE master, until they hear of the
+// promotion a second or so later. The promoted replica's own INFO says it
+// left the master's replication stream: the watcher must hold writes from
+// then on rather than leave the old master writable until the others
+// learn.
+func TestWatcherHoldsForAFailoverLedOutOfSight(t *testing.T) {
+	t.Parallel()
+	g := labtest.Group(t, lab.GroupOptions{Name: "mymaster", Replicas: 1, Sentinels: 3})
+	old, promoted := g.Master.Addr, g.Replicas[0].Addr
+	r := startWatcher(t, Config{Sentinels: sentinelAddrs(g.Sentinels[:2]...)})
+	r.waitTopo(t, 5*time.Second, isReady(old, 1))
+	leader := g.Sentinels[2].Client()
+	defer leader.Close()
+	if err := leader.Failover(ctxT(t, 5*time.Second), "mymaster").Err(); err != nil {
+		t.Fatal(err)
+	}
+	top := r.waitTopo(t, 30*time.Second, isReady(promoted, 2))
+	held := false
+	var seq []string
+	for _, h := range r.history() {
+		if h.Epoch == 2 {
+			break
+		}
+		seq = append(seq, fmt.Sprintf("%v %q", h.State, h.Reason))
+		held = held || (h.Master == old && !h.Writable() && strings.Contains(h.Reason, promoted+" says it was promoted out of it"))
+	}
+	if !held {
+		t.Fatalf("no hold on the replica's word before the switch:\n%s\nthen: %s", strings.Join(seq, "\n"), describe(top))
+	}
+}
+
+// TestWatcherHoldsWhileAReplicaIsPromotedByHand: REPLICAOF NO ONE on a
+// replica looks the same as an unannounced promotion, so writes are held;
+// once the replica follows the master again (here by hand; Sentinel would
+// convert it after about 8 s) the hold ends and the master, never
+// switched, takes writes again.
+func TestWatcherHoldsWhileAReplicaIsPromotedByHand(t *testing.T) {
+	t.Parallel()
+	g := labtest.Group(t, lab.GroupOptions{Name: "mymaster", Replicas: 1, Sentinels: 3})
+	master := g.Master.Addr
+	r := startWatcher(t, Config{Sentinels: sentinelAddrs(g.Sentinels...)})
+	r.waitTopo(t, 5*time.Second, isReady(master, 1))
+	rc := g.Replicas[0].Client()
+	defer rc.Close()
+	if err := rc.Do(ctxT(t, 5*time.Second), "REPLICAOF", "NO", "ONE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	r.waitTopo(t, 5*time.Second, isState(StateFailover, master, 1))
+	host, port, _ := net.SplitHostPort(master)
+	if err := rc.Do(ctxT(t, 5*time.Second), "REPLICAOF", host, port).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r.waitTopo(t, 5*time.Second, isReady(master, 1))
+}
