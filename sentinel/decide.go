@@ -28,7 +28,8 @@ type view struct {
 	// FailingOver: on its last successful poll it flagged the master it
 	// names failover_in_progress (pollResult.FailingOver).
 	FailingOver bool
-	Quorum      string // its SENTINEL CKQUORUM answer (pollResult)
+	FlagsAsked  time.Time // when the flags were asked for (pollResult)
+	Quorum      string    // its SENTINEL CKQUORUM answer (pollResult)
 	Replicas    []Replica
 	Err         string // last poll error, "" after a success
 	// IDRefused: its last poll failed because SENTINEL MYID was refused.
@@ -144,6 +145,11 @@ type brain struct {
 	// still answers as master with that stream as its master_replid2.
 	// One leaves the set once its own INFO says it was not.
 	former map[string]bool
+	// aborted is when the event that ended the last failover as
+	// aborted was received, by the link it came on: a
+	// failover_in_progress flag that Sentinel gave when asked before
+	// then is that failover's, not a new one (failingOver).
+	aborted map[string]time.Time
 	// recent is the last switch made on an event. Sentinels that were not
 	// part of the failover learn of it from hello messages a second or two
 	// later; until then they still name the old master, which also still
@@ -171,7 +177,7 @@ func (b *brain) step(now time.Time, views []view, events []event, seen promotion
 			zap.String("master", f.old), zap.Duration("hold", b.hold))
 		b.endFailover()
 	}
-	if f := b.failover; f != nil && f.polled && b.pending == nil && failingOver(views, f.old) == "" && !namesOther(views, f.old) {
+	if f := b.failover; f != nil && f.polled && b.pending == nil && b.failingOver(views, f.old) == "" && !namesOther(views, f.old) {
 		// Seen only as a flag, which is gone, and every Sentinel
 		// reached names one master: the old one (the failover aborted)
 		// or, all having learnt of it, the new one, which the decision
@@ -294,7 +300,7 @@ func (b *brain) step(now time.Time, views []view, events []event, seen promotion
 		// down): the replica may be promoted already while every
 		// Sentinel still names cand, which answers ROLE master and
 		// would acknowledge writes the promotion discards.
-		if by := failingOver(views, cand); by != "" {
+		if by := b.failingOver(views, cand); by != "" {
 			if b.master == "" {
 				b.set(StateNoMaster, fmt.Sprintf("Sentinel %s reports a failover of %s in progress; waiting for its outcome", by, cand))
 				return
@@ -432,6 +438,7 @@ func (b *brain) apply(now time.Time, ev event) {
 			b.log.Warn("sentinel: failover aborted", zap.String("master", f.old),
 				zap.String("event", ev.Channel), zap.String("sentinel", ev.From))
 			b.endFailover()
+			b.aborted = map[string]time.Time{ev.From: ev.At}
 		}
 	}
 }
@@ -695,10 +702,14 @@ func namesOther(views []view, master string) bool {
 }
 
 // failingOver returns a reachable Sentinel naming master that flags a
-// failover of it in progress, or "".
-func failingOver(views []view, master string) string {
+// failover of it in progress, or "". A flag the Sentinel that aborted
+// the last failover gave when asked before its abort was received is
+// that failover's: its last poll before the -failover-abort-* event
+// still carries it.
+func (b *brain) failingOver(views []view, master string) string {
 	for _, v := range views {
-		if v.Reachable && v.Master == master && v.FailingOver {
+		at, aborted := b.aborted[v.Addr]
+		if v.Reachable && v.Master == master && v.FailingOver && (!aborted || v.FlagsAsked.After(at)) {
 			return v.Addr
 		}
 	}

@@ -39,6 +39,12 @@ func failing(v view) view {
 	return v
 }
 
+// askedAt is v with its flags asked for at t.
+func askedAt(v view, t time.Time) view {
+	v.FlagsAsked = t
+	return v
+}
+
 // down is an unreachable Sentinel view.
 func down(addr string) view {
 	return view{Addr: addr, Attempted: true, Err: "connection refused"}
@@ -497,6 +503,33 @@ func TestBrainStep(t *testing.T) {
 			events: []event{ev(evAbortNoSlave, s1, "m", nodeA, nodeA, evAt)},
 			roles:  masterA,
 			state:  StateReady,
+			master: nodeA, epoch: 1,
+		},
+		{
+			name:   "the aborting Sentinel's flag asked before its abort starts no new hold",
+			brain:  inFailover(nodeA, 1, t0.Add(-time.Second), s1),
+			views:  []view{askedAt(failing(up(s1, nodeA)), evAt.Add(-time.Millisecond)), up(s2, nodeA), up(s3, nodeA)},
+			events: []event{ev(evAbortNoSlave, s1, "m", nodeA, nodeA, evAt)},
+			roles:  masterA,
+			state:  StateReady,
+			master: nodeA, epoch: 1,
+		},
+		{
+			name:   "the aborting Sentinel's flag asked after its abort is a new failover",
+			brain:  inFailover(nodeA, 1, t0.Add(-time.Second), s1),
+			views:  []view{askedAt(failing(up(s1, nodeA)), evAt.Add(time.Millisecond)), up(s2, nodeA), up(s3, nodeA)},
+			events: []event{ev(evAbortNoSlave, s1, "m", nodeA, nodeA, evAt)},
+			roles:  masterA,
+			state:  StateFailover,
+			master: nodeA, epoch: 1,
+		},
+		{
+			name:   "another Sentinel's flag asked before the abort still holds",
+			brain:  inFailover(nodeA, 1, t0.Add(-time.Second), s1),
+			views:  []view{up(s1, nodeA), askedAt(failing(up(s2, nodeA)), evAt.Add(-time.Millisecond)), up(s3, nodeA)},
+			events: []event{ev(evAbortNoSlave, s1, "m", nodeA, nodeA, evAt)},
+			roles:  masterA,
+			state:  StateFailover,
 			master: nodeA, epoch: 1,
 		},
 		{

@@ -31,6 +31,9 @@ type pollResult struct {
 	// replica may already have been promoted: the named master's writes
 	// are about to be discarded.
 	FailingOver bool
+	// FlagsAsked is when SENTINEL MASTER, which MasterDown and
+	// FailingOver come from, was sent.
+	FlagsAsked time.Time
 	// Quorum is its answer to SENTINEL CKQUORUM: "OK …" or "NOQUORUM …",
 	// "" if it refused the question (an ACL without +sentinel|ckquorum).
 	Quorum     string
@@ -95,6 +98,7 @@ func (l *link) poll(ctx context.Context) (pollResult, error) {
 	}
 	res.Master = net.JoinHostPort(m[0], m[1])
 
+	res.FlagsAsked = time.Now()
 	mi, err := l.client.Master(qctx, l.cfg.MasterName).Result()
 	if err != nil {
 		return res, fmt.Errorf("sentinel: %s: SENTINEL master: %w", l.addr, err)

@@ -135,6 +135,7 @@ func (w *Watcher) snapshot(now time.Time) (views []view, events []event, promo p
 			v.MasterDown = s.masterDown
 			v.Quorum = s.quorum
 			v.FailingOver = s.failingOver
+			v.FlagsAsked = s.flagsAsked
 			v.Replicas = s.replicas
 		} else if v.Err == "" && v.Attempted {
 			v.Err = "no successful poll since " + s.lastOK.Format(time.RFC3339Nano)

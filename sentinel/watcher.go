@@ -71,6 +71,7 @@ type linkState struct {
 	master      string
 	masterDown  bool
 	failingOver bool
+	flagsAsked  time.Time
 	quorum      string
 	replicas    []Replica
 	err         string
@@ -190,6 +191,7 @@ func (w *Watcher) report(l *link, r pollResult, err error) {
 		s.masterDown = r.MasterDown
 		s.quorum = r.Quorum
 		s.failingOver = r.FailingOver
+		s.flagsAsked = r.FlagsAsked
 		s.replicas = r.Replicas
 		s.discovered = r.Discovered
 	}
