@@ -193,10 +193,12 @@ func (b *brain) step(now time.Time, views []view, events []event, seen promotion
 			}
 		}
 	}
-	if f := b.failover; f != nil && f.promoted != "" && b.pending == nil && len(f.trying) == 0 {
+	if f := b.failover; f != nil && f.promoted != "" && b.pending == nil && len(f.trying) == 0 && !namesOther(views, f.old) {
+		// Not once a Sentinel names another master: the promoted
+		// replica, named, is no longer among the replicas probed.
 		if a, _ := seen.first(f.old, b.former); a == "" {
 			// Sentinel converts a replica promoted by hand back within
-			// about 8 s; nothing it acknowledged is lost, and the old
+			// 8–18 s; nothing it acknowledged is lost, and the old
 			// master never stopped being the master.
 			b.log.Info("sentinel: no replica says it was promoted out of the master any more; failover hold ended",
 				zap.String("master", f.old), zap.String("replica", f.promoted))
@@ -362,16 +364,17 @@ func (b *brain) step(now time.Time, views []view, events []event, seen promotion
 		// not followed, whose events never come, while the Sentinels
 		// followed name cand until they hear of it, and cand answers
 		// ROLE master until it is converted, 10 s or more later. Hold
-		// as on +try-failover. Past FailoverHold, fail closed: the
-		// Sentinels would have converted a replica promoted by hand back
-		// by then, so the group is split.
+		// as on +try-failover. Past FailoverHold, fail closed: a real
+		// failover would be named by then unless its reconfiguration is
+		// slow, and writes to cand would be lost; a replica promoted by
+		// hand is converted back 8–18 s after, and only costs the wait.
 		if d := now.Sub(since); d > b.hold {
 			b.set(StateNoMaster, fmt.Sprintf("%d of %d reachable Sentinels name %s, which answers ROLE master, but its replica %s has said for %s that it was promoted out of it", named, t.reachable, cand, a, d.Round(time.Millisecond)))
 			return
 		}
 		if b.failover == nil {
 			b.failover = &failover{old: cand, started: now, trying: map[string]bool{}, promoted: a}
-			b.log.Warn("sentinel: failover started by a Sentinel not followed: a replica says it was promoted out of the master; holding writes",
+			b.log.Warn("sentinel: failover seen in a replica's INFO, with no event from the Sentinels followed; holding writes",
 				zap.String("master", cand), zap.String("replica", a))
 		}
 		b.set(StateFailover, b.failoverReason(fmt.Sprintf("%d of %d reachable Sentinels still name %s", named, t.reachable, cand)))
@@ -470,7 +473,7 @@ func (b *brain) failoverReason(detail string) string {
 		sort.Strings(ts)
 		who = "Sentinel " + strings.Join(ts, ", ")
 	} else if f.promoted != "" {
-		who = "a Sentinel not followed: " + f.promoted + " says it was promoted out of it"
+		who = "no Sentinel event: " + f.promoted + " says it was promoted out of it"
 	}
 	return fmt.Sprintf("failover of %s in progress (started by %s), holding writes; %s", f.old, who, detail)
 }

@@ -602,7 +602,7 @@ func TestBrainStep(t *testing.T) {
 			roles:  bothMaster,
 			state:  StateFailover,
 			master: nodeA, epoch: 1,
-			reason: "started by a Sentinel not followed: 10.0.0.2:6379 says it was promoted out of it",
+			reason: "started by no Sentinel event: 10.0.0.2:6379 says it was promoted out of it",
 		},
 		{
 			name:   "a promotion out of another master says nothing",
@@ -659,6 +659,14 @@ func TestBrainStep(t *testing.T) {
 			views:  []view{up(s1, nodeA), down(s2), down(s3)},
 			seen:   promotedB(nodeA, time.Second),
 			roles:  masterA,
+			state:  StateFailover,
+			master: nodeA, epoch: 1,
+		},
+		{
+			name:   "the hold on a promotion stays once a Sentinel names another master",
+			brain:  promotedOut(nodeA, 1, nodeB),
+			views:  []view{up(s1, nodeB), up(s2, nodeA)},
+			roles:  bothMaster,
 			state:  StateFailover,
 			master: nodeA, epoch: 1,
 		},

@@ -161,7 +161,7 @@ func (w *Watcher) healthRound(ctx context.Context, n *nodes) {
 		}
 		w.health[a] = h
 	}
-	w.notePromotions(top.Master, addrs, probes, master)
+	w.notePromotions(top, probes, master)
 	w.poke()
 }
 
@@ -170,8 +170,12 @@ func (w *Watcher) healthRound(ctx context.Context, n *nodes) {
 // each was first seen so: the trace of a failover whose leader the
 // Watcher does not follow (step). One that did not answer, or a round
 // whose master did not, keeps what was last seen: a promotion is not
-// undone by the promoted replica going quiet. w.mu is held.
-func (w *Watcher) notePromotions(masterAddr string, addrs []string, probes []probe, master probe) {
+// undone by the promoted replica going quiet (Sentinel's leader kills
+// the promoted replica's client connections). Not once the Sentinels
+// flag it down: a dead node's last word would hold the group for ever.
+// w.mu is held.
+func (w *Watcher) notePromotions(top *Topology, probes []probe, master probe) {
+	masterAddr := top.Master
 	old := w.promoted
 	if w.promotedOf != masterAddr {
 		old = nil
@@ -183,10 +187,15 @@ func (w *Watcher) notePromotions(masterAddr string, addrs []string, probes []pro
 		}
 		w.promoted[a] = since
 	}
-	for i, a := range addrs {
-		p := probes[i]
+	for i, r := range top.Replicas {
+		a, p := r.Addr, probes[i]
 		since, was := old[a]
 		switch {
+		case p.err != nil && r.Down:
+			if was {
+				w.log.Info("sentinel: replica that said it was promoted out of the master is down", zap.String("replica", a), zap.String("master", masterAddr))
+				w.urgent = true
+			}
 		case p.err != nil || master.err != nil || master.replID == "":
 			if was {
 				keep(a, since)

@@ -76,6 +76,7 @@ func (l *link) poke() {
 // a jittered exponential backoff.
 func (l *link) listenLoop(ctx context.Context) {
 	bo := backoff{min: 50 * time.Millisecond, max: 2 * time.Second}
+	refused := false
 	for {
 		subscribed, err := l.listen(ctx)
 		if ctx.Err() != nil {
@@ -83,8 +84,23 @@ func (l *link) listenLoop(ctx context.Context) {
 		}
 		if subscribed {
 			bo.reset()
+			if refused {
+				l.log.Info("sentinel: event subscription accepted again")
+			}
+			refused = false
 		}
-		l.log.Debug("sentinel: event subscription lost", zap.Error(err))
+		switch {
+		case !subscribed && isRedisError(err):
+			// An ACL without +subscribe, say: not a passing fault, and
+			// the failovers this Sentinel leads are then seen only by
+			// polling.
+			if !refused {
+				l.log.Warn("sentinel: event subscription refused; failovers are seen only by polling, up to poll_interval late", zap.Error(err))
+			}
+			refused = true
+		default:
+			l.log.Debug("sentinel: event subscription lost", zap.Error(err))
+		}
 		if !bo.wait(ctx) {
 			return
 		}

@@ -327,6 +327,29 @@ func TestWatcherRogueSentinels(t *testing.T) {
 		}
 	})
 
+	t.Run("a refused event subscription is logged", func(t *testing.T) {
+		// An ACL without +subscribe: the Sentinel still votes, but the
+		// failovers it leads are seen only by polling, which an
+		// operator must be told.
+		ctx := context.Background()
+		c := g.Sentinels[2].Client()
+		cmd := redis.NewCmd(ctx, "ACL", "SETUSER", "nosub", "on", ">pw", "+sentinel", "+ping", "+hello", "+auth", "&*")
+		c.Process(ctx, cmd)
+		c.Close()
+		if err := cmd.Err(); err != nil {
+			t.Fatal(err)
+		}
+		core, logs := observer.New(zap.InfoLevel)
+		r := startWatcher(t, Config{Sentinels: []string{g.Sentinels[2].Addr}, Username: "nosub", Password: "pw", Logger: zap.New(core)})
+		r.waitTopo(t, 5*time.Second, isReady(g.Master.Addr, 1))
+		labtest.Eventually(t, 5*time.Second, func() error {
+			if n := logs.FilterMessage("sentinel: event subscription refused; failovers are seen only by polling, up to poll_interval late").Len(); n != 1 {
+				return fmt.Errorf("%d warnings of the refused subscription, want 1", n)
+			}
+			return nil
+		})
+	})
+
 	t.Run("a Sentinel refusing from the start is logged", func(t *testing.T) {
 		core, logs := observer.New(zap.InfoLevel)
 		r := startWatcher(t, Config{Sentinels: []string{rogue.Addr}, Username: "sy", Password: "wrong", Logger: zap.New(core)})
@@ -620,7 +643,7 @@ func TestWatcherHoldsForAFailoverLedOutOfSight(t *testing.T) {
 // TestWatcherHoldsWhileAReplicaIsPromotedByHand: REPLICAOF NO ONE on a
 // replica looks the same as an unannounced promotion, so writes are held;
 // once the replica follows the master again (here by hand; Sentinel would
-// convert it after about 8 s) the hold ends and the master, never
+// convert it 8–18 s later) the hold ends and the master, never
 // switched, takes writes again.
 func TestWatcherHoldsWhileAReplicaIsPromotedByHand(t *testing.T) {
 	t.Parallel()
@@ -639,4 +662,38 @@ func TestWatcherHoldsWhileAReplicaIsPromotedByHand(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.waitTopo(t, 5*time.Second, isReady(master, 1))
+}
+
+// TestWatcherForgetsAPromotedReplicaThatDied: a replica promoted by hand
+// and then stopped says nothing more. Its last word holds writes only
+// until the Sentinels flag it down; after that the master, which they
+// all still name, takes writes again rather than the group staying fenced
+// until the dead node returns.
+func TestWatcherForgetsAPromotedReplicaThatDied(t *testing.T) {
+	t.Parallel()
+	g := labtest.Group(t, lab.GroupOptions{Name: "mymaster", Replicas: 1, Sentinels: 3})
+	master, rep := g.Master.Addr, g.Replicas[0]
+	r := startWatcher(t, Config{Sentinels: sentinelAddrs(g.Sentinels...)})
+	r.waitTopo(t, 5*time.Second, isReady(master, 1))
+	rc := rep.Client()
+	defer rc.Close()
+	if err := rc.Do(ctxT(t, 5*time.Second), "REPLICAOF", "NO", "ONE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	r.waitTopo(t, 5*time.Second, isState(StateFailover, master, 1))
+	if err := rep.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer rep.Resume()
+	r.waitTopo(t, 10*time.Second, func(top Topology) error {
+		if err := isReady(master, 1)(top); err != nil {
+			return err
+		}
+		for _, x := range top.Replicas {
+			if x.Addr == rep.Addr && !x.Down {
+				return errors.New("the stopped replica is not flagged down yet")
+			}
+		}
+		return nil
+	})
 }
