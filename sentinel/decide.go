@@ -173,8 +173,14 @@ func (b *brain) step(now time.Time, views []view, events []event, seen promotion
 		b.apply(now, ev)
 	}
 	if f := b.failover; f != nil && now.Sub(f.started) > b.hold {
-		b.log.Warn("sentinel: failover treated as aborted: no promotion within FailoverHold",
-			zap.String("master", f.old), zap.Duration("hold", b.hold))
+		if f.promoted != "" {
+			// Decided below: no-master while the replica still says so.
+			b.log.Warn("sentinel: the Sentinels did not name the replica that says it was promoted within FailoverHold",
+				zap.String("master", f.old), zap.String("replica", f.promoted), zap.Duration("hold", b.hold))
+		} else {
+			b.log.Warn("sentinel: failover treated as aborted: no promotion within FailoverHold",
+				zap.String("master", f.old), zap.Duration("hold", b.hold))
+		}
 		b.endFailover()
 	}
 	if f := b.failover; f != nil && f.polled && b.pending == nil && b.failingOver(views, f.old) == "" && !namesOther(views, f.old) {
@@ -429,6 +435,11 @@ func (b *brain) apply(now time.Time, ev event) {
 	case kindAbort:
 		f := b.failover
 		if f == nil || ev.Master != f.old || b.pending != nil {
+			return
+		}
+		if f.promoted != "" && !f.trying[ev.From] {
+			// A hold on a replica's word: the Sentinel's attempt was
+			// not what promoted it.
 			return
 		}
 		delete(f.trying, ev.From)

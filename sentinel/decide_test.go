@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 const (
@@ -851,5 +852,26 @@ func TestUnsyncedPromotion(t *testing.T) {
 	}
 	if _, got := unsyncedPromotion(nil, &Topology{Master: nodeC}); got {
 		t.Error("the first master counted as a promotion")
+	}
+}
+
+// TestBrainAbortLeavesAHoldOnAPromotion: an abort from a Sentinel that was
+// not trying does not end a hold on a replica's word (its attempt did not
+// promote the replica), nor log one.
+func TestBrainAbortLeavesAHoldOnAPromotion(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	t0 := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	b := newBrain(15*time.Second, zap.New(core))
+	b.state, b.master, b.epoch = StateFailover, nodeA, 1
+	started := t0.Add(-time.Second)
+	b.failover = &failover{old: nodeA, started: started, trying: map[string]bool{}, promoted: nodeB}
+	seen := promotions{of: nodeA, since: map[string]time.Time{nodeB: started}}
+	role := func(a string) roleResult { return roleResult{Role: "master"} }
+	b.step(t0, []view{up(s1, nodeA), up(s2, nodeA)}, []event{ev(evAbortNotElect, s1, "m", nodeA, nodeA, t0)}, seen, role)
+	if b.state != StateFailover || b.failover == nil || !b.failover.started.Equal(started) {
+		t.Fatalf("state %v failover %+v, want the hold kept from %v", b.state, b.failover, started)
+	}
+	if n := logs.Len(); n != 0 {
+		t.Errorf("%d log lines, want none: %v", n, logs.All()[0].Message)
 	}
 }

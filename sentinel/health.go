@@ -44,6 +44,7 @@ type probe struct {
 	replID     string    // master_replid: the replication stream it has or follows
 	replID2    string    // master_replid2: the stream it had before, on a promotion or a switch of master
 	master     bool      // role:master
+	runID      string    // run_id: another one after a restart
 }
 
 // promotedOutOf reports whether p, a replica's INFO, says it is a master
@@ -90,7 +91,7 @@ func (w *Watcher) healthRound(ctx context.Context, n *nodes) {
 			wg.Go(func() { master = queryInfo(qctx, n.client(top.Master), "replication") })
 		}
 		for i, a := range addrs {
-			wg.Go(func() { probes[i] = queryInfo(qctx, n.client(a), "replication", "persistence") })
+			wg.Go(func() { probes[i] = queryInfo(qctx, n.client(a), "replication", "persistence", "server") })
 		}
 		wg.Wait()
 		cancel()
@@ -173,6 +174,12 @@ func (w *Watcher) healthRound(ctx context.Context, n *nodes) {
 // undone by the promoted replica going quiet (Sentinel's leader kills
 // the promoted replica's client connections). Not once the Sentinels
 // flag it down: a dead node's last word would hold the group for ever.
+//
+// Only the process last seen there as a replica counts (its run_id): a
+// replica restarted without REPLICAOF in its configuration (Sentinel's
+// is not saved without a writable config file) loads its RDB, starts as
+// a master, and names the stream the RDB came from, the master's, as its
+// master_replid2, though nothing promoted it; Sentinel converts it back.
 // w.mu is held.
 func (w *Watcher) notePromotions(top *Topology, probes []probe, master probe) {
 	masterAddr := top.Master
@@ -181,6 +188,8 @@ func (w *Watcher) notePromotions(top *Topology, probes []probe, master probe) {
 		old = nil
 	}
 	w.promoted, w.promotedOf, w.notPromoted = nil, masterAddr, nil
+	wasReplica := w.replicaRunID
+	w.replicaRunID = make(map[string]string, len(top.Replicas))
 	keep := func(a string, since time.Time) {
 		if w.promoted == nil {
 			w.promoted = map[string]time.Time{}
@@ -190,6 +199,12 @@ func (w *Watcher) notePromotions(top *Topology, probes []probe, master probe) {
 	for i, r := range top.Replicas {
 		a, p := r.Addr, probes[i]
 		since, was := old[a]
+		id := wasReplica[a]
+		if p.err == nil && !p.master && p.runID != "" {
+			w.replicaRunID[a] = p.runID
+		} else if id != "" {
+			w.replicaRunID[a] = id
+		}
 		switch {
 		case p.err != nil && r.Down:
 			if was {
@@ -200,7 +215,7 @@ func (w *Watcher) notePromotions(top *Topology, probes []probe, master probe) {
 			if was {
 				keep(a, since)
 			}
-		case p.promotedOutOf(master):
+		case p.promotedOutOf(master) && p.runID != "" && p.runID == id:
 			if !was {
 				w.log.Info("sentinel: replica says it was promoted out of the master",
 					zap.String("replica", a), zap.String("master", masterAddr))
@@ -273,6 +288,8 @@ func parseInfo(s string, p *probe) {
 			p.replID2 = v
 		case "role":
 			p.master = v == "master"
+		case "run_id":
+			p.runID = v
 		}
 	}
 }

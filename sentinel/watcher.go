@@ -57,6 +57,9 @@ type Watcher struct {
 	// notPromoted: the replicas whose INFO in that round said they were
 	// not promoted out of promotedOf.
 	notPromoted map[string]bool
+	// replicaRunID: the run_id of each replica of the last health round
+	// when last seen answering as a replica.
+	replicaRunID map[string]string
 }
 
 // linkState is what one link last reported.

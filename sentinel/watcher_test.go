@@ -619,7 +619,7 @@ func TestWatcherHoldsForAFailoverLedOutOfSight(t *testing.T) {
 	g := labtest.Group(t, lab.GroupOptions{Name: "mymaster", Replicas: 1, Sentinels: 3})
 	old, promoted := g.Master.Addr, g.Replicas[0].Addr
 	r := startWatcher(t, Config{Sentinels: sentinelAddrs(g.Sentinels[:2]...)})
-	r.waitTopo(t, 5*time.Second, isReady(old, 1))
+	r.waitTopo(t, 5*time.Second, probedAsReplica(old, promoted))
 	leader := g.Sentinels[2].Client()
 	defer leader.Close()
 	if err := leader.Failover(ctxT(t, 5*time.Second), "mymaster").Err(); err != nil {
@@ -650,7 +650,7 @@ func TestWatcherHoldsWhileAReplicaIsPromotedByHand(t *testing.T) {
 	g := labtest.Group(t, lab.GroupOptions{Name: "mymaster", Replicas: 1, Sentinels: 3})
 	master := g.Master.Addr
 	r := startWatcher(t, Config{Sentinels: sentinelAddrs(g.Sentinels...)})
-	r.waitTopo(t, 5*time.Second, isReady(master, 1))
+	r.waitTopo(t, 5*time.Second, probedAsReplica(master, g.Replicas[0].Addr))
 	rc := g.Replicas[0].Client()
 	defer rc.Close()
 	if err := rc.Do(ctxT(t, 5*time.Second), "REPLICAOF", "NO", "ONE").Err(); err != nil {
@@ -674,7 +674,7 @@ func TestWatcherForgetsAPromotedReplicaThatDied(t *testing.T) {
 	g := labtest.Group(t, lab.GroupOptions{Name: "mymaster", Replicas: 1, Sentinels: 3})
 	master, rep := g.Master.Addr, g.Replicas[0]
 	r := startWatcher(t, Config{Sentinels: sentinelAddrs(g.Sentinels...)})
-	r.waitTopo(t, 5*time.Second, isReady(master, 1))
+	r.waitTopo(t, 5*time.Second, probedAsReplica(master, rep.Addr))
 	rc := rep.Client()
 	defer rc.Close()
 	if err := rc.Do(ctxT(t, 5*time.Second), "REPLICAOF", "NO", "ONE").Err(); err != nil {
@@ -696,4 +696,59 @@ func TestWatcherForgetsAPromotedReplicaThatDied(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// probedAsReplica accepts a ready Topology on master at epoch 1 whose
+// health round has read replica's INFO while it was a replica: only that
+// process's promotion counts.
+func probedAsReplica(master, replica string) func(Topology) error {
+	return func(top Topology) error {
+		if err := isReady(master, 1)(top); err != nil {
+			return err
+		}
+		for _, x := range top.Replicas {
+			if x.Addr == replica && x.LinkUp {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s not yet read as a replica", replica)
+	}
+}
+
+// TestWatcherIgnoresAReplicaRestartedAsMaster: a replica restarted
+// without REPLICAOF in its configuration (Sentinel's is not saved without
+// a writable config file) loads the RDB of its last full sync and starts
+// as a master, naming the master's stream as its master_replid2, as a
+// promoted replica does. It is a new process, not a promotion: a review
+// found writes held for 13-15 s, until Sentinel converted it back.
+func TestWatcherIgnoresAReplicaRestartedAsMaster(t *testing.T) {
+	t.Parallel()
+	g := labtest.Group(t, lab.GroupOptions{Name: "mymaster", Replicas: 1, Sentinels: 3})
+	master, rep := g.Master.Addr, g.Replicas[0]
+	r := startWatcher(t, Config{Sentinels: sentinelAddrs(g.Sentinels...)})
+	r.waitTopo(t, 5*time.Second, probedAsReplica(master, rep.Addr))
+	if err := rep.RestartAsMaster(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	restarted := time.Now()
+	rc := rep.Client()
+	defer rc.Close()
+	info, err := rc.Info(ctxT(t, 5*time.Second), "replication").Result()
+	if err != nil || !strings.Contains(info, "role:master") {
+		t.Fatalf("the restarted replica is not a master (%v):\n%s", err, info)
+	}
+	// Three health rounds that read it as a master.
+	r.waitTopo(t, 10*time.Second, func(top Topology) error {
+		for _, x := range top.Replicas {
+			if x.Addr == rep.Addr && !x.LinkUp && x.Checked.Sub(restarted) > 3*testPoll {
+				return nil
+			}
+		}
+		return errors.New("the restarted replica not yet read as a master for three rounds")
+	})
+	for _, h := range r.history() {
+		if h.Master == master && !h.Writable() {
+			t.Fatalf("writes held for a restarted replica: %s", describe(h))
+		}
+	}
 }

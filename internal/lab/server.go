@@ -241,6 +241,17 @@ func (s *Server) Restart(ctx context.Context) error {
 	})
 }
 
+// RestartAsMaster restarts the server without its --replicaof, as a pod
+// whose configuration does not keep the REPLICAOF Sentinel gave it: it
+// loads the RDB its last full sync left in its dir and starts as a
+// master. Sentinel converts it back later.
+func (s *Server) RestartAsMaster(ctx context.Context) error {
+	s.opMu.Lock()
+	s.replicaOf = ""
+	s.opMu.Unlock()
+	return s.Restart(ctx)
+}
+
 // Client returns a go-redis client for the server (using the
 // --requirepass from Args, if any). The caller closes it.
 func (s *Server) Client() *redis.Client {
