@@ -200,6 +200,11 @@ func (w *Watcher) notePromotions(top *Topology, probes []probe, master probe) {
 		a, p := r.Addr, probes[i]
 		since, was := old[a]
 		id := wasReplica[a]
+		if p.err == nil && p.runID == "" && !p.loading && !w.noRunIDWarned {
+			w.noRunIDWarned = true
+			w.log.Warn("sentinel: replica's INFO has no run_id; a promotion no Sentinel followed has announced is not seen in it",
+				zap.String("replica", a))
+		}
 		if p.err == nil && !p.master && p.runID != "" {
 			w.replicaRunID[a] = p.runID
 		} else if id != "" {

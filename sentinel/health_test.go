@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 func TestReplicaHealthy(t *testing.T) {
@@ -319,5 +320,23 @@ func TestPromotedOutOf(t *testing.T) {
 		if got := tt.replica.promotedOutOf(tt.master); got != tt.want {
 			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
 		}
+	}
+}
+
+// TestNoRunIDIsLogged: without run_id in a replica's INFO no promotion
+// can be seen in it; that is said once, not every round.
+func TestNoRunIDIsLogged(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	w, err := New(Config{Sentinels: []string{"127.0.0.1:1"}, MasterName: "m", Logger: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := &Topology{Master: "10.0.0.1:6379", Replicas: []Replica{{Addr: "10.0.0.2:6379"}}}
+	master := probe{master: true, replID: "m1"}
+	for range 3 {
+		w.notePromotions(top, []probe{{replID: "m1"}}, master)
+	}
+	if n := logs.FilterMessageSnippet("has no run_id").Len(); n != 1 {
+		t.Fatalf("%d warnings of a missing run_id, want 1", n)
 	}
 }

@@ -63,10 +63,41 @@ func (l *link) pollLoop(ctx context.Context) {
 	}
 }
 
-// poll runs one round of queries. They go one after another over the
+// pollAttempts bounds how many times poll asks again when the Sentinel's
+// master changed while it asked.
+const pollAttempts = 3
+
+// poll runs rounds of queries until one saw the Sentinel's master hold
+// still. A Sentinel that switches between two of them answers with a mix:
+// during a failover one named the old master (get-master-addr-by-name)
+// and listed the replicas of the new one, the old master among them, so
+// the promoted replica was not among "its" replicas and a watcher
+// starting then verified the old master (TestWatcherStartedDuringFailoverWaitsForIt,
+// about 1 run in 40). So the
+// master's address is asked again at the end, and the round repeated if
+// it moved.
+func (l *link) poll(ctx context.Context) (pollResult, error) {
+	for attempt := 1; ; attempt++ {
+		res, err := l.pollOnce(ctx)
+		if err != nil || attempt == pollAttempts {
+			return res, err
+		}
+		qctx, cancel := context.WithTimeout(ctx, l.cfg.DialTimeout)
+		m, err := l.client.GetMasterAddrByName(qctx, l.cfg.MasterName).Result()
+		cancel()
+		if err != nil {
+			return res, fmt.Errorf("sentinel: %s: SENTINEL get-master-addr-by-name: %w", l.addr, err)
+		}
+		if len(m) == 2 && net.JoinHostPort(m[0], m[1]) == res.Master {
+			return res, nil
+		}
+	}
+}
+
+// pollOnce runs one round of queries. They go one after another over the
 // client's single connection, so that through a load-balanced address the
 // run id and the answers come from the same Sentinel.
-func (l *link) poll(ctx context.Context) (pollResult, error) {
+func (l *link) pollOnce(ctx context.Context) (pollResult, error) {
 	var res pollResult
 	qctx, cancel := context.WithTimeout(ctx, l.cfg.DialTimeout)
 	defer cancel()

@@ -60,6 +60,8 @@ type Watcher struct {
 	// replicaRunID: the run_id of each replica of the last health round
 	// when last seen answering as a replica.
 	replicaRunID map[string]string
+	// noRunIDWarned: a replica's INFO without run_id was logged.
+	noRunIDWarned bool
 }
 
 // linkState is what one link last reported.
