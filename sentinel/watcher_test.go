@@ -647,11 +647,8 @@ func TestWatcherHoldsForAFailoverLedOutOfSight(t *testing.T) {
 // switched, takes writes again.
 func TestWatcherHoldsWhileAReplicaIsPromotedByHand(t *testing.T) {
 	t.Parallel()
-	g := labtest.Group(t, lab.GroupOptions{Name: "mymaster", Replicas: 1, Sentinels: 3})
-	master := g.Master.Addr
-	r := startWatcher(t, Config{Sentinels: sentinelAddrs(g.Sentinels...)})
-	r.waitTopo(t, 5*time.Second, probedAsReplica(master, g.Replicas[0].Addr))
-	rc := g.Replicas[0].Client()
+	master, rep, r := watchedReplica(t)
+	rc := rep.Client()
 	defer rc.Close()
 	if err := rc.Do(ctxT(t, 5*time.Second), "REPLICAOF", "NO", "ONE").Err(); err != nil {
 		t.Fatal(err)
@@ -671,10 +668,7 @@ func TestWatcherHoldsWhileAReplicaIsPromotedByHand(t *testing.T) {
 // until the dead node returns.
 func TestWatcherForgetsAPromotedReplicaThatDied(t *testing.T) {
 	t.Parallel()
-	g := labtest.Group(t, lab.GroupOptions{Name: "mymaster", Replicas: 1, Sentinels: 3})
-	master, rep := g.Master.Addr, g.Replicas[0]
-	r := startWatcher(t, Config{Sentinels: sentinelAddrs(g.Sentinels...)})
-	r.waitTopo(t, 5*time.Second, probedAsReplica(master, rep.Addr))
+	master, rep, r := watchedReplica(t)
 	rc := rep.Client()
 	defer rc.Close()
 	if err := rc.Do(ctxT(t, 5*time.Second), "REPLICAOF", "NO", "ONE").Err(); err != nil {
@@ -696,6 +690,17 @@ func TestWatcherForgetsAPromotedReplicaThatDied(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// watchedReplica starts a group of a master, one replica and three
+// Sentinels, and a watcher following all of them that has read the
+// replica's INFO as a replica's.
+func watchedReplica(t *testing.T) (master string, rep *lab.Server, r *run) {
+	t.Helper()
+	g := labtest.Group(t, lab.GroupOptions{Name: "mymaster", Replicas: 1, Sentinels: 3})
+	r = startWatcher(t, Config{Sentinels: sentinelAddrs(g.Sentinels...)})
+	r.waitTopo(t, 5*time.Second, probedAsReplica(g.Master.Addr, g.Replicas[0].Addr))
+	return g.Master.Addr, g.Replicas[0], r
 }
 
 // probedAsReplica accepts a ready Topology on master at epoch 1 whose
@@ -723,10 +728,7 @@ func probedAsReplica(master, replica string) func(Topology) error {
 // found writes held for 13-15 s, until Sentinel converted it back.
 func TestWatcherIgnoresAReplicaRestartedAsMaster(t *testing.T) {
 	t.Parallel()
-	g := labtest.Group(t, lab.GroupOptions{Name: "mymaster", Replicas: 1, Sentinels: 3})
-	master, rep := g.Master.Addr, g.Replicas[0]
-	r := startWatcher(t, Config{Sentinels: sentinelAddrs(g.Sentinels...)})
-	r.waitTopo(t, 5*time.Second, probedAsReplica(master, rep.Addr))
+	master, rep, r := watchedReplica(t)
 	if err := rep.RestartAsMaster(ctxT(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
