@@ -110,8 +110,10 @@ func (w *Watcher) healthRound(ctx context.Context, n *nodes) {
 		}
 		return
 	}
+	refused := top.Master != "" && len(addrs) > 0 && isRedisError(master.err)
+	answered := master.err == nil && master.replOffset >= 0
 	switch {
-	case master.err == nil && master.replOffset >= 0:
+	case answered:
 		w.lastMaster, w.lastMasterAddr = master, top.Master
 	case top.Master != "" && top.Master == w.lastMasterAddr && master.err != nil && !isRedisError(master.err):
 		// The master did not answer (stopped, forking, busy with a long
@@ -123,6 +125,15 @@ func (w *Watcher) healthRound(ctx context.Context, n *nodes) {
 		// with an error (an ACL that denies INFO): it is alive and may
 		// take writes, so the lag is unknown.
 		master = w.lastMaster
+	}
+	switch {
+	case refused && !w.masterInfoRefused:
+		w.log.Warn("sentinel: the master refuses INFO; the replicas' lag is unknown, so they serve no reads, and a promotion no Sentinel followed has announced is not seen",
+			zap.String("master", top.Master), zap.Error(master.err))
+		w.masterInfoRefused = true
+	case answered && w.masterInfoRefused:
+		w.log.Info("sentinel: the master answers INFO again", zap.String("master", top.Master))
+		w.masterInfoRefused = false
 	}
 
 	w.mu.Lock()

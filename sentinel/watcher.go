@@ -46,6 +46,9 @@ type Watcher struct {
 	// them (healthRound).
 	lastMaster     probe
 	lastMasterAddr string
+	// masterInfoRefused: the master's INFO was last refused with an
+	// error reply, which was logged (healthRound; the health loop's own).
+	masterInfoRefused bool
 	// healthAging: a replica did not answer since the decide goroutine
 	// last looked, so its Checked is getting old.
 	healthAging bool

@@ -350,6 +350,34 @@ func TestWatcherRogueSentinels(t *testing.T) {
 		})
 	})
 
+	t.Run("a master refusing INFO is logged", func(t *testing.T) {
+		// The node user may run ROLE but not INFO on the master: the
+		// replicas' lag and any promotion out of the master are unknown,
+		// which an operator must be told.
+		ctx := context.Background()
+		for _, n := range []*lab.Server{g.Master, g.Replicas[0]} {
+			c := n.Client()
+			rule := "+@all"
+			if n == g.Master {
+				rule = "-info"
+			}
+			err := c.Do(ctx, "ACL", "SETUSER", "noinfo", "on", ">pw", "+@all", rule, "~*", "&*").Err()
+			c.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		core, logs := observer.New(zap.InfoLevel)
+		r := startWatcher(t, Config{Sentinels: []string{g.Sentinels[0].Addr}, NodeUsername: "noinfo", NodePassword: "pw", Logger: zap.New(core)})
+		r.waitTopo(t, 5*time.Second, isReady(g.Master.Addr, 1))
+		labtest.Eventually(t, 5*time.Second, func() error {
+			if n := logs.FilterMessageSnippet("the master refuses INFO").Len(); n != 1 {
+				return fmt.Errorf("%d warnings of the refused INFO, want 1", n)
+			}
+			return nil
+		})
+	})
+
 	t.Run("a Sentinel refusing from the start is logged", func(t *testing.T) {
 		core, logs := observer.New(zap.InfoLevel)
 		r := startWatcher(t, Config{Sentinels: []string{rogue.Addr}, Username: "sy", Password: "wrong", Logger: zap.New(core)})
