@@ -432,12 +432,21 @@ func (c *backendConn) usable() bool {
 // A reader goroutine reads only while a reply is due, so without this
 // look the next request would be written into the dead socket and fail
 // as "may or may not have run", though Redis never saw it. The event
-// loop sees such a close itself. Data waiting is not a close: a reply to
-// a request queued since outstanding was read may be on its way. The
-// look neither waits nor takes the socket's read lock (Control, not
-// Read), so the loop may make it, and a reader may be reading meanwhile.
+// loop sees such a close itself, within microseconds: the look, a system
+// call, is not made on its connections (closedIdle is).
 func (c *backendConn) idleClosed() bool {
-	if c.lp != nil || c.rawc == nil || c.outstanding.Load() != 0 {
+	return c.lp == nil && c.closedIdle()
+}
+
+// closedIdle is idleClosed's look, on any connection. It is for a caller
+// that may have waited long enough for a close to come just before it
+// (the end of a failover hold), which the event loop may not have read
+// yet. Data waiting is not a close: a reply to a request queued since
+// outstanding was read may be on its way. The look neither waits nor
+// takes the socket's read lock (Control, not Read), so the loop may make
+// it, and a reader or the loop may be reading meanwhile.
+func (c *backendConn) closedIdle() bool {
+	if c.rawc == nil || c.outstanding.Load() != 0 {
 		return false
 	}
 	hook(idleCheckHook)
@@ -749,6 +758,8 @@ var (
 	dialHook       func() // a pool's background dial starts
 	idleCheckHook  func() // idleClosed has read outstanding, and looks next
 	toGoroutine    func() // the event loop hands a client to a goroutine
+	resumeHook     func() // the event loop is about to write what a hold held back
+	releasedHook   func() // a client's goroutine has waited for a master (a hold's end)
 )
 
 func hook(f func()) {

@@ -34,6 +34,23 @@ func SetToGoroutineHook(t *testing.T, f func()) {
 	t.Cleanup(func() { toGoroutine = nil })
 }
 
+// SetResumeHook makes f run, on the event loop's goroutine, each time
+// the loop is about to write what a released failover hold held back on
+// a connection, for the rest of t. Call it before starting a Server.
+func SetResumeHook(t *testing.T, f func()) {
+	resumeHook = f
+	t.Cleanup(func() { resumeHook = nil })
+}
+
+// SetReleasedHook makes f run, on the client's goroutine, each time a
+// command has waited for a master (the end of a failover hold), before
+// it takes a connection, for the rest of t. Call it before starting a
+// Server.
+func SetReleasedHook(t *testing.T, f func()) {
+	releasedHook = f
+	t.Cleanup(func() { releasedHook = nil })
+}
+
 // SetReplacedHook makes f run, on a goroutine of its own, before the
 // connections of a replaced master are closed, for the rest of t. Call it
 // before starting a Server.

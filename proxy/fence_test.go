@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -499,6 +500,115 @@ func TestHeldCommandOutlivesItsConnection(t *testing.T) {
 	}
 	if v, _ := rs.Client().Get(ctx, "held").Result(); v != "1" {
 		t.Fatalf("held SET not on Redis: %q", v)
+	}
+}
+
+// TestHeldCommandOutlivesACloseNotYetRead is the test above with Redis
+// closing the connections just before the release, while the event loop
+// that reads them has not read the close yet: the held SET must still go
+// out on a new connection, not into the closed socket, where it would
+// fail as "may or may not have run". A fresh-clone CI run under -race met
+// this window by chance. Here the loop is kept from reading the close
+// until the SET's connection is closed, or for 2 s, by when the SET has
+// long been written. A client the loop serves waits for the master
+// without a connection; one a goroutine serves waits with the connection
+// of its last command.
+func TestHeldCommandOutlivesACloseNotYetRead(t *testing.T) {
+	if noEventLoop() {
+		t.Skip("about the event loop's connections")
+	}
+	for _, onLoop := range []bool{true, false} {
+		name := map[bool]string{true: "a client on the loop", false: "a client on a goroutine"}[onLoop]
+		t.Run(name, func(t *testing.T) {
+			rs := labtest.Server(t, lab.ServerOptions{})
+			var stall atomic.Bool
+			stalled, unstall, closed := make(chan struct{}), make(chan struct{}), make(chan struct{}, 1)
+			var stalledOnce, unstallOnce, killOnce sync.Once
+			proxy.SetLoopReadHooks(t, func() {
+				if stall.Load() {
+					stalledOnce.Do(func() { close(stalled) })
+					<-unstall
+				}
+			}, func() {
+				select {
+				case closed <- struct{}{}:
+				default:
+				}
+			})
+			t.Cleanup(func() { unstallOnce.Do(func() { close(unstall) }) })
+			proxy.SetReleasedHook(t, func() {
+				killOnce.Do(func() {
+					stall.Store(true)
+					if err := closeClientsOf(rs); err != nil {
+						t.Error(err)
+					}
+					select {
+					case <-stalled: // the loop saw the close come, and waits
+					case <-time.After(10 * time.Second):
+						t.Error("the event loop never started reading the closed connection")
+					}
+				})
+			})
+			srv, addr := startProxy(t, rs.Addr, proxy.Config{HoldTimeout: 10 * time.Second})
+			ctx := ctxT(t)
+			c := client(t, addr, func(o *redis.Options) { o.PoolSize = 1 })
+			if !onLoop {
+				// Every CLIENT SETNAME the proxy answers itself moves the
+				// client off the loop, and after 8 such moves it stays off.
+				for range 9 {
+					if err := c.Do(ctx, "CLIENT", "SETNAME", "g").Err(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if err := c.Set(ctx, "before", "1", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			want := map[bool]int{true: 1, false: 0}[onLoop]
+			if n := srv.Stats().EventLoop; n != want {
+				t.Fatalf("%d clients on the event loop, want %d", n, want)
+			}
+			done := setWhileHeld(t, srv, c)
+			for len(closed) > 0 { // a close before the hold's end is not the SET's
+				<-closed
+			}
+			srv.Release()
+			select {
+			case <-closed:
+			case <-time.After(2 * time.Second):
+			}
+			unstallOnce.Do(func() { close(unstall) })
+			if err := <-done; err != nil {
+				t.Fatalf("held SET after Redis closed its connection: %v", err)
+			}
+			if v, _ := rs.Client().Get(ctx, "held").Result(); v != "1" {
+				t.Fatalf("held SET not on Redis: %q", v)
+			}
+		})
+	}
+}
+
+// closeClientsOf closes every client connection of rs but its own and
+// waits, up to 10 s, until Redis has none left: killProxyConns for a
+// goroutine other than the test's.
+func closeClientsOf(rs *lab.Server) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rc := rs.Client()
+	defer rc.Close()
+	if err := rc.ClientKillByFilter(ctx, "TYPE", "normal", "SKIPME", "yes").Err(); err != nil {
+		return err
+	}
+	for {
+		list, err := rc.ClientList(ctx).Result()
+		if err == nil && strings.Count(list, "\n") <= 1 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("Redis still has client connections: %v %q", err, list)
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
 }
 

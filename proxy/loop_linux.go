@@ -798,6 +798,25 @@ func (l *loop) backendPosted(c *backendConn) {
 		}
 	default:
 		c.mu.Lock()
+		back := c.heldBack && !c.flushing
+		c.mu.Unlock()
+		if back {
+			hook(resumeHook)
+			// Redis may have closed the connection during the hold (a
+			// restart, CLIENT KILL) an instant ago, after this round's
+			// events were collected: written now, what was held back
+			// would fail as "may or may not have run". Read up to the
+			// close first; what was held back then ends unsent, and goes
+			// out on a new connection.
+			if hungUp(uintptr(c.lfd)) {
+				c.lhup = true
+				l.readBackend(c)
+				if c.lended {
+					return
+				}
+			}
+		}
+		c.mu.Lock()
 		resume := c.heldBack && !c.flushing
 		c.heldBack = false
 		if resume {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -345,6 +346,37 @@ func TestEventLoopHoldKeepsHeldBackCommand(t *testing.T) {
 			expectNoSET(t, oldM)
 		})
 	}
+}
+
+// A command the loop held back for the batch in flight when a hold began
+// is written at the release. Redis may have closed the connection an
+// instant before (a restart, CLIENT KILL), after the loop collected its
+// events, so that it has not read the close: the command, never sent,
+// must go out on a new connection, not into the closed socket, where it
+// would fail as "may or may not have run". Here Redis closes it just as
+// the loop comes to write.
+func TestEventLoopHeldBackCommandOutlivesAClose(t *testing.T) {
+	skipWithoutLoop(t)
+	rs := labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
+	closed := make(chan error, 1)
+	var once sync.Once
+	proxy.SetResumeHook(t, func() { once.Do(func() { closed <- closeClientsOf(rs) }) })
+	srv, addr := startProxy(t, rs.Addr, proxy.Config{PoolSize: 1, StallTimeout: time.Minute})
+	a, b := settledPair(t, addr, rs)
+	setBehindSlowCommand(t, srv, rs, a, b, "0.3", "held")
+	srv.Hold("test")
+	a.expect("+OK")
+	srv.Release()
+	b.expect("+OK")
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	default:
+		t.Fatal("the loop wrote the held-back SET without the resume hook")
+	}
+	expectValue(t, rs, "held", "v", "after the release Redis has")
 }
 
 // setBehindSlowCommand has a run DEBUG SLEEP secs on rs and then b send

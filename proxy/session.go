@@ -1043,12 +1043,30 @@ func (s *session) dedicatedFrom(get func(*pool) (*backendConn, error)) (*backend
 // published, until HoldTimeout; then it fails closed with TRYAGAIN.
 func (s *session) connect(get func(*pool) (*backendConn, error)) (*backendConn, error) {
 	var deadline time.Time
+	looks := 0
 	for {
-		p, err := s.currentPool()
+		p, waited, err := s.poolAfterHold()
 		if err != nil {
 			return nil, err
 		}
+		if waited {
+			looks = max(looks, 8)
+		}
 		c, err := get(p)
+		// After a failover hold Redis may have closed the connection (a
+		// restart, CLIENT KILL) an instant before the release, and the
+		// event loop, which reads it, not have read the close yet: a
+		// command written to it would fail as "may or may not have
+		// run", though Redis never saw it. (Outside a hold the loop reads
+		// such a close within microseconds, and the look, a system call,
+		// is not made.) A few looks: each closes what it finds closed,
+		// and the next get takes another connection, or dials.
+		if err == nil && looks > 0 {
+			looks--
+			if c.closedIdle() {
+				continue
+			}
+		}
 		if err == nil || !isDialError(err) {
 			return c, err
 		}
@@ -1090,21 +1108,30 @@ func (s *session) flushIfOn(c *backendConn) {
 // currentPool returns the pool for the session's settings in the current
 // generation, waiting up to HoldTimeout for a master if none is known.
 func (s *session) currentPool() (*pool, error) {
+	p, _, err := s.poolAfterHold()
+	return p, err
+}
+
+// poolAfterHold is currentPool, which also reports whether it waited for
+// a master (a failover hold, or none verified).
+func (s *session) poolAfterHold() (p *pool, waited bool, err error) {
 	if s.refusing != nil {
-		return nil, s.refusing
+		return nil, false, s.refusing
 	}
 	g := s.srv.current()
 	if g == nil {
 		g = s.srv.waitMaster(nil, s.holdWait())
 		if g == nil {
 			s.refusing = errNoMaster
-			return nil, errNoMaster
+			return nil, true, errNoMaster
 		}
+		waited = true
+		hook(releasedHook)
 	}
 	if g != s.gen {
 		s.moveTo(g)
 	}
-	return s.pool, nil
+	return s.pool, waited, nil
 }
 
 // moveTo switches the session to generation g. Dedicated state from the old
