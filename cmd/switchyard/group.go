@@ -73,6 +73,40 @@ func (g *group) keep(sp spare) bool {
 	return true
 }
 
+// keepable reports whether g could keep running after all in place of
+// successor, a group a reload built to replace it: each of g's sockets
+// is in sp or was taken by successor, which gives it back (discard).
+func (g *group) keepable(sp spare, successor *group) bool {
+	for _, s := range g.socks {
+		if sp[s.addr] != s && !successor.taken[s] {
+			return false
+		}
+	}
+	return true
+}
+
+// discard ends a group that will not serve after all (it failed to build,
+// or a reload keeps the group it was to replace): what watch started
+// stops, the sockets it took from sp go back there, and those it bound
+// itself are closed.
+func (g *group) discard(sp spare) {
+	if g.unwatch != nil {
+		g.unwatch()
+	}
+	for _, s := range g.socks {
+		if g.taken[s] {
+			sp[s.addr] = s
+		} else {
+			s.release()
+		}
+	}
+	if g.srv != nil {
+		// A fixed upstream's master is set before the listeners are
+		// bound, which starts the server's loop and dials.
+		g.srv.Close()
+	}
+}
+
 // listen returns a socket bound to addr: the one sp holds for it, if any,
 // or a new one.
 func (g *group) listen(addr string, sp spare) (*socket, error) {
@@ -110,18 +144,7 @@ func newGroup(cfg groupConfig, log *zap.Logger, m *metrics, sp spare) (g *group,
 	// built, not g: the error returns below set g to nil before this runs.
 	defer func(built *group) {
 		if err != nil {
-			for _, s := range built.socks {
-				if built.taken[s] {
-					sp[s.addr] = s
-				} else {
-					s.release()
-				}
-			}
-			if built.srv != nil {
-				// A fixed upstream's master is set before the listeners
-				// are bound, which starts the server's loop and dials.
-				built.srv.Close()
-			}
+			built.discard(sp)
 			err = fmt.Errorf("group %q: %w", cfg.Name, err)
 		}
 	}(g)

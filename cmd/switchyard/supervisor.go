@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"reflect"
+	"slices"
 	"sort"
 	"sync"
 	"syscall"
@@ -280,8 +281,36 @@ func (s *supervisor) reload(cfg *config) error {
 	for _, g := range built {
 		g.watch(context.Background())
 	}
+	var unverified []*group
 	for _, g := range built {
-		g.srv.AwaitMaster(time.Until(deadline))
+		if !g.srv.AwaitMaster(time.Until(deadline)) {
+			unverified = append(unverified, g)
+		}
+	}
+	// A changed group whose new configuration verified no master keeps
+	// its old one while that serves a master: a mistyped master_name, or
+	// any change pushed while the Sentinels are unreachable, would
+	// otherwise fail the group closed on every instance it reaches at
+	// once. A group that serves no master now is replaced all the same:
+	// the reload may be what fixes its Sentinels' addresses.
+	for _, g := range unverified {
+		name := g.cfg.Name
+		rg := old[name]
+		if rg == nil || !rg.g.up() || !rg.g.keepable(sp, g) {
+			continue
+		}
+		why := "no master verified"
+		if g.watcher != nil {
+			why = g.watcher.Topology().Reason
+		}
+		g.discard(sp)
+		rg.g.keep(sp)
+		built = slices.DeleteFunc(built, func(b *group) bool { return b == g })
+		stop = slices.DeleteFunc(stop, func(r *runningGroup) bool { return r == rg })
+		delete(old, name)
+		s.log.Warn("group kept its previous configuration: the new one verified no master", zap.String("group", name),
+			zap.Duration("waited", verifyBeforeServing), zap.String("reason", why))
+		errs = append(errs, fmt.Errorf("group %q kept its previous configuration: the new one verified no master within %s (%s)", name, verifyBeforeServing, why))
 	}
 
 	// The new groups take the old ones' names in the same step, so that

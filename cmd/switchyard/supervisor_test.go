@@ -11,6 +11,7 @@ import (
 
 	"github.com/pnats/switchyard/internal/lab"
 	"github.com/pnats/switchyard/internal/lab/labtest"
+	"github.com/pnats/switchyard/sentinel"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -298,4 +299,94 @@ func TestDrainingClientsAreCounted(t *testing.T) {
 	if got := clients(); got["group=a "] != 0 || len(got) != 1 {
 		t.Fatalf("client_connections after the drain: %v, want a's only, at 0", got)
 	}
+}
+
+// A reload whose changed group verifies no master keeps the group it was
+// to replace while that one serves a master, and says so: a review saw a
+// mistyped master_name, and a pool_size change pushed while the
+// Sentinels were down, each take a serving group to -TRYAGAIN, logged as
+// a successful reload. A group that serves no master is replaced all the
+// same: the reload may be what fixes its Sentinel configuration.
+func TestReloadKeepsAServingGroupFromAConfigurationWithoutMaster(t *testing.T) {
+	skipShort(t)
+	g := labtest.Group(t, lab.GroupOptions{Name: "mymaster", Replicas: 1, Sentinels: 1})
+	discover := false
+	sentinelGroup := func(addr, master string, pool int) groupConfig {
+		return groupConfig{
+			Name: "s", Listen: addr, PoolSize: pool, HoldTimeout: 2 * time.Second,
+			Sentinel: &sentinelConfig{MasterName: master, Addrs: []string{g.Sentinels[0].Addr}, Discover: &discover, PollInterval: 100 * time.Millisecond},
+		}
+	}
+	serving := func(sup *supervisor, addr, master string, pool int) {
+		t.Helper()
+		running := sup.groups()
+		if len(running) != 1 {
+			t.Fatalf("%d groups running", len(running))
+		}
+		if c := running[0].cfg; c.Sentinel.MasterName != master || c.PoolSize != pool {
+			t.Fatalf("running master_name %q pool_size %d, want %q and %d", c.Sentinel.MasterName, c.PoolSize, master, pool)
+		}
+		if !running[0].up() {
+			t.Fatal("the running group is not up")
+		}
+		if err := ping(addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kept := func(err error) {
+		t.Helper()
+		if err == nil || !strings.Contains(err.Error(), `group "s" kept its previous configuration: the new one verified no master`) {
+			t.Fatalf("reload: %v, want the group kept", err)
+		}
+	}
+
+	// A group with no master (its master_name mistyped) takes any
+	// reload, one that verifies no master either included, and then the
+	// one that fixes it.
+	fixed := freeAddr(t)
+	sup := newSupervisor(zaptest.NewLogger(t), nil, 2*time.Second)
+	defer sup.shutdown()
+	if err := sup.start([]groupConfig{sentinelGroup(fixed, "mymastr", 2)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sup.reload(&config{Groups: []groupConfig{sentinelGroup(fixed, "mymasterr", 2)}}); err != nil {
+		t.Fatalf("a reload of a group without master: %v", err)
+	}
+	if n := sup.groups()[0].cfg.Sentinel.MasterName; n != "mymasterr" {
+		t.Fatalf("running master_name %q after a reload of a group without master", n)
+	}
+	if err := sup.reload(&config{Groups: []groupConfig{sentinelGroup(fixed, g.Name, 2)}}); err != nil {
+		t.Fatalf("the reload that fixes master_name: %v", err)
+	}
+	serving(sup, fixed, g.Name, 2)
+	sup.shutdown()
+
+	addr := freeAddr(t)
+	sup = newSupervisor(zaptest.NewLogger(t), nil, 2*time.Second)
+	defer sup.shutdown()
+	if err := sup.start([]groupConfig{sentinelGroup(addr, g.Name, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	labtest.Eventually(t, 10*time.Second, func() error {
+		if !sup.groups()[0].up() {
+			return errors.New("no master yet")
+		}
+		return nil
+	})
+	kept(sup.reload(&config{Groups: []groupConfig{sentinelGroup(addr, "mymastr", 3)}}))
+	serving(sup, addr, g.Name, 2)
+
+	// With its Sentinel gone the group serves its last master; a change
+	// made meanwhile cannot verify one.
+	if err := g.Sentinels[0].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	labtest.Eventually(t, 10*time.Second, func() error {
+		if s := sup.groups()[0].watcher.Topology().State; s != sentinel.StateDegraded {
+			return fmt.Errorf("state %s, want degraded", s)
+		}
+		return nil
+	})
+	kept(sup.reload(&config{Groups: []groupConfig{sentinelGroup(addr, g.Name, 4)}}))
+	serving(sup, addr, g.Name, 2)
 }
