@@ -37,8 +37,10 @@ type request struct {
 	unblock unblockMode
 	// err is set when the connection failed before all n replies came.
 	err error
-	// readonly is set when a reply was -READONLY: the node is a replica.
-	readonly bool
+	// refused records the refusals among the replies that say a command
+	// did not run, and that the proxy may get past by sending it again
+	// (refusedReadonly, refusedLoading).
+	refused refusal
 	// overflow is set when the replies passed ClientOutputLimit: those
 	// from then on were dropped, and the client must be disconnected.
 	overflow bool
@@ -49,6 +51,18 @@ type request struct {
 	done   chan struct{}
 	notify func()
 }
+
+// refusal is a set of the replies by which the node believed to be the
+// master refused a command without running it.
+type refusal uint8
+
+const (
+	// refusedReadonly: a reply was -READONLY; the node is a replica.
+	refusedReadonly refusal = 1 << iota
+	// refusedLoading: a reply was -LOADING; the node is loading its data
+	// set (it restarted).
+	refusedLoading
+)
 
 func (r *request) finish(err error) {
 	r.err = err
@@ -921,8 +935,13 @@ func (c *backendConn) deliver(raw []byte, typ byte) error {
 		// from one the promotion will discard.
 		return errFenced
 	}
-	if raw[0] == resp.TypeError && bytes.HasPrefix(raw, readonlyPrefix) {
-		cur.readonly = true
+	if raw[0] == resp.TypeError {
+		switch {
+		case bytes.HasPrefix(raw, readonlyPrefix):
+			cur.refused |= refusedReadonly
+		case bytes.HasPrefix(raw, loadingPrefix):
+			cur.refused |= refusedLoading
+		}
 	}
 	switch {
 	case cur.overflow:

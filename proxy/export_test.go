@@ -93,3 +93,6 @@ func (s *Server) ReplicaOutstanding() int64 {
 	}
 	return n
 }
+
+// LoadingFrom is loadingFrom, for tests.
+func LoadingFrom(b []byte, offsets []int) (int, bool) { return loadingFrom(b, offsets) }

@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"bytes"
+	"time"
 
 	"github.com/pnats/switchyard/resp"
+	"go.uber.org/zap"
 )
 
 // awaitRelease keeps the current segment back while a failover holds the
@@ -94,7 +96,7 @@ func (s *session) retryReadonly(start int, parts [][]byte) {
 	}
 	var fresh []byte
 	r := &s.req
-	r.parts, r.n, r.out, r.blocking, r.unblock, r.err, r.readonly = parts[first:], len(parts)-first, &fresh, false, noUnblock, nil, false
+	r.parts, r.n, r.out, r.blocking, r.unblock, r.err, r.refused = parts[first:], len(parts)-first, &fresh, false, noUnblock, nil, 0
 	if err := c.enqueue(r); err != nil {
 		return
 	}
@@ -109,6 +111,102 @@ func (s *session) retryReadonly(start int, parts [][]byte) {
 	s.out = append(s.out[:start+offsets[first]], fresh...)
 	// The retry's outcome is now in s.out; the segment is finished.
 	r.err, r.n = nil, 0
+}
+
+var loadingPrefix = []byte("-LOADING ")
+
+// loadingRetry is how often a command the master refused with -LOADING
+// is sent again while it loads.
+const loadingRetry = 50 * time.Millisecond
+
+// retryLoading handles a segment to which the master answered -LOADING:
+// it restarted and is loading its data set, and ran none of those
+// commands. Instead of passing that on (hundreds of errors per restart
+// under load), the commands from the first -LOADING reply on are sent
+// again every loadingRetry, to the master the group has then, until
+// they are answered otherwise, within HoldTimeout; after that the client
+// gets the -LOADING replies, which say truthfully that nothing ran. Only
+// a segment whose replies are -LOADING from the first one on is sent
+// again: a command Redis runs while loading (PUBLISH, say) must not run
+// twice.
+func (s *session) retryLoading(start int, parts [][]byte) {
+	offsets, ok := replyOffsets(s.out[start:], len(parts))
+	if !ok {
+		return
+	}
+	first, ok := loadingFrom(s.out[start:], offsets)
+	if !ok {
+		return
+	}
+	if s.gen != nil && s.gen.loadingLog.Allow() {
+		s.srv.log.Info("master answered LOADING; sending the commands again until it has loaded", zap.String("master", s.gen.addr))
+	}
+	deadline := time.Now().Add(s.srv.cfg.HoldTimeout)
+	r := &s.req
+	// Whatever the retries came to is in s.out now: the segment is
+	// finished, with no error left for finishSeg to answer.
+	defer func() { r.err, r.n = nil, 0 }()
+	for {
+		wait := min(loadingRetry, time.Until(deadline))
+		if wait <= 0 {
+			return
+		}
+		time.Sleep(wait)
+		g := s.srv.current()
+		if g == nil {
+			// A failover hold, or no master: its outcome decides.
+			if g = s.srv.waitMaster(nil, time.Until(deadline)); g == nil {
+				return
+			}
+		}
+		if g != s.gen {
+			s.moveTo(g)
+		}
+		c, err := s.pool.shared()
+		if err != nil {
+			continue // dialling a master that is restarting
+		}
+		var fresh []byte
+		r.parts, r.n, r.out, r.blocking, r.unblock, r.err, r.refused = parts[first:], len(parts)-first, &fresh, false, noUnblock, nil, 0
+		if err := c.enqueue(r); err != nil {
+			continue // nothing was sent
+		}
+		<-r.done
+		switch {
+		case isNotSent(r.err):
+			continue
+		case r.err != nil:
+			// Part of the retry may have run; the client must not see
+			// the old LOADING replies as if nothing had.
+			for i := 0; i < r.n; i++ {
+				fresh = resp.AppendError(fresh, clientError(r.err))
+			}
+		case r.refused&refusedLoading != 0:
+			if offs, ok := replyOffsets(fresh, len(parts)-first); ok {
+				if at, ok := loadingFrom(fresh, offs); ok && at == 0 {
+					continue // still loading: nothing of it ran
+				}
+			}
+		}
+		s.out = append(s.out[:start+offsets[first]], fresh...)
+		return
+	}
+}
+
+// loadingFrom returns the first of the replies in b (starting at
+// offsets) that is -LOADING, if every reply from it on is too.
+func loadingFrom(b []byte, offsets []int) (int, bool) {
+	first := -1
+	for i, off := range offsets {
+		loading := bytes.HasPrefix(b[off:], loadingPrefix)
+		switch {
+		case loading && first < 0:
+			first = i
+		case !loading && first >= 0:
+			return 0, false // something ran after the first -LOADING
+		}
+	}
+	return first, first >= 0
 }
 
 // replyOffsets returns where each of the n replies in b starts.

@@ -168,7 +168,7 @@ func (s *session) fastReplica() *backendConn {
 func (s *session) prepareRequest() *request {
 	seg := &s.seg
 	r := &s.req
-	r.parts, r.n, r.out, r.blocking, r.unblock, r.err, r.readonly, r.overflow, r.notify = seg.parts, seg.n, &s.out, seg.blocking, seg.unblock, nil, false, false, nil
+	r.parts, r.n, r.out, r.blocking, r.unblock, r.err, r.refused, r.overflow, r.notify = seg.parts, seg.n, &s.out, seg.blocking, seg.unblock, nil, 0, false, nil
 	s.segStart = len(s.out)
 	return r
 }
@@ -203,7 +203,7 @@ func (s *session) loopDone() {
 		s.askLoop(resumeBatch)
 		return
 	}
-	if r.readonly && r.err == nil {
+	if r.refused != 0 && r.err == nil {
 		s.askLoop(resumeFinish)
 		return
 	}

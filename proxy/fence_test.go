@@ -612,6 +612,91 @@ func closeClientsOf(rs *lab.Server) error {
 	}
 }
 
+// TestCommandsWaitForALoadingMaster: a master restarted without a
+// failover (within Sentinel's down-after, or a fixed upstream) answers
+// -LOADING while it loads its data set, and runs nothing. The proxy sends
+// those commands again until it has loaded, within HoldTimeout, instead
+// of passing on the errors (a review counted hundreds per restart under
+// load). A pipeline goes again as a whole, and nothing in it runs twice.
+func TestCommandsWaitForALoadingMaster(t *testing.T) {
+	// 5,000 keys at 300 µs each: 1.5 s of loading, during which Redis
+	// answers every 1 KiB loaded.
+	rs := labtest.Server(t, lab.ServerOptions{Args: []string{"--key-load-delay", "300", "--loading-process-events-interval-bytes", "1024"}})
+	ctx := ctxT(t)
+	rc := rs.Client()
+	defer rc.Close()
+	if _, err := rc.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range 5000 {
+			p.Set(ctx, fmt.Sprint("fill:", i), "v", 0)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Save(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, addr := startProxy(t, rs.Addr, proxy.Config{HoldTimeout: 20 * time.Second})
+	c := client(t, addr)
+	if err := c.Set(ctx, "before", "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Get(ctx, "fill:0").Err(); err == nil || !strings.HasPrefix(err.Error(), "LOADING") {
+		t.Fatalf("the restarted master answered %v, not LOADING: it loaded too fast for the test\n%s", err, rs.LogTail(30))
+	}
+	cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for range 3 {
+			p.Incr(ctx, "n")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("a pipeline sent while the master loads: %v", err)
+	}
+	for i, cmd := range cmds {
+		if v := cmd.(*redis.IntCmd).Val(); v != int64(i+1) {
+			t.Fatalf("INCR %d answered %d", i+1, v)
+		}
+	}
+	expectValue(t, rs, "n", "3", "after the pipeline the master has")
+}
+
+// TestLoadingFrom: only a segment whose replies are -LOADING from the
+// first one on is sent again; a command that ran after it (Redis runs
+// PUBLISH while loading) must not run twice.
+func TestLoadingFrom(t *testing.T) {
+	for _, c := range []struct {
+		replies []string
+		first   int
+		ok      bool
+	}{
+		{[]string{"+OK\r\n", "-LOADING Redis is loading\r\n", "-LOADING Redis is loading\r\n"}, 1, true},
+		{[]string{"-LOADING Redis is loading\r\n"}, 0, true},
+		{[]string{"-LOADING Redis is loading\r\n", ":1\r\n", "-LOADING Redis is loading\r\n"}, 0, false},
+		{[]string{"+OK\r\n", "-ERR LOADING\r\n"}, 0, false},
+	} {
+		if !c.ok {
+			c.first = -1 // none to report
+		}
+		var b []byte
+		var offsets []int
+		for _, r := range c.replies {
+			offsets = append(offsets, len(b))
+			b = append(b, r...)
+		}
+		first, ok := proxy.LoadingFrom(b, offsets)
+		if !ok {
+			first = -1
+		}
+		if first != c.first || ok != c.ok {
+			t.Errorf("%q: %d %v, want %d %v", c.replies, first, ok, c.first, c.ok)
+		}
+	}
+}
+
 // TestIdleConnectionsClosedByRedis: connections Redis closed while they
 // were idle, shared ones and a transaction's kept for reuse, are replaced
 // before anything is written to them. A command on one would otherwise

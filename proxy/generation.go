@@ -22,8 +22,9 @@ type generation struct {
 	bg *sync.WaitGroup
 	// routed is set once a command has been sent to this generation.
 	routed atomic.Bool
-	// dialLog spaces the log lines of its pools' failed dials.
-	dialLog logEvery
+	// dialLog spaces the log lines of its pools' failed dials, and
+	// loadingLog those of commands sent again to a loading master.
+	dialLog, loadingLog logEvery
 	// fenced is set, before anyone learns of the new master, when this
 	// generation is replaced: its connections then write nothing more.
 	fenced atomic.Bool

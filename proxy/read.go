@@ -268,7 +268,7 @@ func (s *session) readFromMaster(parts [][]byte) {
 	}
 	c, err := s.sharedConn()
 	if err == nil {
-		r.parts, r.n, r.out, r.blocking, r.unblock, r.err, r.readonly = parts, len(parts), &s.out, false, noUnblock, nil, false
+		r.parts, r.n, r.out, r.blocking, r.unblock, r.err, r.refused = parts, len(parts), &s.out, false, noUnblock, nil, 0
 		if err = c.enqueue(r); err == nil {
 			<-r.done
 			err = r.err
@@ -299,7 +299,7 @@ func (s *session) readElsewhere(parts [][]byte, failed *replicaNode) bool {
 		if err != nil {
 			continue
 		}
-		r.parts, r.n, r.out, r.blocking, r.unblock, r.err, r.readonly = parts, len(parts), &s.out, false, noUnblock, nil, false
+		r.parts, r.n, r.out, r.blocking, r.unblock, r.err, r.refused = parts, len(parts), &s.out, false, noUnblock, nil, 0
 		n.begin(s.key)
 		err = c.enqueue(r)
 		if err == nil {

@@ -826,8 +826,12 @@ func (s *session) holdWait() time.Duration {
 func (s *session) finishSeg() {
 	seg := &s.seg
 	r := &s.req
-	if r.readonly && r.err == nil && !r.overflow && seg.conn != s.ded && seg.node == nil {
-		s.retryReadonly(s.segStart, seg.parts)
+	if r.refused != 0 && r.err == nil && !r.overflow && seg.conn != s.ded && seg.node == nil {
+		if r.refused&refusedReadonly != 0 {
+			s.retryReadonly(s.segStart, seg.parts)
+		} else {
+			s.retryLoading(s.segStart, seg.parts)
+		}
 	}
 	conn, blocking := seg.conn, seg.blocking
 	m := s.srv.cfg.Metrics
