@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pnats/switchyard/resp"
+	"github.com/pnats/switchyard/router"
 	"go.uber.org/zap"
 )
 
@@ -113,7 +114,9 @@ func (s *session) retryReadonly(start int, parts [][]byte) {
 	r.err, r.n = nil, 0
 }
 
-var loadingPrefix = []byte("-LOADING ")
+// loadingPrefix is Redis's own -LOADING error, whole: a script may
+// return an error that starts with LOADING after it wrote.
+var loadingPrefix = []byte("-LOADING Redis is loading the dataset in memory\r\n")
 
 // loadingRetry is how often a command the master refused with -LOADING
 // is sent again while it loads.
@@ -124,12 +127,14 @@ const loadingRetry = 50 * time.Millisecond
 // commands. Instead of passing that on (hundreds of errors per restart
 // under load), the commands from the first -LOADING reply on are sent
 // again every loadingRetry, to the master the group has then, until
-// they are answered otherwise, within HoldTimeout; after that the client
+// they are answered otherwise, within HoldTimeout of when the proxy read
+// them (a wait for the master before counts); after that the client
 // gets the -LOADING replies, which say truthfully that nothing ran. Only
 // a segment whose replies are -LOADING from the first one on is sent
 // again: a command Redis runs while loading (PUBLISH, say) must not run
-// twice.
-func (s *session) retryLoading(start int, parts [][]byte) {
+// twice. Nor are scripts and functions (ids, the commands' metric IDs):
+// one may write, then return an error of the same text.
+func (s *session) retryLoading(start int, parts [][]byte, ids []uint16) {
 	offsets, ok := replyOffsets(s.out[start:], len(parts))
 	if !ok {
 		return
@@ -138,10 +143,15 @@ func (s *session) retryLoading(start int, parts [][]byte) {
 	if !ok {
 		return
 	}
+	for _, id := range ids[first:] {
+		if scriptIDs[id] {
+			return
+		}
+	}
 	if s.gen != nil && s.gen.loadingLog.Allow() {
 		s.srv.log.Info("master answered LOADING; sending the commands again until it has loaded", zap.String("master", s.gen.addr))
 	}
-	deadline := time.Now().Add(s.srv.cfg.HoldTimeout)
+	deadline := s.batchStart.Add(s.srv.cfg.HoldTimeout)
 	r := &s.req
 	// Whatever the retries came to is in s.out now: the segment is
 	// finished, with no error left for finishSeg to answer.
@@ -192,6 +202,18 @@ func (s *session) retryLoading(start int, parts [][]byte) {
 		return
 	}
 }
+
+// scriptIDs are the metric IDs of the commands that run a script or a
+// function.
+var scriptIDs = func() (m [router.NumCommandIDs]bool) {
+	for id := range m {
+		switch router.CommandName(id) {
+		case "EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO":
+			m[id] = true
+		}
+	}
+	return m
+}()
 
 // loadingFrom returns the first of the replies in b (starting at
 // offsets) that is -LOADING, if every reply from it on is too.

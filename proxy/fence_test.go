@@ -668,15 +668,18 @@ func TestCommandsWaitForALoadingMaster(t *testing.T) {
 // first one on is sent again; a command that ran after it (Redis runs
 // PUBLISH while loading) must not run twice.
 func TestLoadingFrom(t *testing.T) {
+	const loading = "-LOADING Redis is loading the dataset in memory\r\n"
 	for _, c := range []struct {
 		replies []string
 		first   int
 		ok      bool
 	}{
-		{[]string{"+OK\r\n", "-LOADING Redis is loading\r\n", "-LOADING Redis is loading\r\n"}, 1, true},
-		{[]string{"-LOADING Redis is loading\r\n"}, 0, true},
-		{[]string{"-LOADING Redis is loading\r\n", ":1\r\n", "-LOADING Redis is loading\r\n"}, 0, false},
+		{[]string{"+OK\r\n", loading, loading}, 1, true},
+		{[]string{loading}, 0, true},
+		{[]string{loading, ":1\r\n", loading}, 0, false},
 		{[]string{"+OK\r\n", "-ERR LOADING\r\n"}, 0, false},
+		// A script's own error, not Redis's.
+		{[]string{"-LOADING my app is warming up\r\n"}, 0, false},
 	} {
 		if !c.ok {
 			c.first = -1 // none to report
@@ -694,6 +697,24 @@ func TestLoadingFrom(t *testing.T) {
 		if first != c.first || ok != c.ok {
 			t.Errorf("%q: %d %v, want %d %v", c.replies, first, ok, c.first, c.ok)
 		}
+	}
+}
+
+// TestScriptLoadingErrorRunsOnce: a script or function that writes and
+// then returns an error reading like Redis's -LOADING, even word for
+// word, has run: it is not sent again (a review saw one run 20 times).
+func TestScriptLoadingErrorRunsOnce(t *testing.T) {
+	rs := labtest.Server(t, lab.ServerOptions{})
+	_, addr := startProxy(t, rs.Addr, proxy.Config{HoldTimeout: 500 * time.Millisecond})
+	ctx := ctxT(t)
+	c := client(t, addr)
+	for i, msg := range []string{"LOADING Redis is loading the dataset in memory", "LOADING my app is warming up"} {
+		key := fmt.Sprint("evk", i)
+		script := fmt.Sprintf("redis.call('INCR', KEYS[1]); return redis.error_reply(%q)", msg)
+		if err := c.Eval(ctx, script, []string{key}).Err(); err == nil || err.Error() != msg {
+			t.Fatalf("the script answered %v, want its own error", err)
+		}
+		expectValue(t, rs, key, "1", "after one EVAL Redis has")
 	}
 }
 

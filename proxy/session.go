@@ -830,7 +830,7 @@ func (s *session) finishSeg() {
 		if r.refused&refusedReadonly != 0 {
 			s.retryReadonly(s.segStart, seg.parts)
 		} else {
-			s.retryLoading(s.segStart, seg.parts)
+			s.retryLoading(s.segStart, seg.parts, seg.ids)
 		}
 	}
 	conn, blocking := seg.conn, seg.blocking
