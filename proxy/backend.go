@@ -773,7 +773,7 @@ var (
 	idleCheckHook  func() // idleClosed has read outstanding, and looks next
 	toGoroutine    func() // the event loop hands a client to a goroutine
 	resumeHook     func() // the event loop is about to write what a hold held back
-	releasedHook   func() // a client's goroutine has waited for a master (a hold's end)
+	holdWaitHook   func() // a client's goroutine is about to wait out a hold
 )
 
 func hook(f func()) {
@@ -939,7 +939,7 @@ func (c *backendConn) deliver(raw []byte, typ byte) error {
 		switch {
 		case bytes.HasPrefix(raw, readonlyPrefix):
 			cur.refused |= refusedReadonly
-		case bytes.HasPrefix(raw, loadingPrefix):
+		case isLoading(raw):
 			cur.refused |= refusedLoading
 		}
 	}

@@ -42,13 +42,12 @@ func SetResumeHook(t *testing.T, f func()) {
 	t.Cleanup(func() { resumeHook = nil })
 }
 
-// SetReleasedHook makes f run, on the client's goroutine, each time a
-// command has waited for a master (the end of a failover hold), before
-// it takes a connection, for the rest of t. Call it before starting a
-// Server.
-func SetReleasedHook(t *testing.T, f func()) {
-	releasedHook = f
-	t.Cleanup(func() { releasedHook = nil })
+// SetHoldWaitHook makes f run, on the client's goroutine, each time a
+// command is about to wait for a master (the end of a failover hold),
+// for the rest of t. Call it before starting a Server.
+func SetHoldWaitHook(t *testing.T, f func()) {
+	holdWaitHook = f
+	t.Cleanup(func() { holdWaitHook = nil })
 }
 
 // SetReplacedHook makes f run, on a goroutine of its own, before the

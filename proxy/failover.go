@@ -23,14 +23,20 @@ func (s *session) awaitRelease() error {
 	if s.gen == nil {
 		return nil
 	}
+	waited := false
 	if s.srv.held.Load() && s.gen == s.srv.gen.Load() {
+		hook(holdWaitHook)
 		if s.srv.waitMaster(nil, s.holdWait()) == nil {
 			return errNoMaster // finishSeg starts the refusal
 		}
+		waited = true
 	}
 	if !s.gen.fenced.Load() {
-		if c := s.seg.conn; c != nil && c.shared && !c.alive() {
-			c, err := s.connect((*pool).shared)
+		// After a wait, Redis may have closed the connection during the
+		// hold, and the event loop not have read the close yet (connect,
+		// which then looks at what it gets too).
+		if c := s.seg.conn; c != nil && c.shared && (!c.alive() || waited && c.closedIdle()) {
+			c, err := s.connectAfterHold((*pool).shared)
 			if err != nil {
 				return notSent(err)
 			}
@@ -114,9 +120,23 @@ func (s *session) retryReadonly(start int, parts [][]byte) {
 	r.err, r.n = nil, 0
 }
 
-// loadingPrefix is Redis's own -LOADING error, whole: a script may
-// return an error that starts with LOADING after it wrote.
-var loadingPrefix = []byte("-LOADING Redis is loading the dataset in memory\r\n")
+// loadingReplies are the -LOADING errors of Redis and of Valkey, whole:
+// a script may return an error that starts with LOADING after it wrote.
+var loadingReplies = [...][]byte{
+	[]byte("-LOADING Redis is loading the dataset in memory\r\n"),
+	[]byte("-LOADING Valkey is loading the dataset in memory\r\n"),
+}
+
+// isLoading reports whether the reply at the start of b is a -LOADING
+// error of the server's own.
+func isLoading(b []byte) bool {
+	for _, l := range loadingReplies {
+		if bytes.HasPrefix(b, l) {
+			return true
+		}
+	}
+	return false
+}
 
 // loadingRetry is how often a command the master refused with -LOADING
 // is sent again while it loads.
@@ -220,7 +240,7 @@ var scriptIDs = func() (m [router.NumCommandIDs]bool) {
 func loadingFrom(b []byte, offsets []int) (int, bool) {
 	first := -1
 	for i, off := range offsets {
-		loading := bytes.HasPrefix(b[off:], loadingPrefix)
+		loading := isLoading(b[off:])
 		switch {
 		case loading && first < 0:
 			first = i

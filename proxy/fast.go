@@ -203,7 +203,8 @@ func (s *session) loopDone() {
 		s.askLoop(resumeBatch)
 		return
 	}
-	if r.refused != 0 && r.err == nil {
+	if r.refused != 0 && r.err == nil && s.seg.node == nil {
+		// A refusal the master made, which finishSeg gets past.
 		s.askLoop(resumeFinish)
 		return
 	}

@@ -504,25 +504,29 @@ func TestHeldCommandOutlivesItsConnection(t *testing.T) {
 }
 
 // TestHeldCommandOutlivesACloseNotYetRead is the test above with Redis
-// closing the connections just before the release, while the event loop
-// that reads them has not read the close yet: the held SET must still go
-// out on a new connection, not into the closed socket, where it would
-// fail as "may or may not have run". A fresh-clone CI run under -race met
-// this window by chance. Here the loop is kept from reading the close
-// until the SET's connection is closed, or for 2 s, by when the SET has
-// long been written. A client the loop serves waits for the master
-// without a connection; one a goroutine serves waits with the connection
-// of its last command.
+// closing the connections during the hold while the event loop, which
+// reads them, is kept from reading the close until the held SET's
+// connection is closed (or for 2 s, by when the SET has long been
+// written): the SET must still go out on a new connection, not into the
+// closed socket, where it would fail as "may or may not have run". A
+// fresh-clone CI run under -race met this by chance, a close an instant
+// before the release. A client the loop serves, and one a goroutine
+// serves, wait for the master before they take a connection (connect);
+// a later segment of a goroutine's pipeline, whose batch began before
+// the hold, waits with the connection the batch had (awaitRelease).
+//
+// With a goroutine per client (make test's second pass) reader goroutines
+// read the connections, and only while a reply is due: nothing reads the
+// close at all, and the same looks must find it.
 func TestHeldCommandOutlivesACloseNotYetRead(t *testing.T) {
-	if noEventLoop() {
-		t.Skip("about the event loop's connections")
-	}
-	for _, onLoop := range []bool{true, false} {
-		name := map[bool]string{true: "a client on the loop", false: "a client on a goroutine"}[onLoop]
-		t.Run(name, func(t *testing.T) {
-			rs := labtest.Server(t, lab.ServerOptions{})
-			var stall atomic.Bool
-			stalled, unstall, closed := make(chan struct{}), make(chan struct{}), make(chan struct{}, 1)
+	for _, how := range []string{"a client on the loop", "a client on a goroutine", "a segment after the hold began"} {
+		t.Run(how, func(t *testing.T) {
+			if noEventLoop() && how == "a client on the loop" {
+				t.Skip("no event loop")
+			}
+			rs := labtest.Server(t, lab.ServerOptions{Args: []string{"--enable-debug-command", "yes"}})
+			var stall, armed atomic.Bool
+			stalled, unstall, closed, killed := make(chan struct{}), make(chan struct{}), make(chan struct{}, 1), make(chan struct{})
 			var stalledOnce, unstallOnce, killOnce sync.Once
 			proxy.SetLoopReadHooks(t, func() {
 				if stall.Load() {
@@ -536,40 +540,63 @@ func TestHeldCommandOutlivesACloseNotYetRead(t *testing.T) {
 				}
 			})
 			t.Cleanup(func() { unstallOnce.Do(func() { close(unstall) }) })
-			proxy.SetReleasedHook(t, func() {
+			// As the held SET starts to wait: Redis closes every
+			// connection, and the loop sees the close come and waits.
+			proxy.SetHoldWaitHook(t, func() {
+				if !armed.Load() {
+					return
+				}
 				killOnce.Do(func() {
+					defer close(killed)
 					stall.Store(true)
 					if err := closeClientsOf(rs); err != nil {
 						t.Error(err)
+						return
+					}
+					if noEventLoop() {
+						return
 					}
 					select {
-					case <-stalled: // the loop saw the close come, and waits
+					case <-stalled:
 					case <-time.After(10 * time.Second):
 						t.Error("the event loop never started reading the closed connection")
 					}
 				})
 			})
-			srv, addr := startProxy(t, rs.Addr, proxy.Config{HoldTimeout: 10 * time.Second})
-			ctx := ctxT(t)
-			c := client(t, addr, func(o *redis.Options) { o.PoolSize = 1 })
-			if !onLoop {
+			srv, addr := startProxy(t, rs.Addr, proxy.Config{HoldTimeout: 10 * time.Second, StallTimeout: time.Minute})
+			c := dialRaw(t, addr)
+			if how != "a client on the loop" {
 				// Every CLIENT SETNAME the proxy answers itself moves the
 				// client off the loop, and after 8 such moves it stays off.
 				for range 9 {
-					if err := c.Do(ctx, "CLIENT", "SETNAME", "g").Err(); err != nil {
-						t.Fatal(err)
-					}
+					c.send(cmd("CLIENT", "SETNAME", "g"))
+					c.expect("+OK")
 				}
 			}
-			if err := c.Set(ctx, "before", "1", 0).Err(); err != nil {
-				t.Fatal(err)
-			}
-			want := map[bool]int{true: 1, false: 0}[onLoop]
-			if n := srv.Stats().EventLoop; n != want {
+			c.send(cmd("SET", "before", "1"))
+			c.expect("+OK")
+			if n, want := srv.Stats().EventLoop, map[bool]int{true: 1, false: 0}[how == "a client on the loop"]; n != want {
 				t.Fatalf("%d clients on the event loop, want %d", n, want)
 			}
-			done := setWhileHeld(t, srv, c)
-			for len(closed) > 0 { // a close before the hold's end is not the SET's
+			want := []string{"+OK"}
+			armed.Store(true)
+			if how == "a segment after the hold began" {
+				// The DEBUG goes out before the hold; the SETNAME, which the
+				// proxy answers after it, starts a new segment for the SET.
+				c.send(cmd("DEBUG", "SLEEP", "0.3") + cmd("CLIENT", "SETNAME", "x") + cmd("SET", "held", "1"))
+				waitBusy(t, rs)
+				srv.Hold("test")
+				want = []string{"+OK", "+OK", "+OK"}
+			} else {
+				srv.Hold("test")
+				c.send(cmd("SET", "held", "1"))
+			}
+			select {
+			case <-killed:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the held SET never came to wait for the hold")
+			}
+			for len(closed) > 0 { // a close before the release is not the SET's
 				<-closed
 			}
 			srv.Release()
@@ -578,12 +605,8 @@ func TestHeldCommandOutlivesACloseNotYetRead(t *testing.T) {
 			case <-time.After(2 * time.Second):
 			}
 			unstallOnce.Do(func() { close(unstall) })
-			if err := <-done; err != nil {
-				t.Fatalf("held SET after Redis closed its connection: %v", err)
-			}
-			if v, _ := rs.Client().Get(ctx, "held").Result(); v != "1" {
-				t.Fatalf("held SET not on Redis: %q", v)
-			}
+			c.expect(want...)
+			expectValue(t, rs, "held", "1", "after the release Redis has")
 		})
 	}
 }
@@ -680,6 +703,7 @@ func TestLoadingFrom(t *testing.T) {
 		{[]string{"+OK\r\n", "-ERR LOADING\r\n"}, 0, false},
 		// A script's own error, not Redis's.
 		{[]string{"-LOADING my app is warming up\r\n"}, 0, false},
+		{[]string{"-LOADING Valkey is loading the dataset in memory\r\n"}, 0, true},
 	} {
 		if !c.ok {
 			c.first = -1 // none to report

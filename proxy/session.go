@@ -1046,6 +1046,16 @@ func (s *session) dedicatedFrom(get func(*pool) (*backendConn, error)) (*backend
 // asks for a re-check and keeps trying, on a new master as soon as one is
 // published, until HoldTimeout; then it fails closed with TRYAGAIN.
 func (s *session) connect(get func(*pool) (*backendConn, error)) (*backendConn, error) {
+	return s.connectFrom(get, false)
+}
+
+// connectAfterHold is connect for a command that has waited out a
+// failover hold already (awaitRelease).
+func (s *session) connectAfterHold(get func(*pool) (*backendConn, error)) (*backendConn, error) {
+	return s.connectFrom(get, true)
+}
+
+func (s *session) connectFrom(get func(*pool) (*backendConn, error), held bool) (*backendConn, error) {
 	var deadline time.Time
 	looks := 0
 	for {
@@ -1053,8 +1063,8 @@ func (s *session) connect(get func(*pool) (*backendConn, error)) (*backendConn, 
 		if err != nil {
 			return nil, err
 		}
-		if waited {
-			looks = max(looks, 8)
+		if waited || held {
+			looks, held = len(p.slots)+1, false
 		}
 		c, err := get(p)
 		// After a failover hold Redis may have closed the connection (a
@@ -1063,9 +1073,11 @@ func (s *session) connect(get func(*pool) (*backendConn, error)) (*backendConn, 
 		// command written to it would fail as "may or may not have
 		// run", though Redis never saw it. (Outside a hold the loop reads
 		// such a close within microseconds, and the look, a system call,
-		// is not made.) A few looks: each closes what it finds closed,
-		// and the next get takes another connection, or dials.
-		if err == nil && looks > 0 {
+		// is not made.) A look per shared connection and one more: each
+		// closes what it finds closed, and the next get takes another
+		// connection, or dials. (A dedicated one taken from the pool is
+		// looked at there, and must go back to it.)
+		if err == nil && looks > 0 && c.shared {
 			looks--
 			if c.closedIdle() {
 				continue
@@ -1124,13 +1136,13 @@ func (s *session) poolAfterHold() (p *pool, waited bool, err error) {
 	}
 	g := s.srv.current()
 	if g == nil {
+		hook(holdWaitHook)
 		g = s.srv.waitMaster(nil, s.holdWait())
 		if g == nil {
 			s.refusing = errNoMaster
 			return nil, true, errNoMaster
 		}
 		waited = true
-		hook(releasedHook)
 	}
 	if g != s.gen {
 		s.moveTo(g)
