@@ -163,6 +163,9 @@ func (s *session) retryLoading(start int, parts [][]byte, ids []uint16) {
 	if !ok {
 		return
 	}
+	if len(ids) != len(parts) {
+		return // which commands these are is not known: none is sent again
+	}
 	for _, id := range ids[first:] {
 		if scriptIDs[id] {
 			return
