@@ -123,6 +123,35 @@ func (r *Reader) Release() bool {
 // not yet returned as frames.
 func (r *Reader) Buffered() int { return r.w - r.r }
 
+// Space returns the room the buffer has after what it holds, for a caller
+// that reads for r: an event loop that reads many sockets in one system
+// call. Filled then hands r the bytes read into it. Space moves what is
+// buffered to the front, which leaves every offset valid (they are
+// relative to r) but not the slices returned before, as a Read method
+// would. It returns nil when the buffer is full or rd has failed; the
+// Read methods then do what they would have.
+func (r *Reader) Space() []byte {
+	if r.err != nil {
+		return nil
+	}
+	if r.r > 0 {
+		copy(r.buf, r.buf[r.r:r.w])
+		r.r, r.w = 0, r.w-r.r
+	}
+	return r.buf[r.w:]
+}
+
+// Filled adds the n bytes the caller read into Space's slice to what r
+// holds, as if rd had returned them.
+func (r *Reader) Filled(n int) {
+	r.w += n
+	if r.w > len(r.small) {
+		r.smallReads = 0
+	} else if n > 0 {
+		r.smallReads++
+	}
+}
+
 // fill reads from rd once, first making room for the frame at r to reach
 // need bytes (need is more than is buffered). It moves the data, so it
 // invalidates every slice returned before; only the Read methods call it.

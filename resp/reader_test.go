@@ -543,3 +543,43 @@ func readCommand(t *testing.T, r *Reader, src *wouldBlock, cmd *Command) {
 		}
 	}
 }
+
+// TestSpaceAndFilledReadAsRead: bytes a caller reads into Space and hands
+// over with Filled parse as if rd had returned them, a frame split
+// between such reads included, after a frame already taken (so Space must
+// move the rest to the front), and the Reader goes on to rd when the
+// buffer runs out.
+func TestSpaceAndFilledReadAsRead(t *testing.T) {
+	w := &wouldBlock{}
+	r := NewReader(w, 32, Limits{})
+	put := func(s string) {
+		t.Helper()
+		p := r.Space()
+		if len(p) < len(s) {
+			t.Fatalf("Space has %d bytes of room, want %d", len(p), len(s))
+		}
+		r.Filled(copy(p, s))
+	}
+	var cmd Command
+	put("*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$1")
+	if err := r.ReadCommand(&cmd); err != nil || string(cmd.Args[0]) != "PING" {
+		t.Fatalf("first: %q %v", cmd.Args, err)
+	}
+	if ok, err := r.BufferedCommand(&cmd); ok || err != nil {
+		t.Fatalf("a partial GET parsed: %v %v", ok, err)
+	}
+	put("\r\nk\r\n") // Space moves the partial GET to the front first
+	if err := r.ReadCommand(&cmd); err != nil || len(cmd.Args) != 2 || string(cmd.Args[1]) != "k" {
+		t.Fatalf("split GET: %q %v", cmd.Args, err)
+	}
+	w.chunks, w.ready = [][]byte{[]byte("*1\r\n$4\r\nQUIT\r\n")}, true
+	if err := r.ReadCommand(&cmd); err != nil || string(cmd.Args[0]) != "QUIT" {
+		t.Fatalf("from rd after Filled: %q %v", cmd.Args, err)
+	}
+	if err := r.ReadCommand(&cmd); err != ErrWouldBlock {
+		t.Fatalf("with nothing left: %v, want ErrWouldBlock", err)
+	}
+	if p := r.Space(); len(p) == 0 {
+		t.Fatal("no room in an empty buffer")
+	}
+}
