@@ -15,6 +15,9 @@ test: redis-deps
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	# The data path again with a goroutine per client (proxy.Config.NoEventLoop).
 	SWITCHYARD_TEST_NO_EVENT_LOOP=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./proxy/
+	# And with the event loop making a system call per client read and
+	# write, as where io_uring is unavailable (proxy.Config.NoIOUring).
+	SWITCHYARD_TEST_NO_IO_URING=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./proxy/
 
 # The deploy module (Helm chart, rendered manifests, sidecar example, image
 # checks) is a Go module of its own, so `go test ./...` above does not

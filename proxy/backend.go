@@ -50,6 +50,11 @@ type request struct {
 	// and it must not block.
 	done   chan struct{}
 	notify func()
+	// lbatch is set by the event loop when it reads the request's
+	// replies (readBackend): notify then runs on the loop's goroutine,
+	// within a read whose end writes every reply it finished in one
+	// system call (sendReplies).
+	lbatch bool
 }
 
 // refusal is a set of the replies by which the node believed to be the

@@ -22,7 +22,10 @@ type clientReader struct {
 	fd int
 	// more is set when the last read on fd filled the space it was
 	// given: the socket may hold more, and epoll will not say so again.
-	more   bool
+	more bool
+	// dry is set when the event loop's read found the socket empty
+	// (received): the next Read says so without asking again.
+	dry    bool
 	peeked []byte
 	err    error // the watcher saw the client go; returned once peeked is empty
 
@@ -60,6 +63,10 @@ func (cr *clientReader) Read(p []byte) (int, error) {
 		return 0, cr.err
 	}
 	if cr.fd >= 0 {
+		if cr.dry {
+			cr.dry = false
+			return 0, errWouldBlock
+		}
 		n, err := readRaw(cr.fd, p)
 		cr.more = n == len(p)
 		if cr.bytes != nil && n > 0 {
@@ -73,6 +80,22 @@ func (cr *clientReader) Read(p []byte) (int, error) {
 		cr.bytes.Add(float64(n))
 	}
 	return n, err
+}
+
+// received takes the result of a read the event loop made into the
+// reader's buffer for this client (ringIO), of up to space bytes: what a
+// Read would have noted of it. An end of stream or an error is left for
+// the next Read to meet again.
+func (cr *clientReader) received(res int32, space int) {
+	switch {
+	case res > 0:
+		cr.more = int(res) == space
+		if cr.bytes != nil {
+			cr.bytes.Add(float64(res))
+		}
+	case res == -int32(syscall.EAGAIN):
+		cr.dry = true
+	}
 }
 
 // pending reports whether the client has sent bytes not read yet: kept

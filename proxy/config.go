@@ -74,6 +74,10 @@ type Config struct {
 	// loop_linux.go). The loop is faster and holds less memory per idle
 	// client; this is the way back if it misbehaves.
 	NoEventLoop bool
+	// NoIOUring makes the event loop read and write each client with a
+	// system call of its own, as it does where io_uring is unavailable
+	// (uring_linux.go).
+	NoIOUring bool
 
 	// ClientBufferSize is the initial read buffer of a client connection,
 	// in bytes; it grows for large requests and shrinks back. Default 1024:

@@ -168,7 +168,7 @@ func (s *session) fastReplica() *backendConn {
 func (s *session) prepareRequest() *request {
 	seg := &s.seg
 	r := &s.req
-	r.parts, r.n, r.out, r.blocking, r.unblock, r.err, r.refused, r.overflow, r.notify = seg.parts, seg.n, &s.out, seg.blocking, seg.unblock, nil, 0, false, nil
+	r.parts, r.n, r.out, r.blocking, r.unblock, r.err, r.refused, r.overflow, r.notify, r.lbatch = seg.parts, seg.n, &s.out, seg.blocking, seg.unblock, nil, 0, false, nil, false
 	s.segStart = len(s.out)
 	return r
 }
@@ -216,7 +216,20 @@ func (s *session) loopDone() {
 		s.askLoop(resumeWrite)
 		return
 	}
-	n, err := writeRaw(s.in.fd, s.out)
+	if r.lbatch {
+		if l := s.srv.loop.Load(); l.ring != nil {
+			// The loop writes this reply with the others of its round
+			// (ringIO), then calls wrote.
+			l.replies = append(l.replies, s)
+			return
+		}
+	}
+	s.wrote(writeRaw(s.in.fd, s.out))
+}
+
+// wrote finishes loopDone once n bytes of the replies went to the client
+// (a write, or the loop's send through its ring), or err ended it.
+func (s *session) wrote(n int, err error) {
 	m := s.srv.cfg.Metrics
 	if n > 0 {
 		m.add(m.BytesOut, float64(n))

@@ -27,6 +27,9 @@ func startProxy(t testing.TB, master string, cfg proxy.Config) (*proxy.Server, s
 	if noEventLoop() {
 		cfg.NoEventLoop = true
 	}
+	if noIOUring() {
+		cfg.NoIOUring = true
+	}
 	srv := proxy.New(cfg)
 	if master != "" {
 		srv.SetMaster(1, master)
@@ -51,6 +54,11 @@ func startProxy(t testing.TB, master string, cfg proxy.Config) (*proxy.Server, s
 // noEventLoop reports whether the tests run with a goroutine per client
 // (make test runs this package both ways).
 func noEventLoop() bool { return os.Getenv("SWITCHYARD_TEST_NO_EVENT_LOOP") != "" }
+
+// noIOUring reports whether the event loop makes a system call per client
+// read and write, as where io_uring is unavailable (make test runs this
+// package that way too).
+func noIOUring() bool { return os.Getenv("SWITCHYARD_TEST_NO_IO_URING") != "" }
 
 // setup starts a redis-server and a proxy in front of it.
 func setup(t testing.TB, cfg proxy.Config, args ...string) (*lab.Server, *proxy.Server, string) {

@@ -61,6 +61,13 @@ type loop struct {
 	bspare    []*backendConn
 	lastCheck time.Time
 	touched   []*backendConn // backends this round made the loop flush
+	// ring writes many clients' replies in one system call; nil where
+	// io_uring is unavailable (newRing's error says why), and then each
+	// reply is a write of its own.
+	ring      *ring
+	replies   []*session // replies the round finished, for ringIO
+	ready     []*session // clients the round found readable, for ringIO
+	ops       []ringOp
 	spare     []*session
 	now       time.Time
 	lastSweep time.Time
@@ -123,6 +130,13 @@ func newLoop(srv *Server) (*loop, error) {
 		reserve:  -1,
 	}
 	l.keepReserve()
+	if !srv.cfg.NoIOUring {
+		if r, err := newRing(); err != nil {
+			l.srv.log.Info("event loop: a system call per client read and write; io_uring is unavailable", zap.Error(err))
+		} else {
+			l.ring = r
+		}
+	}
 	l.pollFn = func(uintptr) bool {
 		l.n = l.poll(l.events)
 		return l.n > 0
@@ -166,6 +180,11 @@ func (l *loop) stop() {
 func (l *loop) run() {
 	defer close(l.done)
 	defer l.ep.Close() // the epoll descriptor
+	defer func() {
+		if l.ring != nil {
+			l.ring.close()
+		}
+	}()
 	defer func() {
 		if l.reserve >= 0 {
 			syscall.Close(l.reserve)
@@ -230,8 +249,13 @@ func (l *loop) run() {
 			}
 			s.lbusy = true
 			s.lmu.Unlock()
+			if l.ring != nil {
+				l.ready = append(l.ready, s)
+				continue
+			}
 			l.process(s)
 		}
+		l.ringIO()
 		l.mu.Lock()
 		q, bq := l.queue, l.bqueue
 		l.queue, l.bqueue = l.spare[:0], l.bspare[:0]
@@ -246,6 +270,7 @@ func (l *loop) run() {
 			q[i] = nil
 		}
 		l.spare = q[:0]
+		l.ringIO()
 		l.flushTouched()
 		if l.srv.cfg.IdleTimeout > 0 && l.now.Sub(l.lastSweep) >= time.Second {
 			l.lastSweep = l.now
@@ -424,6 +449,7 @@ func (l *loop) process(s *session) {
 		s.forward(c, s.cmd.Raw, false)
 		s.seg.node = s.replicaNode // set by fastReplica only
 	}
+	s.in.dry = false // said once, or not at all: it is stale now
 	if s.seg.n == 0 {
 		s.busy.Store(false)
 		if rerr != nil {
@@ -874,12 +900,130 @@ func (l *loop) readBackend(c *backendConn) {
 				return
 			}
 		}
-		if err := c.deliver(raw, typ); err != nil {
+		// A loop session's replies finished by this read may wait for
+		// the round's ringIO (lbatch), which comes before the loop waits
+		// again; only here, as the request may be finished elsewhere
+		// later (endBackend), where nothing would send them.
+		r := c.cur
+		if r != nil && r.notify != nil {
+			r.lbatch = true
+		} else {
+			r = nil // a goroutine's request: its own once finished
+		}
+		err = c.deliver(raw, typ)
+		if r != nil {
+			r.lbatch = false
+		}
+		if err != nil {
 			c.close(err)
 			l.endBackend(c)
 			return
 		}
 	}
+}
+
+// ringIO makes the round's client system calls through the ring, in one
+// io_uring_enter for up to ringSize of them: the sends of the replies the
+// round's reads finished (loopDone), then reads of the clients epoll
+// found readable (ready). It finishes each reply as loopDone would have
+// after its own write, and then serves the clients read, whose commands
+// are now in their buffers.
+func (l *loop) ringIO() {
+	sends, ready := l.replies, l.ready
+	i, j := 0, 0
+	for l.ring != nil && (i < len(sends) || j < len(ready)) {
+		ops := l.ops[:0]
+		for ; i < len(sends) && !l.ring.full(); i++ {
+			l.ring.add(uringOpSend, sends[i].in.fd, sends[i].out)
+			ops = append(ops, ringOp{s: sends[i]})
+		}
+		for ; j < len(ready) && !l.ring.full(); j++ {
+			s := ready[j]
+			if s.lnew || s.in.fd < 0 || len(s.in.peeked) > 0 || s.in.err != nil {
+				continue // process reads it, or does not
+			}
+			p := s.rd.Space()
+			if len(p) == 0 {
+				continue
+			}
+			l.ring.add(uringOpRecv, s.in.fd, p)
+			ops = append(ops, ringOp{s: s, recv: true, space: len(p)})
+		}
+		if len(ops) == 0 {
+			break // every client left was one to read as before
+		}
+		var err error
+		if ringHook != nil && !ringHook(len(ops)) {
+			err = errRingHook
+		} else {
+			err = l.ring.submit()
+		}
+		if err == nil && l.ring.waited {
+			// Results are in, but the kernel made the loop wait for
+			// one: the ring's premise is gone.
+			l.srv.log.Error("event loop: an io_uring call did not complete at once; making a system call per client from now on")
+			defer l.dropRing()
+		}
+		if err != nil {
+			// Some calls may have been made and others not. A reply may
+			// have gone out in part, and a read may have taken bytes
+			// that are lost: each client of the batch is closed, as a
+			// failed call closes one, and the loop makes its calls one
+			// by one from now on.
+			l.srv.log.Error("event loop: io_uring failed; making a system call per client from now on", zap.Error(err))
+			l.dropRing()
+		}
+		for k, op := range ops {
+			res := int32(0)
+			if err == nil {
+				res = l.ring.res[k]
+			}
+			switch {
+			case err != nil && op.recv:
+				op.s.in.err = err
+			case err != nil:
+				op.s.wrote(0, err)
+			case op.recv:
+				op.s.in.received(res, op.space)
+				op.s.rd.Filled(int(max(res, 0)))
+			case res >= 0:
+				op.s.wrote(int(res), nil)
+			case res == -int32(syscall.EAGAIN), res == -int32(syscall.EINTR):
+				op.s.wrote(0, nil) // a goroutine writes the rest
+			default:
+				op.s.wrote(0, syscall.Errno(-res))
+			}
+			ops[k] = ringOp{}
+		}
+		l.ops = ops[:0]
+	}
+	for ; i < len(sends); i++ {
+		sends[i].wrote(writeRaw(sends[i].in.fd, sends[i].out))
+	}
+	clear(sends)
+	l.replies = sends[:0]
+	for _, s := range ready {
+		l.process(s)
+	}
+	clear(ready)
+	l.ready = ready[:0]
+}
+
+// dropRing closes the ring; the loop makes a system call per client
+// from then on.
+func (l *loop) dropRing() {
+	if l.ring != nil {
+		l.ring.close()
+		l.ring = nil
+	}
+}
+
+// ringOp is a call ringIO put in the ring: a send of s's replies, or a
+// read into its buffer's space bytes of room.
+type ringOp struct {
+	s     *session
+	recv  bool
+	space int
 }
 
 // endBackend stops reading c, which is closed or being closed, and

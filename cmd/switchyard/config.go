@@ -113,6 +113,10 @@ type groupConfig struct {
 	// EventLoop serves plain-TCP clients from an event loop rather than a
 	// goroutine each (Linux; docs/operations.md). Default true.
 	EventLoop *bool `yaml:"event_loop"`
+	// IOUring lets the event loop read and write many clients in one
+	// system call through io_uring where the kernel and the seccomp
+	// profile allow it (docs/operations.md). Default true.
+	IOUring *bool `yaml:"io_uring"`
 
 	// Auth authenticates the proxy's connections to Redis (and its ROLE
 	// checks). Default: none.
@@ -226,6 +230,7 @@ type envConfig struct {
 	SentinelPassword     string `env:"REDIS_SENTINEL_PASSWORD"`
 	SentinelPasswordFile string `env:"REDIS_SENTINEL_PASSWORD_FILE"`
 	EventLoop            *bool  `env:"SWITCHYARD_EVENT_LOOP"`
+	IOUring              *bool  `env:"SWITCHYARD_IO_URING"`
 
 	// SentinelListen turns the Sentinel facade on; Announce is the
 	// group's advertised address.
@@ -468,6 +473,7 @@ func fromEnv(e envConfig) (*config, error) {
 	}
 	g.Announce = e.Announce
 	g.EventLoop = e.EventLoop
+	g.IOUring = e.IOUring
 	if e.TLSCertFile != "" || e.TLSKeyFile != "" || e.TLSClientCAFile != "" {
 		// TLS replaces plain text on SWITCHYARD_LISTEN.
 		g.TLS = &listenerTLS{Listen: g.Listen, CertFile: e.TLSCertFile, KeyFile: e.TLSKeyFile, ClientCAFile: e.TLSClientCAFile}

@@ -18,7 +18,7 @@ func setEnv(t *testing.T, kv map[string]string) {
 		"REDIS_USERNAME", "REDIS_PASSWORD", "REDIS_PASSWORD_FILE", "REDIS_SENTINEL_USERNAME", "REDIS_SENTINEL_PASSWORD",
 		"REDIS_SENTINEL_PASSWORD_FILE", "SWITCHYARD_DRAIN_TIMEOUT", "SWITCHYARD_SENTINEL_LISTEN", "SWITCHYARD_ANNOUNCE",
 		"SWITCHYARD_TLS_CERT_FILE", "SWITCHYARD_TLS_KEY_FILE", "SWITCHYARD_TLS_CLIENT_CA_FILE", "SWITCHYARD_PASSWORD",
-		"SWITCHYARD_PASSWORD_FILE", "SWITCHYARD_EVENT_LOOP"} {
+		"SWITCHYARD_PASSWORD_FILE", "SWITCHYARD_EVENT_LOOP", "SWITCHYARD_IO_URING"} {
 		t.Setenv(k, "")
 		os.Unsetenv(k)
 	}
@@ -53,6 +53,9 @@ func TestEnvConfig(t *testing.T) {
 		if g.EventLoop != nil {
 			t.Fatalf("event_loop set without SWITCHYARD_EVENT_LOOP: %v", *g.EventLoop)
 		}
+		if g.IOUring != nil {
+			t.Fatalf("io_uring set without SWITCHYARD_IO_URING: %v", *g.IOUring)
+		}
 	})
 	t.Run("socket timeout of seconds", func(t *testing.T) {
 		setEnv(t, map[string]string{"REDIS_HOST": "10.0.0.5", "REDIS_SOCKET_TIMEOUT": "2.5"})
@@ -72,6 +75,16 @@ func TestEnvConfig(t *testing.T) {
 		}
 		if g := c.Groups[0]; g.EventLoop == nil || *g.EventLoop {
 			t.Fatalf("SWITCHYARD_EVENT_LOOP=false gave %v", g.EventLoop)
+		}
+	})
+	t.Run("io_uring off", func(t *testing.T) {
+		setEnv(t, map[string]string{"REDIS_HOST": "10.0.0.5", "SWITCHYARD_IO_URING": "false"})
+		c, err := loadConfig("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := c.Groups[0]; g.IOUring == nil || *g.IOUring {
+			t.Fatalf("SWITCHYARD_IO_URING=false gave %v", g.IOUring)
 		}
 	})
 	// The connection guide lists both sets; a pod given all of them
@@ -131,7 +144,7 @@ func TestConfigErrorsNameFieldAndValue(t *testing.T) {
 		{name: "file negative sentinel.tls reload", file: "groups:\n  - {name: a, listen: '127.0.0.1:1', sentinel: {master_name: m, addrs: ['s:1'], tls: {reload_interval: -5s}}}\n", want: []string{"groups[0] (a).sentinel.tls.reload_interval=-5s: must not be negative"}},
 		{name: "file negative poll", file: "groups:\n  - {name: g, listen: '127.0.0.1:1', sentinel: {master_name: m, addrs: ['s:1'], poll_interval: -1s}}\n", want: []string{"groups[0] (g).sentinel.poll_interval=-1s: must not be negative"}},
 		{name: "file duration without unit", file: "groups:\n  - name: a\n    listen: 127.0.0.1:1\n    upstream: x:1\n    hold_timeout: 2\n", want: []string{"line 5: hold_timeout=2: want a duration such as 5s"}},
-		{name: "file flow style wrong types", file: "groups:\n  - {name: a, listen: '127.0.0.1:1', upstream: 'x:1', client_output_limit: 1MiB, event_loop: maybe}\n", want: []string{"client_output_limit=1MiB: want a whole number", "event_loop=maybe: want true or false"}},
+		{name: "file flow style wrong types", file: "groups:\n  - {name: a, listen: '127.0.0.1:1', upstream: 'x:1', client_output_limit: 1MiB, event_loop: maybe, io_uring: sometimes}\n", want: []string{"client_output_limit=1MiB: want a whole number", "event_loop=maybe: want true or false", "io_uring=sometimes: want true or false"}},
 		{name: "bad log format", env: map[string]string{"REDIS_HOST": "h", "SWITCHYARD_LOG_FORMAT": "xml"}, want: []string{"log.format", "xml", "json or console"}},
 		{name: "file unknown field", file: "groups:\n  - name: a\n    listen: 127.0.0.1:1\n    upstrem: x:1\n", want: []string{"upstrem"}},
 		{name: "file both upstreams", file: "groups:\n  - name: a\n    listen: 127.0.0.1:1\n    upstream: x:1\n    sentinel: {master_name: m, addrs: [s:1]}\n", want: []string{"groups[0] (a)", "not both"}},

@@ -210,6 +210,7 @@ func newGroup(cfg groupConfig, log *zap.Logger, m *metrics, sp spare) (g *group,
 		ReadPolicy:         policy,
 		ReadYourWrites:     cfg.ReadYourWrites,
 		NoEventLoop:        cfg.EventLoop != nil && !*cfg.EventLoop,
+		NoIOUring:          cfg.IOUring != nil && !*cfg.IOUring,
 		Logger:             log,
 	}
 	if backendTLS != nil {
