@@ -616,7 +616,7 @@ func (l *loop) handoff(s *session, how resumeKind, counted bool) {
 		l.reserve = -1
 	}
 	nc, err := attachConn(s.in.fd) // closes s.in.fd, whatever the outcome
-	s.in.fd = -1
+	s.in.fd, s.in.dry = -1, false
 	l.keepReserve()
 	if err == nil {
 		// net.FileConn turns Go's default keepalive on again.
@@ -935,7 +935,7 @@ func (l *loop) ringIO() {
 		ops := l.ops[:0]
 		for ; i < len(sends) && !l.ring.full(); i++ {
 			l.ring.add(uringOpSend, sends[i].in.fd, sends[i].out)
-			ops = append(ops, ringOp{s: sends[i]})
+			ops = append(ops, ringOp{s: sends[i], buf: sends[i].out})
 		}
 		for ; j < len(ready) && !l.ring.full(); j++ {
 			s := ready[j]
@@ -947,7 +947,7 @@ func (l *loop) ringIO() {
 				continue
 			}
 			l.ring.add(uringOpRecv, s.in.fd, p)
-			ops = append(ops, ringOp{s: s, recv: true, space: len(p)})
+			ops = append(ops, ringOp{s: s, recv: true, buf: p})
 		}
 		if len(ops) == 0 {
 			break // every client left was one to read as before
@@ -958,18 +958,13 @@ func (l *loop) ringIO() {
 		} else {
 			err = l.ring.submit()
 		}
-		if err == nil && l.ring.waited {
-			// Results are in, but the kernel made the loop wait for
-			// one: the ring's premise is gone.
-			l.srv.log.Error("event loop: an io_uring call did not complete at once; making a system call per client from now on")
-			defer l.dropRing()
-		}
 		if err != nil {
-			// Some calls may have been made and others not. A reply may
-			// have gone out in part, and a read may have taken bytes
-			// that are lost: each client of the batch is closed, as a
-			// failed call closes one, and the loop makes its calls one
-			// by one from now on.
+			// Some calls may have been made and others not, or not yet.
+			// A reply may have gone out in part, and a read may have
+			// taken bytes that are lost: each client of the batch is
+			// closed, as a failed call closes one, its buffers are kept
+			// from reuse, and the loop makes its calls one by one from
+			// now on.
 			l.srv.log.Error("event loop: io_uring failed; making a system call per client from now on", zap.Error(err))
 			l.dropRing()
 		}
@@ -978,27 +973,31 @@ func (l *loop) ringIO() {
 			if err == nil {
 				res = l.ring.res[k]
 			}
+			if err != nil {
+				quarantine(op.buf)
+			}
 			switch {
 			case err != nil && op.recv:
 				op.s.in.err = err
 			case err != nil:
-				op.s.wrote(0, err)
+				l.wrote(op.s, 0, err)
 			case op.recv:
-				op.s.in.received(res, op.space)
+				op.s.in.received(res, len(op.buf))
 				op.s.rd.Filled(int(max(res, 0)))
 			case res >= 0:
-				op.s.wrote(int(res), nil)
+				l.wrote(op.s, int(res), nil)
 			case res == -int32(syscall.EAGAIN), res == -int32(syscall.EINTR):
-				op.s.wrote(0, nil) // a goroutine writes the rest
+				l.wrote(op.s, 0, nil) // a goroutine writes the rest
 			default:
-				op.s.wrote(0, syscall.Errno(-res))
+				l.wrote(op.s, 0, syscall.Errno(-res))
 			}
 			ops[k] = ringOp{}
 		}
 		l.ops = ops[:0]
 	}
 	for ; i < len(sends); i++ {
-		sends[i].wrote(writeRaw(sends[i].in.fd, sends[i].out))
+		n, err := writeRaw(sends[i].in.fd, sends[i].out)
+		l.wrote(sends[i], n, err)
 	}
 	clear(sends)
 	l.replies = sends[:0]
@@ -1018,12 +1017,24 @@ func (l *loop) dropRing() {
 	}
 }
 
-// ringOp is a call ringIO put in the ring: a send of s's replies, or a
-// read into its buffer's space bytes of room.
+// wrote is s.wrote for ringIO, which, unlike loopDone, has no recover of
+// its own: a bug must cost this client, not the loop every client shares.
+func (l *loop) wrote(s *session, n int, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			l.srv.log.Error("panic answering a client; closing it", zap.Any("panic", v), zap.Stack("stack"))
+			s.askLoop(resumeClose)
+		}
+	}()
+	s.wrote(n, err)
+}
+
+// ringOp is a call ringIO put in the ring: a send of s's replies (buf),
+// or a read into the room in its buffer (buf).
 type ringOp struct {
-	s     *session
-	recv  bool
-	space int
+	s    *session
+	recv bool
+	buf  []byte
 }
 
 // endBackend stops reading c, which is closed or being closed, and

@@ -4,6 +4,7 @@ package proxy_test
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -96,16 +97,83 @@ func TestEventLoopRingServesEachClientItsOwn(t *testing.T) {
 		}
 	})
 	_, _, addr := setup(t, proxy.Config{})
+	// Beside them, a client whose replies are larger than its socket
+	// takes at once: the ring's send is partial, and a goroutine must
+	// write the rest, in order.
+	bigErr := make(chan error, 1)
+	go func() { bigErr <- bigValueClient(addr, 4<<20, 5) }()
 	for _, err := range ringClients(addr, 48, 150) {
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := <-bigErr; err != nil {
+		t.Fatal(err)
 	}
 	if submissions.Load() == 0 {
 		t.Fatal("the event loop made no submission through its ring")
 	}
 	if most.Load() < 2 {
 		t.Fatalf("no submission held more than %d call: nothing was batched", most.Load())
+	}
+}
+
+// bigValueClient sets a value of size bytes and reads it back rounds
+// times, each reply in one piece of the client's reading.
+func bigValueClient(addr string, size, rounds int) error {
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	br := bufio.NewReaderSize(nc, 64<<10)
+	val := make([]byte, size)
+	for i := range val {
+		val[i] = byte('a' + i%26)
+	}
+	fmt.Fprintf(nc, "*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$%d\r\n%s\r\n", size, val)
+	nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if line, err := br.ReadString('\n'); err != nil || line != "+OK\r\n" {
+		return fmt.Errorf("big SET: %q %v", line, err)
+	}
+	want := append(fmt.Appendf(nil, "$%d\r\n", size), val...)
+	want = append(want, "\r\n"...)
+	got := make([]byte, len(want))
+	for j := range rounds {
+		nc.Write([]byte("*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n"))
+		nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if _, err := io.ReadFull(br, got); err != nil {
+			return fmt.Errorf("big GET %d: %w", j, err)
+		}
+		if !bytes.Equal(got, want) {
+			i := 0
+			for i < len(got) && got[i] == want[i] {
+				i++
+			}
+			return fmt.Errorf("big GET %d: the reply differs from byte %d of %d", j, i, len(want))
+		}
+	}
+	return nil
+}
+
+// TestEventLoopReadsOnPastAFullBuffer: a read that fills the room in a
+// client's buffer, ending exactly between two commands, may have left
+// more in the socket, and epoll (edge-triggered) will not say so again:
+// the loop must read on after serving what it has, with the ring's reads
+// as with its own.
+func TestEventLoopReadsOnPastAFullBuffer(t *testing.T) {
+	skipWithoutLoop(t)
+	_, _, addr := setup(t, proxy.Config{ClientBufferSize: 64})
+	c := dialRaw(t, addr)
+	// Two SETs of 32 bytes each fill the 64-byte buffer; the GET behind
+	// them stays in the socket.
+	set := "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$6\r\n%06d\r\n"
+	if n := len(fmt.Sprintf(set, 0)); n != 32 {
+		t.Fatalf("a SET is %d bytes, want 32", n)
+	}
+	for i := range 20 {
+		c.send(fmt.Sprintf(set, 2*i) + fmt.Sprintf(set, 2*i+1) + "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n")
+		c.expect("+OK", "+OK", "$6", fmt.Sprintf("%06d", 2*i+1))
 	}
 }
 

@@ -3,27 +3,28 @@ package proxy
 import (
 	"errors"
 	"fmt"
-	"runtime"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
 )
 
-// ring writes many sockets in one system call through io_uring. The event
-// loop writes each client's reply with a write(2) of its own; on a
-// virtual machine, where a system call costs more than the TCP work it
-// does, those calls are most of the proxy's CPU (bench/README.md,
-// History, sessions 17 and 21). A round that answers several clients
-// gives ring one send per client and makes one io_uring_enter(2) for all
-// of them.
+// ring reads and writes many sockets in one system call through
+// io_uring. Without it the event loop reads each client's commands with
+// a read(2) and writes each reply with a write(2); on a virtual machine,
+// where a system call costs more than the TCP work it does, those calls
+// are most of the proxy's CPU (bench/README.md, History, sessions 17 and
+// 21). A round gives ring a send per reply and a receive per readable
+// client and makes one io_uring_enter(2) for all of them.
 //
-// Every send is made with MSG_DONTWAIT: a full socket completes at once
-// with EAGAIN, as a non-blocking write(2) does, rather than waiting in
-// the kernel, so a send ends within the call that submits it and the
-// caller gets the same answers it would from write(2). newRing checks
-// that the kernel does so before anyone uses the ring (a kernel that
-// waited would hold the loop on a slow client), and refuses the ring
-// otherwise; the loop then writes as before.
+// Every call is made with MSG_DONTWAIT: a full or an empty socket
+// completes at once with EAGAIN, as a non-blocking write(2) or read(2)
+// does, rather than waiting in the kernel, so each ends within the
+// io_uring_enter that submits it and the caller gets the answers it
+// would from those calls. newRing checks that the kernel does so before
+// anyone uses the ring (a kernel that waited would hold the loop on a
+// slow client), and refuses the ring otherwise; the loop then makes a
+// call per client as before.
 //
 // A ring belongs to one goroutine (the loop's) and is not safe for
 // concurrent use.
@@ -42,12 +43,12 @@ type ring struct {
 	tail   uint32  // the submission ring's tail, as add leaves it
 	queued uint32  // sends added since the last submit
 	res    []int32 // each call's result, by the order add queued them
-	// waited is set once a call did not complete within the submission
-	// (submit).
-	waited bool
 }
 
-// io_uring's ABI (include/uapi/linux/io_uring.h).
+// io_uring's ABI (include/uapi/linux/io_uring.h). The system call
+// numbers are those of every architecture's generic table (mips and alpha
+// differ; there io_uring_setup fails and the loop makes a call per
+// client).
 const (
 	sysIOUringSetup = 425
 	sysIOUringEnter = 426
@@ -72,8 +73,8 @@ type uringParams struct {
 	sqOff, cqOff                                                           [10]uint32
 }
 
-// ringSize is the most sends one call submits; a longer batch takes more
-// calls.
+// ringSize is the most sends and receives one call submits; a longer
+// batch takes more calls.
 const ringSize = 256
 
 // ringHook, when set, runs before each submission the event loop makes
@@ -145,13 +146,19 @@ func (r *ring) probe() error {
 	}
 	defer syscall.Close(fds[0])
 	defer syscall.Close(fds[1])
-	chunk := make([]byte, 64<<10)
+	// Over 64 KiB, so on the heap: the kernel may keep a call the probe
+	// finds unfit, and must not keep a pointer into a goroutine's stack.
+	chunk := make([]byte, 128<<10)
 	res, err := r.probeOne(uringOpRecv, fds[1], chunk)
 	if err != nil {
 		return err
 	}
-	if res != -int32(syscall.EAGAIN) {
-		return fmt.Errorf("io_uring probe: a receive from an empty socket gave %d, not EAGAIN", res)
+	switch {
+	case res >= 0:
+		return fmt.Errorf("io_uring probe: a receive from an empty socket gave %d bytes, not EAGAIN", res)
+	case res != -int32(syscall.EAGAIN):
+		// EINVAL: a kernel older than 5.6, without IORING_OP_RECV.
+		return fmt.Errorf("io_uring probe: receive: %w", syscall.Errno(-res))
 	}
 	sent := 0
 	for range 256 {
@@ -228,10 +235,10 @@ func (r *ring) add(op uint8, fd int, p []byte) {
 // says nothing about any of them.
 //
 // The call does not wait: every send and receive completes within it
-// (probe). Should one not have, submit waits for it in an ordinary system
-// call, which lets the Go runtime run everything else meanwhile, and sets
-// waited: the ring is then no better than the calls it replaces, and its
-// owner stops using it.
+// (probe). Should one not have, submit does not wait for it either (a
+// send to a client that stopped reading would hold the loop): it returns
+// errRingUnfit, and the kernel may still use the buffers of that
+// submission (see quarantine).
 func (r *ring) submit() error {
 	n := r.queued
 	r.queued = 0
@@ -250,16 +257,26 @@ func (r *ring) submit() error {
 		}
 		got += r.reap(n)
 	}
-	for got < n {
-		r.waited = true
-		_, _, e := syscall.Syscall6(sysIOUringEnter, uintptr(r.fd), 0, uintptr(n-got), uringEnterGetEvts, 0, 0)
-		if e != 0 && e != syscall.EINTR {
-			return fmt.Errorf("io_uring_enter: %w", e)
-		}
-		got += r.reap(n)
+	if got < n {
+		return errRingUnfit
 	}
-	runtime.KeepAlive(r)
 	return nil
+}
+
+// quarantined keeps the buffers of a failed submission from the garbage
+// collector for the life of the process: a call the kernel had not
+// completed may still read or write them, and must not meet memory the
+// program has since used for something else. It happens at most once per
+// ring, which is then closed.
+var quarantined struct {
+	sync.Mutex
+	bufs [][]byte
+}
+
+func quarantine(p []byte) {
+	quarantined.Lock()
+	quarantined.bufs = append(quarantined.bufs, p)
+	quarantined.Unlock()
 }
 
 // reap takes the completions there are into res.

@@ -134,10 +134,17 @@ func (r *Reader) Space() []byte {
 	if r.err != nil {
 		return nil
 	}
-	if r.r > 0 {
+	n := r.w - r.r
+	switch {
+	case len(r.buf) > len(r.small) && n < len(r.small) && (len(r.buf) > keepMax || r.smallReads >= keepReads):
+		// As fill does: the large frames that grew the buffer are
+		// consumed, and a connection goes back to its small buffer.
+		copy(r.small, r.buf[r.r:r.w])
+		r.buf = r.small
+	case r.r > 0:
 		copy(r.buf, r.buf[r.r:r.w])
-		r.r, r.w = 0, r.w-r.r
 	}
+	r.r, r.w = 0, n
 	return r.buf[r.w:]
 }
 

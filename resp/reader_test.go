@@ -583,3 +583,46 @@ func TestSpaceAndFilledReadAsRead(t *testing.T) {
 		t.Fatal("no room in an empty buffer")
 	}
 }
+
+// TestSpaceGoesBackToTheSmallBuffer: a Reader fed through Space and
+// Filled gives up a buffer grown for a large frame as one that reads
+// does, after keepReads small reads; an event loop that reads for its
+// clients would otherwise keep up to keepMax bytes per connection that
+// once sent a large command.
+func TestSpaceGoesBackToTheSmallBuffer(t *testing.T) {
+	w := &wouldBlock{}
+	r := NewReader(w, 64, Limits{})
+	big := "*2\r\n$3\r\nSET\r\n$100000\r\n" + strings.Repeat("v", 100000) + "\r\n"
+	var cmd Command
+	for off := 0; off < len(big); {
+		p := r.Space()
+		if len(p) == 0 {
+			// Full: the Reader grows its buffer on a read of its own.
+			w.chunks, w.ready = [][]byte{[]byte(big[off : off+1])}, true
+			if err := r.ReadCommand(&cmd); err != nil && err != ErrWouldBlock {
+				t.Fatal(err)
+			}
+			off++
+			continue
+		}
+		n := copy(p, big[off:])
+		r.Filled(n)
+		off += n
+	}
+	if err := r.ReadCommand(&cmd); err != nil || len(cmd.Args) != 2 || len(cmd.Args[1]) != 100000 {
+		t.Fatalf("the large SET: %v", err)
+	}
+	if len(r.buf) <= 64 {
+		t.Fatalf("the buffer never grew (%d bytes)", len(r.buf))
+	}
+	for range keepReads + 1 {
+		p := r.Space()
+		r.Filled(copy(p, "*1\r\n$4\r\nPING\r\n"))
+		if err := r.ReadCommand(&cmd); err != nil || string(cmd.Args[0]) != "PING" {
+			t.Fatalf("PING: %q %v", cmd.Args, err)
+		}
+	}
+	if len(r.Space()) > 64 {
+		t.Fatalf("after %d small reads the buffer is still %d bytes, want the initial 64", keepReads+1, len(r.buf))
+	}
+}
