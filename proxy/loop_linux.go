@@ -61,9 +61,9 @@ type loop struct {
 	bspare    []*backendConn
 	lastCheck time.Time
 	touched   []*backendConn // backends this round made the loop flush
-	// ring writes many clients' replies in one system call; nil where
-	// io_uring is unavailable (newRing's error says why), and then each
-	// reply is a write of its own.
+	// ring reads and writes many clients in one system call (ringIO);
+	// nil where io_uring is unavailable (newRing's error says why), and
+	// then each read and each reply is a system call of its own.
 	ring      *ring
 	replies   []*session // replies the round finished, for ringIO
 	ready     []*session // clients the round found readable, for ringIO
