@@ -139,16 +139,22 @@ func (r *ring) mapRings(p *uringParams) error {
 // submits it, without asking that call to wait: a receive from an empty
 // socket with EAGAIN, sends until the socket is full with the bytes and
 // then EAGAIN, as the non-blocking calls would.
-func (r *ring) probe() error {
+func (r *ring) probe() (err error) {
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("io_uring probe: socketpair: %w", err)
 	}
 	defer syscall.Close(fds[0])
 	defer syscall.Close(fds[1])
-	// Over 64 KiB, so on the heap: the kernel may keep a call the probe
-	// finds unfit, and must not keep a pointer into a goroutine's stack.
+	// Over 64 KiB, so on the heap, never on a goroutine's stack: a call
+	// the probe finds unfit may still be pending in the kernel, and then
+	// chunk is quarantined, as ringIO does with a failed batch's buffers.
 	chunk := make([]byte, 128<<10)
+	defer func() {
+		if err == errRingUnfit {
+			quarantine(chunk)
+		}
+	}()
 	res, err := r.probeOne(uringOpRecv, fds[1], chunk)
 	if err != nil {
 		return err
@@ -252,6 +258,9 @@ func (r *ring) submit() error {
 		case e == syscall.EINTR:
 		case e != 0:
 			return fmt.Errorf("io_uring_enter: %w", e)
+		case ret == 0:
+			// Nothing taken and no error: asking again would spin.
+			return fmt.Errorf("io_uring_enter: submitted none of %d calls", toSubmit)
 		default:
 			toSubmit -= min(uint32(ret), toSubmit)
 		}
