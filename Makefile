@@ -61,6 +61,9 @@ bench: redis-deps build
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	# The binary builds off Linux too (no event loop there: loop_other.go).
+	GOOS=darwin $(GO) build -o /dev/null ./cmd/switchyard
+	GOOS=windows $(GO) build -o /dev/null ./cmd/switchyard
 
 # The container image (needs docker, or DOCKER=podman). deploy's tests
 # check what can be checked without an engine: make test-deploy.

@@ -216,13 +216,8 @@ func (s *session) loopDone() {
 		s.askLoop(resumeWrite)
 		return
 	}
-	if r.lbatch {
-		if l := s.srv.loop.Load(); l.ring != nil {
-			// The loop writes this reply with the others of its round
-			// (ringIO), then calls wrote.
-			l.replies = append(l.replies, s)
-			return
-		}
+	if r.lbatch && s.srv.loop.Load().deferReply(s) {
+		return // the loop writes it with the others of its round
 	}
 	s.wrote(writeRaw(s.in.fd, s.out))
 }

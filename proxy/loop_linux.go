@@ -1008,6 +1008,17 @@ func (l *loop) ringIO() {
 	l.ready = ready[:0]
 }
 
+// deferReply keeps s's replies for the round's ringIO, which writes them
+// with the others and then calls wrote; false if the loop has no ring.
+// Only on the loop's goroutine, during its read of a backend (lbatch).
+func (l *loop) deferReply(s *session) bool {
+	if l.ring == nil {
+		return false
+	}
+	l.replies = append(l.replies, s)
+	return true
+}
+
 // dropRing closes the ring; the loop makes a system call per client
 // from then on.
 func (l *loop) dropRing() {

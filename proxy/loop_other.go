@@ -18,6 +18,7 @@ func (*loop) stop()                     {}
 func (*loop) adopt(*backendConn) bool   { return false }
 func (*loop) postBackend(*backendConn)  {}
 func (*loop) resumeHeld()               {}
+func (*loop) deferReply(*session) bool  { return false }
 func detachConn(net.Conn) (int, error)  { return -1, errNoLoop }
 func readRaw(int, []byte) (int, error)  { return 0, errNoLoop }
 func writeRaw(int, []byte) (int, error) { return 0, errNoLoop }
